@@ -1,0 +1,152 @@
+"""A trained model on disk: weights plus everything needed to predict the same way.
+
+One ``.pt`` file (``torch.save`` of plain containers, loadable with ``weights_only=True``)
+holding the state dict, the :class:`~segmentation.core.resunet.ResUNetConfig`, the
+:class:`~segmentation.core.classes.ClassSpec`, the intensity normalisation measured on
+the training image, and training metadata (curve, validation Dice, seed, budget).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from segmentation.core.classes import ClassSpec
+from segmentation.core.resunet import ResUNet, ResUNetConfig
+
+__all__ = ["Normalization", "TrainedModel", "save_model", "load_model", "resolve_device", "FORMAT"]
+
+FORMAT = "emportal-resunet/1"
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Percentile intensity normalisation: ``(x - lo) / (hi - lo) - 0.5``, clipped.
+
+    lo, hi : grey values at the ``low``/``high`` percentiles of the training image.
+    """
+
+    lo: float
+    hi: float
+    low: float = 1.0
+    high: float = 99.0
+
+    @classmethod
+    def measure(cls, image: Any, *, low: float = 1.0, high: float = 99.0, max_samples: int = 2_000_000, seed: int = 0) -> Normalization:
+        """Measure percentiles on (a sample of) an array-like ZYX image.
+
+        Reads at most a bounded number of voxels: whole slices spread over Z, each
+        strided in YX, so a large zarr volume is never loaded whole.
+        """
+        shape = tuple(image.shape)
+        if len(shape) == 2:
+            shape = (1, *shape)
+            image = np.asarray(image)[None]
+        z, y, x = shape
+        n_slices = min(z, 16)
+        zs = np.unique(np.linspace(0, z - 1, n_slices).round().astype(int))
+        per_slice = max(1, max_samples // len(zs))
+        step = max(1, int(np.sqrt(y * x / per_slice)))
+        values = np.concatenate([np.asarray(image[int(k), ::step, ::step], np.float32).ravel() for k in zs])
+        lo, hi = np.percentile(values, [low, high])
+        if not np.isfinite(lo) or not np.isfinite(hi):
+            raise ValueError(f"image holds non-finite values (percentiles {lo}, {hi})")
+        if hi <= lo:
+            hi = lo + 1.0
+        return cls(lo=float(lo), hi=float(hi), low=low, high=high)
+
+    def apply(self, array: np.ndarray) -> np.ndarray:
+        """Normalised float32 copy of ``array`` (any shape)."""
+        a = (np.asarray(array, np.float32) - self.lo) / (self.hi - self.lo) - 0.5
+        return np.clip(a, -1.5, 1.5, out=a)
+
+
+@dataclass
+class TrainedModel:
+    """A network with its classes, normalisation and training metadata."""
+
+    net: ResUNet
+    config: ResUNetConfig
+    classes: ClassSpec
+    normalization: Normalization
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def halo(self) -> int:
+        """Z slices needed on each side of a predicted slice (2.5D context)."""
+        return self.config.in_slices // 2
+
+
+def save_model(path: str | os.PathLike[str], model: TrainedModel) -> Path:
+    """Write ``model`` to ``path`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "state_dict": {k: v.detach().cpu() for k, v in model.net.state_dict().items()},
+        "config": model.config.to_dict(),
+        "classes": model.classes.to_dict(),
+        "normalization": asdict(model.normalization),
+        "meta": _plain(model.meta),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_model(source: str | os.PathLike[str] | TrainedModel | Mapping[str, Any], *, device: str | torch.device = "cpu") -> TrainedModel:
+    """Load a model file (or pass a :class:`TrainedModel` through), in eval mode on ``device``."""
+    if isinstance(source, TrainedModel):
+        source.net.to(device).eval()
+        return source
+    if isinstance(source, Mapping):
+        payload = source
+    else:
+        p = Path(source)
+        if not p.is_file():
+            raise FileNotFoundError(f"model file {str(p)!r} does not exist")
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
+        raise ValueError(f"{source!r} is not an {FORMAT} model file")
+    config = ResUNetConfig.from_dict(dict(payload["config"]))
+    net = ResUNet(config)
+    net.load_state_dict(payload["state_dict"])
+    net.to(device).eval()
+    return TrainedModel(
+        net=net,
+        config=config,
+        classes=ClassSpec.from_dict(payload["classes"]),
+        normalization=Normalization(**payload["normalization"]),
+        meta=dict(payload.get("meta", {})),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Metadata as plain Python containers so ``weights_only`` loading accepts it."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without CUDA is an error."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    return torch.device(device)

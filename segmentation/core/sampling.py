@@ -1,0 +1,140 @@
+"""Training patches from sparsely labeled slices: biased sampling and augmentation.
+
+Patches are 2D (with ``in_slices`` Z neighbours as channels for 2.5D). Sampling favours
+labeled voxels and rare classes: with probability ``label_bias`` a patch is centred near a
+labeled voxel of a class drawn uniformly among the classes present (so a class painted
+on 1% of the labeled voxels is seen as often as background), otherwise anywhere on a
+labeled slice.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from segmentation.core.classes import ClassSpec
+
+__all__ = ["LabeledSlices", "PatchSampler", "augment"]
+
+
+@dataclass
+class LabeledSlices:
+    """Image and label slices used for training, already normalised.
+
+    images : float32, shape (n, in_slices, Y, X): each labeled slice with its neighbours.
+    labels : integer, shape (n, Y, X).
+    complete : bool, shape (n,): slices whose unpainted voxels count as background.
+    z : the slices' indices in the volume.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    complete: np.ndarray
+    z: list[int]
+
+    def subset(self, index: Sequence[int]) -> LabeledSlices:
+        idx = list(index)
+        return LabeledSlices(self.images[idx], self.labels[idx], self.complete[idx], [self.z[i] for i in idx])
+
+
+def _pad_to(a: np.ndarray, size: int) -> np.ndarray:
+    """Reflect-pad the last two axes of ``a`` up to ``size`` (edge-pad if too small)."""
+    py, px = max(0, size - a.shape[-2]), max(0, size - a.shape[-1])
+    if not (py or px):
+        return a
+    pad = [(0, 0)] * (a.ndim - 2) + [(py // 2, py - py // 2), (px // 2, px - px // 2)]
+    mode = "reflect" if py < a.shape[-2] and px < a.shape[-1] else "edge"
+    return np.pad(a, pad, mode=mode)
+
+
+class PatchSampler:
+    """Draws (image, target, weight) patches from :class:`LabeledSlices`.
+
+    Parameters
+    ----------
+    data : LabeledSlices
+    spec : ClassSpec
+    patch : patch side in pixels.
+    rng : numpy Generator (fixed seed -> same patches).
+    label_bias : probability of centring a patch on a labeled voxel of a random class.
+    """
+
+    def __init__(self, data: LabeledSlices, spec: ClassSpec, *, patch: int, rng: np.random.Generator, label_bias: float = 0.9) -> None:
+        if len(data.z) == 0:
+            raise ValueError("no labeled slices to sample from")
+        self.data, self.spec, self.patch, self.rng, self.label_bias = data, spec, patch, rng, label_bias
+        self.t_lut, self.w_lut = spec.lookup_tables()
+        # coordinates of labeled voxels per class value, subsampled to bound memory
+        self.coords: dict[int, np.ndarray] = {}
+        values = [v for v in spec.values.values()] + [0]
+        for v in values:
+            pts = []
+            for i in range(len(data.z)):
+                if v == 0 and not data.complete[i]:
+                    continue  # unlabeled voxels only count on complete slices
+                yx = np.argwhere(data.labels[i] == v)
+                if len(yx) > 200_000:
+                    yx = yx[rng.choice(len(yx), 200_000, replace=False)]
+                pts.append(np.column_stack([np.full(len(yx), i), yx]))
+            arr = np.concatenate(pts) if pts else np.zeros((0, 3), int)
+            if len(arr):
+                self.coords[v] = arr
+        weights = np.array([float((data.labels[i] != 0).sum()) + (data.labels[i].size if data.complete[i] else 0) for i in range(len(data.z))])
+        self.slice_p = weights / weights.sum() if weights.sum() > 0 else None
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One patch: image (in_slices, P, P), target and weight (n_heads, P, P), float32."""
+        d, p = self.data, self.patch
+        if self.coords and self.rng.random() < self.label_bias:
+            v = list(self.coords)[self.rng.integers(len(self.coords))]
+            i, cy, cx = self.coords[v][self.rng.integers(len(self.coords[v]))]
+            cy += int(self.rng.integers(-p // 4, p // 4 + 1))
+            cx += int(self.rng.integers(-p // 4, p // 4 + 1))
+        else:
+            i = int(self.rng.choice(len(d.z), p=self.slice_p))
+            cy = int(self.rng.integers(0, d.labels.shape[1]))
+            cx = int(self.rng.integers(0, d.labels.shape[2]))
+        H, W = d.labels.shape[1:]
+        y0 = int(np.clip(cy - p // 2, 0, max(H - p, 0)))
+        x0 = int(np.clip(cx - p // 2, 0, max(W - p, 0)))
+        img = _pad_to(d.images[i, :, y0 : y0 + p, x0 : x0 + p], p)
+        lab = _pad_to(d.labels[i, y0 : y0 + p, x0 : x0 + p].astype(np.int64), p)
+        lab = np.where(lab < self.t_lut.shape[0], lab, 0)
+        target = np.moveaxis(self.t_lut[lab], -1, 0)
+        weight = np.moveaxis(self.w_lut[lab], -1, 0)
+        if d.complete[i]:
+            fill = lab == 0
+            weight = np.where(fill[None], 1.0, weight).astype(np.float32)
+        return img, target, weight
+
+    def batch(self, n: int, *, augment_data: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``n`` patches stacked: (n, in_slices, P, P), (n, C, P, P), (n, C, P, P)."""
+        items = [self.sample() for _ in range(n)]
+        if augment_data:
+            items = [augment(*it, rng=self.rng) for it in items]
+        return tuple(np.stack([np.ascontiguousarray(it[k]) for it in items]) for k in range(3))  # type: ignore[return-value]
+
+
+def augment(
+    image: np.ndarray, target: np.ndarray, weight: np.ndarray, *, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random 90° rotation, flips, Z-order flip (2.5D), contrast/brightness jitter and noise.
+
+    image : (in_slices, P, P) normalised float32; target, weight : (C, P, P). Returns new arrays.
+    """
+    k = int(rng.integers(4))
+    arrays = [np.rot90(a, k, axes=(-2, -1)) for a in (image, target, weight)]
+    if rng.random() < 0.5:
+        arrays = [a[..., ::-1] for a in arrays]
+    if rng.random() < 0.5:
+        arrays = [a[..., ::-1, :] for a in arrays]
+    img = arrays[0]
+    if img.shape[0] > 1 and rng.random() < 0.5:
+        img = img[::-1]
+    contrast = float(np.exp(rng.uniform(-0.25, 0.25)))
+    brightness = float(rng.uniform(-0.15, 0.15))
+    img = img * contrast + brightness
+    if rng.random() < 0.3:
+        img = img + rng.normal(0.0, 0.03, img.shape).astype(np.float32)
+    return img.astype(np.float32), arrays[1], arrays[2]

@@ -1,0 +1,349 @@
+"""Training a ResUNet on sparse labels, within a time budget.
+
+Labels use 0 for unlabeled voxels; every other value names a class (see
+:mod:`segmentation.core.classes` for what a painted value means for each head). The loss
+is masked binary cross-entropy plus soft Dice, both computed on labeled voxels only, so
+unlabeled voxels give no loss and no gradient. Labeled slices are split: when there are
+at least two, about one in five (at least one) is held out for validation, which picks
+the best weights and stops training early when it no longer improves.
+
+The function API takes injected callbacks so a Celery task can report progress and
+cancel: ``on_progress(TrainProgress)`` after each validation, ``should_stop() -> bool``
+polled every step.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from segmentation.core.classes import ClassSpec
+from segmentation.core.inference import predict_block
+from segmentation.core.modelfile import Normalization, TrainedModel, load_model, resolve_device
+from segmentation.core.resunet import ResUNet, ResUNetConfig
+from segmentation.core.sampling import LabeledSlices, PatchSampler
+
+__all__ = ["TrainConfig", "TrainProgress", "TrainResult", "train", "masked_loss", "labeled_slices"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters; ``None`` sizes pick CPU or CUDA defaults.
+
+    patch, batch : patch side (pixels) and patches per step; CPU 160 / 4, CUDA 256 / 16.
+    in_slices, base_width, depth : network (ignored when fine-tuning: taken from ``init``).
+    lr : AdamW learning rate. label_bias : see :class:`~segmentation.core.sampling.PatchSampler`.
+    val_fraction : share of labeled slices held out (when >= 2 labeled slices).
+    patience : validations without improvement before stopping early.
+    max_steps : optional cap on steps besides the time budget.
+    """
+
+    patch: int | None = None
+    batch: int | None = None
+    in_slices: int = 1
+    base_width: int = 16
+    depth: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    label_bias: float = 0.9
+    val_fraction: float = 0.2
+    patience: int = 6
+    max_steps: int | None = None
+    augment: bool = True
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """Progress report: step, seconds elapsed and left, mean training loss since the last
+    report, validation Dice (mean over classes; None without validation) and the best so far."""
+
+    step: int
+    elapsed_s: float
+    eta_s: float
+    loss: float
+    val_dice: float | None
+    best_val_dice: float | None
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    model : the trained model (best validation weights when validated).
+    curve : (step, mean loss, validation Dice or None) at each report.
+    val_dice : per-class Dice on held-out slices of the returned weights (empty without validation).
+    train_slices, val_slices : Z indices used for each.
+    stopped : "budget", "early_stop", "max_steps" or "cancelled".
+    """
+
+    model: TrainedModel
+    curve: list[tuple[int, float, float | None]]
+    val_dice: dict[str, float]
+    train_slices: list[int]
+    val_slices: list[int]
+    steps: int
+    stopped: str
+    seconds: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.model.net.state_dict()
+
+
+def masked_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, *, smooth: float = 1.0) -> torch.Tensor:
+    """BCE + soft Dice over voxels with nonzero weight.
+
+    logits, target, weight : (N, C, H, W). Returns a scalar; exactly 0 (with zero
+    gradients) when no voxel has weight.
+    """
+    logits = logits.float()
+    wsum = weight.sum()
+    if wsum <= 0:
+        return logits.sum() * 0.0
+    bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="sum") / wsum
+    p = torch.sigmoid(logits) * weight
+    dims = (0, 2, 3)
+    inter = (p * target).sum(dims)
+    denom = p.sum(dims) + (target * weight).sum(dims)
+    present = weight.sum(dims) > 0
+    dice = 1.0 - (2.0 * inter + smooth) / (denom + smooth)
+    return bce + dice[present].mean()
+
+
+def labeled_slices(labels: Any, *, complete_slices: Iterable[int] = ()) -> list[int]:
+    """Z indices of slices holding any nonzero label, or marked complete."""
+    complete = set(int(z) for z in complete_slices)
+    z = int(labels.shape[0])
+    return sorted({k for k in range(z) if k in complete or np.any(np.asarray(labels[k]))})
+
+
+def _gather(image: Any, labels: Any, zs: list[int], halo: int, norm: Normalization, complete: set[int]) -> LabeledSlices:
+    depth = int(image.shape[0])
+    imgs, labs = [], []
+    for z in zs:
+        idx = [min(max(k, 0), depth - 1) for k in range(z - halo, z + halo + 1)]
+        imgs.append(norm.apply(np.stack([np.asarray(image[k]) for k in idx])))
+        labs.append(np.asarray(labels[z]))
+    return LabeledSlices(np.stack(imgs), np.stack(labs), np.array([z in complete for z in zs], bool), list(zs))
+
+
+def _split(zs: list[int], fraction: float) -> tuple[list[int], list[int]]:
+    if len(zs) < 2 or fraction <= 0:
+        return zs, []
+    n_val = max(1, int(round(fraction * len(zs))))
+    picks = sorted(set(np.linspace(0, len(zs) - 1, n_val + 2)[1:-1].round().astype(int).tolist()))
+    val = [zs[i] for i in picks]
+    return [z for z in zs if z not in val], val
+
+
+def _validate(model: TrainedModel, data: LabeledSlices, device: torch.device) -> dict[str, float]:
+    """Hard Dice per head on the weighted voxels of held-out slices."""
+    model.net.eval()
+    heads = model.classes.heads
+    inter = np.zeros(len(heads)); ps = np.zeros(len(heads)); ts = np.zeros(len(heads))
+    h = model.halo
+    for i in range(len(data.z)):
+        # data.images are normalised already; predict_block normalises, so undo with an identity norm
+        stack = data.images[i]
+        identity = TrainedModel(model.net, model.config, model.classes, Normalization(lo=-0.5, hi=0.5))
+        region = (slice(h, h + 1), slice(0, stack.shape[1]), slice(0, stack.shape[2]))
+        probs = predict_block(identity, stack, region, window=512, overlap=32, device=device)[:, 0]
+        target, weight = model.classes.targets(data.labels[i], complete=data.complete[i])
+        pred = probs > 0.5
+        w = weight > 0
+        t = target > 0.5
+        inter += (pred & t & w).sum((1, 2)); ps += (pred & w).sum((1, 2)); ts += (t & w).sum((1, 2))
+    model.net.train()
+    return {name: float(2 * inter[j] / (ps[j] + ts[j])) for j, name in enumerate(heads) if ts[j] > 0}
+
+
+def _init_net(config: ResUNetConfig, spec: ClassSpec, init: TrainedModel | None) -> ResUNet:
+    net = ResUNet(config)
+    if init is None:
+        return net
+    state = net.state_dict()
+    for k, v in init.net.state_dict().items():
+        if k in state and state[k].shape == v.shape:
+            state[k] = v.clone()
+    # heads of classes the old model knew keep their weights even when the class set changed
+    old = list(init.classes.heads)
+    last = f"head.{len(net.head) - 1}"
+    for j, name in enumerate(spec.heads):
+        if name in old:
+            i = old.index(name)
+            for part in ("weight", "bias"):
+                state[f"{last}.{part}"][j] = init.net.state_dict()[f"{last}.{part}"][i]
+    net.load_state_dict(state)
+    return net
+
+
+def train(
+    image: Any,
+    labels: Any,
+    *,
+    classes: Mapping[str, int] | ClassSpec,
+    hierarchy: Mapping[str, str | None] | None = None,
+    minutes: float = 10.0,
+    device: str = "auto",
+    init: TrainedModel | str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    complete_slices: Iterable[int] = (),
+    config: TrainConfig = TrainConfig(),
+    on_progress: Callable[[TrainProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    progress_bar: bool = False,
+) -> TrainResult:
+    """Train (or fine-tune) a ResUNet on sparse labels for at most ``minutes``.
+
+    Parameters
+    ----------
+    image : array-like, shape (Z, Y, X) or (Y, X), numeric (numpy, zarr, ...)
+    labels : array-like, same shape, integer: 0 = unlabeled, else class values.
+    classes : class name -> label value (``{"background": 1, "mitochondrion": 2}``) or a ClassSpec.
+    hierarchy : child -> parent names; the paper's nesting when None (ignored for a ClassSpec).
+    minutes : wall-clock budget for the optimisation loop.
+    device : "auto" (CUDA when available), "cpu" or "cuda". CUDA uses AMP.
+    init : model (or model file) to fine-tune from; its architecture is kept.
+    seed : seeds numpy, torch and python's random.
+    complete_slices : Z indices whose unpainted voxels count as background.
+    on_progress, should_stop : callbacks (see module docstring).
+
+    Returns
+    -------
+    TrainResult
+
+    Examples
+    --------
+    >>> result = train(img, lab, classes={"background": 1, "mitochondrion": 2}, minutes=1)  # doctest: +SKIP
+    >>> save_model("mito.pt", result.model)  # doctest: +SKIP
+    """
+    t_start = time.perf_counter()
+    if len(image.shape) == 2:
+        image, labels = np.asarray(image)[None], np.asarray(labels)[None]
+    if tuple(image.shape) != tuple(labels.shape) or len(image.shape) != 3:
+        raise ValueError(f"image shape {tuple(image.shape)} and labels shape {tuple(labels.shape)} must be equal ZYX")
+    if minutes <= 0:
+        raise ValueError(f"minutes must be positive, got {minutes}")
+    spec = classes if isinstance(classes, ClassSpec) else ClassSpec.build(classes, hierarchy)
+    dev = resolve_device(device)
+    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    complete = set(int(z) for z in complete_slices)
+
+    init_model = load_model(init, device="cpu") if init is not None else None
+    if init_model is not None:
+        c = init_model.config
+        net_config = ResUNetConfig(in_slices=c.in_slices, out_channels=len(spec.heads), base_width=c.base_width, depth=c.depth)
+    else:
+        net_config = ResUNetConfig(config.in_slices, len(spec.heads), config.base_width, config.depth)
+    zs = labeled_slices(labels, complete_slices=complete)
+    if not zs:
+        raise ValueError("labels hold no labeled voxel (all 0) and no slice is marked complete")
+    for z in zs:
+        spec.check_labels(np.asarray(labels[z]))
+    norm = Normalization.measure(image, seed=seed)
+    halo = net_config.in_slices // 2
+    train_z, val_z = _split(zs, config.val_fraction)
+    data = _gather(image, labels, zs, halo, norm, complete)
+    train_data = data.subset([zs.index(z) for z in train_z])
+    val_data = data.subset([zs.index(z) for z in val_z]) if val_z else None
+
+    cuda = dev.type == "cuda"
+    patch = config.patch or (256 if cuda else 160)
+    patch = -(-patch // net_config.divisor) * net_config.divisor
+    batch = config.batch or (16 if cuda else 4)
+    sampler = PatchSampler(train_data, spec, patch=patch, rng=rng, label_bias=config.label_bias)
+    net = _init_net(net_config, spec, init_model).to(dev)
+    net.train()
+    model = TrainedModel(net, net_config, spec, norm)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+
+    budget = minutes * 60.0
+    report_every = max(5.0, min(60.0, budget / 15.0))
+    curve: list[tuple[int, float, float | None]] = []
+    best_val, best_state, best_per_class, stale = -1.0, None, {}, 0
+    losses: list[float] = []
+    step, stopped, last_report = 0, "budget", time.perf_counter()
+    loop_start = time.perf_counter()
+    bar = None
+    if progress_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=int(budget), unit="s", desc="train", leave=False)
+
+    def report() -> bool:
+        nonlocal best_val, best_state, best_per_class, stale, losses
+        elapsed = time.perf_counter() - loop_start
+        val = None
+        if val_data is not None:
+            per_class = _validate(model, val_data, dev)
+            val = float(np.mean(list(per_class.values()))) if per_class else None
+            if val is not None and val > best_val + 1e-3:
+                best_val, best_state, best_per_class, stale = val, copy.deepcopy(net.state_dict()), per_class, 0
+            else:
+                stale += 1
+        mean_loss = float(np.mean(losses)) if losses else float("nan")
+        losses = []
+        curve.append((step, mean_loss, val))
+        if on_progress is not None:
+            on_progress(TrainProgress(step, elapsed, max(0.0, budget - elapsed), mean_loss, val, best_val if best_val >= 0 else None))
+        if bar is not None:
+            bar.n = min(int(elapsed), int(budget)); bar.set_postfix(loss=f"{mean_loss:.3f}", val=val); bar.refresh()
+        return val_data is not None and stale >= config.patience
+
+    while True:
+        if should_stop is not None and should_stop():
+            stopped = "cancelled"
+            break
+        x, t, w = sampler.batch(batch, augment_data=config.augment)
+        xt, tt, wt = (torch.from_numpy(a).to(dev, non_blocking=True) for a in (x, t, w))
+        with torch.autocast(dev.type, dtype=torch.float16, enabled=cuda):
+            logits = net(xt)
+        loss = masked_loss(logits, tt, wt)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        losses.append(float(loss.detach()))
+        step += 1
+        now = time.perf_counter()
+        if config.max_steps is not None and step >= config.max_steps:
+            stopped = "max_steps"
+            break
+        if now - loop_start >= budget:
+            break
+        if now - last_report >= report_every:
+            last_report = now
+            if report():
+                stopped = "early_stop"
+                break
+    if stopped != "early_stop":
+        report()
+    if bar is not None:
+        bar.close()
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    seconds = time.perf_counter() - t_start
+    model.meta = {
+        "seed": seed, "minutes": minutes, "steps": step, "stopped": stopped, "device": str(dev),
+        "patch": patch, "batch": batch, "train_slices": train_z, "val_slices": val_z,
+        "curve": [list(c) for c in curve], "val_dice": best_per_class,
+        "labeled_voxels": int(sum(int((data.labels[i] != 0).sum()) for i in range(len(zs)))),
+        "init": None if init is None else (str(init) if not isinstance(init, TrainedModel) else "model"),
+    }
+    log.info("trained %d steps in %.0f s (%s), val dice %s", step, seconds, stopped, best_per_class)
+    return TrainResult(model, curve, best_per_class, train_z, val_z, step, stopped, seconds, model.meta)
