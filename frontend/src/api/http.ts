@@ -1,0 +1,81 @@
+/** REST helpers: session auth (cookies), CSRF header on writes, typed JSON, tile URLs. */
+import type { Axis, Job, VolumeInfo } from "./types";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+/** Value of the `csrftoken` cookie in a `document.cookie` string, or "". */
+export function csrfTokenFrom(cookie: string): string {
+  for (const part of cookie.split(";")) {
+    const [k, ...rest] = part.trim().split("=");
+    if (k === "csrftoken") return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
+async function request<T>(method: "GET" | "POST", url: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (method === "POST") {
+    headers["Content-Type"] = "application/json";
+    headers["X-CSRFToken"] = csrfTokenFrom(document.cookie);
+  }
+  const init: RequestInit = { method, headers, credentials: "same-origin" };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  const res = await fetch(url, init);
+  if (!res.ok) {
+    let detail = res.statusText;
+    try {
+      const data = (await res.json()) as { message?: string; detail?: string };
+      detail = data.message ?? data.detail ?? detail;
+    } catch {
+      /* not JSON: keep the status text */
+    }
+    throw new ApiError(res.status, `${method} ${url}: ${res.status} ${detail}`);
+  }
+  return (await res.json()) as T;
+}
+
+export const api = {
+  volume: (id: number) => request<VolumeInfo>("GET", `/api/volumes/${id}/`),
+  jobs: (projectId: number) => request<Job[]>("GET", `/api/projects/${projectId}/jobs/`),
+  cancelJob: (jobId: number) => request<unknown>("POST", `/api/jobs/${jobId}/cancel/`),
+  /** Value of a label layer at one level-0 voxel (optional endpoint; used by the picker). */
+  labelValue: (id: number, layer: string, z: number, y: number, x: number) =>
+    request<{ value: number }>(
+      "GET",
+      `/api/volumes/${id}/layers/${encodeURIComponent(layer)}/value/?z=${z}&y=${y}&x=${x}`,
+    ),
+};
+
+export interface TileAddress {
+  axis: Axis;
+  /** Coordinate along axis in that level's voxels. */
+  index: number;
+  level: number;
+  ty: number;
+  tx: number;
+}
+
+export function imageTileUrl(volumeId: number, t: TileAddress, window: [number, number]): string {
+  const w = `${Math.round(window[0])},${Math.round(window[1])}`;
+  return `/api/volumes/${volumeId}/tiles/${t.axis}/${t.index}/${t.level}/${t.ty}/${t.tx}.png?window=${w}`;
+}
+
+export function labelTileUrl(
+  volumeId: number,
+  layer: string,
+  t: TileAddress,
+  version: number | string,
+): string {
+  return (
+    `/api/volumes/${volumeId}/layers/${encodeURIComponent(layer)}/tiles/` +
+    `${t.axis}/${t.index}/${t.level}/${t.ty}/${t.tx}.png?v=${version}`
+  );
+}

@@ -1,0 +1,133 @@
+/** Wire types of the EM Portal REST and websocket API (see the viewer contract). */
+
+export type Axis = "z" | "y" | "x";
+export const AXES: readonly Axis[] = ["z", "y", "x"];
+
+export type Role = "viewer" | "annotator" | "reviewer" | "manager";
+const ROLE_RANK: Record<Role, number> = { viewer: 0, annotator: 1, reviewer: 2, manager: 3 };
+
+/** True when `role` is at least `minimum` in viewer < annotator < reviewer < manager. */
+export function roleAtLeast(role: Role, minimum: Role): boolean {
+  return ROLE_RANK[role] >= ROLE_RANK[minimum];
+}
+
+export function isRole(value: unknown): value is Role {
+  return typeof value === "string" && value in ROLE_RANK;
+}
+
+/** [Z, Y, X] in voxels or nm. */
+export type Zyx = [number, number, number];
+
+export interface LevelInfo {
+  level: number;
+  shape: Zyx;
+  downsample: Zyx;
+}
+
+export type LayerKind = "labels" | "instances";
+
+export interface LayerInfo {
+  name: string;
+  kind: LayerKind;
+  /** Optional: largest id in an instance layer, so "new id" can pick max + 1. */
+  max_value?: number;
+}
+
+export interface LabelClass {
+  id: number;
+  name: string;
+  value: number;
+  color: string;
+  kind: "semantic" | "instance";
+}
+
+export interface VolumeInfo {
+  id: number;
+  name: string;
+  project: { id: number; name: string };
+  shape: Zyx;
+  voxel_size_nm: Zyx;
+  dtype: string;
+  tile_size: number;
+  levels: LevelInfo[];
+  window: [number, number];
+  role: Role;
+  layers: LayerInfo[];
+  classes: LabelClass[];
+  complete_slices: Array<[Axis, number]>;
+}
+
+export type StrokeMode = "paint" | "erase" | "fill" | "polygon";
+
+export interface Stroke {
+  uuid: string;
+  layer: string;
+  axis: Axis;
+  /** Level-0 coordinate along `axis`. */
+  index: number;
+  /** Level-0 [row, col] in the plane (z: y,x; y: z,x; x: z,y). */
+  points: Array<[number, number]>;
+  radius: number;
+  value: number;
+  mode: StrokeMode;
+  user?: string;
+}
+
+export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+export interface Job {
+  id: number;
+  kind: string;
+  state: JobState;
+  progress: number;
+  message: string;
+  created: string;
+  volume: number | null;
+}
+
+export type ClientMessage =
+  | { type: "stroke"; stroke: Stroke }
+  | { type: "undo"; uuid: string }
+  | { type: "redo"; uuid: string }
+  | { type: "mark_complete"; axis: Axis; index: number; complete: boolean };
+
+export type ServerMessage =
+  | { type: "ack"; uuid: string; version: number }
+  | { type: "stroke"; stroke: Stroke; version: number }
+  | { type: "undo"; uuid: string; version: number; user?: string }
+  | { type: "redo"; uuid: string; version: number; user?: string }
+  | { type: "error"; uuid?: string; code: string; message: string }
+  | { type: "job"; job: Job }
+  | { type: "hello"; user: string; role: Role; version: number }
+  | {
+      type: "mark_complete";
+      axis: Axis;
+      index: number;
+      complete: boolean;
+      user?: string;
+    };
+
+/** Parse one websocket frame; returns null for anything that is not a known message. */
+export function parseServerMessage(text: string): ServerMessage | null {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof data !== "object" || data === null) return null;
+  const type = (data as { type?: unknown }).type;
+  switch (type) {
+    case "ack":
+    case "stroke":
+    case "undo":
+    case "redo":
+    case "error":
+    case "job":
+    case "hello":
+    case "mark_complete":
+      return data as ServerMessage;
+    default:
+      return null;
+  }
+}

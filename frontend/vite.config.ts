@@ -1,0 +1,40 @@
+/**
+ * Build: two ES-module entries with fixed names (no hashes) so Django templates can
+ * reference /static/volume.js, /static/volume.css and /static/jobs.js directly.
+ * Dev (`npm run dev`): index.html / jobs.html are page shells like the Django ones, and
+ * the mock backend in mock/ answers /api/ and /ws/ so the viewer runs without Django.
+ */
+import { resolve } from "node:path";
+import { defineConfig } from "vitest/config";
+import { mockBackend } from "./mock/mock_backend.ts";
+
+const root = import.meta.dirname;
+
+export default defineConfig(({ command }) => ({
+  plugins: command === "serve" && process.env.EMPORTAL_NO_MOCK !== "1" ? [mockBackend()] : [],
+  build: {
+    outDir: "dist",
+    emptyOutDir: true,
+    modulePreload: false,
+    cssCodeSplit: true,
+    rollupOptions: {
+      input: {
+        volume: resolve(root, "src/volume.ts"),
+        jobs: resolve(root, "src/jobs.ts"),
+      },
+      output: {
+        entryFileNames: "[name].js",
+        chunkFileNames: "chunks/[name].js",
+        assetFileNames: "[name][extname]",
+      },
+    },
+  },
+  server: {
+    host: "127.0.0.1",
+    port: 5173,
+  },
+  test: {
+    include: ["src/**/*.spec.ts", "mock/**/*.spec.ts"],
+    environment: "node",
+  },
+}));
