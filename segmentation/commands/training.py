@@ -1,0 +1,252 @@
+"""Subcommands ``train``, ``predict``, ``evaluate`` and ``suggest`` of ``python -m segmentation.cli``.
+
+Volumes are multipage TIFFs (ZYX) or zarr arrays (a ``.zarr`` path; for an OME-Zarr group
+the full-resolution array ``0`` is used). Zarr inputs are read block by block; a zarr
+output of ``predict`` is written block by block, so large volumes stream.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["register"]
+
+
+# ----------------------------------------------------------------------------- io
+def _is_zarr(path: str) -> bool:
+    p = Path(path)
+    return p.suffix == ".zarr" or (p.is_dir() and ((p / "zarr.json").exists() or (p / ".zarray").exists() or (p / ".zgroup").exists()))
+
+
+def read_volume(path: str, *, lazy: bool = False) -> Any:
+    """A ZYX volume from TIFF or zarr; zarr stays lazy when ``lazy``."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path!r} does not exist")
+    if _is_zarr(path):
+        import zarr
+
+        node = zarr.open(path, mode="r")
+        if isinstance(node, zarr.Group):
+            if "0" not in node:
+                raise ValueError(f"zarr group {path!r} has no array '0'")
+            node = node["0"]
+        if len(node.shape) > 3:  # OME-Zarr (t, c, z, y, x) with singleton leading axes
+            if any(n != 1 for n in node.shape[:-3]):
+                raise ValueError(f"zarr array {path!r} has shape {node.shape}; expected ZYX")
+            return _Squeezed(node) if lazy else np.asarray(node[...]).reshape(node.shape[-3:])
+        return node if lazy else np.asarray(node[...])
+    import tifffile
+
+    return tifffile.imread(path)
+
+
+class _Squeezed:
+    """Lazy view of a zarr array with singleton leading axes dropped."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.lead = len(array.shape) - 3
+        self.shape = tuple(array.shape[self.lead :])
+        self.dtype = array.dtype
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        return np.asarray(self.array[(0,) * self.lead + key])
+
+
+def _write_volume(path: str, array: np.ndarray) -> None:
+    if _is_zarr(path):
+        import zarr
+
+        z = zarr.create_array(path, shape=array.shape, dtype=array.dtype, chunks=_chunks(array.shape), overwrite=True)
+        z[...] = array
+    else:
+        import tifffile
+
+        tifffile.imwrite(path, array, compression="zlib")
+
+
+def _chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(min(s, c) for s, c in zip(shape, (8, 512, 512)[-len(shape) :]))
+
+
+def _parse_slices(text: str | None) -> slice | None:
+    if not text:
+        return None
+    a, sep, b = text.partition(":")
+    if not sep:
+        raise ValueError(f"--slices {text!r} is not a:b")
+    return slice(int(a) if a else None, int(b) if b else None)
+
+
+def _parse_hierarchy(text: str | None) -> dict[str, str | None] | None:
+    if not text:
+        return None
+    out: dict[str, str | None] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        child, sep, parent = item.partition("=")
+        if not sep:
+            raise ValueError(f"hierarchy item {item!r} is not CHILD=PARENT")
+        out[child.strip()] = parent.strip() or None
+    return out
+
+
+def _ints(text: str | None) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()] if text else []
+
+
+# ----------------------------------------------------------------------------- commands
+def _train(args: argparse.Namespace) -> int:
+    from segmentation.core.classes import ClassSpec, parse_classes
+    from segmentation.core.modelfile import save_model
+    from segmentation.core.training import TrainConfig, train
+
+    image = read_volume(args.image, lazy=True)
+    labels = read_volume(args.labels, lazy=True)
+    spec = ClassSpec.build(parse_classes(args.classes), _parse_hierarchy(args.hierarchy), descendants=args.descendants)
+    config = TrainConfig(
+        patch=args.patch, batch=args.batch, in_slices=args.context, base_width=args.width, depth=args.depth,
+        max_steps=args.max_steps, lr=args.lr,
+    )
+    result = train(
+        image, labels, classes=spec, minutes=args.minutes, device=args.device, init=args.init, seed=args.seed,
+        complete_slices=_ints(args.complete_slices), config=config, progress_bar=True,
+    )
+    save_model(args.out, result.model)
+    summary = {
+        "out": args.out, "steps": result.steps, "stopped": result.stopped, "seconds": round(result.seconds, 1),
+        "train_slices": result.train_slices, "val_slices": result.val_slices, "val_dice": result.val_dice,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from segmentation.core.inference import PostProcess, predict_volume
+    from segmentation.core.modelfile import load_model, resolve_device
+
+    image = read_volume(args.image, lazy=True)
+    model = load_model(args.model, device=resolve_device(args.device))
+    block = (args.block[0], args.block[1], args.block[2])
+    post = None if args.no_postprocess else PostProcess()
+    kwargs = dict(block=block, window=args.window, overlap=args.overlap, tta=args.tta, device=args.device, postprocess=post, progress_bar=True)
+    if _is_zarr(args.out):
+        import zarr
+
+        spec = model.classes
+        dtype = np.uint8 if max(spec.values.values()) < 256 else np.uint16
+        out = zarr.create_array(args.out, shape=tuple(image.shape), dtype=dtype, chunks=_chunks(tuple(image.shape)), overwrite=True)
+        predict_volume(model, image, out=out, **kwargs)  # type: ignore[arg-type]
+    else:
+        labels = predict_volume(model, image, **kwargs)  # type: ignore[arg-type]
+        _write_volume(args.out, np.asarray(labels))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from segmentation.core.classes import parse_classes
+    from segmentation.core.metrics import dice_iou, instance_dice
+
+    pred = np.asarray(read_volume(args.pred))
+    truth = np.asarray(read_volume(args.truth))
+    sl = _parse_slices(args.slices)
+    if args.instances:
+        if sl is not None:
+            pred, truth = pred[sl], truth[sl]
+        res = instance_dice(pred, truth)
+        out: Any = {
+            "cells": {str(k): v for k, v in res["cells"].items()},
+            "mean": res["mean"],
+            "matched": {str(k): v for k, v in res["matched"].items()},
+        }
+    else:
+        if args.classes:
+            classes = parse_classes(args.classes)
+        else:
+            values = sorted(set(np.unique(truth).tolist()) - {0})
+            classes = {str(v): int(v) for v in values}
+        res2 = dice_iou(pred, truth, classes=classes, slices=sl, hierarchy=_parse_hierarchy(args.hierarchy), ignore=args.ignore)
+        out = {name: {"dice": r["dice"], "iou": r["iou"]} for name, r in res2.items()}
+    print(json.dumps(out))
+    return 0
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from segmentation.core.active import suggest_regions
+
+    image = read_volume(args.image, lazy=True)
+    labels = read_volume(args.labels, lazy=True) if args.labels else None
+    regions = suggest_regions(
+        args.model, image, labels=labels, k=args.k, tile=args.tile, per_class=args.per_class, tta=not args.no_tta,
+        device=args.device, progress_bar=True,
+    )
+    print(json.dumps([r.to_dict() for r in regions]))
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def register(subparsers: Any) -> None:
+    """Add the ``train``, ``predict``, ``evaluate`` and ``suggest`` subcommands."""
+    p = subparsers.add_parser("train", help="train a ResUNet on sparse labels (0 = unlabeled)")
+    p.add_argument("--image", required=True, help="image volume (TIFF ZYX or zarr)")
+    p.add_argument("--labels", required=True, help="sparse labels, same shape; 0 = unlabeled")
+    p.add_argument("--out", required=True, help="model file to write (.pt)")
+    p.add_argument("--classes", default="background=1,mitochondrion=2", help="NAME=VALUE,... (default %(default)s)")
+    p.add_argument("--hierarchy", help="CHILD=PARENT,... (default: the paper's nesting for known names)")
+    p.add_argument("--descendants", choices=("negative", "ignore"), default="negative",
+                   help="what painting a class means for its sub-classes' heads")
+    p.add_argument("--minutes", type=float, default=10.0, help="time budget (default %(default)s)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--init", help="model file to fine-tune from")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--complete-slices", help="Z indices (a,b,...) whose unpainted voxels are background")
+    p.add_argument("--context", type=int, default=1, help="input slices: 1 = 2D, 3 or 5 = 2.5D")
+    p.add_argument("--width", type=int, default=16, help="feature maps of the first level")
+    p.add_argument("--depth", type=int, default=4, help="resolution levels")
+    p.add_argument("--patch", type=int, help="patch side (default 160 CPU, 256 CUDA)")
+    p.add_argument("--batch", type=int, help="patches per step (default 4 CPU, 16 CUDA)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--max-steps", type=int)
+    p.set_defaults(func=_train)
+
+    p = subparsers.add_parser("predict", help="segment a volume block by block")
+    p.add_argument("--model", required=True)
+    p.add_argument("--image", required=True)
+    p.add_argument("--out", required=True, help="label volume (TIFF, or .zarr written block by block)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--block", type=int, nargs=3, default=(8, 1024, 1024), metavar=("Z", "Y", "X"))
+    p.add_argument("--window", type=int, default=512)
+    p.add_argument("--overlap", type=int, default=32)
+    p.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
+    p.add_argument("--no-postprocess", action="store_true")
+    p.set_defaults(func=_predict)
+
+    p = subparsers.add_parser("evaluate", help="Dice/IoU per class, or per cell with --instances; prints JSON")
+    p.add_argument("--pred", required=True)
+    p.add_argument("--truth", required=True)
+    p.add_argument("--classes", help="NAME=VALUE,... (default: every nonzero truth value)")
+    p.add_argument("--hierarchy", help="CHILD=PARENT,...: a class then includes its sub-classes")
+    p.add_argument("--slices", help="Z range a:b to score")
+    p.add_argument("--ignore", type=int, help="truth value left out of scoring (e.g. 0 for sparse truth)")
+    p.add_argument("--instances", action="store_true", help="per-cell Dice of instance volumes")
+    p.set_defaults(func=_evaluate)
+
+    p = subparsers.add_parser("suggest", help="regions to label next (JSON list, best first)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--image", required=True)
+    p.add_argument("--labels", help="current labels; labeled tiles are skipped")
+    p.add_argument("--k", type=int, default=4)
+    p.add_argument("--tile", type=int, default=256)
+    p.add_argument("--per-class", action="store_true")
+    p.add_argument("--no-tta", action="store_true", help="entropy only, no flip disagreement")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.set_defaults(func=_suggest)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use python -m segmentation.cli")

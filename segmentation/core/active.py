@@ -1,0 +1,258 @@
+"""Where to label next: model uncertainty per tile of the unlabeled part of a volume.
+
+Per voxel and class, uncertainty is the binary entropy (bits, 0..1) of the predicted
+probability, averaged over the flip test-time augmentations, plus (with ``tta=True``) the
+mean absolute disagreement of the flips with their mean. Voxels already labeled do not
+count. Tiles are ``tile x tile`` squares of one Z slice on a fixed grid; a tile's score is
+the mean uncertainty of its unlabeled voxels (averaged over classes, or per class with
+``per_class=True``). Tiles whose labeled share exceeds ``max_labeled_fraction`` are
+skipped. Ranking is greedy with suppression: a tile is passed over while a better one
+lies within ``min_distance`` pixels in YX and ``z_radius`` slices, so suggestions spread
+over the volume; if that leaves fewer than ``k``, the best passed-over tiles fill up.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from segmentation.core.inference import PredictProgress, block_regions, predict_block
+from segmentation.core.modelfile import TrainedModel, load_model, resolve_device
+
+__all__ = ["Suggestion", "binary_entropy", "tile_scores", "rank_tiles", "suggest_regions"]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A region to label: slice ``z``, rows ``y0:y1``, columns ``x0:x1``, score (higher = less sure)."""
+
+    z: int
+    y0: int
+    x0: int
+    y1: int
+    x1: int
+    score: float
+    cls: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["class"] = d.pop("cls")
+        if d["class"] is None:
+            del d["class"]
+        return d
+
+
+def binary_entropy(p: np.ndarray) -> np.ndarray:
+    """Entropy in bits of Bernoulli probabilities ``p`` (any shape), 0 at 0/1, 1 at 0.5."""
+    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return (-(p * np.log2(p) + (1 - p) * np.log2(1 - p))).astype(np.float32)
+
+
+class _FlippedYX:
+    """Read-only view of a ZYX array-like mirrored in Y and/or X (works for zarr too)."""
+
+    def __init__(self, array: Any, flip_y: bool, flip_x: bool) -> None:
+        self.array, self.fy, self.fx = array, flip_y, flip_x
+        self.shape = tuple(array.shape)
+
+    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
+        zs, ys, xs = key
+        _, Y, X = self.shape
+        if self.fy:
+            ys = slice(Y - (ys.stop if ys.stop is not None else Y), Y - (ys.start or 0))
+        if self.fx:
+            xs = slice(X - (xs.stop if xs.stop is not None else X), X - (xs.start or 0))
+        out = np.asarray(self.array[zs, ys, xs])
+        if self.fy:
+            out = out[:, ::-1]
+        if self.fx:
+            out = out[:, :, ::-1]
+        return out
+
+
+def _flip_region(region: tuple[slice, slice, slice], shape: tuple[int, ...], fy: bool, fx: bool) -> tuple[slice, slice, slice]:
+    zs, ys, xs = region
+    if fy:
+        ys = slice(shape[1] - ys.stop, shape[1] - ys.start)
+    if fx:
+        xs = slice(shape[2] - xs.stop, shape[2] - xs.start)
+    return zs, ys, xs
+
+
+def _block_uncertainty(model: TrainedModel, image: Any, region: tuple[slice, slice, slice], *, tta: bool, device: torch.device, window: int, overlap: int) -> np.ndarray:
+    """Uncertainty per class (C, bz, by, bx) of one block."""
+    flips = [(False, False)] + ([(True, False), (False, True), (True, True)] if tta else [])
+    probs = []
+    for fy, fx in flips:
+        src = image if not (fy or fx) else _FlippedYX(image, fy, fx)
+        p = predict_block(model, src, _flip_region(region, tuple(image.shape), fy, fx), window=window, overlap=overlap, device=device)
+        if fy:
+            p = p[:, :, ::-1]
+        if fx:
+            p = p[:, :, :, ::-1]
+        probs.append(p)
+    stack = np.stack(probs)
+    mean = stack.mean(0)
+    u = binary_entropy(mean)
+    if tta:
+        u = u + np.abs(stack - mean).mean(0)
+    return u
+
+
+def tile_scores(
+    model: TrainedModel | str | os.PathLike[str],
+    image: Any,
+    *,
+    labels: Any = None,
+    tile: int = 256,
+    tta: bool = True,
+    device: str | torch.device = "auto",
+    window: int = 512,
+    overlap: int = 32,
+    slices_per_block: int = 4,
+    on_progress: Callable[[PredictProgress], None] | None = None,
+    progress_bar: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean uncertainty of the unlabeled voxels of every tile.
+
+    Parameters
+    ----------
+    image : array-like, shape (Z, Y, X)
+    labels : array-like of the same shape, 0 = unlabeled, optional.
+
+    Returns
+    -------
+    scores : float32, shape (Z, ceil(Y/tile), ceil(X/tile), n_heads); NaN where a tile has no unlabeled voxel.
+    labeled_fraction : float32, shape (Z, ceil(Y/tile), ceil(X/tile)).
+    """
+    if tile < 1:
+        raise ValueError(f"tile must be positive, got {tile}")
+    dev = resolve_device(device)
+    trained = load_model(model, device=dev)
+    if len(image.shape) != 3:
+        raise ValueError(f"image must be ZYX, got shape {tuple(image.shape)}")
+    if labels is not None and tuple(labels.shape) != tuple(image.shape):
+        raise ValueError(f"labels shape {tuple(labels.shape)} differs from image shape {tuple(image.shape)}")
+    Z, Y, X = (int(s) for s in image.shape)
+    ny, nx, C = -(-Y // tile), -(-X // tile), trained.config.out_channels
+    sums = np.zeros((Z, ny, nx, C), np.float64)
+    counts = np.zeros((Z, ny, nx), np.float64)
+    areas = np.zeros((Z, ny, nx), np.float64)
+    span = tile * max(1, 1024 // tile)
+    regions = block_regions((Z, Y, X), (slices_per_block, span, span))
+    bar = None
+    if progress_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(regions), desc="uncertainty", unit="block", leave=False)
+    for i, region in enumerate(regions):
+        u = _block_uncertainty(trained, image, region, tta=tta, device=dev, window=window, overlap=overlap)
+        zs, ys, xs = region
+        free = np.ones(u.shape[1:], bool) if labels is None else np.asarray(labels[zs, ys, xs]) == 0
+        for ty in range(ys.start // tile, -(-ys.stop // tile)):
+            a0, a1 = ty * tile - ys.start, min((ty + 1) * tile, ys.stop) - ys.start
+            for tx in range(xs.start // tile, -(-xs.stop // tile)):
+                b0, b1 = tx * tile - xs.start, min((tx + 1) * tile, xs.stop) - xs.start
+                f = free[:, a0:a1, b0:b1]
+                sums[zs, ty, tx] += np.einsum("czyx,zyx->zc", u[:, :, a0:a1, b0:b1], f)
+                counts[zs, ty, tx] += f.sum((1, 2))
+                areas[zs, ty, tx] += f[0].size
+        if bar is not None:
+            bar.update(1)
+        if on_progress is not None:
+            on_progress(PredictProgress(i + 1, len(regions), 0.0))
+    if bar is not None:
+        bar.close()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scores = (sums / counts[..., None]).astype(np.float32)
+    return scores, (1.0 - counts / areas).astype(np.float32)
+
+
+def rank_tiles(
+    scores: np.ndarray,
+    *,
+    k: int,
+    tile: int,
+    shape: tuple[int, int, int],
+    labeled_fraction: np.ndarray | None = None,
+    max_labeled_fraction: float = 0.5,
+    min_distance: float | None = None,
+    z_radius: int = 2,
+    cls: str | None = None,
+) -> list[Suggestion]:
+    """Pick ``k`` tiles from a (Z, ny, nx) score grid, best first, spread out (module docstring)."""
+    if k < 1:
+        raise ValueError(f"k must be positive, got {k}")
+    s = np.array(scores, np.float64, copy=True)
+    if labeled_fraction is not None:
+        s[labeled_fraction > max_labeled_fraction] = np.nan
+    order = [tuple(int(v) for v in np.unravel_index(i, s.shape)) for i in np.argsort(-np.nan_to_num(s, nan=-np.inf), axis=None)]
+    order = [o for o in order if np.isfinite(s[o])]
+    min_d = 1.5 * tile if min_distance is None else float(min_distance)
+    picked: list[tuple[int, int, int]] = []
+    passed: list[tuple[int, int, int]] = []
+    for z, ty, tx in order:
+        if len(picked) == k:
+            break
+        close = any(abs(z - pz) <= z_radius and np.hypot((ty - py) * tile, (tx - px) * tile) < min_d for pz, py, px in picked)
+        (passed if close else picked).append((z, ty, tx))
+    picked += passed[: k - len(picked)]
+    Z, Y, X = shape
+    return [
+        Suggestion(z, ty * tile, tx * tile, min((ty + 1) * tile, Y), min((tx + 1) * tile, X), float(s[z, ty, tx]), cls)
+        for z, ty, tx in picked
+    ]
+
+
+def suggest_regions(
+    model: TrainedModel | str | os.PathLike[str],
+    image: Any,
+    *,
+    labels: Any = None,
+    k: int = 4,
+    tile: int = 256,
+    per_class: bool = False,
+    tta: bool = True,
+    device: str | torch.device = "auto",
+    max_labeled_fraction: float = 0.5,
+    min_distance: float | None = None,
+    z_radius: int = 2,
+    progress_bar: bool = False,
+    on_progress: Callable[[PredictProgress], None] | None = None,
+) -> list[Suggestion]:
+    """The ``k`` tiles the model is least sure of, best first, spread over the volume.
+
+    Parameters
+    ----------
+    model : TrainedModel or model file
+    image : array-like, shape (Z, Y, X) or (Y, X)
+    labels : array-like of the image's shape, 0 = unlabeled; labeled tiles are skipped.
+    k, tile : how many regions, and their side in pixels.
+    per_class : rank each class's uncertainty separately: ``k`` regions per class,
+        each tagged with its class, classes in head order.
+
+    Returns
+    -------
+    list of Suggestion (``.to_dict()`` gives ``{"z", "y0", "x0", "y1", "x1", "score"}``)
+
+    Examples
+    --------
+    >>> [s.to_dict() for s in suggest_regions("m.pt", vol, labels=lab, k=4)]  # doctest: +SKIP
+    """
+    if len(image.shape) == 2:
+        image = np.asarray(image)[None]
+        labels = None if labels is None else np.asarray(labels)[None]
+    trained = load_model(model, device=resolve_device(device))
+    scores, frac = tile_scores(trained, image, labels=labels, tile=tile, tta=tta, device=device, progress_bar=progress_bar, on_progress=on_progress)
+    shape = tuple(int(s) for s in image.shape)
+    common = dict(k=k, tile=tile, shape=shape, labeled_fraction=frac, max_labeled_fraction=max_labeled_fraction, min_distance=min_distance, z_radius=z_radius)
+    if not per_class:
+        return rank_tiles(scores.mean(-1), **common)  # type: ignore[arg-type]
+    out: list[Suggestion] = []
+    for j, name in enumerate(trained.classes.heads):
+        out += rank_tiles(scores[..., j], cls=name, **common)  # type: ignore[arg-type]
+    return out
