@@ -1,0 +1,134 @@
+"""REST endpoints for projects, members and volumes: validate, call a service, shape the answer."""
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations import selectors, services
+from annotations.access import project_for_user, volume_for_user
+from annotations.models import Role
+from segmentation.jobs import job_payload
+
+
+class ProjectOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+
+
+class ProjectListApi(APIView):
+    @extend_schema(responses=ProjectOutput(many=True))
+    def get(self, request: Request) -> Response:
+        projects = selectors.project_list_for_user(request.user)
+        return Response(ProjectOutput(projects, many=True).data)
+
+
+class MemberInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=[r.label for r in Role])
+
+
+class ProjectMembersApi(APIView):
+    @extend_schema(request=MemberInput, responses={201: MemberInput})
+    def post(self, request: Request, project_id: int) -> Response:
+        project, _ = project_for_user(request.user, project_id, min_role=Role.MANAGER)
+        data = MemberInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.member_set_role(project, data.validated_data["username"], data.validated_data["role"])
+        return Response({"username": membership.user.username, "role": Role(membership.role).label},
+                        status=status.HTTP_201_CREATED)
+
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = project_for_user(request.user, project_id)
+        return Response([{"username": m.user.username, "role": Role(m.role).label}
+                         for m in project.memberships.select_related("user").order_by("user__username")])
+
+
+class VolumeSummary(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    shape = serializers.ListField(child=serializers.IntegerField())
+    voxel_size_nm = serializers.ListField(child=serializers.FloatField())
+    dtype = serializers.CharField()
+
+
+def _voxel_size(value: Any) -> tuple[float, float, float] | None:
+    return tuple(value) if value else None  # type: ignore[return-value]
+
+
+class VoxelSizeField(serializers.ListField):
+    child = serializers.FloatField(min_value=1e-3, max_value=1e6)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_length=3, max_length=3, required=False, **kwargs)
+
+
+class UploadInput(serializers.Serializer):
+    file = serializers.FileField()
+    name = serializers.CharField(max_length=200, required=False)
+    voxel_size_nm = serializers.CharField(required=False, help_text="z,y,x in nm")
+
+    def validate_voxel_size_nm(self, value: str) -> list[float]:
+        try:
+            parts = [float(v) for v in value.split(",")]
+        except ValueError:
+            raise serializers.ValidationError("give three numbers z,y,x") from None
+        if len(parts) != 3 or not all(0 < v < 1e6 for v in parts):
+            raise serializers.ValidationError("give three positive numbers z,y,x")
+        return parts
+
+
+class VolumeListApi(APIView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    @extend_schema(responses=VolumeSummary(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = project_for_user(request.user, project_id)
+        return Response(VolumeSummary(selectors.volume_list_for_project(project), many=True).data)
+
+    @extend_schema(request={"multipart/form-data": UploadInput}, responses={202: None})
+    def post(self, request: Request, project_id: int) -> Response:
+        """Upload a volume file; it streams to disk and is converted by an import job."""
+        project, _ = project_for_user(request.user, project_id, min_role=Role.ANNOTATOR)
+        data = UploadInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.volume_import_from_upload(
+            project, data.validated_data["file"], user=request.user, name=data.validated_data.get("name"),
+            voxel_size_nm=_voxel_size(data.validated_data.get("voxel_size_nm")))
+        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+
+
+class PathImportInput(serializers.Serializer):
+    path = serializers.CharField(max_length=1000, help_text="relative to the server's data root")
+    name = serializers.CharField(max_length=200, required=False)
+    dataset = serializers.CharField(max_length=200, required=False, help_text="HDF5 dataset")
+    voxel_size_nm = VoxelSizeField()
+
+
+class VolumeImportPathApi(APIView):
+    @extend_schema(request=PathImportInput, responses={202: None})
+    def post(self, request: Request, project_id: int) -> Response:
+        """Import a file or folder that already lies inside the server's data root."""
+        project, _ = project_for_user(request.user, project_id, min_role=Role.ANNOTATOR)
+        data = PathImportInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.volume_import_from_path(
+            project, data.validated_data["path"], user=request.user, name=data.validated_data.get("name"),
+            voxel_size_nm=_voxel_size(data.validated_data.get("voxel_size_nm")),
+            dataset=data.validated_data.get("dataset"))
+        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+
+
+class VolumeDetailApi(APIView):
+    def get(self, request: Request, volume_id: int) -> Response:
+        volume, role = volume_for_user(request.user, volume_id)
+        if volume.state != volume.State.READY:
+            return Response({"error": {"code": "not_ready", "message": f"volume is {volume.state}"}},
+                            status=status.HTTP_409_CONFLICT)
+        return Response(selectors.volume_detail(volume, role))

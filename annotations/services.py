@@ -1,0 +1,204 @@
+"""Writes for projects, members and volumes. Views, commands and tasks call these."""
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from annotations.defaults import MANUAL_LAYER, PAPER_CLASSES, hex_to_rgba
+from annotations.imaging import omezarr, readers, validation
+from annotations.models import LabelClass, LabelLayer, Membership, Project, Role, Volume
+from annotations.storage import upload_dir, volume_zarr_path
+from emportal.errors import ApplicationError
+from segmentation.jobs import JobContext, job_create
+from segmentation.models import Job
+
+log = logging.getLogger(__name__)
+
+UPLOAD_SUFFIXES = (".tif", ".tiff", ".h5", ".hdf5", ".mrc", ".rec", ".map")
+
+
+def project_create(name: str, *, description: str = "") -> Project:
+    """A project with the paper's label classes."""
+    with transaction.atomic():
+        project = Project.objects.create(name=name, description=description)
+        label_classes_install_defaults(project)
+    return project
+
+
+def label_classes_install_defaults(project: Project) -> None:
+    by_name: dict[str, LabelClass] = {}
+    for spec in PAPER_CLASSES:
+        by_name[spec.name], _ = LabelClass.objects.get_or_create(
+            project=project, name=spec.name,
+            defaults={"value": spec.value, "color": spec.color, "kind": spec.kind})
+    for spec in PAPER_CLASSES:
+        if spec.parent and by_name[spec.name].parent_id is None:
+            by_name[spec.name].parent = by_name[spec.parent]
+            by_name[spec.name].save(update_fields=["parent"])
+
+
+def project_member_add(project_name: str, username: str, role: str | Role, *,
+                       password: str | None = None) -> Membership:
+    """Give `username` `role` in `project_name`, creating project and user if missing."""
+    role = role if isinstance(role, Role) else Role.from_name(role)
+    User = get_user_model()
+    with transaction.atomic():
+        project = Project.objects.filter(name=project_name).first() or project_create(project_name)
+        user, created = User.objects.get_or_create(username=username)
+        if password is not None:
+            user.set_password(password)
+            user.save()
+        elif created:
+            user.set_unusable_password()
+            user.save()
+        membership, _ = Membership.objects.update_or_create(project=project, user=user,
+                                                            defaults={"role": role})
+    return membership
+
+
+def member_set_role(project: Project, username: str, role: str) -> Membership:
+    """A manager adds an existing user to the project, or changes their role."""
+    User = get_user_model()
+    try:
+        parsed = Role.from_name(role)
+    except ValueError as exc:
+        raise ApplicationError(str(exc), code="unknown_role") from None
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise ApplicationError(f"there is no user {username!r}", code="unknown_user", status_code=400)
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": parsed})
+    return membership
+
+
+# --- volumes -------------------------------------------------------------------------
+
+def _start_import(project: Project, *, path: Path, name: str, user: Any,
+                  voxel_size_nm: tuple[float, float, float] | None, remove_source: bool,
+                  dataset: str | None = None) -> Job:
+    from annotations.tasks import volume_import_task
+
+    with transaction.atomic():
+        volume = Volume.objects.create(project=project, name=name, created_by=user if user and
+                                       user.is_authenticated else None,
+                                       source={"file": path.name})
+        job = job_create(kind=Job.Kind.IMPORT, project_id=project.pk, volume_id=volume.pk, user=user,
+                         params={"path": str(path), "voxel_size_nm": voxel_size_nm,
+                                 "remove_source": remove_source, "dataset": dataset},
+                         enqueue=lambda job_id: volume_import_task.delay(job_id))
+    return job
+
+
+def volume_import_from_path(project: Project, user_path: str, *, user: Any = None, name: str | None = None,
+                            voxel_size_nm: tuple[float, float, float] | None = None,
+                            dataset: str | None = None) -> Job:
+    """Queue an import of a file or folder inside DATA_ROOT; anything outside is refused."""
+    try:
+        path = validation.resolve_inside(Path(settings.DATA_ROOT), user_path)
+    except ValueError as exc:
+        raise ApplicationError(str(exc), code="path_refused") from None
+    if not path.exists():
+        raise ApplicationError(f"{user_path!r} does not exist in the data root", code="not_found")
+    return _start_import(project, path=path, name=name or path.stem, user=user,
+                         voxel_size_nm=voxel_size_nm, remove_source=False, dataset=dataset)
+
+
+def volume_import_from_upload(project: Project, upload: Any, *, user: Any = None, name: str | None = None,
+                              voxel_size_nm: tuple[float, float, float] | None = None) -> Job:
+    """Move an uploaded file (already streamed to disk by Django) aside and queue its import."""
+    original = Path(upload.name or "upload").name
+    suffix = Path(original).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise ApplicationError(f"{original!r}: unsupported file type {suffix or '(none)'}; "
+                               f"upload one of {', '.join(UPLOAD_SUFFIXES)}", code="unsupported_format")
+    if upload.size > settings.UPLOAD_MAX_BYTES:
+        raise ApplicationError(f"{original!r} is {upload.size} bytes; the limit is {settings.UPLOAD_MAX_BYTES}",
+                               code="too_large", status_code=413)
+    folder = upload_dir() / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    target = folder / f"upload{suffix}"
+    with target.open("wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return _start_import(project, path=target, name=name or Path(original).stem, user=user,
+                         voxel_size_nm=voxel_size_nm, remove_source=True)
+
+
+def volume_import_local(project: Project, path: Path, *, name: str | None = None, dataset: str | None = None,
+                        voxel_size_nm: tuple[float, ...] | None = None,
+                        on_progress: Callable[[float], None] | None = None) -> Job:
+    """Import `path` in this process (management commands, the demo), recorded as a job."""
+    from segmentation.jobs import job_running
+
+    with transaction.atomic():
+        volume = Volume.objects.create(project=project, name=name or path.stem, source={"file": path.name})
+        job = job_create(kind=Job.Kind.IMPORT, project_id=project.pk, volume_id=volume.pk,
+                         params={"path": str(path), "voxel_size_nm": voxel_size_nm, "remove_source": False,
+                                 "dataset": dataset})
+    with job_running(job.pk) as ctx:
+        ctx.on_progress = on_progress
+        volume_import_run(ctx)
+    job.refresh_from_db()
+    return job
+
+
+def volume_import_run(ctx: JobContext) -> None:
+    """The import job's work: convert the source blockwise to an OME-Zarr pyramid."""
+    job = ctx.job
+    volume = Volume.objects.get(pk=job.volume_id)
+    source_path = Path(job.params["path"])
+    dest = volume_zarr_path(volume)
+    try:
+        ctx.progress(0.0, f"reading {source_path.name}")
+        root = None if job.params.get("remove_source") else Path(settings.DATA_ROOT)
+        source = readers.open_source(source_path, dataset=job.params.get("dataset"),
+                                     root=root if root and source_path.is_relative_to(root) else None)
+        try:
+            voxel = job.params.get("voxel_size_nm") or source.voxel_size_nm or (1.0, 1.0, 1.0)
+            voxel = tuple(float(v) for v in voxel)
+            info = omezarr.write_pyramid(
+                source, dest, voxel_size_nm=voxel,
+                on_progress=lambda f: ctx.progress(0.95 * f, f"converting: {int(100 * f)} %"))
+        finally:
+            source.close()
+        volume_finish_import(volume, info=info, voxel_size_nm=voxel, source_format=source.format)
+        job.result = {"volume": volume.pk, "shape": list(volume.shape)}
+        job.message = f"imported {volume.name}: {' x '.join(map(str, volume.shape))} voxels"
+    except BaseException:
+        Volume.objects.filter(pk=volume.pk).update(state=Volume.State.FAILED)
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    finally:
+        if job.params.get("remove_source"):
+            shutil.rmtree(source_path.parent, ignore_errors=True)
+
+
+def volume_finish_import(volume: Volume, *, info: Any, voxel_size_nm: tuple[float, ...],
+                         source_format: str = "") -> Volume:
+    """Record the pyramid on the volume, create its manual label layer, mark it ready."""
+    dest = volume_zarr_path(volume)
+    colors = {c.value: hex_to_rgba(c.color) for c in volume.project.label_classes.filter(kind="semantic")}
+    omezarr.create_label_layer(dest, MANUAL_LAYER, dtype="uint16", colors=colors)
+    z, y, x = info.levels[0].shape
+    volume.shape_z, volume.shape_y, volume.shape_x = int(z), int(y), int(x)
+    volume.voxel_z_nm, volume.voxel_y_nm, volume.voxel_x_nm = (float(v) for v in voxel_size_nm)
+    volume.dtype = str(info.dtype)
+    volume.zarr_path = str(dest.relative_to(Path(settings.MEDIA_ROOT)))
+    base = info.levels[0].scale_nm
+    volume.levels = [{"level": i, "shape": [int(s) for s in level.shape],
+                      "downsample": [round(s / b) for s, b in zip(level.scale_nm, base)]}
+                     for i, level in enumerate(info.levels)]
+    volume.window = [float(info.window[0]), float(info.window[1])]
+    volume.source = {**volume.source, "format": source_format}
+    volume.state = Volume.State.READY
+    volume.save()
+    LabelLayer.objects.get_or_create(volume=volume, name=MANUAL_LAYER,
+                                     defaults={"kind": LabelLayer.Kind.LABELS})
+    return volume

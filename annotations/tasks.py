@@ -1,0 +1,17 @@
+"""Celery tasks of the annotations app: thin wrappers that run a service as a job."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from segmentation.jobs import JobNotClaimed, job_running
+
+
+@shared_task(name="annotations.tasks.volume_import")
+def volume_import_task(job_id: int) -> None:
+    from annotations.services import volume_import_run
+
+    try:
+        with job_running(job_id) as ctx:
+            volume_import_run(ctx)
+    except JobNotClaimed:
+        return

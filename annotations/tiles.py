@@ -1,0 +1,105 @@
+"""Tile endpoints: image and label tiles of XY, XZ and YZ planes at any pyramid level.
+
+Plain Django views rather than DRF: a tile is bytes, not JSON, and the viewer asks for
+hundreds of them, so the path is kept short (one role check, one chunk-region read,
+one encode). Image tiles never change, so their ETag is the request itself; label
+tiles carry the layer version so a stroke invalidates them.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
+from django.views.decorators.http import require_GET
+
+from annotations.access import volume_for_user
+from annotations.imaging import omezarr, tiles
+from annotations.models import Volume
+
+CONTENT_TYPES = {"png": "image/png", "webp": "image/webp"}
+
+
+@lru_cache(maxsize=256)
+def _image_level(zarr_path: str, level: int) -> Any:
+    return omezarr.open_level(Path(settings.MEDIA_ROOT) / zarr_path, level)
+
+
+@lru_cache(maxsize=256)
+def _label_level(zarr_path: str, layer: str, level: int) -> Any:
+    return omezarr.open_label_level(Path(settings.MEDIA_ROOT) / zarr_path, layer, level)
+
+
+def _window(request: HttpRequest) -> tuple[float, float] | None:
+    raw = request.GET.get("window")
+    if not raw:
+        return None
+    try:
+        lo, hi = (float(v) for v in raw.split(","))
+    except ValueError:
+        raise Http404("window must be lo,hi") from None
+    if not hi > lo:
+        raise Http404("window must have hi > lo")
+    return lo, hi
+
+
+def _ready_volume(request: HttpRequest, volume_id: int) -> Volume:
+    volume, _ = volume_for_user(request.user, volume_id)
+    if volume.state != Volume.State.READY:
+        raise Http404("volume not ready")
+    return volume
+
+
+def _check_level(volume: Volume, level: int) -> None:
+    if level >= len(volume.levels):
+        raise Http404("no such level")
+
+
+def _respond(request: HttpRequest, etag: str, render: Any, fmt: str, cache_control: str) -> HttpResponse:
+    if request.headers.get("If-None-Match") == etag:
+        response: HttpResponse = HttpResponseNotModified()
+    else:
+        try:
+            body = render()
+        except (IndexError, ValueError) as exc:
+            raise Http404(str(exc)) from None
+        response = HttpResponse(body, content_type=CONTENT_TYPES[fmt])
+    response["ETag"] = etag
+    response["Cache-Control"] = cache_control
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_GET
+def image_tile(request: HttpRequest, volume_id: int, axis: str, index: int, level: int, ty: int, tx: int,
+               fmt: str) -> HttpResponse:
+    volume = _ready_volume(request, volume_id)
+    _check_level(volume, level)
+    window = _window(request)
+    etag = f'"img-{volume.pk}-{axis}{index}-{level}-{ty}-{tx}-{window}-{fmt}"'
+
+    def render() -> bytes:
+        return tiles.render_image_tile(_image_level(volume.zarr_path, level), axis=axis, index=index,
+                                       ty=ty, tx=tx, window=window, fmt=fmt)
+
+    return _respond(request, etag, render, fmt, "private, max-age=86400")
+
+
+@require_GET
+def label_tile(request: HttpRequest, volume_id: int, layer: str, axis: str, index: int, level: int, ty: int,
+               tx: int, fmt: str) -> HttpResponse:
+    volume = _ready_volume(request, volume_id)
+    _check_level(volume, level)
+    label_layer = volume.layers.filter(name=layer).first()
+    if label_layer is None:
+        raise Http404("no such layer")
+    etag = f'"lab-{volume.pk}-{layer}-v{label_layer.version}-{axis}{index}-{level}-{ty}-{tx}-{fmt}"'
+    colors = {c.value: c.rgba for c in volume.project.label_classes.all()} if label_layer.kind == "labels" else {}
+
+    def render() -> bytes:
+        return tiles.render_label_tile(_label_level(volume.zarr_path, layer, level), axis=axis, index=index,
+                                       ty=ty, tx=tx, colors=colors, fmt=fmt)
+
+    return _respond(request, etag, render, fmt, "private, no-cache")

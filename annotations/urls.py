@@ -1,0 +1,47 @@
+from django.urls import path, register_converter
+
+from annotations import api, tiles, views
+
+
+class AxisConverter:
+    regex = "[zyx]"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class FormatConverter:
+    regex = "png|webp"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(AxisConverter, "axis")
+register_converter(FormatConverter, "fmt")
+
+TILE = "<axis:axis>/<int:index>/<int:level>/<int:ty>/<int:tx>.<fmt:fmt>"
+
+page_urlpatterns = [
+    path("", views.home, name="home"),
+    path("projects/<int:project_id>/", views.project_page, name="project"),
+    path("projects/<int:project_id>/jobs/", views.jobs_page, name="jobs"),
+    path("volumes/<int:volume_id>/", views.volume_page, name="volume"),
+]
+
+api_urlpatterns = [
+    path("projects/", api.ProjectListApi.as_view(), name="api-projects"),
+    path("projects/<int:project_id>/members/", api.ProjectMembersApi.as_view(), name="api-members"),
+    path("projects/<int:project_id>/volumes/", api.VolumeListApi.as_view(), name="api-volumes"),
+    path("projects/<int:project_id>/volumes/import-path/", api.VolumeImportPathApi.as_view(),
+         name="api-volume-import-path"),
+    path("volumes/<int:volume_id>/", api.VolumeDetailApi.as_view(), name="api-volume"),
+    path(f"volumes/<int:volume_id>/tiles/{TILE}", tiles.image_tile, name="api-tile"),
+    path(f"volumes/<int:volume_id>/layers/<slug:layer>/tiles/{TILE}", tiles.label_tile, name="api-label-tile"),
+]

@@ -1,0 +1,44 @@
+// Small form helpers for the project page: upload with progress, server-side import, members.
+(function () {
+  const csrf = () => (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
+  const message = (body) => (body && body.error ? body.error.message + (body.error.detail ? " " + JSON.stringify(body.error.detail) : "") : "");
+  function jobLink(form, job) {
+    const projectJobs = location.pathname.replace(/\/$/, "") + "/jobs/";
+    form.querySelector(".status").innerHTML = `Import job #${job.id} queued. <a href="${projectJobs}">Follow it on the jobs page</a>.`;
+  }
+  const upload = document.getElementById("upload-form");
+  if (upload) upload.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const data = new FormData(upload);
+    if (!data.get("voxel_size_nm")) data.delete("voxel_size_nm");
+    if (!data.get("name")) data.delete("name");
+    const xhr = new XMLHttpRequest();
+    const bar = upload.querySelector("progress");
+    bar.hidden = false;
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = e.loaded / e.total; };
+    xhr.onload = () => {
+      const body = JSON.parse(xhr.responseText || "{}");
+      if (xhr.status === 202) jobLink(upload, body); else upload.querySelector(".status").textContent = message(body) || xhr.statusText;
+    };
+    xhr.open("POST", upload.dataset.url);
+    xhr.setRequestHeader("X-CSRFToken", csrf());
+    xhr.send(data);
+  });
+  async function postJson(form, body) {
+    const response = await fetch(form.dataset.url, { method: "POST", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() }, body: JSON.stringify(body) });
+    return [response, await response.json().catch(() => ({}))];
+  }
+  const path = document.getElementById("path-form");
+  if (path) path.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = Object.fromEntries([...new FormData(path)].filter(([, v]) => v));
+    const [response, json] = await postJson(path, body);
+    if (response.status === 202) jobLink(path, json); else path.querySelector(".status").textContent = message(json);
+  });
+  const member = document.getElementById("member-form");
+  if (member) member.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const [response, json] = await postJson(member, Object.fromEntries(new FormData(member)));
+    if (response.ok) location.reload(); else member.querySelector(".status").textContent = message(json);
+  });
+})();

@@ -1,0 +1,40 @@
+"""REST endpoints for jobs."""
+from __future__ import annotations
+
+from django.http import Http404
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations.access import project_for_user
+from annotations.models import Role
+from segmentation.jobs import job_cancel, job_payload, jobs_reap_stale
+from segmentation.models import Job
+
+
+def _job_for_user(request: Request, job_id: int, *, min_role: Role = Role.VIEWER) -> Job:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        raise Http404("not found")
+    project_for_user(request.user, job.project_id, min_role=min_role)
+    return job
+
+
+class JobListApi(APIView):
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = project_for_user(request.user, project_id)
+        jobs_reap_stale()
+        jobs = Job.objects.filter(project=project).order_by("-created")[:100]
+        return Response([job_payload(job) for job in jobs])
+
+
+class JobDetailApi(APIView):
+    def get(self, request: Request, job_id: int) -> Response:
+        jobs_reap_stale()
+        return Response(job_payload(_job_for_user(request, job_id)))
+
+
+class JobCancelApi(APIView):
+    def post(self, request: Request, job_id: int) -> Response:
+        job = _job_for_user(request, job_id, min_role=Role.ANNOTATOR)
+        return Response(job_payload(job_cancel(job)))

@@ -1,0 +1,201 @@
+"""Job lifecycle: create, claim, report progress, finish, cancel, reap.
+
+Tasks never touch Job rows directly; they run their work inside `job_running`, which
+claims the job atomically (two workers never run the same job), keeps a heartbeat,
+turns exceptions into a failed state with a message, and pushes every change to the
+project's websocket group. A job whose worker died stops beating and is marked failed
+by `jobs_reap_stale` (run by Celery beat and on every jobs read).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from emportal.realtime import broadcast, project_group, volume_group
+from segmentation.models import Job
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 10
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job when someone pressed Cancel."""
+
+
+class JobNotClaimed(Exception):
+    """The job was already claimed, finished or cancelled: do nothing."""
+
+
+def job_payload(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.pk,
+        "kind": job.kind,
+        "state": job.state,
+        "progress": round(job.progress, 4),
+        "message": job.message,
+        "error_code": job.error_code,
+        "volume": job.volume_id,
+        "result": job.result,
+        "created": job.created.isoformat() if job.created else None,
+        "finished": job.finished.isoformat() if job.finished else None,
+    }
+
+
+def _emit(job: Job) -> None:
+    event = {"type": "job", "job": job_payload(job)}
+    broadcast(project_group(job.project_id), event)
+    if job.volume_id:
+        broadcast(volume_group(job.volume_id), event)
+
+
+def job_create(*, kind: str, project_id: int, volume_id: int | None = None, user: Any = None,
+               params: dict[str, Any] | None = None, enqueue: Callable[[int], None] | None = None) -> Job:
+    """Create a queued job; `enqueue(job_id)` runs after the transaction commits."""
+    job = Job.objects.create(kind=kind, project_id=project_id, volume_id=volume_id,
+                             created_by=user if user and user.is_authenticated else None,
+                             params=params or {}, message="queued")
+    if enqueue is not None:
+        transaction.on_commit(lambda: enqueue(job.pk))
+    transaction.on_commit(lambda: _emit(job))
+    return job
+
+
+def _claim(job_id: int) -> Job:
+    now = timezone.now()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    claimed = Job.objects.filter(pk=job_id, state=Job.State.QUEUED, cancel_requested=False).update(
+        state=Job.State.RUNNING, started=now, heartbeat=now, worker=worker, message="started")
+    if not claimed:
+        raise JobNotClaimed(job_id)
+    job = Job.objects.get(pk=job_id)
+    _emit(job)
+    return job
+
+
+@dataclass
+class JobContext:
+    """What a running task sees: progress reporting and a cancel check."""
+
+    job: Job
+    on_progress: Callable[[float], None] | None = None
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """Record progress (0..1); raises JobCancelled if a cancel was requested."""
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        updates: dict[str, Any] = {"progress": fraction, "heartbeat": timezone.now()}
+        if message is not None:
+            updates["message"] = message[:500]
+        Job.objects.filter(pk=self.job.pk).update(**updates)
+        for key, value in updates.items():
+            setattr(self.job, key, value)
+        if self.on_progress is not None:
+            self.on_progress(fraction)
+        if self.cancel_requested():
+            raise JobCancelled()
+        _emit(self.job)
+
+    def cancel_requested(self) -> bool:
+        return Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists()
+
+    def log(self, line: str) -> None:
+        self.job.log += line.rstrip() + "\n"
+        Job.objects.filter(pk=self.job.pk).update(log=self.job.log)
+
+
+def _beat(job_id: int, stop: threading.Event) -> None:
+    from django.db import connection
+
+    try:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(heartbeat=timezone.now())
+    finally:
+        connection.close()
+
+
+def _finish(job: Job, state: str, *, message: str, error_code: str = "",
+            result: dict[str, Any] | None = None) -> None:
+    job.state = state
+    job.message = message[:500]
+    job.error_code = error_code
+    job.finished = timezone.now()
+    if state == Job.State.SUCCEEDED:
+        job.progress = 1.0
+    if result is not None:
+        job.result = result
+    # Only a job still running may be finished here: the reaper may have failed it already.
+    Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
+        state=job.state, message=job.message, error_code=error_code, finished=job.finished,
+        progress=job.progress, result=job.result, log=job.log)
+    _emit(job)
+
+
+@contextmanager
+def job_running(job_id: int) -> Iterator[JobContext]:
+    """Claim `job_id` and run the body as that job.
+
+    The body stores its outcome in ``ctx.job.result``; leaving normally marks the job
+    succeeded, JobCancelled marks it cancelled, any other exception marks it failed with
+    the exception's message (ValueError and friends are the user's fault: code
+    "invalid_input"; anything else "internal").
+    """
+    job = _claim(job_id)
+    stop = threading.Event()
+    beater = threading.Thread(target=_beat, args=(job.pk, stop), daemon=True)
+    beater.start()
+    ctx = JobContext(job)
+    try:
+        yield ctx
+    except JobCancelled:
+        _finish(job, Job.State.CANCELLED, message="cancelled")
+    except (ValueError, TypeError, OSError, KeyError) as exc:
+        ctx.log(traceback.format_exc())
+        _finish(job, Job.State.FAILED, message=str(exc) or type(exc).__name__, error_code="invalid_input")
+    except Exception as exc:  # noqa: BLE001 - every failure must end the job, not leave it running
+        log.exception("job %s failed", job.pk)
+        ctx.log(traceback.format_exc())
+        _finish(job, Job.State.FAILED, message=f"internal error: {exc}", error_code="internal")
+    else:
+        _finish(job, Job.State.SUCCEEDED, message=job.message if job.message != "started" else "done",
+                result=job.result)
+    finally:
+        stop.set()
+
+
+def job_cancel(job: Job) -> Job:
+    """Cancel a queued job at once; ask a running one to stop at its next progress report."""
+    if job.state == Job.State.QUEUED:
+        Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(
+            state=Job.State.CANCELLED, cancel_requested=True, finished=timezone.now(), message="cancelled")
+    elif job.state == Job.State.RUNNING:
+        Job.objects.filter(pk=job.pk).update(cancel_requested=True, message="cancelling")
+    job.refresh_from_db()
+    _emit(job)
+    return job
+
+
+def jobs_reap_stale(*, now: Any = None) -> int:
+    """Mark running jobs whose heartbeat stopped as failed; returns how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
+    stale = list(Job.objects.filter(state=Job.State.RUNNING, heartbeat__lt=cutoff))
+    for job in stale:
+        updated = Job.objects.filter(pk=job.pk, state=Job.State.RUNNING, heartbeat__lt=cutoff).update(
+            state=Job.State.FAILED, finished=now, error_code="worker_lost",
+            message=f"the worker stopped responding (no heartbeat for {settings.JOB_STALE_SECONDS} s)")
+        if updated:
+            job.refresh_from_db()
+            _emit(job)
+    return len(stale)

@@ -1,0 +1,49 @@
+"""Background jobs (and, as they land, model versions, runs and reports)."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Job(models.Model):
+    class Kind(models.TextChoices):
+        IMPORT = "import"
+        RETRAIN = "retrain"
+        SEGMENT = "segment"
+        CELLS = "cells"
+        REPORT = "report"
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINISHED = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+
+    project = models.ForeignKey("annotations.Project", on_delete=models.CASCADE, related_name="jobs")
+    volume = models.ForeignKey("annotations.Volume", null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="jobs")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=500, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    params = models.JSONField(default=dict)
+    result = models.JSONField(default=dict)
+    log = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=200, blank=True, help_text="who claimed it")
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["state", "heartbeat"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.state})"

@@ -1,0 +1,11 @@
+"""Celery tasks of the segmentation app."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from segmentation.jobs import jobs_reap_stale
+
+
+@shared_task(name="segmentation.tasks.reap_stale_jobs")
+def reap_stale_jobs() -> int:
+    return jobs_reap_stale()
