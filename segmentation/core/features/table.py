@@ -1,0 +1,431 @@
+"""Per-cell feature table: one row per cell instance, computed one cell box at a time.
+
+Memory is bounded by the largest cell's bounding box, not by the volume: bounding boxes
+are found by reading ``cells`` in slabs of planes, then each cell reads only its box of
+``image``, ``labels`` and ``cells``. Any array-like that slices to numpy (numpy, zarr,
+h5py, memory-mapped TIFF) works.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+
+from segmentation.core.classes import BACKGROUND, default_parents
+from segmentation.core.features.fenestration import DEFAULT_CLOSING_RADIUS_NM, fenestrations
+from segmentation.core.features.morphology import (
+    NM3_PER_UM3,
+    elongations,
+    largest_object,
+    object_stats,
+    surface_shape,
+)
+from segmentation.core.features.texture import (
+    GLCM_PROPS,
+    INTENSITY_STATS,
+    glcm_matrices,
+    glcm_props,
+    intensity_stats,
+    quantise,
+)
+
+__all__ = [
+    "DEFAULT_CLASSES",
+    "COLUMNS",
+    "describe_columns",
+    "class_masks",
+    "cell_bounding_boxes",
+    "intensity_range_of",
+    "cell_features",
+]
+
+DEFAULT_CLASSES: dict[str, int] = {"nucleus": 1, "nucleolus": 2, "mitochondrion": 3, "endosome": 4, "lysosome": 5}
+
+# Classes with extra shape columns, by name.
+NUCLEUS, NUCLEOLUS, MITOCHONDRION = "nucleus", "nucleolus", "mitochondrion"
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def _check_classes(classes: Mapping[str, int]) -> dict[str, int]:
+    out = {str(k): int(v) for k, v in classes.items() if str(k) != BACKGROUND}
+    if not out:
+        raise ValueError(f"classes {dict(classes)!r} name no class besides background")
+    seen: dict[int, str] = {}
+    for name, value in out.items():
+        if value <= 0:
+            raise ValueError(f"class {name!r} has value {value}; values must be >= 1 (0 = none)")
+        if value in seen:
+            raise ValueError(f"classes {seen[value]!r} and {name!r} share value {value}")
+        seen[value] = name
+    return out
+
+
+def _descendants(classes: Mapping[str, int], hierarchy: Mapping[str, str | None] | None) -> dict[str, list[str]]:
+    parents = default_parents(list(classes)) if hierarchy is None else dict(hierarchy)
+    children: dict[str, list[str]] = {name: [] for name in classes}
+    for child, parent in parents.items():
+        if parent is not None and parent in children and child in classes:
+            children[parent].append(child)
+
+    def walk(name: str, seen: frozenset[str]) -> list[str]:
+        out = [name]
+        for child in children[name]:
+            if child not in seen:
+                out.extend(walk(child, seen | {child}))
+        return out
+
+    return {name: walk(name, frozenset({name})) for name in classes}
+
+
+def class_masks(
+    labels: np.ndarray,
+    classes: Mapping[str, int],
+    *,
+    hierarchy: Mapping[str, str | None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Boolean mask per class, each covering its descendants (nucleus includes nucleoli).
+
+    Parameters
+    ----------
+    labels : ndarray, shape (Z, Y, X), integer
+        Innermost class value per voxel.
+    classes : mapping of str to int
+        Class name -> value; a ``"background"`` entry is ignored.
+    hierarchy : mapping child -> parent, optional
+        The paper's nesting (nucleolus in nucleus) when None.
+    """
+    classes = _check_classes(classes)
+    labels = np.asarray(labels)
+    return {
+        name: np.isin(labels, [classes[n] for n in members])
+        for name, members in _descendants(classes, hierarchy).items()
+    }
+
+
+def describe_columns(
+    classes: Mapping[str, int] = DEFAULT_CLASSES,
+) -> dict[str, tuple[str, str]]:
+    """Unit and description of every column :func:`cell_features` writes, in column order.
+
+    Returns
+    -------
+    dict of str to (unit, description)
+        Unit ``"1"`` means dimensionless; ``"voxel"`` an index in the volume.
+    """
+    classes = _check_classes(classes)
+    cols: dict[str, tuple[str, str]] = {
+        "cell_id": ("1", "Cell instance id in the cells volume."),
+        "cell_volume_um3": ("µm³", "Cell volume: voxel count times voxel volume."),
+        "cell_voxels": ("voxel", "Number of voxels of the cell."),
+        "cell_centroid_z": ("voxel", "Plane index of the cell's centre of mass."),
+        "cell_centroid_y": ("voxel", "Row index of the cell's centre of mass."),
+        "cell_centroid_x": ("voxel", "Column index of the cell's centre of mass."),
+        "cell_touches_border": ("bool", "True when the cell reaches the volume's edge, so it is cut and its volumes are partial."),
+    }
+    for name in classes:
+        cols[f"{name}_volume_um3"] = ("µm³", f"Total {name} volume inside the cell (a class includes the classes nested in it).")
+        cols[f"{name}_count"] = ("1", f"Number of {name} objects in the cell (26-connected components).")
+        cols[f"{name}_pct_of_cell"] = ("%", f"{name} volume as a percentage of the cell volume.")
+        cols[f"{name}_mean_volume_um3"] = ("µm³", f"Mean volume of one {name} object (empty when there is none).")
+    if NUCLEUS in classes:
+        cols["nucleus_surface_um2"] = ("µm²", "Surface area of the largest nucleus object: marching cubes at level 0.5 of the mask smoothed with a 1-voxel Gaussian, with the voxel size as spacing.")
+        cols["nucleus_solidity"] = ("1", "Volume of that nucleus surface mesh over the volume of the convex hull of its vertices (1 = convex).")
+        cols["nucleus_sphericity"] = ("1", "pi^(1/3) (6 V)^(2/3) / A of that mesh (1 = ball).")
+    if NUCLEOLUS in classes:
+        cols["nucleolus_fenestration_volume_um3"] = ("µm³", "Volume of the fenestrations of the cell's nucleoli (see docs/FEATURES.md for the envelope).")
+        cols["nucleolus_fenestrated_pct"] = ("%", "Fenestration volume / (nucleolus + fenestration volume) x 100.")
+        cols["nucleolus_fenestration_count"] = ("1", "Number of fenestrations (6-connected components of fenestration voxels).")
+    if MITOCHONDRION in classes:
+        cols["mitochondrion_elongation"] = ("1", "Mean over the cell's mitochondria of the longest / shortest principal axis (second moments, 1 = round).")
+    stat_units = {"mean": "intensity", "std": "intensity", "min": "intensity", "max": "intensity", "median": "intensity"}
+    for region in ["cell", *classes]:
+        where = "the cell" if region == "cell" else f"the cell's {region} voxels"
+        for stat in INTENSITY_STATS:
+            unit = stat_units.get(stat, "intensity")
+            label = {"std": "standard deviation", "p05": "5th percentile", "p25": "25th percentile", "p75": "75th percentile", "p95": "95th percentile"}.get(stat, stat)
+            cols[f"texture_{region}_{stat}"] = (unit, f"Image intensity {label} over {where}.")
+        for prop in GLCM_PROPS:
+            unit = {"contrast": "grey level²", "dissimilarity": "grey level"}.get(prop, "1")
+            cols[f"texture_{region}_glcm_{prop}"] = (unit, f"GLCM {prop} over {where} (3D, 13 directions, distance 1 voxel; see docs/FEATURES.md).")
+    return cols
+
+
+COLUMNS: dict[str, tuple[str, str]] = describe_columns(DEFAULT_CLASSES)
+
+
+def cell_bounding_boxes(cells: Any, *, slab_planes: int | None = None) -> dict[int, tuple[slice, slice, slice]]:
+    """Bounding box of every cell id, reading ``cells`` a slab of planes at a time.
+
+    Parameters
+    ----------
+    cells : array-like, shape (Z, Y, X), integer
+        Instance ids, 0 outside cells.
+    slab_planes : int, optional
+        Planes per read; the array's chunk depth (zarr) or 32 when None.
+
+    Returns
+    -------
+    dict of int to tuple of three slices
+        Sorted by id; slices have explicit start and stop.
+    """
+    if len(getattr(cells, "shape", ())) != 3:
+        raise ValueError(f"cells must be 3D (Z, Y, X), got shape {getattr(cells, 'shape', None)}")
+    dtype = np.dtype(cells.dtype)
+    if dtype.kind not in "iu":
+        raise TypeError(f"cells must hold integer ids, got dtype {dtype}")
+    n_z = int(cells.shape[0])
+    if slab_planes is None:
+        chunks = getattr(cells, "chunks", None)
+        slab_planes = int(chunks[0]) if chunks and isinstance(chunks[0], (int, np.integer)) else 32
+    boxes: dict[int, list[int]] = {}
+    for z0 in range(0, n_z, max(1, slab_planes)):
+        slab = np.asarray(cells[z0 : z0 + slab_planes])
+        # Compact ids first so huge ids (uint32/uint64) cost nothing in find_objects.
+        ids, compact = np.unique(slab, return_inverse=True)
+        if ids.size and ids[0] < 0:
+            raise ValueError(f"cells hold negative id {ids[0]} in planes {z0}..{z0 + len(slab) - 1}")
+        found = ndi.find_objects(compact.reshape(slab.shape).astype(np.int32) + 1)
+        for cid, box in zip(ids.tolist(), found):
+            if cid == 0 or box is None:
+                continue
+            lo = [box[0].start + z0, box[1].start, box[2].start]
+            hi = [box[0].stop + z0, box[1].stop, box[2].stop]
+            old = boxes.get(int(cid))
+            if old is None:
+                boxes[int(cid)] = lo + hi
+            else:
+                boxes[int(cid)] = [min(a, b) for a, b in zip(old[:3], lo)] + [max(a, b) for a, b in zip(old[3:], hi)]
+    return {
+        cid: (slice(b[0], b[3]), slice(b[1], b[4]), slice(b[2], b[5]))
+        for cid, b in sorted(boxes.items())
+    }
+
+
+def intensity_range_of(image: Any, *, slab_planes: int = 32) -> tuple[float, float]:
+    """Fixed intensity range for GLCM quantisation of a whole volume.
+
+    uint8 images use (0, 256) so volumes are comparable with each other; other dtypes use
+    (min, max + tiny) of the image, read a slab of planes at a time.
+    """
+    dtype = np.dtype(image.dtype)
+    if dtype.kind not in "uif":
+        raise TypeError(f"image must be numeric, got dtype {dtype}")
+    if dtype == np.uint8:
+        return 0.0, 256.0
+    lo, hi = math.inf, -math.inf
+    for z0 in range(0, int(image.shape[0]), slab_planes):
+        slab = np.asarray(image[z0 : z0 + slab_planes])
+        finite = slab[np.isfinite(slab)] if dtype.kind == "f" else slab
+        if finite.size:
+            lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+    if not math.isfinite(lo):
+        raise ValueError("image holds no finite intensity")
+    # Half-open range: the brightest voxel lands in the last level, not past it.
+    if hi <= lo:
+        return lo, lo + 1.0
+    return lo, hi + max(1e-6, (hi - lo) * 1e-6)
+
+
+def _shape3(a: Any, name: str) -> tuple[int, int, int]:
+    shape = tuple(int(n) for n in getattr(a, "shape", ()))
+    if len(shape) != 3:
+        raise ValueError(f"{name} must be 3D (Z, Y, X), got shape {getattr(a, 'shape', None)}")
+    return shape  # type: ignore[return-value]
+
+
+def cell_features(
+    image: Any,
+    labels: Any,
+    cells: Any,
+    *,
+    voxel_size_nm: Sequence[float],
+    classes: Mapping[str, int] = DEFAULT_CLASSES,
+    hierarchy: Mapping[str, str | None] | None = None,
+    cell_ids: Iterable[int] | None = None,
+    fenestration_closing_nm: float = DEFAULT_CLOSING_RADIUS_NM,
+    glcm_levels: int = 32,
+    intensity_range: tuple[float, float] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> pd.DataFrame:
+    """Per-cell morphology and texture table.
+
+    Parameters
+    ----------
+    image : array-like, shape (Z, Y, X), numeric
+        The EM volume (numpy, zarr, ...; read one cell box at a time).
+    labels : array-like, shape (Z, Y, X), integer
+        Innermost class value per voxel (0 = none); a nucleolus voxel counts for the
+        nucleus too (``hierarchy``).
+    cells : array-like, shape (Z, Y, X), integer
+        Cell instance ids, 0 outside cells.
+    voxel_size_nm : three floats
+        Voxel size (Z, Y, X) in nm.
+    classes : mapping of str to int
+        Class name -> label value; the paper's five classes by default. Nucleus shape,
+        nucleolar fenestration and mitochondrial elongation columns appear when classes
+        named ``nucleus``, ``nucleolus``, ``mitochondrion`` are present.
+    hierarchy : mapping child -> parent, optional
+        Class nesting; the paper's (nucleolus in nucleus) when None.
+    cell_ids : iterable of int, optional
+        Only these cells (all cells when None). Unknown ids raise ValueError.
+    fenestration_closing_nm : float
+        Closing radius of the nucleolar envelope, nm (see ``fenestration`` module).
+    glcm_levels : int
+        Grey levels for the GLCM.
+    intensity_range : (lo, hi), optional
+        Quantisation range for the GLCM; :func:`intensity_range_of` the image when None.
+        Pass one range for all volumes you mean to compare.
+    on_progress : callable (done, total) -> None, optional
+        Called after each cell.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cell, sorted by ``cell_id``, columns as :func:`describe_columns`
+        (NaN where a measure does not apply, e.g. nucleus solidity of a cell without nucleus).
+
+    Examples
+    --------
+    >>> cells = np.zeros((4, 8, 8), np.uint16); cells[:, :, :4] = 1; cells[:, :, 4:] = 2
+    >>> labels = np.zeros_like(cells, dtype=np.uint8); labels[1:3, 2:6, 1:3] = 1
+    >>> image = np.full(cells.shape, 100, np.uint8)
+    >>> t = cell_features(image, labels, cells, voxel_size_nm=(100, 100, 100))
+    >>> t[["cell_id", "nucleus_volume_um3", "nucleus_count"]].to_numpy().tolist()
+    [[1.0, 0.016, 1.0], [2.0, 0.0, 0.0]]
+    """
+    classes = _check_classes(classes)
+    shape = _shape3(image, "image")
+    for name, arr in (("labels", labels), ("cells", cells)):
+        if _shape3(arr, name) != shape:
+            raise ValueError(f"{name} has shape {tuple(arr.shape)}, image has {shape}")
+        if np.dtype(arr.dtype).kind not in "iu":
+            raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
+    spacing = tuple(float(s) for s in voxel_size_nm)
+    if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise ValueError(f"voxel_size_nm must be three positive numbers (Z, Y, X), got {tuple(voxel_size_nm)!r}")
+    if fenestration_closing_nm < 0:
+        raise ValueError(f"fenestration_closing_nm must be >= 0, got {fenestration_closing_nm}")
+    if intensity_range is None:
+        intensity_range = intensity_range_of(image)
+    members = _descendants(classes, hierarchy)
+
+    boxes = cell_bounding_boxes(cells)
+    if cell_ids is not None:
+        wanted = [int(c) for c in cell_ids]
+        unknown = [c for c in wanted if c not in boxes]
+        if unknown:
+            raise ValueError(f"cell ids {unknown[:10]} do not occur in cells")
+        boxes = {c: boxes[c] for c in sorted(set(wanted))}
+
+    rows = []
+    for done, (cid, box) in enumerate(boxes.items(), start=1):
+        rows.append(
+            _one_cell(
+                cid,
+                box,
+                np.asarray(image[box]),
+                np.asarray(labels[box]),
+                np.asarray(cells[box]),
+                shape=shape,
+                spacing=spacing,
+                classes=classes,
+                members=members,
+                closing_nm=float(fenestration_closing_nm),
+                levels=int(glcm_levels),
+                intensity_range=intensity_range,
+            )
+        )
+        if on_progress is not None:
+            on_progress(done, len(boxes))
+    columns = list(describe_columns(classes))
+    table = pd.DataFrame(rows, columns=columns)
+    return table.astype({"cell_id": np.int64, "cell_voxels": np.int64, "cell_touches_border": bool})
+
+
+def _one_cell(
+    cid: int,
+    box: tuple[slice, slice, slice],
+    image: np.ndarray,
+    labels: np.ndarray,
+    cells: np.ndarray,
+    *,
+    shape: tuple[int, int, int],
+    spacing: tuple[float, float, float],
+    classes: dict[str, int],
+    members: dict[str, list[str]],
+    closing_nm: float,
+    levels: int,
+    intensity_range: tuple[float, float],
+) -> dict[str, Any]:
+    voxel_nm3 = spacing[0] * spacing[1] * spacing[2]
+    in_cell = cells == cid
+    n_cell = int(np.count_nonzero(in_cell))
+    lab = np.where(in_cell, labels, 0)
+    masks = {name: np.isin(lab, [classes[m] for m in members[name]]) for name in classes}
+    centroid = ndi.center_of_mass(in_cell)
+    row: dict[str, Any] = {
+        "cell_id": int(cid),
+        "cell_volume_um3": n_cell * voxel_nm3 / NM3_PER_UM3,
+        "cell_voxels": n_cell,
+        "cell_centroid_z": centroid[0] + box[0].start,
+        "cell_centroid_y": centroid[1] + box[1].start,
+        "cell_centroid_x": centroid[2] + box[2].start,
+        "cell_touches_border": any(s.start == 0 or s.stop == n for s, n in zip(box, shape)),
+    }
+    for name, mask in masks.items():
+        stats = object_stats(mask, voxel_volume_nm3=voxel_nm3)
+        row[f"{name}_volume_um3"] = stats.total_um3
+        row[f"{name}_count"] = stats.count
+        row[f"{name}_pct_of_cell"] = 100.0 * stats.total_um3 / row["cell_volume_um3"]
+        row[f"{name}_mean_volume_um3"] = stats.mean_um3
+    if NUCLEUS in masks:
+        shape_ = surface_shape(largest_object(masks[NUCLEUS]), voxel_size_nm=spacing)
+        row["nucleus_surface_um2"] = shape_.surface_um2
+        row["nucleus_solidity"] = shape_.solidity
+        row["nucleus_sphericity"] = shape_.sphericity
+    if NUCLEOLUS in masks:
+        fen = fenestrations(masks[NUCLEOLUS], voxel_size_nm=spacing, closing_radius_nm=closing_nm, within=in_cell)
+        row["nucleolus_fenestration_volume_um3"] = fen.voxels * voxel_nm3 / NM3_PER_UM3
+        row["nucleolus_fenestrated_pct"] = fen.fenestrated_pct
+        row["nucleolus_fenestration_count"] = fen.count
+    if MITOCHONDRION in masks:
+        el = elongations(masks[MITOCHONDRION], voxel_size_nm=spacing)
+        row["mitochondrion_elongation"] = float(el.mean()) if el.size else math.nan
+    row.update(_texture(image, lab, in_cell, classes, members, levels=levels, intensity_range=intensity_range))
+    return row
+
+
+def _texture(
+    image: np.ndarray,
+    lab: np.ndarray,
+    in_cell: np.ndarray,
+    classes: dict[str, int],
+    members: dict[str, list[str]],
+    *,
+    levels: int,
+    intensity_range: tuple[float, float],
+) -> dict[str, float]:
+    names = list(classes)
+    lab = np.maximum(lab, 0)
+    # Region code per voxel: 0 = cell without class, k = k-th class (innermost), -1 = outside.
+    lut = np.zeros(int(max(int(lab.max()), max(classes.values()))) + 1, np.int16)
+    for k, name in enumerate(names, start=1):
+        lut[classes[name]] = k
+    code = np.where(in_cell, lut[lab], -1)
+    regions = {"cell": list(range(len(names) + 1))}
+    regions.update({name: [names.index(m) + 1 for m in members[name]] for name in names})
+    grey = quantise(image, levels=levels, intensity_range=intensity_range)
+    counts = glcm_matrices(grey, code, regions, levels=levels)
+    out: dict[str, float] = {}
+    for region, region_codes in regions.items():
+        values = image[np.isin(code, region_codes)]
+        for stat, value in intensity_stats(values).items():
+            out[f"texture_{region}_{stat}"] = value
+        for prop, value in glcm_props(counts[region]).items():
+            out[f"texture_{region}_glcm_{prop}"] = value
+    return out
