@@ -122,7 +122,7 @@ class Source:
             raise IndexError(f"slice range [{z0}, {z1}) is outside [0, {self.shape[0]})")
         try:
             data = self._read(z0, z1)
-        except (ValueError, OSError, RuntimeError, KeyError, EOFError, TypeError) as exc:
+        except Exception as exc:  # decoders raise anything on corrupt data
             raise ValueError(
                 f"{self.path.name}: cannot decode slices {z0}..{z1 - 1} "
                 f"(corrupt or truncated file): {exc}"
@@ -894,6 +894,15 @@ def open_source(
         path = resolve_inside(Path(root), str(path))
     if not path.exists():
         raise ValueError(f"{path} does not exist")
+    try:
+        return _open(path, dataset=dataset, limits=limits, root=root)
+    except ValueError:
+        raise
+    except Exception as exc:  # parsers of hostile files raise anything; report one kind
+        raise ValueError(f"{path.name}: cannot open ({type(exc).__name__}: {exc})") from exc
+
+
+def _open(path: Path, *, dataset: str | None, limits: Limits, root: Path | None) -> Source:
     kind = _sniff(path)
     if kind == "tiff":
         try:
