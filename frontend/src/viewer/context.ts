@@ -1,0 +1,80 @@
+/** State shared by the three slice views and the panels of one volume page. */
+import type { Axis, VolumeInfo, Zyx } from "../api/types";
+import type { AnnotationSession } from "../annotation/session";
+import type { ToolState } from "../annotation/tools";
+import { Signal, Trackable, tupleEquals } from "../core/trackable";
+import { AXIS_DIM, clamp } from "./geometry";
+import type { TileCache } from "./tile_cache";
+
+export type LayerDisplayKind = "image" | "labels" | "instances";
+
+export class LayerDisplay {
+  readonly visible = new Trackable(true);
+  readonly opacity: Trackable<number>;
+
+  constructor(
+    readonly name: string,
+    readonly kind: LayerDisplayKind,
+    opacity: number,
+  ) {
+    this.opacity = new Trackable(opacity);
+  }
+}
+
+export interface HoverPoint {
+  axis: Axis;
+  /** Continuous level-0 ZYX under the cursor. */
+  point: Zyx;
+}
+
+export class ViewerContext {
+  /** The crosshair: integer voxel shown by all three views. */
+  readonly focus: Trackable<Zyx>;
+  readonly window: Trackable<[number, number]>;
+  readonly hover = new Trackable<HoverPoint | null>(null);
+  /** View that keyboard slice navigation applies to. */
+  readonly activeAxis = new Trackable<Axis>("z");
+  /** Space held: left-drag pans whatever the tool. */
+  readonly spaceHeld = new Trackable(false);
+  /** Zoom (CSS px per nm) shared by the views, so they stay at one scale. */
+  readonly redraw = new Signal();
+  readonly layers: LayerDisplay[];
+
+  constructor(
+    readonly info: VolumeInfo,
+    readonly session: AnnotationSession,
+    readonly tools: ToolState,
+    readonly cache: TileCache,
+  ) {
+    const [Z, Y, X] = info.shape;
+    this.focus = new Trackable<Zyx>(
+      [Math.floor(Z / 2), Math.floor(Y / 2), Math.floor(X / 2)],
+      tupleEquals,
+    );
+    this.window = new Trackable<[number, number]>([info.window[0], info.window[1]], tupleEquals);
+    this.layers = [new LayerDisplay("image", "image", 1)];
+    for (const l of info.layers) {
+      this.layers.push(new LayerDisplay(l.name, l.kind, l.name === "prediction" ? 0.4 : 0.6));
+    }
+  }
+
+  layer(name: string): LayerDisplay | undefined {
+    return this.layers.find((l) => l.name === name);
+  }
+
+  /** Move the slice of view `axis` by `delta` voxels, clamped to the volume. */
+  stepSlice(axis: Axis, delta: number): void {
+    this.setSlice(axis, this.focus.value[AXIS_DIM[axis]] + delta);
+  }
+
+  setSlice(axis: Axis, index: number): void {
+    const d = AXIS_DIM[axis];
+    const next: Zyx = [...this.focus.value];
+    next[d] = clamp(Math.round(index), 0, this.info.shape[d] - 1);
+    this.focus.value = next;
+  }
+
+  get canPaint(): boolean {
+    return this.session.role.value !== "viewer";
+  }
+}

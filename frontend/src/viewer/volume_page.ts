@@ -1,0 +1,287 @@
+/**
+ * The volume page: reads the shell's data attributes, loads the volume metadata, opens
+ * the websocket and assembles the views, toolbar, layer and history panels, status bar
+ * and keyboard shortcuts. Everything it creates is released by dispose().
+ */
+import { api } from "../api/http";
+import { VolumeSocket, websocketUrl } from "../api/socket";
+import { isRole, type VolumeInfo } from "../api/types";
+import { HistoryPanel } from "../annotation/history_panel";
+import { AnnotationSession } from "../annotation/session";
+import { ToolController } from "../annotation/tool_controller";
+import { Toolbar } from "../annotation/toolbar";
+import { stepRadius, type ToolName, ToolState } from "../annotation/tools";
+import { type Disposable, DisposableSet, every, listen } from "../core/disposable";
+import { h } from "../core/dom";
+import { ViewerContext } from "./context";
+import { sliceCount } from "./geometry";
+import { LayersPanel } from "./layers_panel";
+import { SliceView } from "./slice_view";
+import { TileCache } from "./tile_cache";
+import { formatUrlState, parseUrlState } from "./url_state";
+
+const TOOL_KEYS: Record<string, ToolName> = { h: "pan", b: "brush", e: "eraser", f: "fill", p: "polygon", i: "picker" };
+
+function isTextInput(el: EventTarget | null): boolean {
+  return el instanceof HTMLInputElement && !["range", "checkbox", "button"].includes(el.type)
+    || el instanceof HTMLTextAreaElement || el instanceof HTMLSelectElement;
+}
+
+export class VolumePage implements Disposable {
+  private readonly disposers = new DisposableSet();
+
+  static async mount(root: HTMLElement): Promise<VolumePage> {
+    const volumeId = Number(root.dataset.volumeId);
+    if (!Number.isInteger(volumeId)) throw new TypeError(`data-volume-id is not an integer: ${root.dataset.volumeId}`);
+    root.replaceChildren(h("div", { class: "loading" }, "Loading volume…"));
+    let info: VolumeInfo;
+    try {
+      info = await api.volume(volumeId);
+    } catch (err) {
+      root.replaceChildren(h("div", { class: "loading error" }, `Could not load volume ${volumeId}: ${String(err)}`));
+      throw err;
+    }
+    const role = root.dataset.role;
+    if (isRole(role)) info = { ...info, role: info.role ?? role };
+    const wsPath = root.dataset.wsPath ?? `/ws/volumes/${volumeId}/`;
+    return new VolumePage(root, info, wsPath);
+  }
+
+  constructor(root: HTMLElement, info: VolumeInfo, wsPath: string) {
+    const d = this.disposers;
+    const socket = d.add(new VolumeSocket(websocketUrl(wsPath, window.location)));
+    const session = d.add(new AnnotationSession(info, socket));
+    d.add(socket.messages.add((m) => session.handle(m)));
+    const tools = new ToolState(info.classes, info.layers);
+    const cache = d.add(new TileCache());
+    const ctx = new ViewerContext(info, session, tools, cache);
+    const controller = new ToolController(ctx, () => ctx.redraw.dispatch());
+
+    const url = parseUrlState(window.location.hash);
+    if (url.focus !== undefined) ctx.focus.value = url.focus.map((v, i) => Math.min(info.shape[i]! - 1, Math.max(0, v))) as typeof url.focus;
+
+    const views = (["z", "y", "x"] as const).map((axis) => d.add(new SliceView(axis, ctx, controller)));
+    const [xy, xz, yz] = views as [SliceView, SliceView, SliceView];
+
+    // ---- toolbar actions
+    const undo = () => session.undo();
+    const redo = () => session.redo();
+    const toggleComplete = () => {
+      const z = ctx.focus.value[0];
+      session.setComplete("z", z, !session.isComplete("z", z));
+    };
+    const knownCellIds = new Set<number>();
+    const newCell = () => {
+      const layer = info.layers.find((l) => l.kind === "instances");
+      let next = Math.max(tools.cellId.value, layer?.max_value ?? 0, ...knownCellIds) + 1;
+      while (knownCellIds.has(next)) next++;
+      knownCellIds.add(next);
+      tools.cellId.value = next;
+      tools.instanceMode.value = true;
+      if (tools.tool.value !== "brush" && tools.tool.value !== "polygon" && tools.tool.value !== "fill") tools.tool.value = "brush";
+    };
+    d.add(tools.cellId.subscribe((id) => knownCellIds.add(id)));
+    const toolbar = d.add(new Toolbar(ctx, { undo, redo, toggleComplete, newCell }));
+
+    // ---- slice bar (XY slice)
+    const Z = sliceCount(info.shape, "z");
+    const slider = h("input", { type: "range", id: "slice-slider", min: 0, max: Z - 1, step: 1, "aria-label": "z slice" });
+    const sliceLabel = h("span", { id: "slice-label", class: "slice-label" });
+    const prev = h("button", { class: "btn small", id: "slice-prev", title: "Previous slice (↑ / PageUp)" }, "‹");
+    const next = h("button", { class: "btn small", id: "slice-next", title: "Next slice (↓ / PageDown)" }, "›");
+    d.add(listen(slider, "input", () => ctx.setSlice("z", Number(slider.value))));
+    d.add(listen(prev, "click", () => ctx.stepSlice("z", -1)));
+    d.add(listen(next, "click", () => ctx.stepSlice("z", 1)));
+    const syncSlice = () => {
+      const z = ctx.focus.value[0];
+      slider.value = String(z);
+      sliceLabel.textContent = `z ${z} / ${Z}`;
+      sliceLabel.classList.toggle("complete", session.isComplete("z", z));
+    };
+    d.add(ctx.focus.watch(syncSlice));
+    d.add(session.complete.subscribe(syncSlice));
+
+    // ---- connection status
+    const status = h("span", { id: "status", class: "status", "data-state": "connecting" });
+    const syncStatus = () => {
+      const st = socket.state.value;
+      const pending = socket.pending.value;
+      status.dataset.state = st;
+      status.textContent = st === "connected" ? (pending > 0 ? `connected · ${pending} sending` : "connected")
+        : st === "connecting" ? "connecting…" : `offline${pending > 0 ? ` · ${pending} unsent` : ""}`;
+    };
+    d.add(socket.state.watch(syncStatus));
+    d.add(socket.pending.subscribe(syncStatus));
+    const userBadge = h("span", { class: "user", id: "user-badge" });
+    const syncUser = () => (userBadge.textContent = `${session.user.value || "—"} · ${session.role.value}`);
+    d.add(session.user.watch(syncUser));
+    d.add(session.role.subscribe(syncUser));
+
+    // ---- status bar
+    const cursor = h("span", { id: "cursor-info", class: "cursor-info" }, "—");
+    const levelInfo = h("span", { id: "level-info", class: "level-info" });
+    d.add(ctx.hover.watch((hv) => {
+      if (hv === null) {
+        cursor.textContent = "—";
+        return;
+      }
+      const v = hv.point.map(Math.floor);
+      const inside = v.every((c, i) => c >= 0 && c < info.shape[i]!);
+      const nm = v.map((c, i) => ((c + 0.5) * info.voxel_size_nm[i]!).toFixed(0));
+      cursor.textContent = `z ${v[0]}  y ${v[1]}  x ${v[2]}   ·   ${nm[0]}, ${nm[1]}, ${nm[2]} nm${inside ? "" : "  (outside)"}`;
+    }));
+    const syncLevel = () => {
+      const zoom = xy.view.value.pxPerNm * info.voxel_size_nm[2];
+      levelInfo.textContent = `zoom ${zoom >= 1 ? zoom.toFixed(1) : zoom.toFixed(2)}× · level ${xy.level.value}/${info.levels.length - 1}`;
+    };
+    d.add(xy.view.subscribe(syncLevel));
+    d.add(xy.level.watch(syncLevel));
+
+    // ---- notices
+    const toasts = h("div", { class: "toasts", id: "toasts", "aria-live": "polite" });
+    d.add(session.notices.add((text, kind) => {
+      const t = h("div", { class: `toast ${kind}` }, text);
+      toasts.append(t);
+      setTimeout(() => t.remove(), kind === "error" ? 6000 : 3500);
+    }));
+    d.add(every(5000, () => session.prune()));
+
+    // ---- URL state
+    let hashTimer: ReturnType<typeof setTimeout> | null = null;
+    const writeHash = () => {
+      if (hashTimer !== null) clearTimeout(hashTimer);
+      hashTimer = setTimeout(() => {
+        history.replaceState(null, "", formatUrlState({ focus: ctx.focus.value, zoom: xy.view.value.pxPerNm }));
+      }, 250);
+    };
+    d.add(ctx.focus.subscribe(writeHash));
+    d.add(xy.view.subscribe(writeHash));
+    d.add(() => {
+      if (hashTimer !== null) clearTimeout(hashTimer);
+    });
+
+    const layers = d.add(new LayersPanel(ctx));
+    const historyPanel = d.add(new HistoryPanel(session.history));
+    const help = h(
+      "section",
+      { class: "panel help" },
+      h("h2", {}, "Keys"),
+      h("p", {}, "wheel zoom · space/middle-drag pan · ctrl/shift+wheel, ↑↓, PgUp/PgDn slice · [ ] brush size · 1–9 class · B E F P I H tools · Ctrl+Z / Ctrl+Shift+Z · double-click sets the crosshair · Home fits"),
+    );
+
+    const layout = h(
+      "div",
+      { class: "em-app" },
+      h(
+        "header",
+        { class: "topbar" },
+        h("span", { class: "brand" }, "EM Portal"),
+        h("span", { class: "crumbs" }, `${info.project.name} / `, h("strong", {}, info.name)),
+        h("span", { class: "dims" }, `${info.shape.join(" × ")} vox · ${info.voxel_size_nm.join(" × ")} nm`),
+        h("span", { class: "spacer" }),
+        userBadge,
+        status,
+      ),
+      toolbar.element,
+      h(
+        "main",
+        { class: "views" },
+        h("div", { class: "view-grid" }, xy.element, h("div", { class: "view-side" }, xz.element, yz.element)),
+        h("div", { class: "slice-bar" }, prev, slider, next, sliceLabel),
+      ),
+      h("aside", { class: "sidebar" }, layers.element, historyPanel.element, help),
+      h("footer", { class: "statusbar" }, cursor, h("span", { class: "spacer" }), levelInfo),
+      toasts,
+    );
+    root.replaceChildren(layout);
+    root.classList.add("em-root");
+    if (url.zoom !== undefined) {
+      requestAnimationFrame(() => {
+        xy.view.value = { ...xy.view.value, pxPerNm: url.zoom! };
+        xy.centerOnFocus();
+      });
+    }
+
+    // ---- keyboard
+    let hoveredAxis: "z" | "y" | "x" = "z";
+    d.add(ctx.hover.subscribe((hv) => {
+      if (hv !== null) hoveredAxis = hv.axis;
+    }));
+    d.add(listen(window, "keydown", (ev: KeyboardEvent) => {
+      if (isTextInput(ev.target)) return;
+      const key = ev.key;
+      const mod = ev.ctrlKey || ev.metaKey;
+      if (mod && (key === "z" || key === "Z")) {
+        ev.preventDefault();
+        if (ev.shiftKey) redo();
+        else undo();
+        return;
+      }
+      if (mod && (key === "y" || key === "Y")) {
+        ev.preventDefault();
+        redo();
+        return;
+      }
+      if (mod || ev.altKey) return;
+      const axis = ctx.hover.value?.axis ?? hoveredAxis;
+      const big = ev.shiftKey ? 10 : 1;
+      switch (key) {
+        case "ArrowUp":
+        case "ArrowLeft":
+        case "PageUp":
+          ev.preventDefault();
+          ctx.stepSlice(axis, -big);
+          return;
+        case "ArrowDown":
+        case "ArrowRight":
+        case "PageDown":
+          ev.preventDefault();
+          ctx.stepSlice(axis, big);
+          return;
+        case "[":
+          tools.radius.update((r) => stepRadius(r, -1));
+          return;
+        case "]":
+          tools.radius.update((r) => stepRadius(r, 1));
+          return;
+        case " ":
+          ev.preventDefault();
+          ctx.spaceHeld.value = true;
+          return;
+        case "Escape":
+          controller.cancel();
+          return;
+        case "Enter":
+          controller.finishPolygon();
+          return;
+        case "Home":
+          for (const v of views) v.fit();
+          return;
+        case "n":
+        case "N":
+          if (ctx.canPaint && tools.instanceLayer !== null) newCell();
+          return;
+      }
+      if (/^[1-9]$/.test(key)) {
+        const entry = tools.palette[Number(key) - 1];
+        if (entry !== undefined && ctx.canPaint) tools.selectPaletteEntry(entry);
+        return;
+      }
+      const tool = TOOL_KEYS[key.toLowerCase()];
+      if (tool !== undefined && (ctx.canPaint || tool === "pan" || tool === "picker")) tools.tool.value = tool;
+    }));
+    d.add(listen(window, "keyup", (ev: KeyboardEvent) => {
+      if (ev.key === " ") ctx.spaceHeld.value = false;
+    }));
+    d.add(listen(window, "blur", () => (ctx.spaceHeld.value = false)));
+    d.add(ctx.spaceHeld.subscribe((on) => layout.classList.toggle("space-pan", on)));
+    d.add(tools.tool.watch((tool) => (layout.dataset.tool = tool)));
+
+    // Test and debugging hook: lets browser tests drop the socket and inspect state.
+    (window as unknown as { emViewer?: unknown }).emViewer = { ctx, socket, session, views };
+  }
+
+  dispose(): void {
+    this.disposers.dispose();
+  }
+}
