@@ -184,12 +184,13 @@ def predict_block(
     stats = stats if stats is not None else PredictStats()
     shape = tuple(int(s) for s in image.shape)
     wy, wx = _window_shape(model, shape, window)  # type: ignore[arg-type]
-    if not 0 <= overlap < min(wy, wx):
-        raise ValueError(f"overlap {overlap} must be >= 0 and smaller than the window {min(wy, wx)}")
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0, got {overlap}")
+    oy, ox = min(overlap, wy // 2), min(overlap, wx // 2)  # a window as small as the volume needs none
     zs, ys, xs = region
     t0 = time.perf_counter()
-    sy = [s for s in _starts(shape[1], wy, max(wy - overlap, 1)) if s < ys.stop and s + wy > ys.start]
-    sx = [s for s in _starts(shape[2], wx, max(wx - overlap, 1)) if s < xs.stop and s + wx > xs.start]
+    sy = [s for s in _starts(shape[1], wy, wy - oy) if s < ys.stop and s + wy > ys.start]
+    sx = [s for s in _starts(shape[2], wx, wx - ox) if s < xs.stop and s + wx > xs.start]
     ry = slice(sy[0], min(sy[-1] + wy, shape[1]))
     rx = slice(sx[0], min(sx[-1] + wx, shape[2]))
     h = model.halo
@@ -205,13 +206,13 @@ def predict_block(
     by, bx = ys.stop - ys.start, xs.stop - xs.start
     acc = np.zeros((model.config.out_channels, nz, by, bx), np.float32)
     wsum = np.zeros((by, bx), np.float32)
-    weight = np.outer(_ramp(wy, overlap), _ramp(wx, overlap))
+    weight = np.outer(_ramp(wy, oy), _ramp(wx, ox))
     stack = np.lib.stride_tricks.sliding_window_view(data, model.config.in_slices, axis=0)  # (nz, wy', wx', k)
     batch = batch or (16 if dev.type == "cuda" else 4)
     for y0 in sy:
         for x0 in sx:
-            oy, ox = y0 - ry.start, x0 - rx.start
-            win = np.array(np.moveaxis(stack[:, oy : oy + wy, ox : ox + wx, :], -1, 1), order="C")
+            py, px = y0 - ry.start, x0 - rx.start
+            win = np.array(np.moveaxis(stack[:, py : py + wy, px : px + wx, :], -1, 1), order="C")
             probs = _forward(model, win, device=dev, tta=tta, batch=batch)  # (nz, C, wy, wx)
             # part of this window inside the block
             a0, a1 = max(y0, ys.start), min(y0 + wy, ys.stop, shape[1])

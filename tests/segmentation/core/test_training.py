@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from segmentation.core.classes import ClassSpec
+from segmentation.core.inference import predict_volume
+from segmentation.core.metrics import dice_iou
+from segmentation.core.modelfile import load_model, save_model
+from segmentation.core.sampling import LabeledSlices, PatchSampler
+from segmentation.core.training import TrainConfig, labeled_slices, masked_loss, train
+
+
+torch.set_num_threads(1)  # tiny tensors: threads only add overhead on the shared 2-core machine
+CLASSES = {"background": 1, "mito": 2}
+TINY = TrainConfig(patch=48, batch=4, base_width=8, depth=3)
+
+
+def blobs(shape=(8, 64, 64), seed=0):
+    """Dark ellipsoids (mito) on a bright noisy background; returns image uint8 and truth (1/2)."""
+    rng = np.random.default_rng(seed)
+    z, y, x = shape
+    zz, yy, xx = np.mgrid[:z, :y, :x]
+    mito = np.zeros(shape, bool)
+    for _ in range(z * 3):
+        cz, cy, cx = rng.integers(0, z), rng.integers(4, y - 4), rng.integers(4, x - 4)
+        mito |= ((zz - cz) / 2.5) ** 2 + ((yy - cy) / 5) ** 2 + ((xx - cx) / 4) ** 2 <= 1
+    img = np.where(mito, 80, 170) + rng.normal(0, 12, shape)
+    return np.clip(img, 0, 255).astype(np.uint8), np.where(mito, 2, 1).astype(np.uint8)
+
+
+def sparse(truth, zs):
+    lab = np.zeros_like(truth)
+    lab[list(zs)] = truth[list(zs)]
+    return lab
+
+
+def test_it_gives_zero_loss_and_gradient_when_nothing_is_labeled():
+    logits = torch.randn(2, 2, 8, 8, requires_grad=True)
+    loss = masked_loss(logits, torch.rand(2, 2, 8, 8).round(), torch.zeros(2, 2, 8, 8))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.all(logits.grad == 0)
+
+
+def test_it_puts_no_gradient_on_unlabeled_voxels_whatever_their_target():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 1, 8, 8, requires_grad=True)
+    weight = torch.zeros(1, 1, 8, 8)
+    weight[..., :4] = 1
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., :2] = 1
+    loss = masked_loss(logits, target, weight)
+    loss.backward()
+    assert torch.all(logits.grad[..., 4:] == 0) and torch.any(logits.grad[..., :4] != 0)
+    other = target.clone()
+    other[..., 4:] = 1 - other[..., 4:]
+    assert masked_loss(logits, other, weight).item() == pytest.approx(loss.item())
+
+
+def test_it_samples_patches_mostly_on_labeled_voxels_and_rare_classes():
+    labels = np.zeros((1, 64, 64), np.uint8)
+    labels[0, 40:48, 40:48] = 1          # background, painted small
+    labels[0, 10:12, 10:12] = 2          # a rare class, 4 voxels
+    data = LabeledSlices(np.zeros((1, 1, 64, 64), np.float32), labels, np.array([False]), [0])
+    sampler = PatchSampler(data, ClassSpec.build(CLASSES), patch=16, rng=np.random.default_rng(0))
+    labeled = positive = 0
+    for _ in range(200):
+        _, t, w = sampler.sample()
+        labeled += w.sum() > 0
+        positive += (t * w).sum() > 0
+    assert labeled > 150 and positive > 60
+
+
+def test_it_finds_labeled_and_complete_slices():
+    lab = np.zeros((5, 4, 4), np.uint8)
+    lab[1, 0, 0] = 2
+    assert labeled_slices(lab) == [1]
+    assert labeled_slices(lab, complete_slices=[3]) == [1, 3]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    img, truth = blobs()
+    result = train(img, sparse(truth, [1, 4, 6]), classes=CLASSES, minutes=1.0, device="cpu", seed=0,
+                   config=TrainConfig(patch=48, batch=4, base_width=8, depth=3, max_steps=150))
+    return img, truth, result
+
+
+@pytest.mark.slow
+def test_it_clearly_beats_chance_on_slices_it_never_saw(trained):
+    img, truth, result = trained
+    pred = predict_volume(result.model, img, device="cpu", window=64, overlap=16)
+    unseen = [z for z in range(img.shape[0]) if z not in (1, 4, 6)]
+    scores = [dice_iou(pred[z], truth[z], classes=CLASSES)["mito"]["dice"] for z in unseen]
+    chance = 2 * (truth == 2).mean() / (1 + (truth == 2).mean())  # Dice of predicting everything
+    assert np.mean(scores) > 0.8 > chance
+
+
+def test_it_holds_out_labeled_slices_for_validation(trained):
+    _, _, result = trained
+    assert result.val_slices and not set(result.val_slices) & set(result.train_slices)
+    assert set(result.val_slices) | set(result.train_slices) == {1, 4, 6}
+    assert "mito" in result.val_dice and all(c[2] is not None for c in result.curve)
+
+
+def test_it_validates_nothing_with_a_single_labeled_slice():
+    img, truth = blobs((3, 32, 32))
+    result = train(img, sparse(truth, [1]), classes=CLASSES, minutes=1.0, device="cpu", config=TrainConfig(
+        patch=32, batch=2, base_width=4, depth=3, max_steps=2))
+    assert result.val_slices == [] and result.train_slices == [1] and result.val_dice == {}
+
+
+def test_it_starts_fine_tuning_from_the_given_weights(trained, tmp_path):
+    img, truth, result = trained
+    path = save_model(tmp_path / "m.pt", result.model)
+    lab = sparse(truth, [2])
+    frozen = TrainConfig(patch=48, batch=4, base_width=8, depth=3, max_steps=1, lr=0.0)
+    tuned = train(img, lab, classes=CLASSES, minutes=1.0, device="cpu", init=path, config=frozen)
+    fresh = train(img, lab, classes=CLASSES, minutes=1.0, device="cpu", config=frozen)
+    old = result.model.net.state_dict()
+    convs = [k for k in old if k.endswith("conv1.weight") or k.endswith("conv2.weight")]
+    assert all(torch.equal(tuned.model.net.state_dict()[k], old[k]) for k in convs)
+    assert not any(torch.equal(fresh.model.net.state_dict()[k], old[k]) for k in convs)
+
+
+def test_it_repeats_itself_with_the_same_seed():
+    img, truth = blobs((3, 32, 32))
+    cfg = TrainConfig(patch=32, batch=2, base_width=4, depth=3, max_steps=3)
+    a, b = (train(img, sparse(truth, [1]), classes=CLASSES, minutes=1.0, device="cpu", seed=5, config=cfg) for _ in range(2))
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+
+
+def test_it_reports_progress_and_stops_when_asked():
+    img, truth = blobs((3, 32, 32))
+    seen = []
+    calls = iter(range(100))
+    result = train(img, sparse(truth, [0, 2]), classes=CLASSES, minutes=1.0, device="cpu",
+                   config=TrainConfig(patch=32, batch=2, base_width=4, depth=3),
+                   on_progress=seen.append, should_stop=lambda: next(calls) >= 4)
+    assert result.stopped == "cancelled" and result.steps == 4
+    assert seen and seen[-1].step == 4 and seen[-1].val_dice is not None
+
+
+def test_it_stops_at_the_time_budget():
+    img, truth = blobs((3, 32, 32))
+    result = train(img, sparse(truth, [1]), classes=CLASSES, minutes=0.03, device="cpu",
+                   config=TrainConfig(patch=32, batch=2, base_width=4, depth=3))
+    assert result.stopped == "budget" and result.seconds < 10
+
+
+def test_it_records_normalisation_and_classes_in_the_model_file(trained, tmp_path):
+    img, _, result = trained
+    loaded = load_model(save_model(tmp_path / "m.pt", result.model))
+    assert loaded.normalization == result.model.normalization
+    assert loaded.classes == result.model.classes
+    a = predict_volume(result.model, img[:2], device="cpu", window=64)
+    b = predict_volume(loaded, img[:2], device="cpu", window=64)
+    assert np.array_equal(a, b)
+
+
+def test_it_refuses_labels_with_values_that_name_no_class():
+    img, truth = blobs((3, 32, 32))
+    lab = sparse(truth, [1])
+    lab[1, 0, 0] = 9
+    with pytest.raises(ValueError, match="9"):
+        train(img, lab, classes=CLASSES, minutes=0.1, device="cpu")
