@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from segmentation.core.features.morphology import FULL_CONNECTIVITY
+from segmentation.core.features.morphology import FULL_CONNECTIVITY, tight_box
 
 __all__ = ["Fenestrations", "DEFAULT_CLOSING_RADIUS_NM", "closing", "fenestration_mask", "fenestrations"]
 
@@ -127,20 +127,24 @@ def fenestration_mask(
         raise ValueError(f"within has shape {np.shape(within)}, nucleolus {nucleolus.shape}")
     sp = np.asarray(voxel_size_nm, np.float64)
     out = np.zeros(nucleolus.shape, bool)
-    labelled, count = ndi.label(nucleolus, structure=FULL_CONNECTIVITY)
+    # Work in the nucleoli's box grown by the closing's reach: holes and closing lie inside.
+    margin = [int(math.ceil(closing_radius_nm / s)) + 1 for s in sp]
+    region = tuple(
+        slice(max(0, b.start - m), min(n, b.stop + m)) for b, m, n in zip(tight_box(nucleolus), margin, nucleolus.shape)
+    )
+    labelled, count = ndi.label(nucleolus[region], structure=FULL_CONNECTIVITY)
+    out_region = out[region]
     for index, box in enumerate(ndi.find_objects(labelled), start=1):
         if box is None:
             continue
-        # The closing can only reach r beyond the object's box; holes lie inside it.
-        margin = [int(math.ceil(closing_radius_nm / s)) + 1 for s in sp]
         grown = tuple(
-            slice(max(0, b.start - m), min(n, b.stop + m)) for b, m, n in zip(box, margin, nucleolus.shape)
+            slice(max(0, b.start - m), min(n, b.stop + m)) for b, m, n in zip(box, margin, labelled.shape)
         )
         one = labelled[grown] == index
         envelope = ndi.binary_fill_holes(
             closing(one, radius_nm=closing_radius_nm, voxel_size_nm=sp), structure=FACE_CONNECTIVITY
         )
-        out[grown] |= envelope & ~one
+        out_region[grown] |= envelope & ~one
     out &= ~nucleolus
     if within is not None:
         out &= np.asarray(within, bool)

@@ -185,11 +185,18 @@ def cell_bounding_boxes(cells: Any, *, slab_planes: int | None = None) -> dict[i
     boxes: dict[int, list[int]] = {}
     for z0 in range(0, n_z, max(1, slab_planes)):
         slab = np.asarray(cells[z0 : z0 + slab_planes])
-        # Compact ids first so huge ids (uint32/uint64) cost nothing in find_objects.
-        ids, compact = np.unique(slab, return_inverse=True)
-        if ids.size and ids[0] < 0:
-            raise ValueError(f"cells hold negative id {ids[0]} in planes {z0}..{z0 + len(slab) - 1}")
-        found = ndi.find_objects(compact.reshape(slab.shape).astype(np.int32) + 1)
+        if slab.size == 0:
+            continue
+        low, high = int(slab.min()), int(slab.max())
+        if low < 0:
+            raise ValueError(f"cells hold negative id {low} in planes {z0}..{z0 + len(slab) - 1}")
+        if high < 2**20:
+            ids = np.arange(1, high + 1)
+            found = ndi.find_objects(slab.astype(np.int32, copy=False))
+        else:
+            # Compact huge ids (uint32/uint64) first so find_objects' list stays short.
+            ids, compact = np.unique(slab, return_inverse=True)
+            found = ndi.find_objects(compact.reshape(slab.shape).astype(np.int32) + 1)
         for cid, box in zip(ids.tolist(), found):
             if cid == 0 or box is None:
                 continue
