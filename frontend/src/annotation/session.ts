@@ -46,6 +46,7 @@ export class AnnotationSession implements Disposable {
   /** Layer of every stroke seen, so an undo message knows which layer changed. */
   private readonly strokeLayer = new Map<string, string>();
   private readonly classColors = new Map<number, Rgb>();
+  private readonly jobStates = new Map<number, string>();
 
   constructor(
     private readonly info: VolumeInfo,
@@ -187,12 +188,16 @@ export class AnnotationSession implements Disposable {
       case "mark_complete":
         this.applyComplete(msg.axis, msg.index, msg.complete);
         break;
-      case "job":
+      case "job": {
+        // Toast state changes only, not every progress tick.
+        if (this.jobStates.get(msg.job.id) === msg.job.state) break;
+        this.jobStates.set(msg.job.id, msg.job.state);
         this.notices.dispatch(
           `Job ${msg.job.id} (${msg.job.kind}): ${msg.job.state} ${Math.round(msg.job.progress * 100)} %`,
           "info",
         );
         break;
+      }
     }
   }
 

@@ -6,12 +6,12 @@ import { instanceColor, toHex } from "./colors";
 import { MAX_RADIUS, MIN_RADIUS, type ToolName } from "./tools";
 
 const TOOL_INFO: Array<{ name: ToolName; label: string; key: string; icon: string; paints: boolean }> = [
-  { name: "pan", label: "Pan / crosshair", key: "H", icon: "✋", paints: false },
-  { name: "brush", label: "Brush", key: "B", icon: "🖌", paints: true },
-  { name: "eraser", label: "Eraser", key: "E", icon: "⌫", paints: true },
-  { name: "fill", label: "Flood fill", key: "F", icon: "◍", paints: true },
-  { name: "polygon", label: "Polygon / lasso fill", key: "P", icon: "⬠", paints: true },
-  { name: "picker", label: "Label picker", key: "I", icon: "⌖", paints: false },
+  { name: "pan", label: "Pan / crosshair", key: "H", icon: "H", paints: false },
+  { name: "brush", label: "Brush", key: "B", icon: "B", paints: true },
+  { name: "eraser", label: "Eraser", key: "E", icon: "E", paints: true },
+  { name: "fill", label: "Flood fill", key: "F", icon: "F", paints: true },
+  { name: "polygon", label: "Polygon / lasso fill", key: "P", icon: "P", paints: true },
+  { name: "picker", label: "Label picker", key: "I", icon: "I", paints: false },
 ];
 
 export class Toolbar implements Disposable {

@@ -27,6 +27,12 @@ export class LayersPanel implements Disposable {
         "aria-label": `${layer.name} opacity`,
       });
       const value = h("span", { class: "layer-opacity-value" });
+      const row: HTMLElement = h(
+        "div",
+        { class: "layer-row", id: `layer-${layer.name}`, "data-layer": layer.name, "data-kind": layer.kind },
+        h("label", { class: "layer-name" }, check, h("span", {}, TITLES[layer.name] ?? layer.name)),
+        h("div", { class: "layer-opacity-row" }, opacity, value),
+      );
       this.disposers.add(layer.visible.watch((v) => {
         check.checked = v;
         row.classList.toggle("hidden-layer", !v);
@@ -37,12 +43,6 @@ export class LayersPanel implements Disposable {
       }));
       this.disposers.add(listen(check, "change", () => (layer.visible.value = check.checked)));
       this.disposers.add(listen(opacity, "input", () => (layer.opacity.value = Number(opacity.value))));
-      const row: HTMLElement = h(
-        "div",
-        { class: "layer-row", id: `layer-${layer.name}`, "data-layer": layer.name, "data-kind": layer.kind },
-        h("label", { class: "layer-name" }, check, h("span", {}, TITLES[layer.name] ?? layer.name)),
-        h("div", { class: "layer-opacity-row" }, opacity, value),
-      );
       return row;
     });
 
