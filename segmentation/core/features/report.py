@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from segmentation.core.features.table import COLUMNS
+from segmentation.core.features.columns import COLUMNS
 
 __all__ = ["REPORT_SUFFIXES", "columns_sheet", "write_report"]
 
