@@ -145,7 +145,7 @@ def surface_shape(
     Notes
     -----
     Solidity compares the mesh with the convex hull *of the same mesh*, so a voxelised ball
-    scores ~1.0 (0.998 at a radius of 10 voxels) rather than being penalised for the voxel
+    scores ~1.0 (0.999 at a radius of 10 voxels) rather than being penalised for the voxel
     staircase, as voxel count / hull-of-voxel-corners would be (0.86 at radius 10). The
     paper does not say how it measured solidity; this is the 3D analogue of regionprops'
     area / convex area with both taken on one surface.

@@ -344,3 +344,20 @@ def test_it_matches_the_phantom_truth_for_volumes_and_fenestrations() -> None:
         assert table.loc[cid, "nucleolus_fenestrated_pct"] == pytest.approx(pct, rel=0.02)
         assert table.loc[cid, "nucleolus_fenestration_volume_um3"] == pytest.approx(fen_voxels * voxel_um3, rel=0.02)
         assert table.loc[cid, "nucleolus_fenestration_count"] == sum(n.fenestration_count for n in mine)
+
+
+def test_it_documents_every_column_in_features_md() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "FEATURES.md").read_text()
+    missing = []
+    for column in COLUMNS:
+        pattern = column
+        if column.startswith("texture_"):
+            region = next(r for r in ("cell", *DEFAULT_CLASSES) if column.startswith(f"texture_{r}_"))
+            pattern = column.replace(f"texture_{region}_", "texture_<region>_", 1)
+        elif column.split("_")[0] in DEFAULT_CLASSES and f"`{column}`" not in doc:
+            pattern = "<class>_" + column.split("_", 1)[1]
+        if f"`{pattern}`" not in doc:
+            missing.append(column)
+    assert not missing
