@@ -31,6 +31,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 class ProjectFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Project
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"Project {n}")
 
@@ -60,7 +61,7 @@ def make_volume(project: Project, tmp_path: Path, *, data: np.ndarray | None = N
     """Import `data` (default: a gradient) through the real import service, in this process."""
     data = gradient_volume() if data is None else data
     path = tmp_path / f"{name}.tif"
-    tifffile.imwrite(path, data)
+    tifffile.imwrite(path, data, photometric="minisblack")
     job = volume_import_local(project, path, name=name, voxel_size_nm=voxel_size_nm)
     assert job.state == job.State.SUCCEEDED, job.message
     return Volume.objects.get(pk=job.volume_id)

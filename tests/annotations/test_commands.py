@@ -1,0 +1,63 @@
+"""Management commands a lab admin uses from a shell."""
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tifffile
+from django.core.management import CommandError, call_command
+
+from annotations.demo import PHANTOM_NAME, REAL_NAME
+from annotations.models import Membership, Project, Role, Volume
+
+pytestmark = pytest.mark.django_db
+
+
+def test_add_member_creates_project_and_user_and_sets_the_role() -> None:
+    call_command("add_member", "PDAC", "alice", "reviewer", "--password", "s3cret-s3cret", stdout=StringIO())
+    membership = Membership.objects.get(project__name="PDAC", user__username="alice")
+    assert membership.role == Role.REVIEWER and membership.user.check_password("s3cret-s3cret")
+    assert Project.objects.get(name="PDAC").label_classes.filter(name="nucleolus", color="#ff2020").exists()
+
+
+def test_add_member_refuses_an_unknown_role() -> None:
+    with pytest.raises(CommandError):
+        call_command("add_member", "PDAC", "alice", "emperor", stdout=StringIO(), stderr=StringIO())
+
+
+def test_import_volume_imports_a_tiff_with_the_given_voxel_size(tmp_path: Path) -> None:
+    call_command("add_member", "Bx2", "bob", "manager", stdout=StringIO())
+    path = tmp_path / "bx2.tif"
+    tifffile.imwrite(path, np.zeros((5, 64, 64), np.uint16), photometric="minisblack")
+    call_command("import_volume", str(path), "--project", "Bx2", "--voxel-size-nm", "4", "4", "4",
+                 stdout=StringIO(), stderr=StringIO())
+    volume = Volume.objects.get(name="bx2")
+    assert volume.state == Volume.State.READY and volume.voxel_size_nm == (4.0, 4.0, 4.0)
+
+
+def test_load_demo_without_shared_data_loads_the_phantom_alone_and_says_so(settings: Any, tmp_path: Path) -> None:
+    settings.SHARED_DATA = tmp_path / "absent"
+    settings.VAR_DIR = tmp_path
+    out = StringIO()
+    call_command("load_demo", stdout=out)
+    call_command("load_demo", stdout=out)  # idempotent
+    demo = Project.objects.get(name="Demo")
+    assert list(demo.volumes.values_list("name", flat=True)) == [PHANTOM_NAME]
+    assert "phantom only" in out.getvalue()
+    assert demo.memberships.get(user__username="demo").role == Role.MANAGER
+    assert (tmp_path / "demo_password").read_text() in out.getvalue()
+    phantom = demo.volumes.get()
+    assert {layer.name for layer in phantom.layers.all()} == {"manual", "cells"}
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[3] / "shared" / "data" / "cdeep3m_sbem_mito").exists(),
+                    reason="../shared/data is not here")
+def test_load_demo_with_shared_data_adds_the_real_crop_with_painted_slices(settings: Any, tmp_path: Path) -> None:
+    settings.VAR_DIR = tmp_path
+    call_command("load_demo", stdout=StringIO())
+    real = Volume.objects.get(name=REAL_NAME)
+    assert real.shape == (20, 1024, 1024) and real.voxel_size_nm == (40.0, 5.9, 5.9)
+    assert real.layers.get(name="manual").version == 1

@@ -1,0 +1,86 @@
+"""Jobs end in a clear state whatever happens to their work."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from segmentation.jobs import JobCancelled, JobNotClaimed, job_cancel, job_create, job_running, jobs_reap_stale
+from segmentation.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+def _job(cast: Any) -> Job:
+    return job_create(kind=Job.Kind.IMPORT, project_id=cast.project.pk, user=cast.annotator)
+
+
+def test_a_job_that_finishes_is_succeeded_with_full_progress(cast: Any) -> None:
+    job = _job(cast)
+    with job_running(job.pk) as ctx:
+        ctx.progress(0.5, "half way")
+        ctx.job.result = {"answer": 42}
+    job.refresh_from_db()
+    assert (job.state, job.progress, job.result) == (Job.State.SUCCEEDED, 1.0, {"answer": 42})
+
+
+def test_a_job_that_raises_is_failed_with_the_message(cast: Any) -> None:
+    job = _job(cast)
+    with job_running(job.pk):
+        raise ValueError("shape (3, 4) is not 3D")
+    job.refresh_from_db()
+    assert job.state == Job.State.FAILED and job.error_code == "invalid_input"
+    assert "not 3D" in job.message and "Traceback" in job.log
+
+
+def test_a_job_is_claimed_once(cast: Any) -> None:
+    job = _job(cast)
+    with job_running(job.pk):
+        with pytest.raises(JobNotClaimed):
+            with job_running(job.pk):
+                pass
+
+
+def test_cancel_stops_a_running_job_at_its_next_progress_report(cast: Any) -> None:
+    job = _job(cast)
+    with job_running(job.pk) as ctx:
+        job_cancel(Job.objects.get(pk=job.pk))
+        with pytest.raises(JobCancelled):
+            ctx.progress(0.3)
+        raise JobCancelled()
+    job.refresh_from_db()
+    assert job.state == Job.State.CANCELLED
+
+
+def test_cancel_of_a_queued_job_is_immediate_and_it_never_runs(cast: Any) -> None:
+    job = _job(cast)
+    assert job_cancel(job).state == Job.State.CANCELLED
+    with pytest.raises(JobNotClaimed):
+        with job_running(job.pk):
+            pass
+
+
+def test_a_job_whose_worker_died_is_failed_by_the_reaper(cast: Any, settings: Any) -> None:
+    job = _job(cast)
+    stale = timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 5)
+    Job.objects.filter(pk=job.pk).update(state=Job.State.RUNNING, heartbeat=stale)
+    fresh = _job(cast)
+    Job.objects.filter(pk=fresh.pk).update(state=Job.State.RUNNING, heartbeat=timezone.now())
+    assert jobs_reap_stale() == 1
+    job.refresh_from_db()
+    fresh.refresh_from_db()
+    assert job.state == Job.State.FAILED and job.error_code == "worker_lost"
+    assert fresh.state == Job.State.RUNNING
+
+
+def test_the_jobs_api_reaps_before_it_answers(cast: Any, settings: Any) -> None:
+    job = _job(cast)
+    Job.objects.filter(pk=job.pk).update(state=Job.State.RUNNING,
+                                         heartbeat=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1))
+    client = Client()
+    client.force_login(cast.viewer)
+    listed = client.get(f"/api/projects/{cast.project.pk}/jobs/").json()
+    assert [j["state"] for j in listed] == ["failed"]

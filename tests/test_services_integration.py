@@ -1,0 +1,58 @@
+"""Through the real services: Redis, a Celery worker process and the channel layer."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tifffile
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from annotations.consumers import ProjectConsumer
+from annotations.models import Volume
+from segmentation.models import Job
+from tests.factories import gradient_volume
+
+pytestmark = [pytest.mark.services]
+
+
+def test_an_import_runs_on_the_worker_and_its_progress_arrives_over_the_websocket(
+        cast: Any, celery_worker: Any, settings: Any, tmp_path: Path) -> None:
+    settings.DATA_ROOT = tmp_path
+    tifffile.imwrite(tmp_path / "bx1.tif", gradient_volume((24, 600, 700)), photometric="minisblack")
+    client = Client()
+    client.force_login(cast.annotator)
+
+    async def watch() -> list[dict[str, Any]]:
+        communicator = WebsocketCommunicator(ProjectConsumer.as_asgi(), f"/ws/projects/{cast.project.pk}/")
+        communicator.scope["user"] = cast.viewer
+        communicator.scope["url_route"] = {"kwargs": {"project_id": cast.project.pk}}
+        connected, _ = await communicator.connect()
+        assert connected
+        from asgiref.sync import sync_to_async
+
+        response = await sync_to_async(client.post)(
+            f"/api/projects/{cast.project.pk}/volumes/import-path/", {"path": "bx1.tif", "name": "Bx1"},
+            content_type="application/json")
+        assert response.status_code == 202, response.content
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            event = await communicator.receive_json_from(timeout=120)
+            events.append(event["job"])
+            if event["job"]["state"] in ("succeeded", "failed", "cancelled"):
+                break
+        await communicator.disconnect()
+        return events
+
+    events = async_to_sync(watch)()
+    assert events[-1]["state"] == "succeeded", events[-1]
+    progress = [e["progress"] for e in events if e["state"] == "running"]
+    assert len(progress) >= 3 and progress == sorted(progress)
+    job = Job.objects.get(pk=events[-1]["id"])
+    volume = Volume.objects.get(pk=job.volume_id)
+    assert volume.state == Volume.State.READY and volume.shape == (24, 600, 700)
+    assert len(volume.levels) == 2
