@@ -42,7 +42,7 @@ def _import_array(project: Project, name: str, data: np.ndarray, voxel_size_nm: 
                   note: Callable[[str], None]) -> Volume:
     with tempfile.TemporaryDirectory(dir=settings.VAR_DIR) as tmp:
         path = Path(tmp) / "volume.tif"
-        tifffile.imwrite(path, data)
+        tifffile.imwrite(path, data, photometric="minisblack")
         job = volume_import_local(project, path, name=name, voxel_size_nm=voxel_size_nm)
     if job.state != job.State.SUCCEEDED:
         raise RuntimeError(f"demo import of {name!r} failed: {job.message}")

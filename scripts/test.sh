@@ -10,6 +10,7 @@ trap stop_services EXIT
 
 export EMPORTAL_VAR_DIR=${EMPORTAL_VAR_DIR:-$PWD/var/test}
 export MEDIA_ROOT=$EMPORTAL_VAR_DIR/media
+export EMPORTAL_FAST_PASSWORD_HASHER=1
 rm -rf "$MEDIA_ROOT"; mkdir -p "$MEDIA_ROOT"
 REDIS_PORT=${TEST_REDIS_PORT:-6391}
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
