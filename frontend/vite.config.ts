@@ -5,6 +5,7 @@
  * the mock backend in mock/ answers /api/ and /ws/ so the viewer runs without Django.
  */
 import { resolve } from "node:path";
+import type { ProxyOptions } from "vite";
 import { defineConfig } from "vitest/config";
 import { mockBackend } from "./mock/mock_backend.ts";
 
@@ -32,6 +33,14 @@ export default defineConfig(({ command }) => ({
   server: {
     host: "127.0.0.1",
     port: 5173,
+    // EMPORTAL_NO_MOCK=1: talk to a running Django instead of the mock (log in on :8000 first;
+    // the session cookie is shared because cookies ignore the port).
+    proxy: (process.env.EMPORTAL_NO_MOCK === "1"
+        ? {
+            "/api": process.env.EMPORTAL_BACKEND ?? "http://127.0.0.1:8000",
+            "/ws": { target: process.env.EMPORTAL_BACKEND ?? "http://127.0.0.1:8000", ws: true },
+          }
+        : {}) as Record<string, string | ProxyOptions>,
   },
   test: {
     include: ["src/**/*.spec.ts", "mock/**/*.spec.ts"],

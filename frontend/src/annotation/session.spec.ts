@@ -126,6 +126,13 @@ describe("AnnotationSession", () => {
     expect(s.versions.value).toEqual({ manual: 12, cells: 12 });
   });
 
+  it("keeps the layer versions when hello carries none", () => {
+    const { s } = make();
+    s.handle({ type: "ack", uuid: "x", version: 5 });
+    s.handle({ type: "hello", user: "ann", role: "annotator" } as never);
+    expect(s.versions.value).toEqual({ manual: 5, cells: 5 });
+  });
+
   it("has no preview mask for flood fill (the server decides the region)", () => {
     const { s } = make();
     s.submit(stroke("f", { mode: "fill", points: [[5, 5]] }), "fill");

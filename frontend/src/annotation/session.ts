@@ -53,7 +53,7 @@ export class AnnotationSession implements Disposable {
     private readonly transport: Transport,
   ) {
     const v: Record<string, number> = {};
-    for (const l of info.layers) v[l.name] = 0;
+    for (const l of info.layers) v[l.name] = l.version ?? 0;
     this.versions = new Trackable<Readonly<Record<string, number>>>(v);
     this.role = new Trackable<Role>(info.role);
     this.complete = new Trackable<ReadonlySet<string>>(
@@ -146,11 +146,13 @@ export class AnnotationSession implements Disposable {
       case "hello": {
         this.user.value = msg.user;
         this.role.value = msg.role;
-        const v: Record<string, number> = {};
-        for (const name of Object.keys(this.versions.value)) {
-          v[name] = Math.max(this.versions.value[name] ?? 0, msg.version);
+        if (typeof msg.version === "number" && Number.isFinite(msg.version)) {
+          const v: Record<string, number> = {};
+          for (const name of Object.keys(this.versions.value)) {
+            v[name] = Math.max(this.versions.value[name] ?? 0, msg.version);
+          }
+          this.versions.value = v;
         }
-        this.versions.value = v;
         break;
       }
       case "ack": {

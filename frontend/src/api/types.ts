@@ -31,6 +31,10 @@ export interface LayerInfo {
   kind: LayerKind;
   /** Optional: largest id in an instance layer, so "new id" can pick max + 1. */
   max_value?: number;
+  /** Current layer version (label tile cache-buster); the backend sends it. */
+  version?: number;
+  /** Whether this user may paint this layer (predictions are read-only). */
+  editable?: boolean;
 }
 
 export interface LabelClass {

@@ -102,13 +102,15 @@ export class VolumePage implements Disposable {
     d.add(session.complete.subscribe(syncSlice));
 
     // ---- connection status
+    // #status holds exactly "connected" / "connecting…" / "offline"; unsent strokes go beside it.
     const status = h("span", { id: "status", class: "status", "data-state": "connecting" });
+    const pendingBadge = h("span", { id: "pending", class: "pending" });
     const syncStatus = () => {
       const st = socket.state.value;
       const pending = socket.pending.value;
       status.dataset.state = st;
-      status.textContent = st === "connected" ? (pending > 0 ? `connected · ${pending} sending` : "connected")
-        : st === "connecting" ? "connecting…" : `offline${pending > 0 ? ` · ${pending} unsent` : ""}`;
+      status.textContent = st === "connected" ? "connected" : st === "connecting" ? "connecting…" : "offline";
+      pendingBadge.textContent = pending > 0 ? `${pending} unsent` : "";
     };
     d.add(socket.state.watch(syncStatus));
     d.add(socket.pending.subscribe(syncStatus));
@@ -174,12 +176,12 @@ export class VolumePage implements Disposable {
       { class: "em-app" },
       h(
         "header",
-        { class: "topbar" },
-        h("span", { class: "brand" }, "EM Portal"),
+        { class: "em-topbar" },
         h("span", { class: "crumbs" }, `${info.project.name} / `, h("strong", {}, info.name)),
         h("span", { class: "dims" }, `${info.shape.join(" × ")} vox · ${info.voxel_size_nm.join(" × ")} nm`),
         h("span", { class: "spacer" }),
         userBadge,
+        pendingBadge,
         status,
       ),
       toolbar.element,
