@@ -210,7 +210,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--depth", type=int, default=4, help="resolution levels")
     p.add_argument("--patch", type=int, help="patch side (default 160 CPU, 256 CUDA)")
     p.add_argument("--batch", type=int, help="patches per step (default 4 CPU, 16 CUDA)")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--max-steps", type=int)
     p.set_defaults(func=_train)
 

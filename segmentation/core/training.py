@@ -54,7 +54,7 @@ class TrainConfig:
     in_slices: int = 1
     base_width: int = 16
     depth: int = 4
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 1e-4
     label_bias: float = 0.9
     val_fraction: float = 0.2
@@ -291,10 +291,11 @@ def train(
         if val_data is not None:
             per_class = _validate(model, val_data, dev)
             val = float(np.mean(list(per_class.values()))) if per_class else None
-            if val is not None and val > best_val + 1e-3:
-                best_val, best_state, best_per_class, stale = val, copy.deepcopy(net.state_dict()), per_class, 0
-            else:
-                stale += 1
+            # improvement resets patience; a tie keeps the later weights (lower loss, better calibrated)
+            stale = 0 if val is not None and val > best_val + 1e-3 else stale + 1
+            if val is not None and val >= best_val - 1e-3:
+                best_state, best_per_class = copy.deepcopy(net.state_dict()), per_class
+                best_val = max(best_val, val)
         mean_loss = float(np.mean(losses)) if losses else float("nan")
         losses = []
         curve.append((step, mean_loss, val))

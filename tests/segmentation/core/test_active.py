@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from segmentation.core.active import binary_entropy, rank_tiles, suggest_regions, tile_scores
+from segmentation.core.training import TrainConfig, train
+
+torch.set_num_threads(1)  # tiny tensors: threads only add overhead on the shared 2-core machine
+
+CLASSES = {"background": 1, "mito": 2}
+
+
+def blobs(shape=(6, 64, 64), seed=0):
+    rng = np.random.default_rng(seed)
+    z, y, x = shape
+    zz, yy, xx = np.mgrid[:z, :y, :x]
+    mito = np.zeros(shape, bool)
+    for _ in range(z * 3):
+        cz, cy, cx = rng.integers(0, z), rng.integers(4, y - 4), rng.integers(4, x - 4)
+        mito |= ((zz - cz) / 2.5) ** 2 + ((yy - cy) / 5) ** 2 + ((xx - cx) / 4) ** 2 <= 1
+    img = np.where(mito, 80, 170) + rng.normal(0, 12, shape)
+    return np.clip(img, 0, 255).astype(np.uint8), np.where(mito, 2, 1).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def models():
+    img, truth = blobs()
+    labels = np.zeros_like(truth)
+    labels[[1, 3]] = truth[[1, 3]]
+    cfg = TrainConfig(patch=32, batch=4, base_width=8, depth=3, max_steps=300, lr=3e-3)
+    trained = train(img, labels, classes=CLASSES, minutes=2, device="cpu", config=cfg).model
+    untrained = train(img, labels, classes=CLASSES, minutes=2, device="cpu", config=TrainConfig(
+        patch=32, batch=4, base_width=8, depth=3, max_steps=1, lr=0.0)).model
+    return img, labels, trained, untrained
+
+
+def test_it_measures_entropy_in_bits():
+    assert binary_entropy(np.array([0.0, 0.5, 1.0])) == pytest.approx([0.0, 1.0, 0.0], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_it_is_unsure_before_training_and_sure_after(models):
+    img, labels, trained, untrained = models
+    before, _ = tile_scores(untrained, img, labels=labels, tile=32, device="cpu")
+    after, _ = tile_scores(trained, img, labels=labels, tile=32, device="cpu")
+    unlabeled = [0, 2, 4, 5]
+    assert np.nanmean(before[unlabeled]) > 0.9
+    assert np.nanmax(after[unlabeled]) < 0.6
+
+
+@pytest.mark.slow
+def test_it_points_at_what_training_never_showed(models):
+    img, labels, trained, _ = models
+    odd = img.copy()
+    odd[4, 32:64, 0:32] = 125  # a grey never seen between the two trained intensities
+    best = suggest_regions(trained, odd, labels=labels, k=1, tile=32, device="cpu")[0]
+    assert (best.z, best.y0, best.x0) == (4, 32, 0)
+
+
+@pytest.mark.slow
+def test_it_never_suggests_labeled_regions(models):
+    img, labels, trained, _ = models
+    painted = labels.copy()
+    painted[4, :, :32] = 1  # tiles (4, *, 0) now labeled
+    picks = suggest_regions(trained, img, labels=painted, k=12, tile=32, device="cpu")
+    assert len(picks) == 12
+    assert all(p.z not in (1, 3) and not (p.z == 4 and p.x0 == 0) for p in picks)
+    assert all(set(p.to_dict()) == {"z", "y0", "x0", "y1", "x1", "score"} for p in picks)
+
+
+def test_it_spreads_suggestions_instead_of_stacking_them_on_one_spot():
+    scores = np.zeros((10, 4, 4))
+    scores[5, 1, 1] = 1.0
+    scores[4:7, 1:3, 1:3] += 0.9   # a hot cluster around the best tile
+    scores[0, 3, 3] = 0.5          # a lone, weaker spot far away
+    picks = rank_tiles(scores, k=2, tile=64, shape=(10, 256, 256))
+    assert (picks[0].z, picks[0].y0, picks[0].x0) == (5, 64, 64)
+    assert (picks[1].z, picks[1].y0, picks[1].x0) == (0, 192, 192)
+
+
+def test_it_fills_up_with_close_tiles_when_nothing_else_is_left():
+    scores = np.array([[[1.0, 0.9]]])
+    picks = rank_tiles(scores, k=2, tile=8, shape=(1, 8, 16))
+    assert [p.score for p in picks] == [1.0, 0.9]
+
+
+@pytest.mark.slow
+def test_it_ranks_each_class_on_its_own_when_asked(models):
+    img, labels, trained, _ = models
+    picks = suggest_regions(trained, img[:2], labels=labels[:2], k=2, tile=32, per_class=True, tta=False, device="cpu")
+    assert [p.cls for p in picks] == ["mito", "mito"] and picks[0].to_dict()["class"] == "mito"

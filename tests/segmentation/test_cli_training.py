@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+import zarr
+
+from segmentation.cli import main
+
+torch.set_num_threads(1)  # tiny tensors: threads only add overhead on the shared 2-core machine
+
+FAST = ["--width", "8", "--depth", "3", "--patch", "32", "--batch", "4", "--device", "cpu", "--lr", "3e-3"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    z, y, x = 5, 48, 48
+    zz, yy, xx = np.mgrid[:z, :y, :x]
+    mito = np.zeros((z, y, x), bool)
+    for _ in range(10):
+        cz, cy, cx = rng.integers(0, z), rng.integers(4, y - 4), rng.integers(4, x - 4)
+        mito |= ((zz - cz) / 2.5) ** 2 + ((yy - cy) / 5) ** 2 + ((xx - cx) / 4) ** 2 <= 1
+    img = np.clip(np.where(mito, 80, 170) + rng.normal(0, 10, mito.shape), 0, 255).astype(np.uint8)
+    truth = np.where(mito, 2, 1).astype(np.uint8)
+    sparse = np.zeros_like(truth)
+    sparse[[1, 3]] = truth[[1, 3]]
+    for name, a in (("image", img), ("truth", truth), ("sparse", sparse)):
+        tifffile.imwrite(d / f"{name}.tif", a)
+    return d
+
+
+def run(capsys, *argv) -> str:
+    assert main([str(a) for a in argv]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_it_trains_predicts_evaluates_and_suggests_from_the_command_line(files, capsys):
+    d = files
+    summary = json.loads(run(capsys, "train", "--image", d / "image.tif", "--labels", d / "sparse.tif", "--out", d / "m.pt",
+                             "--classes", "background=1,mitochondrion=2", "--minutes", "1", "--max-steps", "150", *FAST))
+    assert summary["val_slices"] and summary["steps"] > 0
+    run(capsys, "predict", "--model", d / "m.pt", "--image", d / "image.tif", "--out", d / "pred.tif", "--device", "cpu", "--window", "32")
+    pred = tifffile.imread(d / "pred.tif")
+    assert pred.shape == (5, 48, 48) and set(np.unique(pred)) <= {1, 2}
+    scores = json.loads(run(capsys, "evaluate", "--pred", d / "pred.tif", "--truth", d / "truth.tif",
+                            "--classes", "background=1,mitochondrion=2", "--slices", "4:5"))
+    assert scores["mitochondrion"]["dice"] > 0.7 and 0 <= scores["mitochondrion"]["iou"] <= 1
+    regions = json.loads(run(capsys, "suggest", "--model", d / "m.pt", "--image", d / "image.tif", "--labels", d / "sparse.tif",
+                             "--k", "3", "--tile", "16", "--device", "cpu"))
+    assert len(regions) == 3 and all(r["z"] not in (1, 3) for r in regions)
+    assert regions[0]["score"] >= regions[1]["score"]
+
+    # --init fine-tunes from the saved weights: with lr 0 the convolutions stay as they were
+    run(capsys, "train", "--image", d / "image.tif", "--labels", d / "sparse.tif", "--out", d / "m2.pt", "--init", d / "m.pt",
+        "--minutes", "1", "--max-steps", "1", *FAST[:-2], "--lr", "0")
+    a = torch.load(d / "m.pt", weights_only=True)["state_dict"]
+    b = torch.load(d / "m2.pt", weights_only=True)["state_dict"]
+    assert torch.equal(a["encoder.0.conv1.weight"], b["encoder.0.conv1.weight"])
+
+
+def test_it_predicts_zarr_to_zarr(files, capsys, tmp_path):
+    d = files
+    run(capsys, "train", "--image", d / "image.tif", "--labels", d / "sparse.tif", "--out", tmp_path / "m.pt",
+        "--minutes", "1", "--max-steps", "2", *FAST)
+    src = zarr.create_array(tmp_path / "img.zarr", shape=(5, 48, 48), dtype=np.uint8, chunks=(2, 16, 16))
+    src[...] = tifffile.imread(d / "image.tif")
+    run(capsys, "predict", "--model", tmp_path / "m.pt", "--image", tmp_path / "img.zarr", "--out", tmp_path / "p.zarr",
+        "--device", "cpu", "--window", "32", "--block", "2", "16", "16")
+    run(capsys, "predict", "--model", tmp_path / "m.pt", "--image", d / "image.tif", "--out", tmp_path / "p.tif",
+        "--device", "cpu", "--window", "32", "--block", "2", "16", "16")
+    assert np.array_equal(zarr.open_array(tmp_path / "p.zarr", mode="r")[...], tifffile.imread(tmp_path / "p.tif"))
+
+
+def test_it_prints_per_cell_dice_for_instances(tmp_path, capsys):
+    truth = np.zeros((2, 8, 8), np.uint16)
+    truth[:, :, :4], truth[:, :, 4:] = 1, 2
+    pred = truth.copy()
+    pred[:, :, 3] = 2
+    tifffile.imwrite(tmp_path / "t.tif", truth)
+    tifffile.imwrite(tmp_path / "p.tif", pred)
+    res = json.loads(run(capsys, "evaluate", "--pred", tmp_path / "p.tif", "--truth", tmp_path / "t.tif", "--instances"))
+    assert set(res["cells"]) == {"1", "2"} and res["cells"]["1"] == pytest.approx(2 * 48 / (64 + 48))
+    assert res["mean"] == pytest.approx((res["cells"]["1"] + res["cells"]["2"]) / 2)
+
+
+def test_it_reports_a_missing_file_as_an_error(tmp_path, capsys):
+    assert main(["evaluate", "--pred", str(tmp_path / "nope.tif"), "--truth", str(tmp_path / "nope.tif")]) == 2
+    assert "does not exist" in capsys.readouterr().err
