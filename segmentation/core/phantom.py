@@ -216,16 +216,23 @@ def _tessellate(
     first = np.full(shape, np.inf, np.float32)
     second = np.full(shape, np.inf, np.float32)
     ids = np.zeros(shape, np.uint16)
+    # Cells lie oblique to the slice plane: their cross-sections slide across the
+    # field of view from slice to slice (a shared drift plus each cell's own).
+    drift = rng.normal(0.0, 0.3, 2) + rng.normal(0.0, 0.25, (n_cells, 2))
     for i, (sz, sy, sx) in enumerate(seeds):
-        # z weighs less than y, x: columnar cells whose outline drifts slowly with z.
-        d = np.sqrt(((zz - sz) * 0.35) ** 2 + (yy - sy) ** 2 + (xx - sx) ** 2, dtype=np.float32)
-        d += 0.16 * spacing * _smooth_noise(rng, shape, (Z / 2.0, spacing / 2.5, spacing / 2.5))
+        # z weighs less than y, x: columnar cells whose outline changes slowly with z.
+        dz = zz - sz
+        d = np.sqrt(
+            (dz * 0.35) ** 2 + (yy - sy - drift[i, 0] * dz) ** 2 + (xx - sx - drift[i, 1] * dz) ** 2,
+            dtype=np.float32,
+        )
+        d += 0.16 * spacing * _smooth_noise(rng, shape, (Z / 3.0, spacing / 2.5, spacing / 2.5))
         closer = d < first
         second = np.where(closer, first, np.minimum(second, d))
         first = np.where(closer, d, first)
         ids[closer] = i + 1
     # Extracellular space: far from every seed, and thin gaps along some borders only.
-    far = first > 0.75 * spacing + 0.12 * spacing * _smooth_noise(rng, shape, (Z, spacing / 2, spacing / 2))
+    far = first > 0.68 * spacing + 0.12 * spacing * _smooth_noise(rng, shape, (Z, spacing / 2, spacing / 2))
     gap_noise = _smooth_noise(rng, shape, (Z, spacing / 2, spacing / 2))
     gap = (second - first < 2.5) & (gap_noise > 0.2)
     ids[far | gap] = 0
@@ -263,17 +270,26 @@ def _draw_tube(cells: np.ndarray, pts: np.ndarray, radius: float, value: int) ->
 def _protrusions(
     rng: np.random.Generator, cells: np.ndarray, seeds: np.ndarray, count: int
 ) -> tuple[list[Protrusion], list[np.ndarray]]:
-    """Add arcing tubes: leave the body in slice z0, rise out of the plane, come back to z0."""
+    """Add arcing tubes into the extracellular space.
+
+    Each tube leaves its cell body in slice z0, runs outwards through extracellular
+    space while rising out of the plane, and comes back down to z0 at its tip, so the
+    plane z0 (and its neighbours) shows the tip as an island cut off from the cell.
+    """
     Z, Y, X = cells.shape
     out: list[Protrusion] = []
     masks: list[np.ndarray] = []
     n = seeds.shape[0]
     radius = 1.6
-    for k in range(count * 6):
+    # Room in the extracellular space: distance to the nearest cell voxel.
+    room = ndi.distance_transform_edt(cells == 0).astype(np.float32)
+    for attempt in range(count * 60):
         if len(out) >= count:
             break
+        # Small volumes have little extracellular room: ask for less after many misses.
+        slack = 0.0 if attempt < count * 30 else 0.5
         c = int(rng.integers(1, n + 1))
-        height = float(min(rng.uniform(5, 9), (Z - 4) / 2))
+        height = float(min(rng.uniform(4, 8), (Z - 4) / 2))
         if height < 3:
             break
         up = bool(rng.integers(0, 2))
@@ -281,31 +297,56 @@ def _protrusions(
         if hi <= lo:
             continue
         z0 = int(rng.integers(lo, hi + 1))
-        sy, sx = seeds[c - 1, 1:]
-        ang = rng.uniform(0, 2 * np.pi)
-        dy, dx = np.sin(ang), np.cos(ang)
-        # March from the seed to the edge of the cell in slice z0.
+        own = cells[z0] == c
+        if not own.any():
+            continue
+        # A roomy extracellular pixel near the cell, then the straight way to it from the cell.
+        near = ndi.binary_dilation(own, iterations=6) & (room[z0] >= radius + 1.5 - slack)
+        cand = np.argwhere(near)
+        if len(cand) == 0:
+            continue
+        ty, tx = cand[rng.integers(len(cand))].astype(float)
+        cy, cx = np.argwhere(own).mean(axis=0)
+        d = np.array([ty - cy, tx - cx])
+        if np.linalg.norm(d) < 1:
+            continue
+        dy, dx = d / np.linalg.norm(d) + rng.normal(0, 0.15, 2)
+        norm = np.hypot(dy, dx)
+        dy, dx = dy / norm, dx / norm
         t = 0.0
-        while True:
-            yy, xx = int(round(sy + t * dy)), int(round(sx + t * dx))
-            if not (0 <= yy < Y and 0 <= xx < X) or cells[z0, yy, xx] != c:
+        while True:  # march from the target back into the cell body
+            yy, xx = int(round(ty - t * dy)), int(round(tx - t * dx))
+            if not (0 <= yy < Y and 0 <= xx < X):
+                break
+            if own[yy, xx]:
                 break
             t += 1.0
-        base_t = t - 3.0
-        length = rng.uniform(22, 34)
-        ts = np.linspace(0.0, 1.0, int(length * 1.5) + 2)
-        end_y, end_x = sy + (base_t + length) * dy, sx + (base_t + length) * dx
-        if not (radius + 2 <= end_y < Y - radius - 2 and radius + 2 <= end_x < X - radius - 2):
+            if t > 12:
+                break
+        if t > 12:
             continue
-        zs = z0 + (1 if up else -1) * height * np.sin(np.pi * np.clip(ts * 1.15, 0, 1))
-        pts = np.stack([zs, sy + (base_t + ts * length) * dy, sx + (base_t + ts * length) * dx], 1)
-        # The tip must land outside the own cell so the plane cuts off an island.
-        tip = np.round(pts[-1]).astype(int)
-        if cells[tuple(tip)] == c:
+        by, bx = ty - (t + 3.0) * dy, tx - (t + 3.0) * dx
+        length = rng.uniform(16, 28)
+        ts = np.linspace(0.0, 1.0, int(length * 1.5) + 2)
+        zs = z0 + (1 if up else -1) * height * np.sin(np.pi * np.clip(ts * 1.12, 0, 1))
+        pts = np.stack([zs, by + ts * (length + 3.0) * dy, bx + ts * (length + 3.0) * dx], 1)
+        ip = np.round(pts).astype(int)
+        if np.any(ip < 0) or np.any(ip >= np.array(cells.shape)):
+            continue
+        ids = cells[ip[:, 0], ip[:, 1], ip[:, 2]]
+        outside = np.flatnonzero(ids != c)
+        if len(outside) < len(pts) // 2:
+            continue
+        # Outside its body the tube runs through extracellular space, clear of other cells.
+        # Past its first few steps out, it keeps at least a voxel of space from every cell
+        # (otherwise an interior mask could not tell it from the cell it touches).
+        r_out = room[ip[outside[4:], 0], ip[outside[4:], 1], ip[outside[4:], 2]]
+        if r_out.size == 0 or r_out.min() < radius + 1.8 - slack:
             continue
         body = cells == c
         tube = _draw_tube(cells, pts, radius, c)
         masks.append(tube & ~body)
+        room = np.where(ndi.binary_dilation(tube, iterations=4), 0, room)
         out.append(Protrusion(cell_id=c, base_z=z0, centreline=pts, radius=radius))
     return out, masks
 
@@ -396,8 +437,9 @@ def make_phantom(
     labels = np.zeros(shape, np.uint8)
     inner = _inner_distance(cells)
     # Nuclei keep away from the volume's Y and X faces so none is cut open by the crop.
-    yy, xx = np.ogrid[:Y, :X]
-    to_face = np.minimum(np.minimum(yy, Y - 1 - yy), np.minimum(xx, X - 1 - xx)).astype(np.float32)
+    zz, yy, xx = np.ogrid[:Z, :Y, :X]
+    to_yx_face = np.minimum(np.minimum(yy, Y - 1 - yy), np.minimum(xx, X - 1 - xx)).astype(np.float32)
+    to_face = np.minimum(to_yx_face, np.minimum(zz, Z - 1 - zz)).astype(np.float32)
     membrane = _boundary(cells)
     # Texture layers for the image: crista stripes, rims.
     crista = np.zeros(shape, bool)
@@ -413,14 +455,17 @@ def make_phantom(
         crop = objects[c - 1]
         cells_c, labels_c, inner_c = cells[crop], labels[crop], inner[crop]
         crista_c, mito_rim_c, endo_rim_c = crista[crop], mito_rim[crop], endo_rim[crop]
-        face_c = to_face[crop[1], crop[2]][None]
+        face_c = to_face[crop]
         shape_c = cells_c.shape
         own = cells_c == c
         body = own & (protrusion_ids[crop] == 0)
         # Nucleus: lobed ellipsoid around the deepest point of the cell body.
-        deep = np.where(body, np.minimum(inner_c, face_c + 3.0), 0)
+        deep = np.where(body, np.minimum(inner_c, face_c + 2.0), 0)
         centre = np.array(np.unravel_index(int(np.argmax(deep)), shape_c), float)
-        room = float(deep[tuple(centre.astype(int))])
+        # Size from the room in the plane; the z faces only chose a central slice.
+        yx_face = to_yx_face[0][crop[1], crop[2]]
+        cz, cy, cx = centre.astype(int)
+        room = float(min(inner_c[cz, cy, cx], yx_face[cy, cx] + 2.0))
         if room < 5:
             continue
         ry = max(3.0, 0.72 * room)
@@ -448,14 +493,14 @@ def make_phantom(
         n_nucleoli = 1 if room < 14 else int(rng.integers(1, 3))
         for _ in range(n_nucleoli):
             depth = float(nuc_inner.max())
-            r = min(depth - 1.5, max(3.5, 0.5 * depth * rng.uniform(0.8, 1.1)), 9.0)
-            if r < 3.0:
+            r = min(depth - 1.2, max(3.5, 0.5 * depth * rng.uniform(0.8, 1.1)), 9.0)
+            if r < 2.5:
                 break
-            cand = np.argwhere(nuc_inner >= r + 1.5) + np.array([s.start for s in box])
+            cand = np.argwhere(nuc_inner >= r + 1.2) + np.array([s.start for s in box])
             rot = _random_rotation(rng)
             ax = np.array([r * 0.85, r, r * 1.15])
             ax[0] = min(ax[0], r)
-            allowed = nuc_full & (labels_c == CLASS_VALUES["nucleus"])
+            allowed = ndi.binary_erosion(labels_c == CLASS_VALUES["nucleus"], border_value=1)
             got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax, rot, shape_c), tries=20)
             if got is None:
                 continue
