@@ -412,7 +412,7 @@ def make_phantom(
     Examples
     --------
     >>> ph = make_phantom((16, 96, 96), seed=1, n_cells=4)
-    >>> ph.image.dtype, ph.labels.max() <= 5, int(ph.cells.max())
+    >>> ph.image.dtype, bool(ph.labels.max() <= 5), int(ph.cells.max())
     (dtype('uint8'), True, 4)
     """
     shape = tuple(int(s) for s in shape)  # type: ignore[assignment]
