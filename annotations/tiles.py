@@ -15,9 +15,9 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.views.decorators.http import require_GET
 
-from annotations.access import volume_for_user
+from annotations.access import ready_volume_row_for_user
 from annotations.imaging import omezarr, tiles
-from annotations.models import Volume
+from annotations.models import LabelClass, LabelLayer
 
 CONTENT_TYPES = {"png": "image/png", "webp": "image/webp"}
 
@@ -45,16 +45,11 @@ def _window(request: HttpRequest) -> tuple[float, float] | None:
     return lo, hi
 
 
-def _ready_volume(request: HttpRequest, volume_id: int) -> Volume:
-    volume, _ = volume_for_user(request.user, volume_id)
-    if volume.state != Volume.State.READY:
-        raise Http404("volume not ready")
-    return volume
-
-
-def _check_level(volume: Volume, level: int) -> None:
-    if level >= len(volume.levels):
+def _ready_volume(request: HttpRequest, volume_id: int, level: int) -> dict[str, Any]:
+    volume = ready_volume_row_for_user(request.user, volume_id)
+    if level >= len(volume["levels"]):
         raise Http404("no such level")
+    return volume
 
 
 def _respond(request: HttpRequest, etag: str, render: Any, fmt: str, cache_control: str) -> HttpResponse:
@@ -75,13 +70,12 @@ def _respond(request: HttpRequest, etag: str, render: Any, fmt: str, cache_contr
 @require_GET
 def image_tile(request: HttpRequest, volume_id: int, axis: str, index: int, level: int, ty: int, tx: int,
                fmt: str) -> HttpResponse:
-    volume = _ready_volume(request, volume_id)
-    _check_level(volume, level)
+    volume = _ready_volume(request, volume_id, level)
     window = _window(request)
-    etag = f'"img-{volume.pk}-{axis}{index}-{level}-{ty}-{tx}-{window}-{fmt}"'
+    etag = f'"img-{volume_id}-{axis}{index}-{level}-{ty}-{tx}-{window}-{fmt}"'
 
     def render() -> bytes:
-        return tiles.render_image_tile(_image_level(volume.zarr_path, level), axis=axis, index=index,
+        return tiles.render_image_tile(_image_level(volume["zarr_path"], level), axis=axis, index=index,
                                        ty=ty, tx=tx, window=window, fmt=fmt)
 
     return _respond(request, etag, render, fmt, "private, max-age=86400")
@@ -90,16 +84,16 @@ def image_tile(request: HttpRequest, volume_id: int, axis: str, index: int, leve
 @require_GET
 def label_tile(request: HttpRequest, volume_id: int, layer: str, axis: str, index: int, level: int, ty: int,
                tx: int, fmt: str) -> HttpResponse:
-    volume = _ready_volume(request, volume_id)
-    _check_level(volume, level)
-    label_layer = volume.layers.filter(name=layer).first()
+    volume = _ready_volume(request, volume_id, level)
+    label_layer = LabelLayer.objects.filter(volume_id=volume_id, name=layer).values("kind", "version").first()
     if label_layer is None:
         raise Http404("no such layer")
-    etag = f'"lab-{volume.pk}-{layer}-v{label_layer.version}-{axis}{index}-{level}-{ty}-{tx}-{fmt}"'
-    colors = {c.value: c.rgba for c in volume.project.label_classes.all()} if label_layer.kind == "labels" else {}
+    etag = f'"lab-{volume_id}-{layer}-v{label_layer["version"]}-{axis}{index}-{level}-{ty}-{tx}-{fmt}"'
 
     def render() -> bytes:
-        return tiles.render_label_tile(_label_level(volume.zarr_path, layer, level), axis=axis, index=index,
+        colors = ({c.value: c.rgba for c in LabelClass.objects.filter(project_id=volume["project_id"])}
+                  if label_layer["kind"] == LabelLayer.Kind.LABELS else {})
+        return tiles.render_label_tile(_label_level(volume["zarr_path"], layer, level), axis=axis, index=index,
                                        ty=ty, tx=tx, colors=colors, fmt=fmt)
 
     return _respond(request, etag, render, fmt, "private, no-cache")

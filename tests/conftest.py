@@ -13,15 +13,23 @@ from typing import Any
 
 import pytest
 
+# Playwright's sync API keeps an event loop running in the test thread; Django would
+# then refuse the (synchronous, test-only) database calls that set up browser tests.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
-def _media_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Every test writes volumes under its own media root unless a service needs the shared one."""
-    if not os.environ.get("EMPORTAL_KEEP_MEDIA_ROOT"):
-        settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+def _media_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every web-layer test writes volumes under a media root of its own.
+
+    Skipped when pytest-django is not loaded (`-p no:django`), so the pure science
+    tests under tests/segmentation/core run without Django at all.
+    """
+    if request.config.pluginmanager.has_plugin("django"):
+        request.getfixturevalue("settings").MEDIA_ROOT = tmp_path_factory.mktemp("media")
 
 
 @dataclass
