@@ -3,12 +3,14 @@
 Stages (timed into :class:`PredictStats`): load block -> normalise -> sliding window with
 blending -> post-process -> write.
 
-Windows lie on one global grid over Y and X (fixed size, fixed stride, the last window
-flush with the volume edge) and overlapping windows are blended with a cosine ramp.
-A block, the unit of work (one Celery task, one zarr chunk row), computes every window
-that touches it and keeps its own voxels. Because the grid and the weights do not depend
-on the block, a blockwise prediction equals the whole-volume prediction everywhere (up to
-float summation order), and memory is bounded by the block plus one window of margin.
+Each block (the unit of work: one Celery task, one row of zarr chunks) is grown by a halo
+of context on every side (``halo``, default ``overlap``; clipped at the volume edge) and
+tiled with the fewest windows of at most ``window`` pixels that overlap by at least
+``overlap``; overlapping windows are blended with a cosine ramp and the halo is cropped.
+Memory is bounded by the block plus its halo, not the volume, and the only work repeated
+between blocks is the halo. Because the tiling adapts to the block, blockwise and
+whole-volume predictions differ slightly near window edges (the network zero-pads at
+window borders); elsewhere they agree to float precision.
 
 2.5D models get ``in_slices // 2`` neighbouring slices on each side, the volume's first and
 last slice repeated beyond its ends.
@@ -91,22 +93,22 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
     return np.maximum(w, 1e-3)
 
 
-def _starts(n: int, window: int, stride: int) -> list[int]:
-    if n <= window:
-        return [0]
-    starts = list(range(0, n - window + 1, stride))
-    if starts[-1] != n - window:
-        starts.append(n - window)
-    return starts
+def _tiling(start: int, stop: int, total: int, *, window: int, overlap: int, halo: int, divisor: int) -> tuple[int, int, int, list[int]]:
+    """Window layout along one axis for block ``[start, stop)`` of an axis of length ``total``.
 
-
-def _window_shape(model: TrainedModel, shape: tuple[int, int, int], window: int) -> tuple[int, int]:
-    d = model.config.divisor
-    if window % d:
-        raise ValueError(f"window {window} is not a multiple of {d} (2**(depth-1))")
-    wy = min(window, -(-shape[1] // d) * d)
-    wx = min(window, -(-shape[2] // d) * d)
-    return wy, wx
+    Returns (ext_start, ext_stop, size, starts): the block grown by ``halo`` (clipped), the
+    window size (multiple of ``divisor``; may exceed the extent, which is then padded) and
+    window starts relative to ``ext_start``, spread evenly so neighbours overlap >= ``overlap``.
+    """
+    e0, e1 = max(start - halo, 0), min(stop + halo, total)
+    length = e1 - e0
+    up = lambda v: -(-v // divisor) * divisor  # noqa: E731
+    if length <= window:
+        return e0, e1, up(length), [0]
+    n = -(-(length - overlap) // (window - overlap))
+    size = min(window, up(-(-(length + (n - 1) * overlap) // n)))
+    starts = np.linspace(0, length - size, n).round().astype(int).tolist()
+    return e0, e1, size, starts
 
 
 def block_regions(shape: tuple[int, ...], block: tuple[int, int, int]) -> list[Region]:
@@ -162,6 +164,7 @@ def predict_block(
     *,
     window: int = 512,
     overlap: int = 32,
+    halo: int | None = None,
     tta: bool = False,
     device: str | torch.device = "cpu",
     batch: int | None = None,
@@ -174,7 +177,9 @@ def predict_block(
     model : TrainedModel (see :func:`~segmentation.core.modelfile.load_model`)
     image : array-like, shape (Z, Y, X)
     region : tuple of three slices with steps of 1, the block.
-    window, overlap : window size in pixels (multiple of ``2**(depth-1)``) and overlap.
+    window, overlap : largest window side in pixels (multiple of ``2**(depth-1)``) and the
+        least overlap between neighbouring windows (at most half the window).
+    halo : context added around the block on each side in Y and X (default ``overlap``).
 
     Returns
     -------
@@ -183,18 +188,18 @@ def predict_block(
     dev = resolve_device(device)
     stats = stats if stats is not None else PredictStats()
     shape = tuple(int(s) for s in image.shape)
-    wy, wx = _window_shape(model, shape, window)  # type: ignore[arg-type]
+    d = model.config.divisor
+    if window % d or window <= 0:
+        raise ValueError(f"window {window} is not a positive multiple of {d} (2**(depth-1))")
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
-    oy, ox = min(overlap, wy // 2), min(overlap, wx // 2)  # a window as small as the volume needs none
+    overlap = min(overlap, window // 2)
+    halo = overlap if halo is None else halo
     zs, ys, xs = region
     t0 = time.perf_counter()
-    sy = [s for s in _starts(shape[1], wy, wy - oy) if s < ys.stop and s + wy > ys.start]
-    sx = [s for s in _starts(shape[2], wx, wx - ox) if s < xs.stop and s + wx > xs.start]
-    ry = slice(sy[0], min(sy[-1] + wy, shape[1]))
-    rx = slice(sx[0], min(sx[-1] + wx, shape[2]))
-    h = model.halo
-    raw = _read(image, zs, ry, rx, h, shape[0])
+    ey0, ey1, wy, sy = _tiling(ys.start, ys.stop, shape[1], window=window, overlap=overlap, halo=halo, divisor=d)
+    ex0, ex1, wx, sx = _tiling(xs.start, xs.stop, shape[2], window=window, overlap=overlap, halo=halo, divisor=d)
+    raw = _read(image, zs, slice(ey0, ey1), slice(ex0, ex1), model.halo, shape[0])
     data = model.normalization.apply(raw)
     pad_y, pad_x = max(0, wy - data.shape[1]), max(0, wx - data.shape[2])
     if pad_y or pad_x:
@@ -202,25 +207,21 @@ def predict_block(
         data = np.pad(data, ((0, 0), (0, pad_y), (0, pad_x)), mode=mode)
     t1 = time.perf_counter()
     stats.load_s += t1 - t0
-    nz = zs.stop - zs.start
-    by, bx = ys.stop - ys.start, xs.stop - xs.start
-    acc = np.zeros((model.config.out_channels, nz, by, bx), np.float32)
-    wsum = np.zeros((by, bx), np.float32)
-    weight = np.outer(_ramp(wy, oy), _ramp(wx, ox))
-    stack = np.lib.stride_tricks.sliding_window_view(data, model.config.in_slices, axis=0)  # (nz, wy', wx', k)
+    nz, ly, lx = zs.stop - zs.start, ey1 - ey0, ex1 - ex0
+    acc = np.zeros((model.config.out_channels, nz, ly, lx), np.float32)
+    wsum = np.zeros((ly, lx), np.float32)
+    weight = np.outer(_ramp(wy, overlap if len(sy) > 1 else 0), _ramp(wx, overlap if len(sx) > 1 else 0))
+    stack = np.lib.stride_tricks.sliding_window_view(data, model.config.in_slices, axis=0)  # (nz, Y', X', k)
     batch = batch or (16 if dev.type == "cuda" else 4)
     for y0 in sy:
         for x0 in sx:
-            py, px = y0 - ry.start, x0 - rx.start
-            win = np.array(np.moveaxis(stack[:, py : py + wy, px : px + wx, :], -1, 1), order="C")
+            win = np.array(np.moveaxis(stack[:, y0 : y0 + wy, x0 : x0 + wx, :], -1, 1), order="C")
             probs = _forward(model, win, device=dev, tta=tta, batch=batch)  # (nz, C, wy, wx)
-            # part of this window inside the block
-            a0, a1 = max(y0, ys.start), min(y0 + wy, ys.stop, shape[1])
-            b0, b1 = max(x0, xs.start), min(x0 + wx, xs.stop, shape[2])
-            w = weight[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0]
-            p = probs[:, :, a0 - y0 : a1 - y0, b0 - x0 : b1 - x0]
-            acc[:, :, a0 - ys.start : a1 - ys.start, b0 - xs.start : b1 - xs.start] += np.moveaxis(p, 1, 0) * w
-            wsum[a0 - ys.start : a1 - ys.start, b0 - xs.start : b1 - xs.start] += w
+            hy, hx = min(wy, ly - y0), min(wx, lx - x0)  # padded part of a window lies outside
+            acc[:, :, y0 : y0 + hy, x0 : x0 + hx] += np.moveaxis(probs[:, :, :hy, :hx], 1, 0) * weight[:hy, :hx]
+            wsum[y0 : y0 + hy, x0 : x0 + hx] += weight[:hy, :hx]
+    acc = acc[:, :, ys.start - ey0 : ys.stop - ey0, xs.start - ex0 : xs.stop - ex0]
+    wsum = wsum[ys.start - ey0 : ys.stop - ey0, xs.start - ex0 : xs.stop - ex0]
     acc /= wsum
     stats.forward_s += time.perf_counter() - t1
     stats.voxels += acc[0].size

@@ -22,6 +22,8 @@ def random_model(in_slices=1, heads=("mito",), seed=0) -> TrainedModel:
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 1.5)
+    with torch.no_grad():
+        net.head[-1].weight.mul_(30.0)  # spread the probabilities over (0, 1)
     net.eval()
     values = {"background": 1, **{h: i + 2 for i, h in enumerate(heads)}}
     return TrainedModel(net, config, ClassSpec.build(values), Normalization(lo=0.0, hi=255.0))
@@ -45,12 +47,13 @@ class CountingArray:
 
 @pytest.mark.parametrize("in_slices", [1, 3])
 def test_it_predicts_the_same_blockwise_as_in_one_piece(in_slices):
-    model, img = random_model(in_slices), volume()
-    whole = predict_probabilities(model, img, block=(5, 60, 76), window=32, overlap=8, device="cpu")
-    parts = predict_probabilities(model, img, block=(2, 24, 20), window=32, overlap=8, device="cpu")
-    assert whole.shape == (1, 5, 60, 76)
-    np.testing.assert_allclose(parts, whole, atol=1e-5)
-    assert whole.std() > 1e-3  # the comparison is not between two constants
+    model, img = random_model(in_slices), volume((5, 96, 96))
+    whole = predict_probabilities(model, img, block=(5, 96, 96), window=64, overlap=16, device="cpu")
+    parts = predict_probabilities(model, img, block=(2, 40, 32), window=64, overlap=16, device="cpu")
+    assert whole.shape == (1, 5, 96, 96) and whole.std() > 0.02  # not a comparison of constants
+    diff = np.abs(parts - whole)
+    assert diff.mean() < 0.01 * whole.std() and diff.max() < 0.02  # only window-edge effects differ
+    assert np.array_equal(parts > 0.5, whole > 0.5)
 
 
 def test_it_blends_overlapping_windows_smoothly():
@@ -62,11 +65,11 @@ def test_it_blends_overlapping_windows_smoothly():
     assert seams(16) < 0.8 * seams(0)
 
 
-def test_it_reads_no_more_than_a_block_plus_a_window_of_margin():
+def test_it_reads_no_more_than_a_block_and_its_halo():
     model = random_model(in_slices=3)
     src = CountingArray(volume((6, 128, 128)))
     predict_volume(model, src, block=(2, 32, 32), window=32, overlap=8, device="cpu")
-    assert 0 < src.largest <= (2 + 2) * (32 + 2 * 32) ** 2
+    assert 0 < src.largest <= (2 + 2) * (32 + 2 * 8) ** 2
 
 
 def test_it_streams_from_and_to_zarr_like_numpy(tmp_path):

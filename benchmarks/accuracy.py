@@ -1,0 +1,136 @@
+"""Mitochondria Dice on real EM with sparse labels: train on ~1 slice in 10, score the rest.
+
+For every labeled volume in ../shared/data (see each README):
+
+* cdeep3m_sbem_mito (20 slices) and drosophila_vnc_sstem (10 slices): keep the labels of
+  slices z = 5, 15, ... (about one in ten), train within the time budget (when two slices
+  are kept, one is held out for validation, as ``train`` always does), predict the whole
+  volume and score mitochondria Dice on every slice that was NOT kept.
+* hela_sbfsem (3 separate 2D pages): train on page 0, score pages 1 and 2. Only the
+  central cell is annotated, so both the training labels and the scoring are restricted
+  to a region around the annotated mitochondria (their bounding box grown by
+  ``--hela-margin`` pixels); outside it labels are 0 (unlabeled) and voxels are not scored.
+
+Never scores a slice whose labels were used for training or validation.
+
+Usage (from the project root)::
+
+    .venv/bin/python benchmarks/accuracy.py --minutes 10 [--datasets cdeep3m_sbem_mito ...] [--device auto]
+
+Prints a table and writes benchmarks/results/accuracy-<time>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from segmentation.core.inference import predict_volume  # noqa: E402
+from segmentation.core.metrics import dice_iou  # noqa: E402
+from segmentation.core.modelfile import save_model  # noqa: E402
+from segmentation.core.training import TrainConfig, train  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+CLASSES = {"background": 1, "mitochondrion": 2}
+
+
+def _region(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    ys, xs = np.nonzero(mask)
+    return (slice(max(ys.min() - margin, 0), ys.max() + margin + 1), slice(max(xs.min() - margin, 0), xs.max() + margin + 1))
+
+
+def load(name: str, hela_margin: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], np.ndarray]:
+    """image, truth (1/2), sparse training labels, kept slices, score mask (bool)."""
+    image = tifffile.imread(DATA / name / "image.tif")
+    mito = tifffile.imread(DATA / name / "mito.tif") > 0
+    truth = np.where(mito, 2, 1).astype(np.uint8)
+    sparse = np.zeros_like(truth)
+    score = np.ones(truth.shape, bool)
+    if name == "hela_sbfsem":
+        kept = [0]
+        score[:] = False
+        for z in range(truth.shape[0]):
+            score[(z, *_region(mito[z], hela_margin))] = True
+        sparse[0][score[0]] = truth[0][score[0]]
+    else:
+        kept = list(range(5, truth.shape[0], 10))
+        sparse[kept] = truth[kept]
+    score[kept] = False
+    return image, truth, sparse, kept, score
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--datasets", nargs="*", default=["cdeep3m_sbem_mito", "drosophila_vnc_sstem", "hela_sbfsem"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--patch", type=int)
+    p.add_argument("--tta", action="store_true")
+    p.add_argument("--hela-margin", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-models", action="store_true")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out_dir = ROOT / "benchmarks" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.datasets:
+        image, truth, sparse, kept, score = load(name, args.hela_margin)
+        t0 = time.perf_counter()
+        res = train(image, sparse, classes=CLASSES, minutes=args.minutes, device=args.device, seed=args.seed,
+                    config=TrainConfig(base_width=args.width, patch=args.patch), progress_bar=True)
+        t1 = time.perf_counter()
+        pred = predict_volume(res.model, image, device=args.device, tta=args.tta, progress_bar=True)
+        t2 = time.perf_counter()
+        if args.save_models:
+            save_model(out_dir / f"accuracy-{name}.pt", res.model)
+        scored = [z for z in range(truth.shape[0]) if score[z].any()]
+        per_slice = {}
+        for z in scored:
+            m = score[z]
+            per_slice[z] = dice_iou(pred[z][m], truth[z][m], classes=CLASSES)["mitochondrion"]
+        # pooled over all scored voxels
+        m = score
+        pooled = dice_iou(pred[m], truth[m], classes=CLASSES)["mitochondrion"]
+        row = {
+            "dataset": name, "kept_slices": kept, "val_slices": res.val_slices, "scored_slices": scored,
+            "mito_dice": pooled["dice"], "mito_iou": pooled["iou"],
+            "mito_dice_per_slice": {str(z): r["dice"] for z, r in per_slice.items()},
+            "val_dice": res.val_dice, "steps": res.steps, "stopped": res.stopped,
+            "train_s": round(t1 - t0, 1), "predict_s": round(t2 - t1, 1),
+            "scored_voxels": int(m.sum()), "labeled_voxels": int((sparse > 0).sum()),
+        }
+        rows.append(row)
+        print(f"{name:22s} mito Dice {pooled['dice']:.3f} IoU {pooled['iou']:.3f}  steps {res.steps} ({res.stopped}) "
+              f"train {t1 - t0:.0f}s predict {t2 - t1:.0f}s  trained on z={res.train_slices} val z={res.val_slices}", flush=True)
+    print()
+    print(f"{'dataset':22s} {'kept':>8s} {'scored slices':>14s} {'mito Dice':>9s} {'IoU':>6s} {'steps':>6s}")
+    for r in rows:
+        print(f"{r['dataset']:22s} {str(r['kept_slices']):>8s} {len(r['scored_slices']):>14d} {r['mito_dice']:9.3f} {r['mito_iou']:6.3f} {r['steps']:6d}")
+    info = {
+        "minutes": args.minutes, "device": args.device, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+        "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "width": args.width, "tta": args.tta,
+        "seed": args.seed, "torch": torch.__version__, "rows": rows,
+    }
+    path = out_dir / f"accuracy-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(info, indent=1))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
