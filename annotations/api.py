@@ -10,9 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations import selectors, services
+from annotations import selectors, services, strokes
 from annotations.access import project_for_user, volume_for_user
-from annotations.models import Role
+from annotations.models import Role, Stroke
 from segmentation.jobs import job_payload
 
 
@@ -132,3 +132,77 @@ class VolumeDetailApi(APIView):
             return Response({"error": {"code": "not_ready", "message": f"volume is {volume.state}"}},
                             status=status.HTTP_409_CONFLICT)
         return Response(selectors.volume_detail(volume, role))
+
+
+class StrokeInput(serializers.Serializer):
+    """Shape only; the stroke service checks geometry, classes and roles."""
+
+    uuid = serializers.UUIDField()
+    layer = serializers.CharField(max_length=50, default="manual")
+    axis = serializers.ChoiceField(choices=["z", "y", "x"])
+    index = serializers.IntegerField(min_value=0)
+    points = serializers.ListField(child=serializers.ListField(child=serializers.FloatField(), min_length=2,
+                                                               max_length=2), min_length=1, max_length=20000)
+    radius = serializers.FloatField(default=1.0)
+    value = serializers.IntegerField(default=0)
+    mode = serializers.ChoiceField(choices=["paint", "erase", "fill", "polygon"])
+
+
+class StrokeListApi(APIView):
+    @extend_schema(request=StrokeInput, responses={201: None})
+    def post(self, request: Request, volume_id: int) -> Response:
+        """Apply a stroke (the REST twin of the websocket message); repeating a UUID changes nothing."""
+        volume, role = volume_for_user(request.user, volume_id)
+        data = StrokeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        payload = {**data.validated_data, "uuid": str(data.validated_data["uuid"])}
+        outcome = strokes.stroke_apply(volume, request.user, role, payload)
+        return Response({"uuid": outcome.uuid, "version": outcome.version, "duplicate": outcome.duplicate},
+                        status=status.HTTP_200_OK if outcome.duplicate else status.HTTP_201_CREATED)
+
+    def get(self, request: Request, volume_id: int) -> Response:
+        """The latest strokes of a layer (history panel, audit)."""
+        volume, _ = volume_for_user(request.user, volume_id)
+        rows = (Stroke.objects.filter(layer__volume=volume, layer__name=request.query_params.get("layer", "manual"))
+                .select_related("user").order_by("-id")[:200])
+        return Response([{"uuid": str(s.uuid), "user": s.user.username if s.user else None, "mode": s.mode,
+                          "axis": s.axis, "index": s.index, "value": s.value, "active": s.active,
+                          "version": s.version, "created": s.created.isoformat()} for s in rows])
+
+
+class StrokeUndoApi(APIView):
+    redo = False
+
+    def post(self, request: Request, volume_id: int, uuid: str) -> Response:
+        volume, role = volume_for_user(request.user, volume_id)
+        toggle = strokes.stroke_redo if self.redo else strokes.stroke_undo
+        outcome = toggle(volume, request.user, role, uuid)
+        return Response({"uuid": outcome.uuid, "version": outcome.version})
+
+
+class CompleteSliceInput(serializers.Serializer):
+    layer = serializers.CharField(max_length=50, default="manual")
+    axis = serializers.ChoiceField(choices=["z", "y", "x"])
+    index = serializers.IntegerField(min_value=0)
+    complete = serializers.BooleanField(default=True)
+
+
+class CompleteSliceApi(APIView):
+    @extend_schema(request=CompleteSliceInput)
+    def post(self, request: Request, volume_id: int) -> Response:
+        volume, role = volume_for_user(request.user, volume_id)
+        data = CompleteSliceInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        strokes.slice_mark_complete(volume, request.user, role, **data.validated_data)
+        return Response(data.validated_data)
+
+
+class LayerValueApi(APIView):
+    def get(self, request: Request, volume_id: int, layer: str) -> Response:
+        """The label at voxel (z, y, x): the viewer's picker."""
+        volume, _ = volume_for_user(request.user, volume_id)
+        try:
+            z, y, x = (int(request.query_params[k]) for k in ("z", "y", "x"))
+        except (KeyError, ValueError):
+            return Response({"error": {"code": "invalid", "message": "give integer z, y and x"}}, status=400)
+        return Response({"value": strokes.layer_value_at(volume, layer, z, y, x)})

@@ -12,7 +12,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from annotations import strokes
 from annotations.access import project_for_user, volume_for_user
+from emportal.errors import ApplicationError
 from emportal.realtime import project_group, volume_group
 
 CLOSE_NOT_FOUND = 4404
@@ -40,12 +42,39 @@ class VolumeConsumer(_ForwardingConsumer):
         self.group = volume_group(volume_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "hello", "user": self.scope["user"].username, "role": self.role.label})
+        version = await database_sync_to_async(
+            lambda: max(self.volume.layers.values_list("version", flat=True), default=0))()
+        await self.send_json({"type": "hello", "user": self.scope["user"].username, "role": self.role.label,
+                              "version": version})
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        await self.send_json({"type": "error", "code": "unsupported",
-                              "message": f"message type {content.get('type') if isinstance(content, dict) else None!r}"
-                                         " is not supported"})
+        """Strokes, undo/redo and completeness marks; the services broadcast the outcome."""
+        kind = content.get("type") if isinstance(content, dict) else None
+        uid = None
+        try:
+            if kind == "stroke":
+                stroke = content.get("stroke")
+                uid = stroke.get("uuid") if isinstance(stroke, dict) else None
+                if not isinstance(stroke, dict):
+                    raise ApplicationError("a stroke message needs a stroke object")
+                outcome = await database_sync_to_async(strokes.stroke_apply)(
+                    self.volume, self.scope["user"], self.role, stroke)
+                await self.send_json({"type": "ack", "uuid": outcome.uuid, "version": outcome.version})
+            elif kind in ("undo", "redo"):
+                uid = content.get("uuid")
+                toggle = strokes.stroke_undo if kind == "undo" else strokes.stroke_redo
+                await database_sync_to_async(toggle)(self.volume, self.scope["user"], self.role, uid)
+            elif kind == "mark_complete":
+                await database_sync_to_async(strokes.slice_mark_complete)(
+                    self.volume, self.scope["user"], self.role, axis=content.get("axis"),
+                    index=content.get("index"), complete=bool(content.get("complete", True)))
+            else:
+                raise ApplicationError(f"message type {kind!r} is not supported", code="unsupported")
+        except ApplicationError as exc:
+            error = {"type": "error", "code": exc.code, "message": exc.message}
+            if uid is not None:
+                error["uuid"] = str(uid)
+            await self.send_json(error)
 
 
 class ProjectConsumer(_ForwardingConsumer):

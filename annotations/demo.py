@@ -15,7 +15,8 @@ import tifffile
 from django.conf import settings
 
 from annotations.defaults import CELLS_LAYER, MANUAL_LAYER
-from annotations.layers import layer_create, layer_write_slices
+from annotations.layers import layer_create
+from annotations.strokes import layer_write_slices
 from annotations.models import Project, Volume
 from annotations.services import project_member_add, volume_import_local
 from segmentation.core.phantom import CLASS_VALUES, make_phantom

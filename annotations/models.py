@@ -121,6 +121,7 @@ class LabelLayer(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.LABELS)
     version = models.PositiveIntegerField(default=0, help_text="bumped by every change, for acks and cache keys")
     editable = models.BooleanField(default=True)
+    max_value = models.PositiveBigIntegerField(default=0, help_text="largest value ever painted (new cell ids)")
 
     class Meta:
         ordering = ["id"]
@@ -139,3 +140,50 @@ class CompleteSlice(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["layer", "axis", "index"], name="one_mark_per_slice")]
+
+
+class Stroke(models.Model):
+    """One edit of a label layer, kept forever: the layer is the replay of the active strokes.
+
+    The effect is stored, not only the gesture: `mask` (bit-packed, zlib) over the 3D box
+    z0:z1, y0:y1, x0:x1 says which voxels the stroke set, to `value` or, for bulk writes, to
+    the voxels in `after`. `before` holds what those voxels held, compressed, for audit
+    and fast restores. Undo and redo flip `active` and recompute the box from the log,
+    which stays exact when other people's strokes overlap.
+    """
+
+    class Mode(models.TextChoices):
+        PAINT = "paint"
+        ERASE = "erase"
+        FILL = "fill"
+        POLYGON = "polygon"
+        REPLACE = "replace"  # bulk writes: demo slices, accepted predictions
+
+    layer = models.ForeignKey(LabelLayer, on_delete=models.CASCADE, related_name="strokes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    uuid = models.UUIDField(unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    axis = models.CharField(max_length=1)
+    index = models.PositiveIntegerField()
+    mode = models.CharField(max_length=10, choices=Mode.choices)
+    value = models.PositiveBigIntegerField(default=0)
+    radius = models.FloatField(default=0)
+    points = models.JSONField(default=list)
+    z0 = models.PositiveIntegerField()
+    z1 = models.PositiveIntegerField()
+    y0 = models.PositiveIntegerField()
+    y1 = models.PositiveIntegerField()
+    x0 = models.PositiveIntegerField()
+    x1 = models.PositiveIntegerField()
+    mask = models.BinaryField()
+    after = models.BinaryField(null=True)
+    before = models.BinaryField()
+    active = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(help_text="layer version this stroke produced")
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["layer", "z0", "z1"])]
+
+    def __str__(self) -> str:
+        return f"{self.mode} {self.uuid} on {self.layer}"

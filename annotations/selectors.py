@@ -34,7 +34,8 @@ def volume_detail(volume: Volume, role: Role) -> dict[str, Any]:
         "window": volume.window,
         "role": role.label,
         "layers": [{"name": layer.name, "kind": layer.kind, "version": layer.version,
-                    "editable": layer.editable} for layer in layers],
+                    "editable": layer.editable and role >= Role.ANNOTATOR, "max_value": layer.max_value}
+                   for layer in layers],
         "classes": [{"id": c.pk, "name": c.name, "value": c.value, "color": c.color, "kind": c.kind,
                      "parent": c.parent.name if c.parent else None}
                     for c in volume.project.label_classes.select_related("parent")],

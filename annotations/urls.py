@@ -42,6 +42,12 @@ api_urlpatterns = [
     path("projects/<int:project_id>/volumes/import-path/", api.VolumeImportPathApi.as_view(),
          name="api-volume-import-path"),
     path("volumes/<int:volume_id>/", api.VolumeDetailApi.as_view(), name="api-volume"),
+    path("volumes/<int:volume_id>/strokes/", api.StrokeListApi.as_view(), name="api-strokes"),
+    path("volumes/<int:volume_id>/strokes/<str:uuid>/undo/", api.StrokeUndoApi.as_view(), name="api-stroke-undo"),
+    path("volumes/<int:volume_id>/strokes/<str:uuid>/redo/", api.StrokeUndoApi.as_view(redo=True),
+         name="api-stroke-redo"),
+    path("volumes/<int:volume_id>/complete-slices/", api.CompleteSliceApi.as_view(), name="api-complete-slices"),
+    path("volumes/<int:volume_id>/layers/<slug:layer>/value/", api.LayerValueApi.as_view(), name="api-layer-value"),
     path(f"volumes/<int:volume_id>/tiles/{TILE}", tiles.image_tile, name="api-tile"),
     path(f"volumes/<int:volume_id>/layers/<slug:layer>/tiles/{TILE}", tiles.label_tile, name="api-label-tile"),
 ]

@@ -10,7 +10,7 @@ from django.test import Client
 from PIL import Image
 
 from annotations.defaults import MANUAL_LAYER
-from annotations.layers import layer_write_slices
+from annotations.strokes import layer_write_slices
 from tests.factories import gradient_volume, make_volume
 
 pytestmark = pytest.mark.django_db
