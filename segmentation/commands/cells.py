@@ -37,7 +37,7 @@ def _write(path: str, array: np.ndarray) -> None:
     import tifffile
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(path, array, compression="zlib")
+    tifffile.imwrite(path, array, compression="zlib", photometric="minisblack")
 
 
 def _parse_keys(text: str | None) -> list[int] | None:

@@ -53,13 +53,23 @@ def normalise_slice(plane: np.ndarray, *, low: float = 1.0, high: float = 99.0) 
     -------
     ndarray, shape (Y, X), uint8
     """
-    a = np.asarray(plane, dtype=np.float32)
+    a = np.asarray(plane)
     if a.ndim != 2:
         raise ValueError(f"plane must be 2D (Y, X), got shape {a.shape}")
-    lo, hi = np.percentile(a, (low, high))
+    if a.dtype == np.uint8:
+        # Percentiles from the histogram and a lookup table: a few ms at 1024 x 1024.
+        cdf = np.cumsum(np.bincount(a.ravel(), minlength=256)) / a.size
+        lo = float(np.searchsorted(cdf, low / 100.0))
+        hi = float(np.searchsorted(cdf, high / 100.0))
+        if hi <= lo:
+            return np.zeros(a.shape, np.uint8)
+        lut = np.clip((np.arange(256) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+        return cv2.LUT(a, lut)
+    f = a.astype(np.float32)
+    lo, hi = np.percentile(f, (low, high))
     if hi <= lo:
         return np.zeros(a.shape, np.uint8)
-    return np.clip((a - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+    return np.clip((f - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
 
 
 def _dis() -> Any:
@@ -128,12 +138,15 @@ def warp_labels(labels: np.ndarray, flow: np.ndarray, *, grid: tuple[np.ndarray,
     xs, ys = grid if grid is not None else _grid(labels.shape)  # type: ignore[arg-type]
     map_x = xs + flow[..., 0].astype(np.float32, copy=False)
     map_y = ys + flow[..., 1].astype(np.float32, copy=False)
+    top = int(labels.max(initial=0)) if labels.size else 0
     if labels.dtype in (np.uint8, np.uint16):
         src = labels
-    elif labels.size == 0 or int(labels.max(initial=0)) < 2**24:
+    elif top < 2**16 and (labels.size == 0 or int(labels.min(initial=0)) >= 0):
+        src = labels.astype(np.uint16)
+    elif top < 2**24:
         src = labels.astype(np.float32)  # exact for integers below 2**24
     else:
-        raise ValueError(f"label id {int(labels.max())} is too large to warp (limit 2**24)")
+        raise ValueError(f"label id {top} is too large to warp (limit 2**24)")
     out = cv2.remap(src, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return out.astype(labels.dtype, copy=False)
 

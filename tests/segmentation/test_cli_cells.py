@@ -56,7 +56,7 @@ def test_it_writes_zarr_when_asked(files: dict[str, Path]) -> None:
 
 def test_it_exits_with_an_error_naming_the_mismatched_shape(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     small = files["dir"] / "small.tif"
-    tifffile.imwrite(small, np.zeros((4, 8, 8), np.uint8))
+    tifffile.imwrite(small, np.zeros((4, 8, 8), np.uint8), photometric="minisblack")
     rc = main(["cells", "--image", str(files["image"]), "--interior", str(small),
                "--keys", str(files["keys"]), "--out", str(files["dir"] / "x.tif")])
     assert rc == 2
