@@ -1,4 +1,4 @@
-"""Background jobs (and, as they land, model versions, runs and reports)."""
+"""Background jobs: one row per import, retrain, segment, cells or report run."""
 from __future__ import annotations
 
 from django.conf import settings
