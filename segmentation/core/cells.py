@@ -173,7 +173,10 @@ def _resolve_by_tracking(
 
     votes: dict[int, dict[int, int]] = {}
     pairs = []
+    open_slices = set(np.unique(region_z[is_open]).tolist())
     for z in range(regions.shape[0] - 1):
+        if z not in open_slices and z + 1 not in open_slices:
+            continue  # only links that touch an unreached region matter here
         ia, ib, inter, iou, cov = link_slices(regions[z], regions[z + 1])
         pairs.append((ia, ib, inter, iou, cov))
         for a, b, i, u, c in zip(ia.tolist(), ib.tolist(), inter.tolist(), iou.tolist(), cov.tolist()):

@@ -152,14 +152,16 @@ def link_slices(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     if not both.any():
         e = np.zeros(0, np.int64)
         return e, e, e, e.astype(float), e.astype(float)
-    pairs, inter = np.unique(np.stack([a[both], b[both]]), axis=1, return_counts=True)
-    ua, ca = np.unique(a[a > 0], return_counts=True)
-    ub, cb = np.unique(b[b > 0], return_counts=True)
-    area_a = ca[np.searchsorted(ua, pairs[0])]
-    area_b = cb[np.searchsorted(ub, pairs[1])]
-    iou = inter / (area_a + area_b - inter)
-    coverage = inter / np.minimum(area_a, area_b)
-    return pairs[0], pairs[1], inter, iou, coverage
+    # Ids are renumbered to 0..k so the pair key fits and the areas come from bincount.
+    ua, ra = np.unique(a, return_inverse=True)
+    ub, rb = np.unique(b, return_inverse=True)
+    area_a = np.bincount(ra, minlength=ua.size)
+    area_b = np.bincount(rb, minlength=ub.size)
+    keys, inter = np.unique(ra[both] * ub.size + rb[both], return_counts=True)
+    ka, kb = np.divmod(keys, ub.size)
+    iou = inter / (area_a[ka] + area_b[kb] - inter)
+    coverage = inter / np.minimum(area_a[ka], area_b[kb])
+    return ua[ka], ub[kb], inter, iou, coverage
 
 
 def _best(src: np.ndarray, dst: np.ndarray, inter: np.ndarray, iou: np.ndarray, cov: np.ndarray) -> dict[int, Link]:
