@@ -15,7 +15,7 @@ Never scores a slice whose labels were used for training or validation.
 
 Usage (from the project root)::
 
-    .venv/bin/python benchmarks/accuracy.py --minutes 10 [--datasets cdeep3m_sbem_mito ...] [--device auto]
+    .venv/bin/python benchmarks/accuracy.py --minutes 10 [--scale 2] [--threads 1] [--datasets cdeep3m_sbem_mito ...] [--device auto]
 
 Prints a table and writes benchmarks/results/accuracy-<time>.json.
 """
@@ -78,6 +78,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--patch", type=int)
+    p.add_argument("--scale", type=int, default=2, help="XY downsampling the network works at")
     p.add_argument("--tta", action="store_true")
     p.add_argument("--hela-margin", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
@@ -92,7 +93,7 @@ def main() -> int:
         image, truth, sparse, kept, score = load(name, args.hela_margin)
         t0 = time.perf_counter()
         res = train(image, sparse, classes=CLASSES, minutes=args.minutes, device=args.device, seed=args.seed,
-                    config=TrainConfig(base_width=args.width, patch=args.patch), progress_bar=True)
+                    config=TrainConfig(base_width=args.width, patch=args.patch, scale=args.scale), progress_bar=True)
         t1 = time.perf_counter()
         pred = predict_volume(res.model, image, device=args.device, tta=args.tta, progress_bar=True)
         t2 = time.perf_counter()
@@ -123,7 +124,7 @@ def main() -> int:
         print(f"{r['dataset']:22s} {str(r['kept_slices']):>8s} {len(r['scored_slices']):>14d} {r['mito_dice']:9.3f} {r['mito_iou']:6.3f} {r['steps']:6d}")
     info = {
         "minutes": args.minutes, "device": args.device, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-        "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "width": args.width, "tta": args.tta,
+        "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "width": args.width, "scale": args.scale, "tta": args.tta,
         "seed": args.seed, "torch": torch.__version__, "rows": rows,
     }
     path = out_dir / f"accuracy-{time.strftime('%Y%m%d-%H%M%S')}.json"

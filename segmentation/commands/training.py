@@ -111,7 +111,7 @@ def _train(args: argparse.Namespace) -> int:
     spec = ClassSpec.build(parse_classes(args.classes), _parse_hierarchy(args.hierarchy), descendants=args.descendants)
     config = TrainConfig(
         patch=args.patch, batch=args.batch, in_slices=args.context, base_width=args.width, depth=args.depth,
-        max_steps=args.max_steps, lr=args.lr,
+        max_steps=args.max_steps, lr=args.lr, scale=args.scale,
     )
     result = train(
         image, labels, classes=spec, minutes=args.minutes, device=args.device, init=args.init, seed=args.seed,
@@ -212,6 +212,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch", type=int, help="patches per step (default 4 CPU, 16 CUDA)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--max-steps", type=int)
+    p.add_argument("--scale", type=int, default=1, help="work on the image downsampled by this factor in Y and X")
     p.set_defaults(func=_train)
 
     p = subparsers.add_parser("predict", help="segment a volume block by block")

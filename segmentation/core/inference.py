@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy import ndimage
+from torch.nn import functional as F
 
 from segmentation.core.classes import ClassSpec
 from segmentation.core.modelfile import TrainedModel, load_model, resolve_device
@@ -93,22 +94,59 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
     return np.maximum(w, 1e-3)
 
 
-def _tiling(start: int, stop: int, total: int, *, window: int, overlap: int, halo: int, divisor: int) -> tuple[int, int, int, list[int]]:
-    """Window layout along one axis for block ``[start, stop)`` of an axis of length ``total``.
-
-    Returns (ext_start, ext_stop, size, starts): the block grown by ``halo`` (clipped), the
-    window size (multiple of ``divisor``; may exceed the extent, which is then padded) and
-    window starts relative to ``ext_start``, spread evenly so neighbours overlap >= ``overlap``.
-    """
-    e0, e1 = max(start - halo, 0), min(stop + halo, total)
-    length = e1 - e0
+def _tiling(length: int, *, window: int, overlap: int, divisor: int) -> tuple[int, list[int]]:
+    """Window size (multiple of ``divisor``; may exceed ``length``, which is then padded) and
+    starts along one axis, the fewest windows of at most ``window`` that overlap >= ``overlap``."""
     up = lambda v: -(-v // divisor) * divisor  # noqa: E731
     if length <= window:
-        return e0, e1, up(length), [0]
+        return up(length), [0]
     n = -(-(length - overlap) // (window - overlap))
     size = min(window, up(-(-(length + (n - 1) * overlap) // n)))
-    starts = np.linspace(0, length - size, n).round().astype(int).tolist()
-    return e0, e1, size, starts
+    return size, np.linspace(0, length - size, n).round().astype(int).tolist()
+
+
+def _blend(model: TrainedModel, data: np.ndarray, *, window: int, overlap: int, tta: bool, device: torch.device, batch: int) -> np.ndarray:
+    """Blended probabilities (C, nz, H, W) of normalised ``data`` (nz + 2*halo, H, W)."""
+    _, ly, lx = data.shape
+    d = model.config.divisor
+    wy, sy = _tiling(ly, window=window, overlap=overlap, divisor=d)
+    wx, sx = _tiling(lx, window=window, overlap=overlap, divisor=d)
+    pad_y, pad_x = max(0, wy - ly), max(0, wx - lx)
+    if pad_y or pad_x:
+        mode = "reflect" if pad_y < ly and pad_x < lx else "edge"
+        data = np.pad(data, ((0, 0), (0, pad_y), (0, pad_x)), mode=mode)
+    nz = data.shape[0] - 2 * model.halo
+    acc = np.zeros((model.config.out_channels, nz, ly, lx), np.float32)
+    wsum = np.zeros((ly, lx), np.float32)
+    weight = np.outer(_ramp(wy, overlap if len(sy) > 1 else 0), _ramp(wx, overlap if len(sx) > 1 else 0))
+    stack = np.lib.stride_tricks.sliding_window_view(data, model.config.in_slices, axis=0)  # (nz, Y', X', k)
+    for y0 in sy:
+        for x0 in sx:
+            win = np.array(np.moveaxis(stack[:, y0 : y0 + wy, x0 : x0 + wx, :], -1, 1), order="C")
+            probs = _forward(model, win, device=device, tta=tta, batch=batch)  # (nz, C, wy, wx)
+            hy, hx = min(wy, ly - y0), min(wx, lx - x0)  # the padded part of a window lies outside
+            acc[:, :, y0 : y0 + hy, x0 : x0 + hx] += np.moveaxis(probs[:, :, :hy, :hx], 1, 0) * weight[:hy, :hx]
+            wsum[y0 : y0 + hy, x0 : x0 + hx] += weight[:hy, :hx]
+    acc /= wsum
+    return acc
+
+
+def downsample(data: np.ndarray, scale: int) -> np.ndarray:
+    """Mean over ``scale x scale`` squares of the last two axes (edges padded by repetition)."""
+    if scale == 1:
+        return data
+    *lead, h, w = data.shape
+    ph, pw = -h % scale, -w % scale
+    if ph or pw:
+        data = np.pad(data, [(0, 0)] * len(lead) + [(0, ph), (0, pw)], mode="edge")
+    h2, w2 = data.shape[-2] // scale, data.shape[-1] // scale
+    return data.reshape(*lead, h2, scale, w2, scale).mean(axis=(-3, -1), dtype=np.float32)
+
+
+def _upsample(probs: np.ndarray, scale: int) -> np.ndarray:
+    c, nz, h, w = probs.shape
+    t = torch.from_numpy(probs.reshape(c * nz, 1, h, w))
+    return F.interpolate(t, scale_factor=scale, mode="bilinear", align_corners=False).numpy().reshape(c, nz, h * scale, w * scale)
 
 
 def block_regions(shape: tuple[int, ...], block: tuple[int, int, int]) -> list[Region]:
@@ -194,35 +232,22 @@ def predict_block(
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
     overlap = min(overlap, window // 2)
-    halo = overlap if halo is None else halo
+    scale = model.scale
+    halo = (overlap if halo is None else halo) * scale
     zs, ys, xs = region
     t0 = time.perf_counter()
-    ey0, ey1, wy, sy = _tiling(ys.start, ys.stop, shape[1], window=window, overlap=overlap, halo=halo, divisor=d)
-    ex0, ex1, wx, sx = _tiling(xs.start, xs.stop, shape[2], window=window, overlap=overlap, halo=halo, divisor=d)
+    # grow the block by the halo; with scale > 1 also to a multiple of the scale
+    ey0, ey1 = max(ys.start - halo, 0), min(ys.stop + halo, shape[1])
+    ex0, ex1 = max(xs.start - halo, 0), min(xs.stop + halo, shape[2])
+    ey0, ex0 = ey0 - ey0 % scale, ex0 - ex0 % scale
     raw = _read(image, zs, slice(ey0, ey1), slice(ex0, ex1), model.halo, shape[0])
-    data = model.normalization.apply(raw)
-    pad_y, pad_x = max(0, wy - data.shape[1]), max(0, wx - data.shape[2])
-    if pad_y or pad_x:
-        mode = "reflect" if pad_y < data.shape[1] and pad_x < data.shape[2] else "edge"
-        data = np.pad(data, ((0, 0), (0, pad_y), (0, pad_x)), mode=mode)
+    data = downsample(model.normalization.apply(raw), scale)
     t1 = time.perf_counter()
     stats.load_s += t1 - t0
-    nz, ly, lx = zs.stop - zs.start, ey1 - ey0, ex1 - ex0
-    acc = np.zeros((model.config.out_channels, nz, ly, lx), np.float32)
-    wsum = np.zeros((ly, lx), np.float32)
-    weight = np.outer(_ramp(wy, overlap if len(sy) > 1 else 0), _ramp(wx, overlap if len(sx) > 1 else 0))
-    stack = np.lib.stride_tricks.sliding_window_view(data, model.config.in_slices, axis=0)  # (nz, Y', X', k)
-    batch = batch or (16 if dev.type == "cuda" else 4)
-    for y0 in sy:
-        for x0 in sx:
-            win = np.array(np.moveaxis(stack[:, y0 : y0 + wy, x0 : x0 + wx, :], -1, 1), order="C")
-            probs = _forward(model, win, device=dev, tta=tta, batch=batch)  # (nz, C, wy, wx)
-            hy, hx = min(wy, ly - y0), min(wx, lx - x0)  # padded part of a window lies outside
-            acc[:, :, y0 : y0 + hy, x0 : x0 + hx] += np.moveaxis(probs[:, :, :hy, :hx], 1, 0) * weight[:hy, :hx]
-            wsum[y0 : y0 + hy, x0 : x0 + hx] += weight[:hy, :hx]
-    acc = acc[:, :, ys.start - ey0 : ys.stop - ey0, xs.start - ex0 : xs.stop - ex0]
-    wsum = wsum[ys.start - ey0 : ys.stop - ey0, xs.start - ex0 : xs.stop - ex0]
-    acc /= wsum
+    acc = _blend(model, data, window=window, overlap=overlap, tta=tta, device=dev, batch=batch or (16 if dev.type == "cuda" else 4))
+    if scale > 1:
+        acc = _upsample(acc, scale)
+    acc = np.ascontiguousarray(acc[:, :, ys.start - ey0 : ys.stop - ey0, xs.start - ex0 : xs.stop - ex0])
     stats.forward_s += time.perf_counter() - t1
     stats.voxels += acc[0].size
     stats.blocks += 1

@@ -75,6 +75,8 @@ class TrainedModel:
     classes: ClassSpec
     normalization: Normalization
     meta: dict[str, Any] = field(default_factory=dict)
+    scale: int = 1
+    """The network sees the image downsampled by this factor in Y and X (mean of scale x scale)."""
 
     @property
     def halo(self) -> int:
@@ -91,6 +93,7 @@ def save_model(path: str | os.PathLike[str], model: TrainedModel) -> Path:
         "config": model.config.to_dict(),
         "classes": model.classes.to_dict(),
         "normalization": asdict(model.normalization),
+        "scale": int(model.scale),
         "meta": _plain(model.meta),
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -123,6 +126,7 @@ def load_model(source: str | os.PathLike[str] | TrainedModel | Mapping[str, Any]
         classes=ClassSpec.from_dict(payload["classes"]),
         normalization=Normalization(**payload["normalization"]),
         meta=dict(payload.get("meta", {})),
+        scale=int(payload.get("scale", 1)),
     )
 
 

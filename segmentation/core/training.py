@@ -27,7 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from segmentation.core.classes import ClassSpec
-from segmentation.core.inference import predict_block
+from segmentation.core.inference import downsample, predict_block
 from segmentation.core.modelfile import Normalization, TrainedModel, load_model, resolve_device
 from segmentation.core.resunet import ResUNet, ResUNetConfig
 from segmentation.core.sampling import LabeledSlices, PatchSampler
@@ -47,6 +47,9 @@ class TrainConfig:
     val_fraction : share of labeled slices held out (when >= 2 labeled slices).
     patience : validations without improvement before stopping early.
     max_steps : optional cap on steps besides the time budget.
+    scale : train (and later predict) on the image downsampled by this factor in Y and X;
+        2 gives four times the steps in a CPU budget and suits organelles tens of pixels wide.
+        Ignored when fine-tuning (taken from ``init``).
     """
 
     patch: int | None = None
@@ -61,6 +64,7 @@ class TrainConfig:
     patience: int = 6
     max_steps: int | None = None
     augment: bool = True
+    scale: int = 1
 
 
 @dataclass(frozen=True)
@@ -129,13 +133,18 @@ def labeled_slices(labels: Any, *, complete_slices: Iterable[int] = ()) -> list[
     return sorted({k for k in range(z) if k in complete or np.any(np.asarray(labels[k]))})
 
 
-def _gather(image: Any, labels: Any, zs: list[int], halo: int, norm: Normalization, complete: set[int]) -> LabeledSlices:
+def _gather(image: Any, labels: Any, zs: list[int], halo: int, norm: Normalization, complete: set[int], scale: int) -> LabeledSlices:
     depth = int(image.shape[0])
     imgs, labs = [], []
+    c = scale // 2  # label of the centre voxel of each scale x scale square
     for z in zs:
         idx = [min(max(k, 0), depth - 1) for k in range(z - halo, z + halo + 1)]
-        imgs.append(norm.apply(np.stack([np.asarray(image[k]) for k in idx])))
-        labs.append(np.asarray(labels[z]))
+        img = downsample(norm.apply(np.stack([np.asarray(image[k]) for k in idx])), scale)
+        lab = np.asarray(labels[z])
+        if scale > 1:
+            lab = np.pad(lab, ((0, -lab.shape[0] % scale), (0, -lab.shape[1] % scale)))[c::scale, c::scale]
+        imgs.append(img)
+        labs.append(lab)
     return LabeledSlices(np.stack(imgs), np.stack(labs), np.array([z in complete for z in zs], bool), list(zs))
 
 
@@ -243,6 +252,9 @@ def train(
     complete = set(int(z) for z in complete_slices)
 
     init_model = load_model(init, device="cpu") if init is not None else None
+    scale = init_model.scale if init_model is not None else config.scale
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1, got {scale}")
     if init_model is not None:
         c = init_model.config
         net_config = ResUNetConfig(in_slices=c.in_slices, out_channels=len(spec.heads), base_width=c.base_width, depth=c.depth)
@@ -256,7 +268,7 @@ def train(
     norm = Normalization.measure(image, seed=seed)
     halo = net_config.in_slices // 2
     train_z, val_z = _split(zs, config.val_fraction)
-    data = _gather(image, labels, zs, halo, norm, complete)
+    data = _gather(image, labels, zs, halo, norm, complete, scale)
     train_data = data.subset([zs.index(z) for z in train_z])
     val_data = data.subset([zs.index(z) for z in val_z]) if val_z else None
 
@@ -267,7 +279,7 @@ def train(
     sampler = PatchSampler(train_data, spec, patch=patch, rng=rng, label_bias=config.label_bias)
     net = _init_net(net_config, spec, init_model).to(dev)
     net.train()
-    model = TrainedModel(net, net_config, spec, norm)
+    model = TrainedModel(net, net_config, spec, norm, scale=scale)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
 
@@ -341,7 +353,7 @@ def train(
     seconds = time.perf_counter() - t_start
     model.meta = {
         "seed": seed, "minutes": minutes, "steps": step, "stopped": stopped, "device": str(dev),
-        "patch": patch, "batch": batch, "train_slices": train_z, "val_slices": val_z,
+        "patch": patch, "batch": batch, "scale": scale, "train_slices": train_z, "val_slices": val_z,
         "curve": [list(c) for c in curve], "val_dice": best_per_class,
         "labeled_voxels": int(sum(int((data.labels[i] != 0).sum()) for i in range(len(zs)))),
         "init": None if init is None else (str(init) if not isinstance(init, TrainedModel) else "model"),

@@ -142,3 +142,17 @@ def test_it_covers_the_volume_with_blocks_exactly_once():
     for r in block_regions(count.shape, (2, 16, 16)):
         count[r] += 1
     assert np.all(count == 1)
+
+
+def test_it_predicts_at_the_models_scale_and_returns_full_resolution():
+    model, img = random_model(), volume((2, 64, 80))
+    model.scale = 2
+    full = predict_probabilities(model, img, window=32, overlap=8, device="cpu")
+    blocks = predict_probabilities(model, img, block=(1, 32, 48), window=32, overlap=8, device="cpu")
+    assert full.shape == (1, 2, 64, 80)
+    assert np.abs(full - blocks).mean() < 0.03 * full.std()
+    # what the network saw: the image averaged over 2x2 squares
+    model.scale = 1
+    coarse = predict_probabilities(model, img.reshape(2, 32, 2, 40, 2).mean((2, 4)), window=32, overlap=8, device="cpu")
+    upsampled_centres = (full[..., ::2, ::2] + full[..., 1::2, 1::2]) / 2
+    assert np.corrcoef(upsampled_centres.ravel(), coarse.ravel())[0, 1] > 0.9

@@ -165,3 +165,13 @@ def test_it_refuses_labels_with_values_that_name_no_class():
     lab[1, 0, 0] = 9
     with pytest.raises(ValueError, match="9"):
         train(img, lab, classes=CLASSES, minutes=0.1, device="cpu")
+
+
+def test_it_trains_at_a_coarser_scale_and_predicts_at_full_resolution(tmp_path):
+    img, truth = blobs((3, 64, 64))
+    result = train(img, sparse(truth, [1]), classes=CLASSES, minutes=1.0, device="cpu", config=TrainConfig(
+        patch=32, batch=2, base_width=4, depth=3, max_steps=2, scale=2))
+    assert result.model.scale == 2 and result.meta["scale"] == 2
+    loaded = load_model(save_model(tmp_path / "m.pt", result.model))
+    assert loaded.scale == 2
+    assert predict_volume(loaded, img, device="cpu", window=32).shape == img.shape
