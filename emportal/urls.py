@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from annotations.urls import api_urlpatterns as annotation_api, page_urlpatterns
+from segmentation.reports import urls as reports_urls
 from segmentation.urls import api_urlpatterns as segmentation_api
 
 urlpatterns = [
@@ -12,5 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/", include(annotation_api + segmentation_api)),
+    path("api/", include(reports_urls.api_urlpatterns)),
     path("", include(page_urlpatterns)),
+    path("", include(reports_urls.page_urlpatterns)),
 ]

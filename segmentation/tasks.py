@@ -4,6 +4,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from segmentation.jobs import jobs_reap_stale
+from segmentation.tasks_reports import report_task  # noqa: F401 - registers segmentation.tasks.report
 
 
 @shared_task(name="segmentation.tasks.reap_stale_jobs")

@@ -1,0 +1,21 @@
+"""Celery task of the feature reports: a thin wrapper that runs the report service as a job.
+
+Registered through ``segmentation.tasks`` (which Celery autodiscovers) importing it.
+It runs on the default queue: features and meshes are CPU work.
+"""
+from __future__ import annotations
+
+from celery import shared_task
+
+from segmentation.jobs import JobNotClaimed, job_running
+
+
+@shared_task(name="segmentation.tasks.report")
+def report_task(job_id: int) -> None:
+    from segmentation.reports.services import report_run
+
+    try:
+        with job_running(job_id) as ctx:
+            report_run(ctx)
+    except JobNotClaimed:
+        return
