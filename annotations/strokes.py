@@ -276,5 +276,51 @@ def layer_value_at(volume: Volume, layer_name: str, z: int, y: int, x: int) -> i
     return int(omezarr.open_label_level(volume_zarr_path(volume), layer_name, 0)[z, y, x])
 
 
+def stroke_accept_prediction(volume: Volume, user: Any, role: Role, data: Mapping[str, Any], *,
+                             source: str = "prediction") -> StrokeOutcome:
+    """Copy the labels of layer `source` under a brush gesture into an editable layer.
+
+    `data` is a stroke payload (uuid, layer (default "manual"), axis, index, points,
+    radius). Logged as one stroke of mode "replace" whose `after` holds the copied
+    labels, so undo, redo and replay treat it like painting; voxels where `source` is 0
+    are left as they were. A repeated UUID is a no-op.
+    """
+    if role < Role.ANNOTATOR:
+        raise _refuse("viewers cannot paint", code="forbidden", status=403)
+    try:
+        uid = str(uuidlib.UUID(str(data.get("uuid"))))
+    except ValueError:
+        raise _refuse(f"uuid {data.get('uuid')!r} is not a UUID") from None
+    seen = Stroke.objects.filter(uuid=uid).select_related("layer").first()
+    if seen is not None:
+        if seen.layer.volume_id != volume.pk:
+            raise _refuse("that uuid belongs to another volume", code="uuid_conflict", status=409)
+        return StrokeOutcome(uuid=uid, version=seen.version, duplicate=True)
+    layer = _editable_layer(volume, data.get("layer", "manual"))
+    if volume.layers.filter(name=source).first() is None:
+        raise _refuse(f"this volume has no layer {source!r}", code="unknown_layer", status=404)
+    gesture = _gesture({**data, "mode": Stroke.Mode.PAINT})
+    try:
+        gesture.validate(volume.shape)
+    except ValueError as exc:
+        raise _refuse(str(exc), code="off_volume" if "off" in str(exc) else "invalid_stroke") from None
+    with layer_lock(volume, layer.name):
+        rows, cols, mask2d = raster.gesture_mask(gesture, volume.shape)
+        box = raster.plane_box(gesture.axis, gesture.index, rows, cols)
+        dtype = omezarr.open_label_level(volume_zarr_path(volume), layer.name, 0).dtype
+        copied = np.asarray(omezarr.open_label_level(volume_zarr_path(volume), source, 0)[raster.box_slices(box)])
+        mask = raster.from_plane(mask2d, gesture.axis) & (copied != 0)
+        after = np.where(mask, copied, 0).astype(dtype)
+        outcome = _record(volume, layer, user, uid=uid, axis=gesture.axis, index=gesture.index,
+                          mode=Stroke.Mode.REPLACE, value=0, radius=gesture.radius,
+                          points=[list(p) for p in gesture.points], box=box, mask=mask, after=after)
+    broadcast(volume_group(volume.pk), {
+        "type": "stroke", "version": outcome.version,
+        "stroke": {"uuid": uid, "layer": layer.name, "axis": gesture.axis, "index": gesture.index,
+                   "points": [list(p) for p in gesture.points], "radius": gesture.radius, "value": 0,
+                   "mode": Stroke.Mode.REPLACE, "source": source, "user": getattr(user, "username", "")}})
+    return outcome
+
+
 __all__ = ["StrokeOutcome", "layer_lock", "layer_replay", "layer_value_at", "layer_write_slices",
-           "slice_mark_complete", "stroke_apply", "stroke_redo", "stroke_undo"]
+           "slice_mark_complete", "stroke_accept_prediction", "stroke_apply", "stroke_redo", "stroke_undo"]

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/", include(annotation_api + segmentation_api)),
     path("api/", include(reports_urls.api_urlpatterns)),
+    path("api/", include("segmentation.urls_models")),
     path("", include(page_urlpatterns)),
     path("", include(reports_urls.page_urlpatterns)),
 ]

@@ -1,0 +1,197 @@
+"""REST endpoints of the model loop: versions, retrain, segment, suggestions, cells, accept.
+
+Thin: check the role (outsiders 404, lower roles 403), validate, call one service,
+shape the answer. Actions need the annotator role; reads any member.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404, HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations.access import project_for_user, volume_for_user
+from annotations.defaults import PREDICTION_LAYER
+from annotations.models import Role
+from emportal.errors import ApplicationError
+from segmentation import cells_services, training_services as services
+from segmentation.jobs import job_payload
+from segmentation.models import ModelVersion, SegmentationRun
+
+
+def _model_for_user(request: Request, model_id: int, *, min_role: Role = Role.VIEWER) -> ModelVersion:
+    model = ModelVersion.objects.select_related("created_by").filter(pk=model_id).first()
+    if model is None:
+        raise Http404("not found")
+    project_for_user(request.user, model.project_id, min_role=min_role)
+    return model
+
+
+def _run_for_user(request: Request, run_id: int, *, min_role: Role = Role.VIEWER) -> SegmentationRun:
+    run = SegmentationRun.objects.select_related("volume").filter(pk=run_id).first()
+    if run is None:
+        raise Http404("not found")
+    volume_for_user(request.user, run.volume_id, min_role=min_role)
+    return run
+
+
+# ---------------------------------------------------------------- model versions
+class ModelListApi(APIView):
+    def get(self, request: Request, project_id: int) -> Response:
+        """The project's model versions, newest first (`?volume=<id>`: those trained on it)."""
+        project, _ = project_for_user(request.user, project_id)
+        models = ModelVersion.objects.filter(project=project).select_related("created_by").order_by("-created", "-pk")
+        volume = request.query_params.get("volume")
+        if volume:
+            try:
+                models = models.filter(volume_id=int(volume))
+            except ValueError:
+                raise ApplicationError(f"volume {volume!r} is not an id", code="invalid") from None
+        return Response([services.model_payload(m) for m in models[:200]])
+
+
+class ModelDetailApi(APIView):
+    def get(self, request: Request, model_id: int) -> Response:
+        return Response(services.model_payload(_model_for_user(request, model_id)))
+
+
+class ModelActivateApi(APIView):
+    def post(self, request: Request, model_id: int) -> Response:
+        """Make this version the one Segment uses and Retrain fine-tunes."""
+        model = _model_for_user(request, model_id, min_role=Role.ANNOTATOR)
+        return Response(services.model_payload(services.model_activate(model, request.user)))
+
+
+class ModelCompareApi(APIView):
+    def get(self, request: Request, model_id: int, other_id: int) -> Response:
+        """Two versions side by side: validation Dice per class and its change (other - this)."""
+        a = _model_for_user(request, model_id)
+        b = _model_for_user(request, other_id)
+        if a.project_id != b.project_id:
+            raise Http404("not found")
+        return Response(services.models_compare(a, b))
+
+
+# ---------------------------------------------------------------- jobs
+class RetrainInput(serializers.Serializer):
+    minutes = serializers.FloatField(default=5.0, min_value=0.01, max_value=services.MAX_MINUTES)
+    from_scratch = serializers.BooleanField(default=False)
+    max_steps = serializers.IntegerField(required=False, min_value=1)
+    config = serializers.DictField(child=serializers.IntegerField(), required=False)
+
+
+class RetrainApi(APIView):
+    @extend_schema(request=RetrainInput)
+    def post(self, request: Request, volume_id: int) -> Response:
+        """Queue a retrain on this volume's labels; the job's progress comes over the websocket."""
+        volume, _ = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
+        data = RetrainInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = services.model_retrain(volume, request.user, **data.validated_data)
+        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+
+
+class SegmentInput(serializers.Serializer):
+    model = serializers.IntegerField(required=False, help_text="model version id (default: the active one)")
+    k = serializers.IntegerField(default=6, min_value=1, max_value=50)
+    tile = serializers.IntegerField(required=False, min_value=16, max_value=2048)
+    tta = serializers.BooleanField(default=False)
+
+
+class SegmentApi(APIView):
+    @extend_schema(request=SegmentInput)
+    def post(self, request: Request, volume_id: int) -> Response:
+        """Queue a prediction of the volume into its "prediction" layer, then suggestions."""
+        volume, _ = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
+        data = SegmentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        model = None
+        if "model" in data.validated_data:
+            model = ModelVersion.objects.filter(pk=data.validated_data["model"], project_id=volume.project_id).first()
+            if model is None:
+                raise ApplicationError("no such model version in this project", code="not_found", status_code=404)
+        job = services.volume_segment(volume, request.user, model_version=model, k=data.validated_data["k"],
+                                      tile=data.validated_data.get("tile"), tta=data.validated_data["tta"])
+        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+
+
+class CellsInput(serializers.Serializer):
+    method = serializers.ChoiceField(choices=list(cells_services.METHODS), default="fusion")
+    flow = serializers.ChoiceField(choices=list(cells_services.FLOWS), default="dis")
+    compare = serializers.BooleanField(default=False)
+
+
+class CellsApi(APIView):
+    @extend_schema(request=CellsInput)
+    def post(self, request: Request, volume_id: int) -> Response:
+        """Queue cell instances from the painted key slices into the "cells_auto" layer."""
+        volume, _ = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
+        data = CellsInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = cells_services.volume_cells(volume, request.user, **data.validated_data)
+        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+
+    def get(self, request: Request, volume_id: int) -> Response:
+        """The latest cells run: the cell list and, with ground truth, per-cell Dice (null when none)."""
+        volume, _ = volume_for_user(request.user, volume_id)
+        run = services.latest_run(volume, cells_services.CELLS_AUTO_LAYER)
+        return Response(services.run_payload(run) if run else None)
+
+
+# ---------------------------------------------------------------- suggestions
+class SuggestionListApi(APIView):
+    def get(self, request: Request, volume_id: int) -> Response:
+        """The latest prediction run with its regions to label next (null before any Segment)."""
+        volume, _ = volume_for_user(request.user, volume_id)
+        run = services.latest_run(volume, PREDICTION_LAYER)
+        return Response(services.run_payload(run) if run else None)
+
+
+class SuggestionDismissApi(APIView):
+    def post(self, request: Request, run_id: int, index: int) -> Response:
+        run = _run_for_user(request, run_id, min_role=Role.ANNOTATOR)
+        return Response(services.run_payload(services.suggestion_dismiss(run, index, request.user)))
+
+
+class ThumbnailApi(APIView):
+    def get(self, request: Request, volume_id: int) -> HttpResponse:
+        """PNG of a region of one slice: ?z=&y0=&x0=&y1=&x1=[&size=96][&overlay=prediction]."""
+        volume, _ = volume_for_user(request.user, volume_id)
+        try:
+            z, y0, x0, y1, x1 = (int(request.query_params[k]) for k in ("z", "y0", "x0", "y1", "x1"))
+            size = int(request.query_params.get("size", 96))
+        except (KeyError, ValueError):
+            raise ApplicationError("give integer z, y0, x0, y1, x1 (and size)", code="invalid") from None
+        overlay = request.query_params.get("overlay") or None
+        body = services.region_thumbnail_png(volume, z=z, y0=y0, x0=x0, y1=y1, x1=x1, size=size, overlay=overlay)
+        response = HttpResponse(body, content_type="image/png")
+        response["Cache-Control"] = "private, max-age=60"
+        return response
+
+
+# ---------------------------------------------------------------- accept prediction
+class AcceptInput(serializers.Serializer):
+    uuid = serializers.UUIDField()
+    layer = serializers.CharField(max_length=50, default="manual")
+    axis = serializers.ChoiceField(choices=["z", "y", "x"])
+    index = serializers.IntegerField(min_value=0)
+    points = serializers.ListField(child=serializers.ListField(child=serializers.FloatField(), min_length=2,
+                                                               max_length=2), min_length=1, max_length=20000)
+    radius = serializers.FloatField(default=4.0, min_value=0, max_value=512)
+
+
+class AcceptPredictionApi(APIView):
+    @extend_schema(request=AcceptInput)
+    def post(self, request: Request, volume_id: int) -> Response:
+        """Copy the prediction under a brush gesture into the manual layer (one undoable stroke)."""
+        volume, role = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
+        data = AcceptInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        payload: dict[str, Any] = {**data.validated_data, "uuid": str(data.validated_data["uuid"])}
+        outcome = services.prediction_accept(volume, request.user, role, payload)
+        return Response({"uuid": outcome.uuid, "version": outcome.version, "duplicate": outcome.duplicate},
+                        status=status.HTTP_200_OK if outcome.duplicate else status.HTTP_201_CREATED)

@@ -1,0 +1,181 @@
+"""Cell instances of a volume as a background job: interior + flow propagation + tracking.
+
+`volume_cells` queues a `cells` job; `volume_cells_run` is its work:
+
+* keys: the "cells" layer (instance ids painted with the viewer's instance tool); every
+  slice holding an id is a key slice.
+* interior: the cell-interior head of the latest prediction when its model learned the
+  cell class (voxels predicted as the cell class or any class nested in it); without one,
+  fusion and interior cannot run, so the job falls back to flow propagation alone and
+  says so in its message.
+* output: the non-editable "cells_auto" instances layer, written slab by slab, and a
+  SegmentationRun (layer "cells_auto") listing every cell (voxels, um^3, slices spanned,
+  centroid) and, when the volume has a ground-truth instances layer ("cells_truth"),
+  per-cell Dice (paper Fig 2F), for every method when asked to compare.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from annotations.defaults import CELLS_LAYER, PREDICTION_LAYER
+from annotations.imaging import omezarr
+from annotations.layers import layer_create
+from annotations.models import LabelLayer, Volume
+from annotations.storage import volume_zarr_path
+from emportal.errors import ApplicationError
+from emportal.realtime import broadcast, volume_group
+from segmentation.jobs import JobContext, job_create
+from segmentation.models import Job, SegmentationRun
+from segmentation.training_services import _bump_layer, _not_running, _ready, latest_run, run_payload
+
+CELLS_AUTO_LAYER = "cells_auto"
+TRUTH_LAYER = "cells_truth"
+METHODS = ("fusion", "flow", "interior")
+FLOWS = ("dis", "farneback")
+SLAB = 16  # z slices written per pyramid update (the chunk depth)
+
+
+def volume_cells(volume: Volume, user: Any, *, method: str = "fusion", flow: str = "dis", compare: bool = False,
+                 enqueue: Any = None) -> Job:
+    """Queue a `cells` job on the volume's painted key slices."""
+    _ready(volume)
+    _not_running(volume, Job.Kind.CELLS)
+    if method not in METHODS:
+        raise ApplicationError(f"method {method!r} is not one of {', '.join(METHODS)}", code="invalid")
+    if flow not in FLOWS:
+        raise ApplicationError(f"flow {flow!r} is not one of {', '.join(FLOWS)}", code="invalid")
+    keys = volume.layers.filter(name=CELLS_LAYER).first()
+    if method != "interior" and (keys is None or keys.max_value == 0):
+        raise ApplicationError("paint cells on a few key slices first (the \"cells\" layer is empty)",
+                               code="no_keys", status_code=409)
+    if enqueue is None:
+        from segmentation.tasks_models import cells_task
+
+        def enqueue(job_id: int) -> None:
+            cells_task.delay(job_id)
+    return job_create(kind=Job.Kind.CELLS, project_id=volume.project_id, volume_id=volume.pk, user=user,
+                      params={"method": method, "flow": flow, "compare": bool(compare)}, enqueue=enqueue)
+
+
+def interior_values(run: SegmentationRun | None) -> list[int]:
+    """Label values of the prediction that lie inside a cell: the cell class and every class
+    nested in it, from the run's model; [] when that model knows no cell class."""
+    if run is None or run.model_version is None:
+        return []
+    mv = run.model_version
+    cell = (mv.config or {}).get("interior_class")
+    if not cell or cell not in mv.classes:
+        return []
+    parents = mv.hierarchy or {}
+
+    def inside(name: str) -> bool:
+        seen: set[str] = set()
+        while name and name not in seen:
+            if name == cell:
+                return True
+            seen.add(name)
+            name = parents.get(name) or ""
+        return False
+
+    return sorted(int(v) for n, v in mv.classes.items() if inside(n))
+
+
+def cell_table(cells: np.ndarray, voxel_size_nm: tuple[float, float, float]) -> list[dict[str, Any]]:
+    """One row per cell id: voxels, volume (um^3), first/last slice and centroid (ZYX voxels)."""
+    ids, counts = np.unique(cells[cells > 0], return_counts=True)
+    if ids.size == 0:
+        return []
+    um3 = float(np.prod(voxel_size_nm)) / 1e9
+    boxes = ndi.find_objects(cells.astype(np.int64, copy=False))
+    centroids = ndi.center_of_mass(np.ones(cells.shape, np.float32), cells, ids.tolist())
+    rows = []
+    for cid, n, c in zip(ids.tolist(), counts.tolist(), centroids):
+        box = boxes[cid - 1]
+        rows.append({"id": int(cid), "voxels": int(n), "volume_um3": round(n * um3, 6),
+                     "z0": int(box[0].start), "z1": int(box[0].stop - 1), "slices": int(box[0].stop - box[0].start),
+                     "centroid": [round(float(v), 1) for v in c]})
+    return rows
+
+
+def volume_cells_run(ctx: JobContext) -> SegmentationRun:
+    """The cells job's work (module docstring)."""
+    from segmentation.core.cells import segment_cells
+    from segmentation.core.metrics import instance_dice
+
+    job = ctx.job
+    volume = Volume.objects.select_related("project").get(pk=job.volume_id)
+    dest = volume_zarr_path(volume)
+    method = job.params.get("method", "fusion")
+    flow = job.params.get("flow", "dis")
+    ctx.progress(0.01, "reading the volume")
+    image = np.asarray(omezarr.open_level(dest, 0)[:])
+    keys_layer = volume.layers.filter(name=CELLS_LAYER).first()
+    keys = (np.asarray(omezarr.open_label_level(dest, CELLS_LAYER, 0)[:]) if keys_layer is not None
+            else np.zeros(image.shape, np.uint32))
+    prediction_run = latest_run(volume, PREDICTION_LAYER)
+    values = interior_values(prediction_run) if volume.layers.filter(name=PREDICTION_LAYER).exists() else []
+    note = ""
+    if values:
+        interior = np.isin(np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, 0)[:]), values)
+    else:
+        interior = None
+        if method != "flow":
+            note = " (no cell-interior prediction: retrain with painted cells and segment for fusion)"
+            method = "flow"
+    if method != "interior" and not keys.any():
+        raise ValueError("the cells layer holds no painted cell to start from")
+    interior_arg = interior if interior is not None else np.zeros(image.shape, bool)
+    key_z = [z for z in range(keys.shape[0]) if keys[z].any()]
+    compare = bool(job.params.get("compare"))
+    truth_layer = volume.layers.filter(name=TRUTH_LAYER).first()
+    truth = np.asarray(omezarr.open_label_level(dest, TRUTH_LAYER, 0)[:]) if truth_layer is not None else None
+    methods = [method] + ([m for m in METHODS if m != method and (interior is not None or m == "flow")]
+                          if compare and truth is not None else [])
+    share = 0.85 / len(methods)
+    results: dict[str, np.ndarray] = {}
+    tracked, unresolved = 0, 0
+    for i, m in enumerate(methods):
+        def report(f: float, i: int = i, m: str = m) -> None:
+            ctx.progress(0.02 + share * (i + f), f"{m}: {int(100 * f)} %")
+
+        seg = segment_cells(image, interior_arg, keys, method=m, flow=flow, key_indices=key_z or None,
+                            on_progress=report)
+        results[m] = seg.cells
+        if m == method:
+            tracked, unresolved = seg.tracked_regions, len(seg.unresolved)
+    cells = results[method]
+    ctx.progress(0.88, "writing the cells layer")
+    layer = layer_create(volume, CELLS_AUTO_LAYER, kind=LabelLayer.Kind.INSTANCES, editable=False)
+    out = omezarr.open_label_level(dest, CELLS_AUTO_LAYER, 0, mode="r+")
+    for z0 in range(0, cells.shape[0], SLAB):
+        z1 = min(z0 + SLAB, cells.shape[0])
+        out[z0:z1] = cells[z0:z1].astype(out.dtype, copy=False)
+        omezarr.update_label_pyramid(dest, CELLS_AUTO_LAYER, z=(z0, z1))
+    version = _bump_layer(layer, max_value=int(cells.max(initial=0)))
+    table = cell_table(cells, volume.voxel_size_nm)
+    dice: dict[str, Any] = {}
+    if truth is not None:
+        for m, pred in results.items():
+            scored = instance_dice(pred, truth)
+            dice[m] = {"cells": {str(k): round(float(v), 6) for k, v in scored["cells"].items()},
+                       "mean": round(float(scored["mean"]), 6),
+                       "matched": {str(k): int(v) for k, v in scored["matched"].items()}}
+    outputs = {"kind": "cells", "method": method, "flow": flow, "version": version, "key_slices": key_z,
+               "interior_from": prediction_run.pk if values and prediction_run else None,
+               "tracked_regions": tracked, "unresolved": unresolved, "cells": table, "dice": dice,
+               "truth_layer": TRUTH_LAYER if truth is not None else None}
+    run = SegmentationRun.objects.create(volume=volume, job_id=job.pk, layer=CELLS_AUTO_LAYER, outputs=outputs,
+                                         model_version=prediction_run.model_version if values and prediction_run
+                                         else None)
+    job.result = {"phase": "done", "run": run.pk, "layer": CELLS_AUTO_LAYER, "version": version,
+                  "cells": len(table), "method": method}
+    mean = f", mean per-cell Dice {dice[method]['mean']:.3f}" if method in dice else ""
+    job.message = f"{len(table)} cells by {method}{mean}{note}"
+    broadcast(volume_group(volume.pk), {"type": "run", "run": run_payload(run)})
+    return run
+
+
+__all__ = ["CELLS_AUTO_LAYER", "TRUTH_LAYER", "cell_table", "interior_values", "volume_cells", "volume_cells_run"]

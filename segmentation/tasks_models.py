@@ -1,0 +1,43 @@
+"""Celery tasks of the model loop, on the `gpu` queue (routed in emportal/celery.py).
+
+Each takes a job id, claims the job and runs one service; everything else (progress,
+cancel, failure) is segmentation.jobs.job_running's business.
+"""
+from __future__ import annotations
+
+from celery import shared_task
+
+from segmentation.jobs import JobNotClaimed, job_running
+
+
+@shared_task(name="segmentation.tasks.retrain")
+def retrain_task(job_id: int) -> None:
+    from segmentation.training_services import model_retrain_run
+
+    try:
+        with job_running(job_id) as ctx:
+            model_retrain_run(ctx)
+    except JobNotClaimed:
+        return
+
+
+@shared_task(name="segmentation.tasks.segment")
+def segment_task(job_id: int) -> None:
+    from segmentation.training_services import volume_segment_run
+
+    try:
+        with job_running(job_id) as ctx:
+            volume_segment_run(ctx)
+    except JobNotClaimed:
+        return
+
+
+@shared_task(name="segmentation.tasks.cells")
+def cells_task(job_id: int) -> None:
+    from segmentation.cells_services import volume_cells_run
+
+    try:
+        with job_running(job_id) as ctx:
+            volume_cells_run(ctx)
+    except JobNotClaimed:
+        return

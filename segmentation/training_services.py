@@ -1,0 +1,527 @@
+"""Retrain, segment and suggest: the ResUNet loop of a volume as background jobs.
+
+Writes live here (`model_retrain`, `volume_segment`, `model_activate`,
+`suggestion_dismiss`, `prediction_accept`); the Celery tasks in tasks_models.py only
+claim the job and call the `*_run` functions. The science is segmentation.core
+(training.train, inference.predict_volume, active.suggest_regions); this module maps the
+app's rows onto it:
+
+* image: the volume's level 0; labels: the "manual" layer (project class values, 0
+  unlabeled), with voxels of painted cells (the "cells" layer, > 0) counted as the cell
+  class where the manual layer says nothing or background, so the network learns a
+  cell-interior head for the cells job; complete slices from CompleteSlice rows.
+* classes: the project's semantic LabelClass rows and their parent links (plus the cell
+  class when cells are painted).
+* a retrain fine-tunes the project's active ModelVersion unless asked to start from
+  scratch; the new version becomes active only when training finished, so a cancelled or
+  failed run leaves the previous one active.
+* segment writes the non-editable "prediction" layer block by block (each block's
+  pyramid is updated and the layer version bumped as it lands, so viewers watch it fill)
+  and records a SegmentationRun with the regions to label next.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from annotations.defaults import CELLS_LAYER, MANUAL_LAYER, PREDICTION_LAYER
+from annotations.imaging import omezarr
+from annotations.layers import layer_create
+from annotations.models import CompleteSlice, LabelClass, LabelLayer, Role, Volume
+from annotations.storage import volume_zarr_path
+from emportal.errors import ApplicationError
+from emportal.realtime import broadcast, volume_group
+from segmentation.jobs import JobCancelled, JobContext, job_create
+from segmentation.models import Job, ModelVersion, SegmentationRun
+
+# Keys of TrainConfig a request may set, with their allowed ranges.
+CONFIG_LIMITS: dict[str, tuple[int, int]] = {
+    "patch": (32, 1024), "batch": (1, 64), "base_width": (4, 64), "depth": (2, 6), "scale": (1, 4),
+    "in_slices": (1, 7),
+}
+MAX_MINUTES = 240.0
+PREDICT_BLOCK = (16, 1024, 1024)  # chunk-aligned (chunks are 16 x 256 x 256)
+
+
+# ---------------------------------------------------------------- paths and payloads
+def models_dir() -> Path:
+    path = Path(settings.MEDIA_ROOT) / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def model_weights_path(model: ModelVersion) -> Path:
+    return Path(settings.MEDIA_ROOT) / model.weights
+
+
+def _finite(value: Any) -> float | None:
+    """JSON has no NaN: non-finite numbers become null."""
+    if value is None:
+        return None
+    value = float(value)
+    return round(value, 6) if math.isfinite(value) else None
+
+
+def model_payload(model: ModelVersion) -> dict[str, Any]:
+    """What the API and the panel show of a version."""
+    dice = {k: _finite(v) for k, v in (model.val_dice or {}).items()}
+    values = [v for v in dice.values() if v is not None]
+    return {
+        "id": model.pk,
+        "project": model.project_id,
+        "volume": model.volume_id,
+        "parent": model.parent_id,
+        "job": model.job_id,
+        "active": model.active,
+        "classes": model.classes,
+        "hierarchy": model.hierarchy,
+        "labels_hash": model.labels_hash,
+        "labeled_voxels": model.labeled_voxels,
+        "curve": model.curve,
+        "val_dice": dice,
+        "mean_val_dice": round(float(np.mean(values)), 6) if values else None,
+        "config": model.config,
+        "created_by": model.created_by.username if model.created_by else None,
+        "created": model.created.isoformat() if model.created else None,
+    }
+
+
+def models_compare(a: ModelVersion, b: ModelVersion) -> dict[str, Any]:
+    """Two versions side by side, with the per-class change in validation Dice (b - a)."""
+    pa, pb = model_payload(a), model_payload(b)
+    classes = sorted(set(pa["val_dice"]) | set(pb["val_dice"]))
+    delta = {c: (None if pa["val_dice"].get(c) is None or pb["val_dice"].get(c) is None
+                 else round(pb["val_dice"][c] - pa["val_dice"][c], 6)) for c in classes}
+    return {"a": pa, "b": pb, "classes": classes, "delta": delta,
+            "same_labels": bool(a.labels_hash) and a.labels_hash == b.labels_hash}
+
+
+def run_payload(run: SegmentationRun) -> dict[str, Any]:
+    return {"id": run.pk, "volume": run.volume_id, "model_version": run.model_version_id, "job": run.job_id,
+            "layer": run.layer, "outputs": run.outputs, "created": run.created.isoformat() if run.created else None}
+
+
+# ---------------------------------------------------------------- inputs of training
+class TrainingLabels:
+    """The manual layer with painted cells as the cell class, read slice by slice.
+
+    An array-like of shape (Z, Y, X) for :func:`segmentation.core.training.train`:
+    ``labels[z]`` (or any index) reads the manual layer there and, where the cells layer
+    holds an id and the manual layer holds 0 or background, puts ``cell_value``.
+    """
+
+    def __init__(self, manual: Any, cells: Any = None, *, cell_value: int = 0, background: int = 0) -> None:
+        self.manual, self.cells = manual, cells
+        self.cell_value, self.background = int(cell_value), int(background)
+        self.shape = tuple(int(s) for s in manual.shape)
+        self.dtype = np.dtype(manual.dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        m = np.asarray(self.manual[key])
+        if self.cells is None:
+            return m
+        c = np.asarray(self.cells[key])
+        open_ = (m == 0) | (m == self.background) if self.background else (m == 0)
+        return np.where((c > 0) & open_, self.cell_value, m).astype(self.dtype, copy=False)
+
+
+def training_classes(volume: Volume, *, with_cells: bool) -> tuple[dict[str, int], dict[str, str | None], str | None]:
+    """{name: value}, {name: parent or None} of the project's classes the network learns,
+    and the name of the cell (interior) class when it takes part."""
+    rows = list(LabelClass.objects.filter(project_id=volume.project_id).select_related("parent"))
+    values = {c.name: int(c.value) for c in rows if c.kind == LabelClass.Kind.SEMANTIC}
+    cell = next((c for c in rows if c.kind == LabelClass.Kind.INSTANCE), None)
+    cell_name = None
+    if with_cells and cell is not None and cell.name not in values:
+        values[cell.name] = int(cell.value)
+        cell_name = cell.name
+    parents = {c.name: (c.parent.name if c.parent and c.parent.name in values and c.parent.name != "background"
+                        else None)
+               for c in rows if c.name in values and c.name != "background"}
+    return values, parents, cell_name
+
+
+def _cells_painted(volume: Volume) -> bool:
+    layer = volume.layers.filter(name=CELLS_LAYER).first()
+    return layer is not None and layer.max_value > 0
+
+
+def labels_hash(labels: Any, zs: list[int], complete: list[int]) -> str:
+    """sha256 of the labeled slices (index and content) and of the complete-slice marks."""
+    digest = hashlib.sha256()
+    for z in sorted(zs):
+        plane = np.ascontiguousarray(np.asarray(labels[z]))
+        digest.update(f"z{z}:{plane.dtype.str}:{plane.shape}".encode())
+        digest.update(plane.tobytes())
+    digest.update(("complete:" + ",".join(map(str, sorted(complete)))).encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- guards
+def _ready(volume: Volume) -> None:
+    if volume.state != Volume.State.READY:
+        raise ApplicationError(f"volume {volume.name!r} is {volume.state}, not ready", code="volume_not_ready",
+                               status_code=409)
+
+
+def _not_running(volume: Volume, kind: str) -> None:
+    busy = Job.objects.filter(volume=volume, kind=kind, state__in=(Job.State.QUEUED, Job.State.RUNNING)).first()
+    if busy is not None:
+        raise ApplicationError(f"a {kind} job of this volume is already {busy.state} (job {busy.pk})",
+                               code="job_running", status_code=409, detail={"job": busy.pk})
+
+
+def _minutes(value: Any) -> float:
+    try:
+        minutes = float(value)
+    except (TypeError, ValueError):
+        raise ApplicationError(f"minutes {value!r} is not a number", code="invalid") from None
+    if not 0 < minutes <= MAX_MINUTES:
+        raise ApplicationError(f"minutes must be in (0, {MAX_MINUTES:g}], got {minutes:g}", code="invalid")
+    return minutes
+
+
+def _config(config: Mapping[str, Any] | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for key, value in (config or {}).items():
+        if key not in CONFIG_LIMITS:
+            raise ApplicationError(f"config key {key!r} is not one of {sorted(CONFIG_LIMITS)}", code="invalid")
+        lo, hi = CONFIG_LIMITS[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ApplicationError(f"config {key}={value!r} is not an integer in {lo}..{hi}", code="invalid")
+        out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------- retrain
+def model_retrain(volume: Volume, user: Any, *, minutes: float = 5.0, from_scratch: bool = False,
+                  max_steps: int | None = None, config: Mapping[str, Any] | None = None,
+                  enqueue: Any = None) -> Job:
+    """Queue a retrain of the project's model on this volume's labels (a `retrain` job)."""
+    _ready(volume)
+    _not_running(volume, Job.Kind.RETRAIN)
+    params: dict[str, Any] = {"minutes": _minutes(minutes), "from_scratch": bool(from_scratch),
+                              "config": _config(config)}
+    if max_steps is not None:
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+            raise ApplicationError(f"max_steps {max_steps!r} is not a positive integer", code="invalid")
+        params["max_steps"] = max_steps
+    if not from_scratch:
+        parent = ModelVersion.objects.filter(project_id=volume.project_id, active=True).first()
+        params["parent"] = parent.pk if parent else None
+    if enqueue is None:
+        from segmentation.tasks_models import retrain_task
+
+        def enqueue(job_id: int) -> None:
+            retrain_task.delay(job_id)
+    return job_create(kind=Job.Kind.RETRAIN, project_id=volume.project_id, volume_id=volume.pk, user=user,
+                      params=params, enqueue=enqueue)
+
+
+def _store_result(ctx: JobContext, result: dict[str, Any]) -> None:
+    """Keep the running job's result current in the row, so a page opened later sees it too."""
+    ctx.job.result = result
+    Job.objects.filter(pk=ctx.job.pk).update(result=result)
+
+
+def model_retrain_run(ctx: JobContext) -> ModelVersion:
+    """The retrain job's work: train, store the weights and a ModelVersion, make it active."""
+    from segmentation.core.modelfile import save_model
+    from segmentation.core.training import TrainConfig, TrainProgress, train
+
+    job = ctx.job
+    volume = Volume.objects.select_related("project").get(pk=job.volume_id)
+    params = job.params
+    dest = volume_zarr_path(volume)
+    image = omezarr.open_level(dest, 0)
+    with_cells = _cells_painted(volume)
+    values, parents, cell_name = training_classes(volume, with_cells=with_cells)
+    manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0)
+    cells = omezarr.open_label_level(dest, CELLS_LAYER, 0) if cell_name else None
+    labels = TrainingLabels(manual, cells, cell_value=values.get(cell_name or "", 0),
+                            background=values.get("background", 0))
+    complete = sorted(CompleteSlice.objects.filter(layer__volume=volume, layer__name=MANUAL_LAYER, axis="z")
+                      .values_list("index", flat=True))
+    parent = None
+    if not params.get("from_scratch"):
+        parent_id = params.get("parent")
+        parent = (ModelVersion.objects.filter(pk=parent_id).first() if parent_id
+                  else ModelVersion.objects.filter(project_id=volume.project_id, active=True).first())
+        if parent is not None and not model_weights_path(parent).is_file():
+            raise ValueError(f"the weights of model v{parent.pk} are missing ({parent.weights})")
+    config = TrainConfig(max_steps=params.get("max_steps"), **params.get("config", {}))
+    minutes = float(params["minutes"])
+    budget = minutes * 60.0
+    curve: list[dict[str, Any]] = []
+    started = time.monotonic()
+    last_beat = [started]
+
+    def state(phase: str, **extra: Any) -> dict[str, Any]:
+        return {"phase": phase, "curve": curve, "minutes": minutes, "parent": parent.pk if parent else None,
+                **extra}
+
+    def on_progress(p: TrainProgress) -> None:
+        curve.append({"step": p.step, "loss": _finite(p.loss), "val_dice": _finite(p.val_dice),
+                      "elapsed_s": round(p.elapsed_s, 2)})
+        _store_result(ctx, state("training", eta_s=round(p.eta_s, 1), step=p.step))
+        dice = f" · val Dice {p.val_dice:.3f}" if p.val_dice is not None else ""
+        loss = f"{p.loss:.4f}" if math.isfinite(p.loss) else "—"
+        ctx.progress(0.05 + 0.9 * min(1.0, p.elapsed_s / budget),
+                     f"step {p.step} · loss {loss}{dice} · ETA {p.eta_s:.0f} s")
+
+    def should_stop() -> bool:
+        # polled every step: touch the database at most once a second
+        now = time.monotonic()
+        if now - last_beat[0] < 1.0:
+            return False
+        last_beat[0] = now
+        return ctx.cancel_requested()
+
+    ctx.progress(0.02, "reading labels" + (f" (fine-tuning v{parent.pk})" if parent else " (from scratch)"))
+    _store_result(ctx, state("reading"))
+    result = train(image, labels, classes=values, hierarchy=parents, minutes=minutes, device="auto",
+                   init=model_weights_path(parent) if parent else None, complete_slices=complete,
+                   config=config, on_progress=on_progress, should_stop=should_stop)
+    if result.stopped == "cancelled" or ctx.cancel_requested():
+        raise JobCancelled()
+    ctx.progress(0.96, "saving the model")
+    zs = sorted(set(result.train_slices) | set(result.val_slices))
+    digest = labels_hash(labels, zs, complete)
+    curve_rows = [{"step": s, "loss": _finite(loss), "val_dice": _finite(v)} for s, loss, v in result.curve]
+    with transaction.atomic():
+        model = ModelVersion.objects.create(
+            project_id=volume.project_id, volume=volume, parent=parent, job_id=job.pk, weights="",
+            classes=values, hierarchy=parents, labels_hash=digest,
+            labeled_voxels=int(result.meta.get("labeled_voxels", 0)), curve=curve_rows,
+            val_dice={k: float(v) for k, v in result.val_dice.items()},
+            config={"minutes": minutes, "steps": result.steps, "stopped": result.stopped,
+                    "seconds": round(result.seconds, 2), "device": result.meta.get("device"),
+                    "train_slices": result.train_slices, "val_slices": result.val_slices,
+                    "from_scratch": parent is None, "interior_class": cell_name,
+                    "scale": result.meta.get("scale", 1), **params.get("config", {})},
+            created_by=job.created_by)
+        path = models_dir() / f"{model.pk}.pt"
+        save_model(path, result.model)
+        model.weights = str(path.relative_to(Path(settings.MEDIA_ROOT)))
+        model.save(update_fields=["weights"])
+        ModelVersion.objects.filter(project_id=volume.project_id, active=True).exclude(pk=model.pk).update(active=False)
+        ModelVersion.objects.filter(pk=model.pk).update(active=True)
+    model.refresh_from_db()
+    mean = model_payload(model)["mean_val_dice"]
+    job.result = state("done", model_version=model.pk, val_dice=model_payload(model)["val_dice"],
+                       steps=result.steps, stopped=result.stopped)
+    job.message = (f"model v{model.pk}: {result.steps} steps ({result.stopped})"
+                   + (f", val Dice {mean:.3f}" if mean is not None else ""))
+    broadcast(volume_group(volume.pk), {"type": "model", "model": model_payload(model)})
+    return model
+
+
+def model_activate(model: ModelVersion, user: Any) -> ModelVersion:
+    """Make `model` the version Segment uses and Retrain fine-tunes."""
+    if not model_weights_path(model).is_file():
+        raise ApplicationError(f"the weights of model v{model.pk} are missing", code="weights_missing",
+                               status_code=409)
+    with transaction.atomic():
+        ModelVersion.objects.filter(project_id=model.project_id, active=True).exclude(pk=model.pk).update(active=False)
+        ModelVersion.objects.filter(pk=model.pk).update(active=True)
+    model.refresh_from_db()
+    if model.volume_id:
+        broadcast(volume_group(model.volume_id), {"type": "model", "model": model_payload(model)})
+    return model
+
+
+# ---------------------------------------------------------------- segment
+def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | None = None, k: int = 6,
+                   tile: int | None = None, tta: bool = False, enqueue: Any = None) -> Job:
+    """Queue a prediction of the volume by `model_version` (default: the active one)."""
+    _ready(volume)
+    _not_running(volume, Job.Kind.SEGMENT)
+    model = model_version or ModelVersion.objects.filter(project_id=volume.project_id, active=True).first()
+    if model is None:
+        raise ApplicationError("this project has no trained model yet: press Retrain first", code="no_model",
+                               status_code=409)
+    if model.project_id != volume.project_id:
+        raise ApplicationError(f"model v{model.pk} belongs to another project", code="invalid")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
+        raise ApplicationError(f"k {k!r} is not an integer in 1..50", code="invalid")
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or not 16 <= tile <= 2048):
+        raise ApplicationError(f"tile {tile!r} is not an integer in 16..2048", code="invalid")
+    if enqueue is None:
+        from segmentation.tasks_models import segment_task
+
+        def enqueue(job_id: int) -> None:
+            segment_task.delay(job_id)
+    return job_create(kind=Job.Kind.SEGMENT, project_id=volume.project_id, volume_id=volume.pk, user=user,
+                      params={"model_version": model.pk, "k": k, "tile": tile, "tta": bool(tta)}, enqueue=enqueue)
+
+
+def _bump_layer(layer: LabelLayer, *, max_value: int = 0) -> int:
+    from django.db.models.functions import Greatest
+
+    LabelLayer.objects.filter(pk=layer.pk).update(version=F("version") + 1,
+                                                  max_value=Greatest(F("max_value"), max_value))
+    layer.refresh_from_db(fields=["version", "max_value"])
+    return layer.version
+
+
+def default_tile(shape: tuple[int, int, int]) -> int:
+    """Suggestion tile side: 256 px, smaller on small slices so there are several per slice."""
+    side = min(shape[1], shape[2])
+    return int(max(16, min(256, 2 ** int(math.log2(max(16, side // 2))))))
+
+
+def volume_segment_run(ctx: JobContext) -> SegmentationRun:
+    """The segment job's work: predict into the prediction layer, then rank regions to label."""
+    from annotations.strokes import layer_lock
+    from segmentation.core.active import suggest_regions
+    from segmentation.core.inference import PredictProgress, PredictStats, block_regions, predict_volume
+    from segmentation.core.modelfile import load_model, resolve_device
+
+    job = ctx.job
+    volume = Volume.objects.select_related("project").get(pk=job.volume_id)
+    model_row = ModelVersion.objects.filter(pk=job.params.get("model_version")).first()
+    if model_row is None:
+        raise ValueError(f"model version {job.params.get('model_version')} no longer exists")
+    dest = volume_zarr_path(volume)
+    device = resolve_device("auto")
+    ctx.progress(0.01, f"loading model v{model_row.pk}")
+    model = load_model(model_weights_path(model_row), device=device)
+    layer = layer_create(volume, PREDICTION_LAYER, kind=LabelLayer.Kind.LABELS, editable=False)
+    image = omezarr.open_level(dest, 0)
+    out = omezarr.open_label_level(dest, PREDICTION_LAYER, 0, mode="r+")
+    regions = block_regions(volume.shape, PREDICT_BLOCK)
+    counts: dict[int, int] = {}
+    stats = PredictStats()
+    version = [layer.version]
+
+    def on_block(p: PredictProgress) -> None:
+        zs, ys, xs = regions[p.done - 1]
+        omezarr.update_label_pyramid(dest, PREDICTION_LAYER, z=(zs.start, zs.stop), y=(ys.start, ys.stop),
+                                     x=(xs.start, xs.stop))
+        block = np.asarray(out[zs, ys, xs])
+        for value, n in zip(*np.unique(block, return_counts=True)):
+            counts[int(value)] = counts.get(int(value), 0) + int(n)
+        version[0] = _bump_layer(layer, max_value=int(block.max(initial=0)))
+        _store_result(ctx, {"phase": "predicting", "layer": PREDICTION_LAYER, "version": version[0],
+                            "blocks": [p.done, p.total], "model_version": model_row.pk})
+        ctx.progress(0.02 + 0.68 * p.done / p.total, f"predicted block {p.done} of {p.total}")
+
+    with layer_lock(volume, PREDICTION_LAYER):
+        predict_volume(model, image, out=out, block=PREDICT_BLOCK, device=device, tta=bool(job.params.get("tta")),
+                       on_progress=on_block, stats=stats)
+    tile = int(job.params.get("tile") or default_tile(volume.shape))
+    k = int(job.params.get("k", 6))
+    ctx.progress(0.72, "ranking regions to label next")
+    manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0)
+    t0 = time.perf_counter()
+    suggestions = suggest_regions(model, image, labels=manual, k=k, tile=tile, tta=False, device=device,
+                                  on_progress=lambda p: ctx.progress(0.72 + 0.26 * p.done / p.total,
+                                                                     "ranking regions to label next"))
+    suggest_s = time.perf_counter() - t0
+    names = {v: n for n, v in model.classes.values.items()}
+    outputs = {
+        "kind": "prediction",
+        "version": version[0],
+        "timings": {k_: round(v, 3) if isinstance(v, float) else v for k_, v in asdict(stats).items()}
+        | {"suggest_s": round(suggest_s, 3)},
+        "class_voxels": {names.get(v, str(v)): n for v, n in sorted(counts.items()) if v},
+        "tile": tile,
+        "suggestions": [{**s.to_dict(), "score": round(s.score, 6), "dismissed": False} for s in suggestions],
+    }
+    run = SegmentationRun.objects.create(volume=volume, model_version=model_row, job_id=job.pk,
+                                         layer=PREDICTION_LAYER, outputs=outputs)
+    job.result = {"phase": "done", "run": run.pk, "layer": PREDICTION_LAYER, "version": version[0],
+                  "model_version": model_row.pk, "suggestions": len(suggestions)}
+    job.message = f"segmented with model v{model_row.pk}; {len(suggestions)} regions to label next"
+    broadcast(volume_group(volume.pk), {"type": "run", "run": run_payload(run)})
+    return run
+
+
+# ---------------------------------------------------------------- suggestions
+def latest_run(volume: Volume, layer: str) -> SegmentationRun | None:
+    return SegmentationRun.objects.filter(volume=volume, layer=layer).order_by("-created", "-pk").first()
+
+
+def suggestion_dismiss(run: SegmentationRun, index: int, user: Any) -> SegmentationRun:
+    """Hide one suggested region of a run (for everyone on the volume)."""
+    with transaction.atomic():
+        run = SegmentationRun.objects.select_for_update().get(pk=run.pk)
+        suggestions = list(run.outputs.get("suggestions", []))
+        if not 0 <= index < len(suggestions):
+            raise ApplicationError(f"run {run.pk} has no suggestion {index}", code="not_found", status_code=404)
+        suggestions[index] = {**suggestions[index], "dismissed": True,
+                              "dismissed_by": getattr(user, "username", "")}
+        run.outputs = {**run.outputs, "suggestions": suggestions}
+        run.save(update_fields=["outputs"])
+    broadcast(volume_group(run.volume_id), {"type": "run", "run": run_payload(run)})
+    return run
+
+
+def region_thumbnail_png(volume: Volume, *, z: int, y0: int, x0: int, y1: int, x1: int, size: int = 96,
+                         overlay: str | None = None) -> bytes:
+    """A PNG of one region of slice z, at most `size` px a side, read from the coarsest
+    pyramid level that still has `size` px over the region; optionally with a label
+    layer blended over it in the class colours."""
+    from PIL import Image
+
+    Z, Y, X = volume.shape
+    if not (0 <= z < Z and 0 <= y0 < y1 <= Y and 0 <= x0 < x1 <= X):
+        raise ApplicationError(f"region z={z} y={y0}:{y1} x={x0}:{x1} is off the volume", code="off_volume")
+    if not 8 <= size <= 512:
+        raise ApplicationError(f"size {size} is not in 8..512", code="invalid")
+    dest = volume_zarr_path(volume)
+    level = 0
+    while level + 1 < len(volume.levels) and max(y1 - y0, x1 - x0) / 2 ** (level + 1) >= size:
+        level += 1
+    f = 2 ** level
+    ys, xs = slice(y0 // f, max(y0 // f + 1, -(-y1 // f))), slice(x0 // f, max(x0 // f + 1, -(-x1 // f)))
+    plane = np.asarray(omezarr.open_level(dest, level)[z, ys, xs], np.float32)
+    lo, hi = (volume.window or [float(plane.min()), float(plane.max())])[:2]
+    grey = np.clip((plane - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
+    rgb = np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
+    if overlay is not None and volume.layers.filter(name=overlay).exists():
+        labels = np.asarray(omezarr.open_label_level(dest, overlay, level)[z, ys, xs])
+        colors = {c.value: c.rgba[:3] for c in LabelClass.objects.filter(project_id=volume.project_id)}
+        background = LabelClass.objects.filter(project_id=volume.project_id, name="background").values_list(
+            "value", flat=True).first()
+        for value, color in colors.items():
+            if value == background:
+                continue
+            mask = labels == value
+            rgb[mask] = 0.55 * rgb[mask] + 0.45 * np.array(color, np.float32)
+    img = Image.fromarray(rgb.astype(np.uint8), "RGB")
+    scale = size / max(img.width, img.height)
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.NEAREST
+                     if scale >= 1 else Image.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- accept prediction
+def prediction_accept(volume: Volume, user: Any, role: Role, data: Mapping[str, Any]) -> Any:
+    """Copy the predicted labels under a brush gesture into the manual layer, as one
+    logged stroke (so undo, redo and replay treat it like painting)."""
+    from annotations.strokes import stroke_accept_prediction
+
+    if not volume.layers.filter(name=PREDICTION_LAYER).exists():
+        raise ApplicationError("this volume has no prediction yet: press Segment first", code="no_prediction",
+                               status_code=409)
+    return stroke_accept_prediction(volume, user, role, data)
+
+
+__all__ = ["TrainingLabels", "default_tile", "labels_hash", "latest_run", "model_activate", "model_payload",
+           "model_retrain", "model_retrain_run", "models_compare", "prediction_accept", "region_thumbnail_png",
+           "run_payload", "suggestion_dismiss", "training_classes", "volume_segment", "volume_segment_run"]

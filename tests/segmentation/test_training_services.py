@@ -1,0 +1,215 @@
+"""Retrain, segment, suggestions and accept-prediction services on a tiny phantom volume."""
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from annotations.defaults import MANUAL_LAYER, PREDICTION_LAYER
+from annotations.imaging import omezarr
+from annotations.models import Role, Stroke
+from annotations.storage import volume_zarr_path
+from annotations.strokes import stroke_undo
+from emportal.errors import ApplicationError
+from segmentation import training_services as services
+from segmentation.jobs import JobContext, job_running
+from segmentation.models import Job, ModelVersion, SegmentationRun
+from tests.segmentation.phantom_volumes import LABELED, TINY, phantom_volume
+
+pytestmark = pytest.mark.django_db
+torch.set_num_threads(1)
+
+NO_QUEUE = {"enqueue": lambda job_id: None}
+
+
+def _retrain(volume: Any, user: Any, **kwargs: Any) -> Job:
+    job = services.model_retrain(volume, user, minutes=kwargs.pop("minutes", 0.5), config=TINY,
+                                 max_steps=kwargs.pop("max_steps", 4), **kwargs, **NO_QUEUE)
+    with job_running(job.pk) as ctx:
+        services.model_retrain_run(ctx)
+    job.refresh_from_db()
+    return job
+
+
+def _segment(volume: Any, user: Any, **kwargs: Any) -> Job:
+    job = services.volume_segment(volume, user, **kwargs, **NO_QUEUE)
+    with job_running(job.pk) as ctx:
+        services.volume_segment_run(ctx)
+    job.refresh_from_db()
+    return job
+
+
+@pytest.fixture
+def pv(cast: Any, tmp_path: Path) -> Any:
+    return phantom_volume(cast.project, tmp_path)
+
+
+def test_it_trains_a_first_model_stores_its_weights_and_makes_it_active(cast: Any, pv: Any, settings: Any) -> None:
+    job = _retrain(pv.volume, cast.annotator)
+    assert job.state == Job.State.SUCCEEDED, job.message
+    model = ModelVersion.objects.get()
+    assert model.active and model.parent is None and model.job_id == job.pk
+    assert (Path(settings.MEDIA_ROOT) / model.weights).is_file() and model.weights == f"models/{model.pk}.pt"
+    assert set(model.classes) >= {"background", "nucleus", "mitochondrion"} and "cell" not in model.classes
+    assert model.hierarchy["nucleolus"] == "nucleus" and model.hierarchy["nucleus"] is None
+    assert len(model.labels_hash) == 64 and model.labeled_voxels == len(LABELED) * 96 * 96
+    assert model.curve and model.config["steps"] == 4 and model.created_by == cast.annotator
+    assert job.result["model_version"] == model.pk and job.result["phase"] == "done"
+
+
+def test_a_retrain_fine_tunes_the_active_version_and_records_it_as_parent(cast: Any, pv: Any) -> None:
+    _retrain(pv.volume, cast.annotator)
+    first = ModelVersion.objects.get()
+    job = _retrain(pv.volume, cast.annotator)
+    second = ModelVersion.objects.exclude(pk=first.pk).get()
+    first.refresh_from_db()
+    assert job.params["parent"] == first.pk and second.parent_id == first.pk
+    assert second.active and not first.active
+    assert second.labels_hash == first.labels_hash  # same labels, same hash
+    scratch = _retrain(pv.volume, cast.annotator, from_scratch=True)
+    assert ModelVersion.objects.get(job_id=scratch.pk).parent is None
+
+
+def test_the_labels_hash_changes_when_the_labels_do(cast: Any, pv: Any) -> None:
+    _retrain(pv.volume, cast.annotator)
+    from annotations.strokes import layer_write_slices
+
+    layer_write_slices(pv.volume, MANUAL_LAYER, {4: pv.truth[4]})
+    _retrain(pv.volume, cast.annotator)
+    hashes = set(ModelVersion.objects.values_list("labels_hash", flat=True))
+    assert len(hashes) == 2
+
+
+def test_a_cancelled_retrain_leaves_the_previous_version_active(cast: Any, pv: Any, monkeypatch: Any) -> None:
+    _retrain(pv.volume, cast.annotator)
+    first = ModelVersion.objects.get()
+    started = time.monotonic()
+    # Cancel arrives 1.5 s into an open-ended run (no step cap, one-minute budget).
+    monkeypatch.setattr(JobContext, "cancel_requested", lambda self: time.monotonic() - started > 1.5)
+    job = services.model_retrain(pv.volume, cast.annotator, minutes=1.0, config=TINY, **NO_QUEUE)
+    with job_running(job.pk) as ctx:
+        services.model_retrain_run(ctx)
+    job.refresh_from_db()
+    assert job.state == Job.State.CANCELLED
+    assert time.monotonic() - started < 30
+    assert list(ModelVersion.objects.values_list("pk", "active")) == [(first.pk, True)]
+
+
+def test_a_retrain_with_painted_cells_learns_the_cell_class(cast: Any, tmp_path: Path) -> None:
+    pv = phantom_volume(cast.project, tmp_path, cells=True)
+    values, parents, cell = services.training_classes(pv.volume, with_cells=True)
+    assert cell == "cell" and values["cell"] == 7 and parents["nucleus"] == "cell"
+    _retrain(pv.volume, cast.annotator)
+    model = ModelVersion.objects.get()
+    assert model.config["interior_class"] == "cell" and "cell" in model.classes
+
+
+def test_training_labels_mark_painted_cells_as_the_cell_class_where_nothing_else_is_said() -> None:
+    manual = np.array([[[0, 1, 2, 0]]], np.uint16)
+    cells = np.array([[[5, 5, 5, 0]]], np.uint32)
+    labels = services.TrainingLabels(manual, cells, cell_value=7, background=1)
+    assert labels[0].tolist() == [[7, 7, 2, 0]] and labels.shape == (1, 1, 4)
+    assert services.TrainingLabels(manual)[0].tolist() == manual[0].tolist()
+
+
+def test_it_refuses_a_second_retrain_while_one_is_queued(cast: Any, pv: Any) -> None:
+    services.model_retrain(pv.volume, cast.annotator, minutes=1, **NO_QUEUE)
+    with pytest.raises(ApplicationError) as err:
+        services.model_retrain(pv.volume, cast.annotator, minutes=1, **NO_QUEUE)
+    assert err.value.status_code == 409 and err.value.code == "job_running"
+
+
+@pytest.mark.parametrize("bad", [{"minutes": 0}, {"minutes": 1e6}, {"config": {"depth": 99}},
+                                 {"config": {"lr": 1}}, {"max_steps": 0}])
+def test_it_refuses_bad_training_parameters(cast: Any, pv: Any, bad: dict[str, Any]) -> None:
+    with pytest.raises(ApplicationError):
+        services.model_retrain(pv.volume, cast.annotator, **{"minutes": 1, **bad}, **NO_QUEUE)
+
+
+def test_segment_refuses_without_a_model(cast: Any, pv: Any) -> None:
+    with pytest.raises(ApplicationError) as err:
+        services.volume_segment(pv.volume, cast.annotator, **NO_QUEUE)
+    assert err.value.code == "no_model"
+
+
+def test_segment_writes_a_read_only_prediction_layer_and_ranks_unlabeled_regions(cast: Any, pv: Any) -> None:
+    _retrain(pv.volume, cast.annotator, max_steps=6)
+    job = _segment(pv.volume, cast.annotator, k=4)
+    assert job.state == Job.State.SUCCEEDED, job.message
+    layer = pv.volume.layers.get(name=PREDICTION_LAYER)
+    assert not layer.editable and layer.version >= 1 and job.result["version"] == layer.version
+    dest = volume_zarr_path(pv.volume)
+    pred = np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, 0)[:])
+    classes = set(ModelVersion.objects.get().classes.values())
+    assert pred.all() and set(np.unique(pred).tolist()) <= classes  # every voxel got a class
+    run = SegmentationRun.objects.get()
+    assert run.job_id == job.pk and run.layer == PREDICTION_LAYER and run.model_version.active
+    suggestions = run.outputs["suggestions"]
+    assert len(suggestions) == 4 and all(s["z"] not in LABELED for s in suggestions)
+    assert [s["score"] for s in suggestions] == sorted((s["score"] for s in suggestions), reverse=True)
+    assert sum(run.outputs["class_voxels"].values()) + 0 <= pred.size and run.outputs["timings"]["blocks"] >= 1
+
+
+def test_a_dismissed_suggestion_stays_dismissed(cast: Any, pv: Any) -> None:
+    _retrain(pv.volume, cast.annotator)
+    _segment(pv.volume, cast.annotator, k=3)
+    run = SegmentationRun.objects.get()
+    services.suggestion_dismiss(run, 1, cast.annotator)
+    run.refresh_from_db()
+    assert [s["dismissed"] for s in run.outputs["suggestions"]] == [False, True, False]
+    with pytest.raises(ApplicationError):
+        services.suggestion_dismiss(run, 3, cast.annotator)
+
+
+def test_accepting_the_prediction_under_a_brush_copies_it_into_the_manual_layer_and_undo_restores(
+        cast: Any, pv: Any) -> None:
+    _retrain(pv.volume, cast.annotator)
+    _segment(pv.volume, cast.annotator)
+    dest = volume_zarr_path(pv.volume)
+    pred = np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, 0)[4])
+    uid = str(uuid.uuid4())
+    outcome = services.prediction_accept(pv.volume, cast.annotator, Role.ANNOTATOR, {
+        "uuid": uid, "axis": "z", "index": 4, "points": [[30, 20], [30, 60]], "radius": 5})
+    manual = np.asarray(omezarr.open_label_level(dest, MANUAL_LAYER, 0)[4])
+    assert np.array_equal(manual[27:34, 25:56], pred[27:34, 25:56])  # inside the brush: the prediction
+    assert not manual[:20].any() and not manual[45:].any()  # outside: untouched
+    stroke = Stroke.objects.get(uuid=uid)
+    assert stroke.mode == Stroke.Mode.REPLACE and stroke.version == outcome.version
+    stroke_undo(pv.volume, cast.annotator, Role.ANNOTATOR, uid)
+    assert not np.asarray(omezarr.open_label_level(dest, MANUAL_LAYER, 0)[4]).any()
+
+
+def test_viewers_cannot_accept_the_prediction(cast: Any, pv: Any) -> None:
+    _retrain(pv.volume, cast.annotator)
+    _segment(pv.volume, cast.annotator)
+    with pytest.raises(ApplicationError) as err:
+        services.prediction_accept(pv.volume, cast.viewer, Role.VIEWER, {
+            "uuid": str(uuid.uuid4()), "axis": "z", "index": 4, "points": [[30, 20]], "radius": 5})
+    assert err.value.status_code == 403
+
+
+def test_a_thumbnail_shows_the_region_at_the_asked_size(cast: Any, pv: Any) -> None:
+    png = services.region_thumbnail_png(pv.volume, z=3, y0=0, x0=0, y1=48, x1=96, size=64)
+    img = Image.open(io.BytesIO(png))
+    assert img.size == (64, 32) and img.mode == "RGB"
+    grey = np.asarray(img)
+    assert grey.std() > 5  # it shows the image, not a flat fill
+    with pytest.raises(ApplicationError):
+        services.region_thumbnail_png(pv.volume, z=99, y0=0, x0=0, y1=8, x1=8)
+
+
+def test_activating_an_earlier_version_makes_it_the_only_active_one(cast: Any, pv: Any) -> None:
+    _retrain(pv.volume, cast.annotator)
+    _retrain(pv.volume, cast.annotator)
+    first, second = ModelVersion.objects.order_by("pk")
+    services.model_activate(first, cast.annotator)
+    assert list(ModelVersion.objects.filter(active=True)) == [first]
+    compared = services.models_compare(first, second)
+    assert compared["same_labels"] and set(compared["delta"]) == set(compared["classes"])
