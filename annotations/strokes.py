@@ -14,6 +14,8 @@ import uuid as uuidlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -102,18 +104,26 @@ def _bump(layer: LabelLayer, *, max_value: int = 0) -> int:
     return layer.version
 
 
+@lru_cache(maxsize=128)
+def _open_level0(zarr_path: str, layer: str) -> Any:
+    # Opening reads metadata (several store round trips); a layer's shape never changes.
+    return omezarr.open_label_level(Path(zarr_path), layer, 0, mode="r+")
+
+
+def _level0(volume: Volume, layer: str) -> Any:
+    return _open_level0(str(volume_zarr_path(volume)), layer)
+
+
 def _write(volume: Volume, layer: LabelLayer, box: raster.Box, block: np.ndarray) -> None:
-    dest = volume_zarr_path(volume)
-    omezarr.open_label_level(dest, layer.name, 0, mode="r+")[raster.box_slices(box)] = block
-    omezarr.update_label_pyramid(dest, layer.name, z=box[0], y=box[1], x=box[2])
+    _level0(volume, layer.name)[raster.box_slices(box)] = block
+    omezarr.update_label_pyramid(volume_zarr_path(volume), layer.name, z=box[0], y=box[1], x=box[2])
 
 
 def _record(volume: Volume, layer: LabelLayer, user: Any, *, uid: str, axis: str, index: int, mode: str,
             value: int, radius: float, points: Any, box: raster.Box, mask: np.ndarray,
             after: np.ndarray | None) -> StrokeOutcome:
     """Apply one effect (mask -> value, or mask -> after) to the layer, log it, announce it."""
-    level0 = omezarr.open_label_level(volume_zarr_path(volume), layer.name, 0)
-    block = np.asarray(level0[raster.box_slices(box)])
+    block = np.asarray(_level0(volume, layer.name)[raster.box_slices(box)])
     before = block.copy()
     block[mask] = value if after is None else after[mask]
     with transaction.atomic():
@@ -153,7 +163,7 @@ def stroke_apply(volume: Volume, user: Any, role: Role, data: Mapping[str, Any])
 
     with layer_lock(volume, layer.name):
         if gesture.mode == Stroke.Mode.FILL:
-            level0 = omezarr.open_label_level(volume_zarr_path(volume), layer.name, 0)
+            level0 = _level0(volume, layer.name)
             whole = raster.plane_box(gesture.axis, gesture.index, (0, 10**9), (0, 10**9))
             clipped = tuple((lo, min(hi, n)) for (lo, hi), n in zip(whole, volume.shape))
             plane = raster.to_plane(np.asarray(level0[raster.box_slices(clipped)]), gesture.axis)
@@ -176,7 +186,7 @@ def layer_replay(volume: Volume, layer_name: str, box: raster.Box | None = None)
     """The content of `box` (default: the whole layer) rebuilt from the active strokes alone."""
     layer = volume.layers.get(name=layer_name)
     box = box or tuple((0, n) for n in volume.shape)  # type: ignore[assignment]
-    dtype = omezarr.open_label_level(volume_zarr_path(volume), layer_name, 0).dtype
+    dtype = _level0(volume, layer_name).dtype
     out = np.zeros(_shape(box), dtype)
     (z0, z1), (y0, y1), (x0, x1) = box
     strokes = layer.strokes.filter(active=True, z0__lt=z1, z1__gt=z0, y0__lt=y1, y1__gt=y0, x0__lt=x1, x1__gt=x0)
@@ -237,7 +247,7 @@ def layer_write_slices(volume: Volume, name: str, slices: Mapping[int, np.ndarra
     Logged as strokes of mode "replace", so replay and undo see them like any other edit.
     """
     layer = volume.layers.get(name=name)
-    dtype = omezarr.open_label_level(volume_zarr_path(volume), name, 0).dtype
+    dtype = _level0(volume, name).dtype
     outcome = None
     with layer_lock(volume, name):
         for z, plane in slices.items():
@@ -273,7 +283,7 @@ def layer_value_at(volume: Volume, layer_name: str, z: int, y: int, x: int) -> i
         raise _refuse(f"this volume has no layer {layer_name!r}", code="unknown_layer", status=404)
     if not all(0 <= v < n for v, n in zip((z, y, x), volume.shape)):
         raise _refuse(f"voxel ({z}, {y}, {x}) is off the volume", code="off_volume")
-    return int(omezarr.open_label_level(volume_zarr_path(volume), layer_name, 0)[z, y, x])
+    return int(_level0(volume, layer_name)[z, y, x])
 
 
 def stroke_accept_prediction(volume: Volume, user: Any, role: Role, data: Mapping[str, Any], *,

@@ -1,0 +1,168 @@
+"""Stroke latency: websocket send -> ack with 1, 4 and 16 concurrent clients, beside the bare
+zarr read-modify-write of the same patches measured in the same run.
+
+Starts its own Redis (if REDIS_URL does not answer) and Daphne on a scratch database, all on
+127.0.0.1, bounded in count and time. Writes benchmarks/results/strokes.json.
+
+    .venv/bin/python benchmarks/strokes.py [--strokes 40]   (strokes per client)
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks._django import django_scratch  # noqa: E402
+
+SHAPE = (8, 1024, 1024)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on {port}")
+
+
+def _stroke(rng: np.random.Generator, value: int) -> dict:
+    z = int(rng.integers(0, SHAPE[0]))
+    y, x = (int(v) for v in rng.integers(40, 984, 2))
+    points = [[y + 3 * i, x + 2 * i] for i in range(10)]
+    return {"uuid": str(uuid.uuid4()), "layer": "manual", "axis": "z", "index": z, "points": points,
+            "radius": 5, "value": value, "mode": "paint"}
+
+
+async def _client(url: str, cookie: str, strokes: list[dict]) -> list[float]:
+    import aiohttp
+
+    latencies = []
+    async with aiohttp.ClientSession(headers={"Cookie": cookie, "Origin": "http://127.0.0.1"}) as session:
+        async with session.ws_connect(url) as ws:
+            await ws.receive_json()  # hello
+            for stroke in strokes:
+                t0 = time.perf_counter()
+                await ws.send_json({"type": "stroke", "stroke": stroke})
+                while True:
+                    msg = await asyncio.wait_for(ws.receive_json(), timeout=30)
+                    if msg.get("type") == "ack" and msg.get("uuid") == stroke["uuid"]:
+                        break
+                    if msg.get("type") == "error":
+                        raise RuntimeError(msg)
+                latencies.append(time.perf_counter() - t0)
+    return latencies
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    arr = 1000 * np.asarray(values)
+    return {"n": len(values), "p50_ms": float(np.percentile(arr, 50)), "p95_ms": float(np.percentile(arr, 95))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--strokes", type=int, default=40, help="strokes per client")
+    args = parser.parse_args()
+    scratch = django_scratch()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        import redis
+
+        try:
+            redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")).ping()
+        except redis.exceptions.ConnectionError:
+            port = _free_port()
+            procs.append(subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                           "--dir", str(scratch)], stdout=subprocess.DEVNULL))
+            _wait_port(port, procs[-1], "redis")
+            os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        import tifffile
+        from django.conf import settings
+        from django.test import Client
+
+        from annotations import raster
+        from annotations.imaging import omezarr
+        from annotations.services import project_member_add, volume_import_local
+        from annotations.storage import volume_zarr_path
+
+        membership = project_member_add("Bench", "bench", "annotator")
+        tifffile.imwrite(scratch / "v.tif", np.zeros(SHAPE, np.uint8), photometric="minisblack")
+        volume = volume_import_local(membership.project, scratch / "v.tif", voxel_size_nm=(4, 4, 4)).volume
+        value = membership.project.label_classes.get(name="nucleus").value
+        client = Client()
+        client.force_login(membership.user)
+        cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+        port = _free_port()
+        env = {**os.environ, "DATABASE_URL": settings.DATABASES["default"]["NAME"] and
+               f"sqlite:///{settings.DATABASES['default']['NAME']}"}
+        procs.append(subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                       "emportal.asgi:application"], cwd=ROOT, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        _wait_port(port, procs[-1], "daphne")
+        url = f"ws://127.0.0.1:{port}/ws/volumes/{volume.pk}/"
+        rng = np.random.default_rng(0)
+
+        level0 = omezarr.open_label_level(volume_zarr_path(volume), "manual", 0, mode="r+")
+
+        def bare(stroke: dict) -> float:
+            gesture = raster.Gesture(axis="z", index=stroke["index"], points=tuple(map(tuple, stroke["points"])),
+                                     radius=5, mode="paint")
+            t0 = time.perf_counter()
+            rows, cols, mask = raster.gesture_mask(gesture, SHAPE)
+            box = raster.plane_box("z", stroke["index"], rows, cols)
+            block = np.asarray(level0[raster.box_slices(box)])
+            block[raster.from_plane(mask, "z")] = value
+            level0[raster.box_slices(box)] = block
+            return time.perf_counter() - t0
+
+        results = {"bare_zarr_write": _stats([bare(_stroke(rng, value)) for _ in range(200)])}
+        asyncio.run(_client(url, cookie, [_stroke(rng, value) for _ in range(3)]))  # warm up
+        for clients in (1, 4, 16):
+            batches = [[_stroke(rng, value) for _ in range(args.strokes)] for _ in range(clients)]
+            t0 = time.perf_counter()
+
+            async def run_all() -> list[list[float]]:
+                return await asyncio.gather(*(_client(url, cookie, batch) for batch in batches))
+
+            latencies = [v for per in asyncio.run(run_all()) for v in per]
+            elapsed = time.perf_counter() - t0
+            results[f"websocket_{clients}_clients"] = {**_stats(latencies),
+                                                       "strokes_per_s": len(latencies) / elapsed}
+        base = results["bare_zarr_write"]["p95_ms"]
+        for name, r in results.items():
+            extra = f"  {r['strokes_per_s']:.0f} strokes/s" if "strokes_per_s" in r else ""
+            print(f"{name:>22}: p50 {r['p50_ms']:7.2f} ms  p95 {r['p95_ms']:7.2f} ms  "
+                  f"(p95 {r['p95_ms'] / base:5.1f}x bare){extra}")
+        out = ROOT / "benchmarks" / "results"
+        out.mkdir(exist_ok=True)
+        (out / "strokes.json").write_text(json.dumps(results, indent=2))
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
