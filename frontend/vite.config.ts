@@ -22,6 +22,8 @@ export default defineConfig(({ command }) => ({
       input: {
         volume: resolve(root, "src/volume.ts"),
         jobs: resolve(root, "src/jobs.ts"),
+        results: resolve(root, "src/results/results.ts"),
+        cell3d: resolve(root, "src/results/cell3d.ts"),
       },
       output: {
         entryFileNames: "[name].js",

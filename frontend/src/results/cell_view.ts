@@ -1,0 +1,227 @@
+/**
+ * 3D view of one cell (the paper's Fig 2C-E): the report's GLB for the cell, one named
+ * node per class, drawn with three.js in the class colours (the cell translucent), with
+ * a toggle per class, an opacity slider for the cell, downloads (GLB, PLY per class), and
+ * the cell's key measures. Renders on demand (orbit changes, toggles, resizes).
+ */
+import * as THREE from "three";
+import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
+import { GLTFLoader } from "three/examples/jsm/loaders/GLTFLoader.js";
+import { type Disposable, DisposableSet, listen } from "../core/disposable";
+import { h } from "../core/dom";
+import { type CellTable, type ReportInfo, cell3dUrl, meshUrl, plyUrl, reportsApi } from "./results_api";
+import { columnIndex, formatValue, headerLabel } from "./table_model";
+import { cellViewerUrl } from "./viewer_link";
+
+const CELL_OPACITY = 0.22;
+
+/** Draw order: the cell first, then classes outer to inner, so nested meshes show through. */
+function nodeOrder(name: string, classes: readonly string[]): number {
+  return name === "cell" ? -1 : classes.indexOf(name);
+}
+
+export class CellView implements Disposable {
+  private readonly d = new DisposableSet();
+  private readonly renderer: THREE.WebGLRenderer;
+  private readonly scene = new THREE.Scene();
+  private readonly camera = new THREE.PerspectiveCamera(35, 1, 1, 1e7);
+  private readonly controls: OrbitControls;
+  private readonly canvasBox = h("div", { class: "c3d-canvas", id: "c3d-canvas" });
+  private readonly side = h("aside", { class: "c3d-side card" });
+  private readonly nodes = new Map<string, THREE.Object3D>();
+  private home: { target: THREE.Vector3; position: THREE.Vector3 } | null = null;
+  private frame = 0;
+
+  constructor(
+    private readonly root: HTMLElement,
+    private readonly reportId: number,
+    private readonly cellId: number,
+  ) {
+    this.renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
+    this.renderer.setPixelRatio(Math.min(2, window.devicePixelRatio));
+    this.renderer.setClearColor(0x262b33);
+    this.canvasBox.append(this.renderer.domElement);
+    root.replaceChildren(h("div", { class: "c3d" }, this.canvasBox, this.side));
+    this.scene.add(new THREE.HemisphereLight(0xffffff, 0x3a3f47, 1.6));
+    const key = new THREE.DirectionalLight(0xffffff, 1.6);
+    key.position.set(1, 1.5, 2);
+    this.camera.add(key);
+    this.scene.add(this.camera);
+    this.controls = new OrbitControls(this.camera, this.renderer.domElement);
+    const onChange = () => this.requestRender();
+    this.controls.addEventListener("change", onChange);
+    this.d.add(() => this.controls.removeEventListener("change", onChange));
+    this.d.add(() => this.controls.dispose());
+    const resize = new ResizeObserver(() => this.resize());
+    resize.observe(this.canvasBox);
+    this.d.add(() => resize.disconnect());
+    this.d.add(() => {
+      cancelAnimationFrame(this.frame);
+      this.scene.traverse((o) => {
+        if (o instanceof THREE.Mesh) {
+          o.geometry.dispose();
+          (o.material as THREE.Material).dispose();
+        }
+      });
+      this.renderer.dispose();
+    });
+    void this.load();
+  }
+
+  private requestRender(): void {
+    if (this.frame !== 0) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.renderer.render(this.scene, this.camera);
+    });
+  }
+
+  private resize(): void {
+    const { clientWidth: w, clientHeight: hgt } = this.canvasBox;
+    if (w === 0 || hgt === 0) return;
+    this.renderer.setSize(w, hgt, true);
+    this.camera.aspect = w / hgt;
+    this.camera.updateProjectionMatrix();
+    this.requestRender();
+  }
+
+  private async load(): Promise<void> {
+    let report: ReportInfo;
+    let table: CellTable;
+    try {
+      [report, table] = await Promise.all([reportsApi.report(this.reportId), reportsApi.cells(this.reportId)]);
+    } catch (err) {
+      this.side.replaceChildren(h("p", { class: "error" }, `could not load the report: ${String(err)}`));
+      return;
+    }
+    const classes = Object.keys(report.classes);
+    const gltf = await new GLTFLoader().loadAsync(meshUrl(this.reportId, this.cellId)).catch((err: unknown) => {
+      this.side.replaceChildren(h("p", { class: "error" }, `no meshes for cell ${this.cellId}: ${String(err)}`));
+      return null;
+    });
+    if (gltf === null || this.d.isDisposed) return;
+    const meshes: THREE.Mesh[] = [];
+    gltf.scene.traverse((o) => {
+      if (o instanceof THREE.Mesh) meshes.push(o);
+    });
+    for (const mesh of meshes) {
+      const name = mesh.name || mesh.parent?.name || "";
+      const isCell = name === "cell";
+      const old = mesh.material as THREE.Material;
+      old.dispose();
+      mesh.material = new THREE.MeshStandardMaterial({
+        color: new THREE.Color(isCell ? "#b4bcc8" : (report.colors[name] ?? "#999999")),
+        roughness: 0.55,
+        metalness: 0.05,
+        transparent: isCell,
+        opacity: isCell ? CELL_OPACITY : 1,
+        depthWrite: !isCell,
+        side: isCell ? THREE.DoubleSide : THREE.FrontSide,
+      });
+      mesh.geometry.computeVertexNormals();
+      mesh.renderOrder = isCell ? 10 : nodeOrder(name, classes);
+      this.nodes.set(name, mesh);
+    }
+    this.scene.add(gltf.scene);
+    this.frameCamera(gltf.scene);
+    this.renderSide(report, table, classes);
+    this.resize();
+    this.requestRender();
+    this.root.dataset.loaded = "true";
+    this.root.dataset.nodes = [...this.nodes.keys()].join(",");
+  }
+
+  private frameCamera(object: THREE.Object3D): void {
+    const cell = this.nodes.get("cell") ?? object;
+    const box = new THREE.Box3().setFromObject(cell);
+    const sphere = box.getBoundingSphere(new THREE.Sphere());
+    const distance = sphere.radius / Math.sin(THREE.MathUtils.degToRad(this.camera.fov / 2)) * 1.05;
+    this.camera.near = distance / 100;
+    this.camera.far = distance * 100;
+    this.camera.updateProjectionMatrix();
+    // Look down the z axis (slices) from slightly above, as in the paper's renderings.
+    const dir = new THREE.Vector3(0.35, -0.55, -1).normalize();
+    this.camera.up.set(0, -1, 0);
+    this.camera.position.copy(sphere.center).addScaledVector(dir, -distance);
+    this.controls.target.copy(sphere.center);
+    this.controls.update();
+    this.home = { target: sphere.center.clone(), position: this.camera.position.clone() };
+  }
+
+  private renderSide(report: ReportInfo, table: CellTable, classes: string[]): void {
+    const iid = columnIndex(table, "cell_id");
+    const row = table.rows.find((r) => Number(r[iid]) === this.cellId) ?? null;
+    const at = (name: string) => (row === null ? null : (row[columnIndex(table, name)] ?? null));
+    const toggles = [...this.nodes.keys()]
+      .sort((a, b) => nodeOrder(a, classes) - nodeOrder(b, classes))
+      .map((name) => {
+        const box = h("input", { type: "checkbox", checked: true, "data-node": name });
+        this.d.add(listen(box, "change", () => {
+          this.nodes.get(name)!.visible = box.checked;
+          this.requestRender();
+        }));
+        const color = name === "cell" ? "#b4bcc8" : (report.colors[name] ?? "#999999");
+        const volume = at(`${name}_volume_um3`);
+        return h(
+          "label",
+          { class: "c3d-toggle" },
+          box,
+          h("span", { class: "swatch", style: `background:${color}` }),
+          ` ${name}`,
+          h("span", { class: "muted" }, volume === null ? "" : ` ${formatValue(volume)} µm³`),
+          h("a", { href: plyUrl(report.id, this.cellId, name), class: "ply", title: `download the ${name} mesh as PLY` }, "PLY"),
+        );
+      });
+    const opacity = h("input", { type: "range", min: 0, max: 1, step: 0.02, value: CELL_OPACITY, id: "cell-opacity" });
+    this.d.add(listen(opacity, "input", () => {
+      const mat = (this.nodes.get("cell") as THREE.Mesh | undefined)?.material as THREE.MeshStandardMaterial | undefined;
+      if (mat !== undefined) {
+        mat.opacity = Number(opacity.value);
+        mat.transparent = mat.opacity < 1;
+        mat.depthWrite = !mat.transparent;
+        mat.needsUpdate = true;
+      }
+      this.requestRender();
+    }));
+    const reset = h("button", { type: "button" }, "Reset view");
+    this.d.add(listen(reset, "click", () => {
+      if (this.home === null) return;
+      this.camera.position.copy(this.home.position);
+      this.controls.target.copy(this.home.target);
+      this.controls.update();
+      this.requestRender();
+    }));
+    const cells = report.mesh_cells;
+    const k = cells.indexOf(this.cellId);
+    const prev = k > 0 ? cells[k - 1] : undefined;
+    const next = k >= 0 && k < cells.length - 1 ? cells[k + 1] : undefined;
+    const measures = ["cell_volume_um3", "nucleus_volume_um3", "nucleus_solidity", "nucleus_sphericity",
+      "nucleolus_fenestrated_pct", "mitochondrion_count", "mitochondrion_elongation"]
+      .filter((name) => columnIndex(table, name) >= 0)
+      .map((name) => h("tr", {}, h("th", {}, headerLabel(table.columns[columnIndex(table, name)]!)),
+        h("td", { class: "num" }, formatValue(at(name)))));
+    const viewer = row === null ? null : cellViewerUrl(report.volume.id,
+      [Number(at("cell_centroid_z")), Number(at("cell_centroid_y")), Number(at("cell_centroid_x"))],
+      Number(at("cell_voxels")), report.volume.voxel_size_nm, report.volume.shape);
+    this.side.replaceChildren(
+      h("h1", {}, `Cell ${this.cellId}`),
+      h("p", { class: "muted" }, `${report.volume.name} · report #${report.id}`),
+      h("div", { class: "c3d-nav" },
+        prev === undefined ? "" : h("a", { class: "button", href: cell3dUrl(report.id, prev), id: "prev-cell" }, `← cell ${prev}`),
+        next === undefined ? "" : h("a", { class: "button", href: cell3dUrl(report.id, next), id: "next-cell" }, `cell ${next} →`)),
+      h("h3", {}, "Show"),
+      ...toggles,
+      h("label", { class: "c3d-opacity" }, "Cell opacity ", opacity),
+      h("div", { class: "c3d-actions" },
+        reset,
+        h("a", { class: "button", href: `${meshUrl(report.id, this.cellId)}?download=1`, id: "download-glb" }, "Download GLB"),
+        viewer === null ? "" : h("a", { class: "button", href: viewer }, "Open in viewer")),
+      h("table", { class: "c3d-measures" }, h("tbody", {}, ...measures)),
+      h("p", { class: "muted hint" }, "Drag to rotate · wheel to zoom · right-drag to pan · units: nm"),
+    );
+  }
+
+  dispose(): void {
+    this.d.dispose();
+  }
+}
