@@ -118,3 +118,13 @@ def test_it_does_not_mutate_its_inputs() -> None:
     propagate_labels(stack, keys, method="farneback")
     np.testing.assert_array_equal(stack, before_img)
     np.testing.assert_array_equal(keys, before_keys)
+
+
+def test_it_takes_each_slice_between_two_keys_from_the_nearer_one() -> None:
+    stack = _shifted_stack(5, dy=0, dx=1)
+    keys = np.zeros((5, 96, 96), np.uint16)
+    keys[0, 30:60, 30:60] = 5  # the two keys disagree on the id, to see which one each slice used
+    keys[4, 30:60, 34:64] = 6
+    out = propagate_labels(stack, keys)
+    ids = [set(np.unique(out[z]).tolist()) - {0} for z in range(5)]
+    assert ids == [{5}, {5}, {5}, {6}, {6}]  # slice 2 is a tie and goes to the lower key
