@@ -189,6 +189,11 @@ def _ellipsoid(
     return box, rho <= 1.0, np.stack(np.broadcast_arrays(*u))
 
 
+def _full(axes: np.ndarray) -> float:
+    """Most of an ellipsoid's voxel count: fewer means it was cut by an array edge."""
+    return 0.8 * 4.0 / 3.0 * np.pi * float(np.prod(axes))
+
+
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
     q, r = np.linalg.qr(rng.standard_normal((3, 3)))
     return q * np.sign(np.diag(r))
@@ -283,6 +288,7 @@ def _protrusions(
     radius = 1.6
     # Room in the extracellular space: distance to the nearest cell voxel.
     room = ndi.distance_transform_edt(cells == 0).astype(np.float32)
+    disk6 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (13, 13))
     for attempt in range(count * 60):
         if len(out) >= count:
             break
@@ -301,7 +307,7 @@ def _protrusions(
         if not own.any():
             continue
         # A roomy extracellular pixel near the cell, then the straight way to it from the cell.
-        near = ndi.binary_dilation(own, iterations=6) & (room[z0] >= radius + 1.5 - slack)
+        near = (cv2.dilate(own.astype(np.uint8), disk6) > 0) & (room[z0] >= radius + 1.5 - slack)
         cand = np.argwhere(near)
         if len(cand) == 0:
             continue
@@ -346,7 +352,10 @@ def _protrusions(
         body = cells == c
         tube = _draw_tube(cells, pts, radius, c)
         masks.append(tube & ~body)
-        room = np.where(ndi.binary_dilation(tube, iterations=4), 0, room)
+        # Keep later tubes clear of this one (only around it, not over the whole volume).
+        near_tube = _box(pts.mean(axis=0), np.ptp(pts, axis=0) / 2 + radius + 6, cells.shape)
+        if near_tube is not None:
+            room[near_tube][ndi.binary_dilation(tube[near_tube], iterations=4)] = 0
         out.append(Protrusion(cell_id=c, base_z=z0, centreline=pts, radius=radius))
     return out, masks
 
@@ -362,8 +371,12 @@ def _place(
     candidates: np.ndarray,
     make: Callable[[np.ndarray], tuple[tuple[slice, ...], np.ndarray, np.ndarray] | None],
     tries: int,
+    min_voxels: float = 4,
 ) -> tuple[np.ndarray, tuple[slice, ...], np.ndarray, np.ndarray] | None:
-    """Try random centres from ``candidates`` (M, 3) until ``make`` gives a shape fully in ``allowed``."""
+    """Try random centres from ``candidates`` (M, 3) until ``make`` gives a shape fully in ``allowed``.
+
+    ``min_voxels`` rejects shapes cut short by the edge of the array they are drawn in.
+    """
     if len(candidates) == 0:
         return None
     for _ in range(tries):
@@ -372,7 +385,7 @@ def _place(
         if got is None:
             continue
         box, mask, coords = got
-        if mask.sum() >= 4 and np.all(allowed[box][mask]):
+        if mask.sum() >= max(4.0, min_voxels) and np.all(allowed[box][mask]):
             return centre, box, mask, coords
     return None
 
@@ -501,7 +514,7 @@ def make_phantom(
             ax = np.array([r * 0.85, r, r * 1.15])
             ax[0] = min(ax[0], r)
             allowed = ndi.binary_erosion(labels_c == CLASS_VALUES["nucleus"], border_value=1)
-            got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax, rot, shape_c), tries=20)
+            got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax, rot, shape_c), tries=20, min_voxels=_full(ax))
             if got is None:
                 continue
             ncentre, nbox, nmask, _ncoords = got
@@ -552,10 +565,10 @@ def make_phantom(
             rot = _random_rotation(rng)
             ax = np.array([rng.uniform(8, 13), rng.uniform(2.6, 3.6), rng.uniform(2.4, 3.2)])
             allowed = cyto & (labels_c == 0)
-            got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax, rot, shape_c), tries=30)
+            got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax, rot, shape_c), tries=30, min_voxels=_full(ax))
             if got is None:
                 ax = ax * 0.6
-                got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax, rot, shape_c), tries=30)
+                got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax, rot, shape_c), tries=30, min_voxels=_full(ax))
             if got is None:
                 continue
             _c, mbox, mmask, mcoords = got
@@ -570,9 +583,9 @@ def make_phantom(
                 ax = np.array([r, r, r]) * rng.uniform(0.85, 1.15, 3)
                 rot = _random_rotation(rng)
                 allowed = cyto & (labels_c == 0)
-                got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax, rot, shape_c), tries=40)
+                got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax, rot, shape_c), tries=40, min_voxels=_full(ax))
                 if got is None:
-                    got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax * 0.7, rot, shape_c), tries=40)
+                    got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax * 0.7, rot, shape_c), tries=40, min_voxels=_full(ax * 0.7))
                 if got is None:
                     continue
                 _c, obox, omask, _ = got
