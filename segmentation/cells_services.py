@@ -94,7 +94,7 @@ def cell_table(cells: np.ndarray, voxel_size_nm: tuple[float, float, float]) -> 
     rows = []
     for cid, n, c in zip(ids.tolist(), counts.tolist(), centroids):
         box = boxes[cid - 1]
-        rows.append({"id": int(cid), "voxels": int(n), "volume_um3": round(n * um3, 6),
+        rows.append({"id": int(cid), "voxels": int(n), "volume_um3": float(f"{n * um3:.6g}"),
                      "z0": int(box[0].start), "z1": int(box[0].stop - 1), "slices": int(box[0].stop - box[0].start),
                      "centroid": [round(float(v), 1) for v in c]})
     return rows
