@@ -170,9 +170,13 @@ def downsample_mean(block: np.ndarray) -> np.ndarray:
     -------
     ndarray, shape (Z, ceil(Y/2), ceil(X/2)), same dtype, rounded half up.
     """
-    b = _pad_even(block).astype(np.uint32)
-    s = b[:, 0::2, 0::2] + b[:, 0::2, 1::2] + b[:, 1::2, 0::2] + b[:, 1::2, 1::2]
-    return ((s + 2) // 4).astype(block.dtype)
+    out = np.empty((block.shape[0], (block.shape[1] + 1) // 2, (block.shape[2] + 1) // 2), dtype=block.dtype)
+    wide = np.uint16 if block.dtype == np.uint8 else np.uint32
+    for k in range(block.shape[0]):  # slice by slice keeps temporaries to one slice
+        b = _pad_even(block[k : k + 1]).astype(wide)
+        s = b[:, 0::2, 0::2] + b[:, 0::2, 1::2] + b[:, 1::2, 0::2] + b[:, 1::2, 1::2]
+        out[k] = ((s + 2) // 4)[0]
+    return out
 
 
 def downsample_mode(block: np.ndarray) -> np.ndarray:
@@ -298,12 +302,16 @@ def _intensity_map(source: Source, sample: np.ndarray) -> tuple[np.dtype, float,
 def _to_stored(block: np.ndarray, dtype: np.dtype, offset: float, scale: float) -> np.ndarray:
     if block.dtype == dtype:
         return block
-    if block.dtype == np.dtype("int16"):
-        return (block.astype(np.int32) + 32768).astype(np.uint16)
+    out = np.empty(block.shape, dtype=dtype)
     info = np.iinfo(dtype)
-    out = (block.astype(np.float32) - np.float32(offset)) * np.float32(scale)
-    out = np.nan_to_num(out, nan=0.0, posinf=info.max, neginf=0.0)
-    return np.clip(np.rint(out), 0, info.max).astype(dtype)
+    for k in range(block.shape[0]):  # slice by slice keeps float temporaries small
+        if block.dtype == np.dtype("int16"):
+            out[k] = (block[k].astype(np.int32) + 32768).astype(np.uint16)
+            continue
+        v = (block[k].astype(np.float32) - np.float32(offset)) * np.float32(scale)
+        v = np.nan_to_num(v, nan=0.0, posinf=info.max, neginf=0.0)
+        out[k] = np.clip(np.rint(v), 0, info.max)
+    return out
 
 
 # --------------------------------------------------------------------------- writing
@@ -356,7 +364,7 @@ def write_pyramid(
     >>> [lvl.shape for lvl in info.levels]  # doctest: +SKIP
     [(64, 1024, 1024), (64, 512, 512)]
     """
-    from annotations.imaging.readers import _checked_voxel_size
+    from annotations.imaging.readers.base import _checked_voxel_size
 
     dest = Path(dest)
     voxel = _checked_voxel_size(voxel_size_nm if voxel_size_nm is not None else source.voxel_size_nm, what="voxel_size_nm")
@@ -393,7 +401,7 @@ def _write_pyramid_into(
     shapes = pyramid_shapes(source.shape)
     sample = _sample(source)
     dtype, offset, scale = _intensity_map(source, sample)
-    stored_sample = _to_stored(sample, dtype, offset, scale)
+    stored_sample = _to_stored(sample[None], dtype, offset, scale)[0]
     lo, hi = (float(v) for v in np.percentile(stored_sample, [0.1, 99.9]))
     if not hi > lo:
         lo, hi = float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)

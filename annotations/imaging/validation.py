@@ -179,7 +179,8 @@ def resolve_inside(root: Path, user_path: str) -> Path:
     if "\x00" in user_path:
         raise ValueError(f"path {user_path!r} contains a NUL byte")
     real_root = Path(root).resolve(strict=True)
-    candidate = Path(user_path).expanduser() if user_path.startswith("~") else Path(user_path)
+    # No "~" expansion: user paths are relative to the root ("~bob" may name no user at all).
+    candidate = Path(user_path)
     if not candidate.is_absolute():
         candidate = real_root / candidate
     try:

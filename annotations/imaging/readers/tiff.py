@@ -1,0 +1,230 @@
+"""TIFF readers: multipage TIFF (OME, ImageJ) and folders of single-slice TIFFs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import numpy as np
+
+from annotations.imaging.validation import Limits, check_declared_size, check_dtype, check_shape
+
+from annotations.imaging.readers.base import Source, VoxelSize, _plausible_voxel_size, _read_template, _zyx_from_axes, natural_sort_key, unit_to_nm
+
+_TIFF_SUFFIXES = (".tif", ".tiff")
+
+# --------------------------------------------------------------------------- TIFF
+
+
+def _tiff_voxel_size(tif: Any, *, nz: int) -> tuple[VoxelSize | None, dict[str, Any]]:
+    """Voxel size from OME or ImageJ metadata (nm, ZYX) and partial facts."""
+    facts: dict[str, Any] = {}
+    if tif.is_ome and tif.ome_metadata:
+        try:
+            root = ET.fromstring(tif.ome_metadata)
+            pixels = next(el for el in root.iter() if el.tag.endswith("Pixels"))
+            sizes = []
+            for ax in "ZYX":
+                value = pixels.get(f"PhysicalSize{ax}")
+                factor = unit_to_nm(pixels.get(f"PhysicalSize{ax}Unit", "µm"))
+                sizes.append(float(value) * factor if value is not None and factor else None)
+            if sizes[1] and sizes[2]:
+                facts["pixel_size_yx_nm"] = [sizes[1], sizes[2]]
+                if sizes[0] is None and nz == 1:
+                    sizes[0] = sizes[2]
+                if sizes[0]:
+                    return _plausible_voxel_size(sizes), facts
+        except (ET.ParseError, StopIteration, ValueError, TypeError):
+            facts["metadata_warning"] = "unreadable OME-XML"
+    page = tif.pages.first
+    ij = tif.imagej_metadata if tif.is_imagej else None
+    if ij is not None:
+        factor = unit_to_nm(ij.get("unit", "")) if ij.get("unit") else None
+        xres = page.tags.get("XResolution")
+        yres = page.tags.get("YResolution")
+        if factor and xres is not None and yres is not None:
+            try:
+                px = factor * xres.value[1] / xres.value[0]
+                py = factor * yres.value[1] / yres.value[0]
+            except (ZeroDivisionError, TypeError, IndexError):
+                return None, facts
+            facts["pixel_size_yx_nm"] = [py, px]
+            spacing = ij.get("spacing")
+            pz = float(spacing) * factor if spacing else (px if nz == 1 else None)
+            if pz:
+                return _plausible_voxel_size((pz, py, px)), facts
+    if tif.is_fei and tif.fei_metadata:
+        scan = tif.fei_metadata.get("Scan", {})
+        if "PixelWidth" in scan and "PixelHeight" in scan:
+            facts["pixel_size_yx_nm"] = [float(scan["PixelHeight"]) * 1e9, float(scan["PixelWidth"]) * 1e9]
+    if tif.is_sem and tif.sem_metadata and "ap_pixel_size" in tif.sem_metadata:
+        entry = tif.sem_metadata["ap_pixel_size"]
+        factor = unit_to_nm(entry[2]) if len(entry) > 2 else None
+        if factor:
+            facts["pixel_size_yx_nm"] = [float(entry[1]) * factor] * 2
+    return None, facts
+
+
+def _tiff_page_extent(page: Any) -> tuple[int, int, bool]:
+    """(end offset of the page data, bytes stored, compressed?) for one TIFF page."""
+    offsets = page.dataoffsets
+    counts = page.databytecounts
+    if not offsets or not counts:
+        raise ValueError("page has no image data")
+    end = max(int(o) + int(c) for o, c in zip(offsets, counts))
+    return end, int(sum(int(c) for c in counts)), int(page.compression) != 1
+
+
+class TiffSource(Source):
+    """Multipage TIFF (also OME-TIFF and ImageJ hyperstacks); reads page by page."""
+
+    format = "tiff"
+
+    def __init__(self, path: Path, *, series: int = 0, limits: Limits = Limits()) -> None:
+        import tifffile
+
+        what = path.name
+        file_size = path.stat().st_size
+        try:
+            tif = tifffile.TiffFile(path)
+        except Exception as exc:  # tifffile raises many types for broken headers
+            raise ValueError(f"{what}: not a readable TIFF file: {exc}") from exc
+        self._tif = tif
+        try:
+            self._setup(tif, series=series, limits=limits, file_size=file_size, what=what)
+        except Exception:
+            tif.close()
+            raise
+
+    def _setup(self, tif: Any, *, series: int, limits: Limits, file_size: int, what: str) -> None:
+        if not tif.series:
+            raise ValueError(f"{what}: TIFF holds no image")
+        if not 0 <= series < len(tif.series):
+            raise ValueError(f"{what}: TIFF series {series} does not exist (it has {len(tif.series)})")
+        s = tif.series[series]
+        zyx, index, zpos = _zyx_from_axes(s.shape, s.axes, what=what)
+        check_shape(zyx, limits, what=what)
+        dtype = check_dtype(s.dtype, what=what)
+        pages = list(s.pages)
+        self._series = series
+        self._index, self._zpos = index, zpos
+        self._memmap: np.ndarray | None = None
+        page_shape = tuple(int(v) for v in pages[0].shape) if pages and pages[0] is not None else ()
+        squeezed = tuple(v for v in page_shape if v != 1)
+        self._pagewise = len(pages) == zyx[0] and all(p is not None for p in pages) and squeezed == zyx[1:]
+        if self._pagewise:
+            end = stored = 0
+            compressed = False
+            for p in pages:
+                e, b, c = _tiff_page_extent(p)
+                end, stored, compressed = max(end, e), stored + b, compressed or c
+            if end > file_size:
+                raise ValueError(
+                    f"{what}: file is truncated: image data extends to byte {end} "
+                    f"but the file has {file_size} bytes"
+                )
+            check_declared_size(zyx, dtype, stored, limits, compressed=compressed, what=what)
+        elif s.dataoffset is not None:
+            # Contiguous uncompressed data (e.g. ImageJ hyperstacks > 4 GB): memory map.
+            declared = int(np.prod(s.shape, dtype=np.int64)) * dtype.itemsize
+            check_declared_size(zyx, dtype, file_size - int(s.dataoffset), limits, compressed=False, what=what)
+            file_dtype = np.dtype(s.dtype).newbyteorder(tif.byteorder)
+            mm = np.memmap(tif.filehandle.path, dtype=file_dtype, mode="r", offset=int(s.dataoffset), shape=tuple(s.shape))
+            assert mm.nbytes == declared
+            self._memmap = mm
+        else:
+            raise ValueError(
+                f"{what}: unsupported TIFF layout (series {s.axes} {s.shape} stored in "
+                f"{len(pages)} pages of shape {page_shape}); save it as one page per slice"
+            )
+        voxel_size, facts = _tiff_voxel_size(tif, nz=zyx[0])
+        facts.update(axes=s.axes, pages=len(pages), compression=str(pages[0].compression.name) if pages else "")
+        super().__init__(Path(tif.filehandle.path), zyx, dtype, voxel_size, facts)
+
+    def _read(self, z0: int, z1: int) -> np.ndarray:
+        if self._memmap is not None:
+            return np.array(_read_template(self._memmap, self._index, self._zpos, z0, z1))
+        out = self._tif.asarray(key=list(range(z0, z1)), series=self._series, maxworkers=1)
+        return out
+
+    def close(self) -> None:
+        self._memmap = None
+        self._tif.close()
+        super().close()
+
+
+class TiffFolderSource(Source):
+    """A folder of single-slice TIFF files, one per Z, in natural-sort order."""
+
+    format = "tiff-folder"
+
+    def __init__(self, path: Path, *, limits: Limits = Limits(), root: Path | None = None) -> None:
+        import tifffile
+
+        what = path.name
+        files = sorted(
+            (p for p in path.iterdir() if p.suffix.lower() in _TIFF_SUFFIXES and not p.name.startswith(".")),
+            key=lambda p: natural_sort_key(p.name),
+        )
+        if not files:
+            raise ValueError(f"{what}: folder holds no .tif/.tiff files")
+        check_shape((len(files), 1, 1), limits, what=what)
+        real_root = Path(root).resolve() if root is not None else None
+        shape2d: tuple[int, int] | None = None
+        dtype: np.dtype | None = None
+        stored = 0
+        compressed = False
+        voxel_size: VoxelSize | None = None
+        facts: dict[str, Any] = {}
+        for i, f in enumerate(files):
+            if real_root is not None and not f.resolve().is_relative_to(real_root):
+                raise ValueError(f"{what}/{f.name} links outside the data root")
+            try:
+                with tifffile.TiffFile(f) as tif:
+                    s = tif.series[0]
+                    zyx, _, _ = _zyx_from_axes(s.shape, s.axes, what=f.name)
+                    if zyx[0] != 1:
+                        raise ValueError(f"{what}/{f.name}: holds {zyx[0]} slices; expected one per file")
+                    dt = check_dtype(s.dtype, what=f.name)
+                    for p in s.pages:
+                        e, b, c = _tiff_page_extent(p)
+                        if e > f.stat().st_size:
+                            raise ValueError(f"{what}/{f.name}: file is truncated")
+                        stored += b
+                        compressed = compressed or c
+                    if i == 0:
+                        shape2d, dtype = zyx[1:], dt
+                        voxel_size, facts = _tiff_voxel_size(tif, nz=1)
+            except ValueError:
+                raise
+            except Exception as exc:
+                raise ValueError(f"{what}/{f.name}: not a readable TIFF file: {exc}") from exc
+            if zyx[1:] != shape2d or dt != dtype:
+                raise ValueError(
+                    f"{what}/{f.name}: slice is {zyx[1]}x{zyx[2]} {dt}, but the first slice "
+                    f"{files[0].name} is {shape2d[0]}x{shape2d[1]} {dtype}"  # type: ignore[index]
+                )
+        assert shape2d is not None and dtype is not None
+        zyx = check_shape((len(files), *shape2d), limits, what=what)
+        check_declared_size(zyx, dtype, stored, limits, compressed=compressed, what=what)
+        if voxel_size is not None and len(files) > 1:
+            # A slice's own metadata cannot know the spacing between slices.
+            facts["pixel_size_yx_nm"] = list(voxel_size[1:])
+            voxel_size = None
+        facts["files"] = len(files)
+        self._files = files
+        super().__init__(path, zyx, dtype, voxel_size, facts)
+
+    def _read(self, z0: int, z1: int) -> np.ndarray:
+        import tifffile
+
+        out = np.empty((z1 - z0, *self.shape[1:]), dtype=self.dtype)
+        for k, f in enumerate(self._files[z0:z1]):
+            plane = tifffile.imread(f, maxworkers=1)
+            if plane.size != out[k].size:
+                raise ValueError(f"{f.name} changed shape to {plane.shape}")
+            out[k] = plane.reshape(self.shape[1:])
+        return out
+
+
