@@ -22,14 +22,24 @@ from annotations.models import LabelClass, LabelLayer
 CONTENT_TYPES = {"png": "image/png", "webp": "image/webp"}
 
 
+# Opened arrays are kept (opening reads metadata); keyed by absolute path so that a
+# changed MEDIA_ROOT never serves another store's array.
 @lru_cache(maxsize=256)
+def _open_image_level(path: str, level: int) -> Any:
+    return omezarr.open_level(Path(path), level)
+
+
+@lru_cache(maxsize=256)
+def _open_label_level(path: str, layer: str, level: int) -> Any:
+    return omezarr.open_label_level(Path(path), layer, level)
+
+
 def _image_level(zarr_path: str, level: int) -> Any:
-    return omezarr.open_level(Path(settings.MEDIA_ROOT) / zarr_path, level)
+    return _open_image_level(str(Path(settings.MEDIA_ROOT) / zarr_path), level)
 
 
-@lru_cache(maxsize=256)
 def _label_level(zarr_path: str, layer: str, level: int) -> Any:
-    return omezarr.open_label_level(Path(settings.MEDIA_ROOT) / zarr_path, layer, level)
+    return _open_label_level(str(Path(settings.MEDIA_ROOT) / zarr_path), layer, level)
 
 
 def _window(request: HttpRequest) -> tuple[float, float] | None:

@@ -1,6 +1,7 @@
 """Painting in real headless chromium: what the user sees, what the server keeps, what others see."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,14 @@ def _open(browser: Any, base: str, user: Any, volume: Any) -> Any:
     return page
 
 
+def _wait_for(condition: Any, seconds: float = 15) -> None:
+    """The server applies socket messages asynchronously: poll the database for the outcome."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the server did not get there in time"
+        time.sleep(0.1)
+
+
 def _paint_centre(page: Any) -> None:
     box = page.locator("#viewer-xy canvas").bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -69,21 +78,20 @@ def test_paint_see_it_reload_and_undo(live_app: str, browser: Any, cast: Any, gr
     _wait_yellow(page)
     page.wait_for_function("() => !document.querySelector('#pending') || "
                            "document.querySelector('#pending').textContent.trim() in {'': 1, '0': 1}", timeout=15000)
+    _wait_for(lambda: Stroke.objects.filter(layer__volume=grey_volume).exists())
     stroke = Stroke.objects.get(layer__volume=grey_volume)
     assert stroke.value == nucleus and stroke.user == cast.annotator
 
     page.keyboard.press("Control+z")
     _wait_yellow(page, yellow=False)
-    stroke.refresh_from_db()
-    assert not stroke.active
+    _wait_for(lambda: not Stroke.objects.get(pk=stroke.pk).active)
     page.keyboard.press("Control+Shift+z")
     _wait_yellow(page)
 
     page.reload()
     page.wait_for_selector("#viewer-xy canvas")
     _wait_yellow(page)  # drawn from the server's label tiles now
-    stroke.refresh_from_db()
-    assert stroke.active
+    _wait_for(lambda: Stroke.objects.get(pk=stroke.pk).active)
 
 
 def test_a_second_browser_sees_the_stroke_live(live_app: str, browser: Any, cast: Any, grey_volume: Any) -> None:
@@ -110,8 +118,6 @@ def test_a_dropped_websocket_loses_nothing(live_app: str, browser: Any, cast: An
     _paint_centre(page)
     page.wait_for_function("() => document.querySelector('#status')?.textContent.trim() === 'connected'",
                            timeout=20000)
-    for _ in range(50):
-        if Stroke.objects.filter(layer__volume=grey_volume).exists():
-            break
-        page.wait_for_timeout(200)
+    _wait_for(lambda: Stroke.objects.filter(layer__volume=grey_volume).exists())
+    page.wait_for_timeout(500)
     assert Stroke.objects.filter(layer__volume=grey_volume).count() == 1
