@@ -5,7 +5,7 @@ napari, Neuroglancer, webKnossos and ome-zarr-py read it; ``ngff_version="0.5"``
 zarr v3 instead)::
 
     volume.ome.zarr/
-      0/ 1/ 2/ ...           image pyramid, ZYX, Blosc-zstd, chunks (16, 256, 256)
+      0/ 1/ 2/ ...           image pyramid, ZYX, Blosc-lz4 (bitshuffle), chunks (16, 256, 256)
       labels/<name>/0/ ...   NGFF label groups, same level shapes as the image
 
 Decisions
@@ -27,6 +27,10 @@ Decisions
   from robust percentiles (0.1 %, 99.9 %) of a sample of slices. The mapping is recorded
   (``emportal.intensity`` attribute: stored = (value - offset) * scale) and a suggested
   display window goes into the standard ``omero`` metadata.
+* **Blosc-lz4 with bitshuffle**, not zstd: noisy EM slices compress only ~1.05-1.1x
+  with either, but lz4 decodes a 1 MiB chunk ~10x faster (0.7 ms vs 7 ms on the
+  shared cdeep3m SBEM crop) and encodes ~4x faster, and every XY tile decodes one
+  chunk. Sparse label layers still compress by orders of magnitude.
 * **Atomic volumes.** The store is written to ``.<name>.partial-<uuid>`` beside ``dest``
   and renamed onto ``dest`` at the end; any error (or an exception raised by
   ``on_progress``, which is how a caller cancels) removes the temporary folder.
@@ -244,10 +248,10 @@ def _compressor(zarr_format: int) -> Any:
     if zarr_format == 2:
         from numcodecs import Blosc
 
-        return Blosc(cname="zstd", clevel=3, shuffle=Blosc.BITSHUFFLE)
+        return Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)
     from zarr.codecs import BloscCodec
 
-    return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+    return BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
 
 
 def _create_array(
