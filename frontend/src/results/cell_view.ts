@@ -14,6 +14,8 @@ import { columnIndex, formatValue, headerLabel } from "./table_model";
 import { cellViewerUrl } from "./viewer_link";
 
 const CELL_OPACITY = 0.22;
+/** Classes that hold other classes (the nucleus) are drawn see-through so their contents show. */
+const CONTAINER_OPACITY = 0.55;
 
 /** Draw order: the cell first, then classes outer to inner, so nested meshes show through. */
 function nodeOrder(name: string, classes: readonly string[]): number {
@@ -95,6 +97,7 @@ export class CellView implements Disposable {
       return;
     }
     const classes = Object.keys(report.classes);
+    const containers = new Set(Object.values(report.hierarchy));
     const gltf = await new GLTFLoader().loadAsync(meshUrl(this.reportId, this.cellId)).catch((err: unknown) => {
       this.side.replaceChildren(h("p", { class: "error" }, `no meshes for cell ${this.cellId}: ${String(err)}`));
       return null;
@@ -107,16 +110,17 @@ export class CellView implements Disposable {
     for (const mesh of meshes) {
       const name = mesh.name || mesh.parent?.name || "";
       const isCell = name === "cell";
+      const see = isCell || containers.has(name);
       const old = mesh.material as THREE.Material;
       old.dispose();
       mesh.material = new THREE.MeshStandardMaterial({
         color: new THREE.Color(isCell ? "#b4bcc8" : (report.colors[name] ?? "#999999")),
         roughness: 0.55,
         metalness: 0.05,
-        transparent: isCell,
-        opacity: isCell ? CELL_OPACITY : 1,
-        depthWrite: !isCell,
-        side: isCell ? THREE.DoubleSide : THREE.FrontSide,
+        transparent: see,
+        opacity: isCell ? CELL_OPACITY : see ? CONTAINER_OPACITY : 1,
+        depthWrite: !see,
+        side: see ? THREE.DoubleSide : THREE.FrontSide,
       });
       mesh.geometry.computeVertexNormals();
       mesh.renderOrder = isCell ? 10 : nodeOrder(name, classes);

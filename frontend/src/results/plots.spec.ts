@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { distribution, exclusiveVolumes, meanShareBars, organelleBars } from "./plots";
+import { distribution, exclusiveVolumes, meanShareBars, organelleBars, withAlpha } from "./plots";
 import type { CellTable } from "./results_api";
 
 const table: CellTable = {
@@ -48,6 +48,12 @@ describe("distribution", () => {
     expect(fig.data[0]!.y).toEqual([0.9, 0.8]);
     expect(fig.data[0]!.customdata).toEqual([1, 3]);
     expect(fig.data[0]!.boxpoints).toBe("all");
+  });
+
+  it("fills each box with its group's colour, translucent", () => {
+    const fig = distribution([{ name: "Bx1", values: [1], cellIds: [1], color: "#ff9f43" }], "t", "y");
+    expect(fig.data[0]!.fillcolor).toBe(withAlpha("#ff9f43", 0.12));
+    expect(withAlpha("#ff9f43", 0.12)).toBe("rgba(255,159,67,0.12)");
   });
 });
 

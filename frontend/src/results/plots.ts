@@ -35,7 +35,7 @@ export function baseLayout(title: string, yTitle: string): Record<string, unknow
     margin: { l: 64, r: 16, t: 44, b: 56 },
     xaxis: { gridcolor: "#2c313a", linecolor: "#3a404b", automargin: true },
     yaxis: { title: { text: yTitle }, gridcolor: "#2c313a", zerolinecolor: "#3a404b", automargin: true },
-    legend: { orientation: "h", y: -0.18 },
+    legend: { orientation: "h", y: -0.18, traceorder: "normal" },
     hoverlabel: { bgcolor: "#0e1014" },
   };
 }
@@ -107,9 +107,17 @@ export interface Group {
   color?: string;
 }
 
+/** `#rrggbb` with an alpha, as Plotly's `rgba(...)`; other strings come back unchanged. */
+export function withAlpha(color: string, alpha: number): string {
+  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(color);
+  if (m === null) return color;
+  return `rgba(${parseInt(m[1]!, 16)},${parseInt(m[2]!, 16)},${parseInt(m[3]!, 16)},${alpha})`;
+}
+
 /** One box per group with every cell as a point; null values (does not apply) are left out. */
 export function distribution(groups: readonly Group[], title: string, yTitle: string): Figure {
   const data: Trace[] = groups.map((g) => {
+    const color = g.color ?? "#4aa8ff";
     const keep = g.values.map((v, i) => [v, g.cellIds[i]] as const).filter(([v]) => v !== null && Number.isFinite(v));
     return {
       type: "box",
@@ -120,9 +128,9 @@ export function distribution(groups: readonly Group[], title: string, yTitle: st
       jitter: 0.45,
       pointpos: 0,
       boxmean: true,
-      marker: { color: g.color ?? "#4aa8ff", size: 7, opacity: 0.9 },
-      line: { color: g.color ?? "#4aa8ff" },
-      fillcolor: "rgba(74,168,255,0.12)",
+      marker: { color, size: 7, opacity: 0.9 },
+      line: { color },
+      fillcolor: withAlpha(color, 0.12),
       hovertemplate: `cell %{customdata}: %{y:.4g}<extra>${g.name}</extra>`,
     };
   });

@@ -57,6 +57,7 @@ export class ProjectResultsPage implements Disposable {
     const solidity = h("div", { class: "res-plot", id: "plot-solidity" });
     const fenestration = h("div", { class: "res-plot", id: "plot-fenestration" });
     const cellVolume = h("div", { class: "res-plot", id: "plot-cell-volume" });
+    const mito = h("div", { class: "res-plot", id: "plot-mitochondria" });
     const summary = h(
       "table",
       { class: "res-table", id: "volume-summary" },
@@ -82,16 +83,18 @@ export class ProjectResultsPage implements Disposable {
         h("div", { class: "res-plot-card card wide" }, share),
         h("div", { class: "res-plot-card card" }, solidity),
         h("div", { class: "res-plot-card card" }, fenestration),
+        h("div", { class: "res-plot-card card" }, mito),
         h("div", { class: "res-plot-card card" }, cellVolume),
         h("section", { class: "card wide" }, h("h2", {}, "Volumes"), summary)),
     );
     const named = reports.map((r, k) => ({ name: r.volume.name, table: tables[k]! }));
-    const views = [share, solidity, fenestration, cellVolume].map((el) => this.d.add(new PlotView(el)));
+    const views = [share, solidity, fenestration, mito, cellVolume].map((el) => this.d.add(new PlotView(el)));
     await views[0]!.draw(meanShareBars(named, classes, colors, hierarchy));
     await views[1]!.draw(distribution(groups("nucleus_solidity"), "Nucleus solidity per volume (Fig 2G)", "solidity"));
     await views[2]!.draw(distribution(groups("nucleolus_fenestrated_pct"),
       "Fenestrated nucleolar volume per volume (Fig 2H)", "% of nucleolus"));
-    await views[3]!.draw(distribution(groups("cell_volume_um3"), "Cell volume per volume", "µm³"));
+    await views[3]!.draw(distribution(groups("mitochondrion_pct_of_cell"), "Mitochondria per volume", "% of cell volume"));
+    await views[4]!.draw(distribution(groups("cell_volume_um3"), "Cell volume per volume", "µm³"));
     this.root.dataset.drawn = "true";
     this.root.dataset.project = first.project.name;
   }
