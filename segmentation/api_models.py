@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -37,6 +37,11 @@ def _run_for_user(request: Request, run_id: int, *, min_role: Role = Role.VIEWER
         raise Http404("not found")
     volume_for_user(request.user, run.volume_id, min_role=min_role)
     return run
+
+
+def _run_or_null(run: SegmentationRun | None) -> HttpResponse:
+    # DRF renders None as an empty body; the panels want the JSON literal null.
+    return JsonResponse(services.run_payload(run) if run else None, safe=False)
 
 
 # ---------------------------------------------------------------- model versions
@@ -139,7 +144,7 @@ class CellsApi(APIView):
         """The latest cells run: the cell list and, with ground truth, per-cell Dice (null when none)."""
         volume, _ = volume_for_user(request.user, volume_id)
         run = services.latest_run(volume, cells_services.CELLS_AUTO_LAYER)
-        return Response(services.run_payload(run) if run else None)
+        return _run_or_null(run)
 
 
 # ---------------------------------------------------------------- suggestions
@@ -148,7 +153,7 @@ class SuggestionListApi(APIView):
         """The latest prediction run with its regions to label next (null before any Segment)."""
         volume, _ = volume_for_user(request.user, volume_id)
         run = services.latest_run(volume, PREDICTION_LAYER)
-        return Response(services.run_payload(run) if run else None)
+        return _run_or_null(run)
 
 
 class SuggestionDismissApi(APIView):

@@ -116,9 +116,16 @@ def run_payload(run: SegmentationRun) -> dict[str, Any]:
 class TrainingLabels:
     """The manual layer with painted cells as the cell class, read slice by slice.
 
-    An array-like of shape (Z, Y, X) for :func:`segmentation.core.training.train`:
-    ``labels[z]`` (or any index) reads the manual layer there and, where the cells layer
-    holds an id and the manual layer holds 0 or background, puts ``cell_value``.
+    An array-like of shape (Z, Y, X) for :func:`segmentation.core.training.train`;
+    ``labels[z]`` (or ``labels[z, ys, xs]``) reads the manual layer there and, on slices
+    where the cells layer holds ids (key slices, where every cell is painted):
+
+    * puts ``cell_value`` where a cell is painted and the manual layer holds 0 or background
+      (background inside a cell means "none of the organelles", which the cell class says too);
+    * puts ``background`` where no cell is painted and the manual layer holds 0, since
+      every class lies inside a cell.
+
+    Other slices are the manual layer unchanged.
     """
 
     def __init__(self, manual: Any, cells: Any = None, *, cell_value: int = 0, background: int = 0) -> None:
@@ -128,13 +135,25 @@ class TrainingLabels:
         self.dtype = np.dtype(manual.dtype)
         self.ndim = len(self.shape)
 
-    def __getitem__(self, key: Any) -> np.ndarray:
-        m = np.asarray(self.manual[key])
+    def _plane(self, z: int) -> np.ndarray:
+        m = np.asarray(self.manual[z])
         if self.cells is None:
             return m
-        c = np.asarray(self.cells[key])
+        c = np.asarray(self.cells[z])
+        if not c.any():
+            return m
         open_ = (m == 0) | (m == self.background) if self.background else (m == 0)
-        return np.where((c > 0) & open_, self.cell_value, m).astype(self.dtype, copy=False)
+        out = np.where((c > 0) & open_, self.cell_value, m)
+        if self.background:
+            out = np.where((c == 0) & (m == 0), self.background, out)
+        return out.astype(self.dtype, copy=False)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            return self._plane(int(key))
+        if isinstance(key, tuple) and key and isinstance(key[0], (int, np.integer)):
+            return self._plane(int(key[0]))[key[1:]]
+        raise TypeError(f"TrainingLabels reads one z slice at a time, not {key!r}")
 
 
 def training_classes(volume: Volume, *, with_cells: bool) -> tuple[dict[str, int], dict[str, str | None], str | None]:

@@ -151,3 +151,11 @@ def test_bad_inputs_get_one_error_shape(cast: Any, loop: dict[str, Any]) -> None
     assert thumb.status_code == 400
     ok = client.get(f"/api/volumes/{v.pk}/thumbnail.png?z=1&y0=0&x0=0&y1=48&x1=48&overlay=prediction&size=32")
     assert ok.status_code == 200 and ok["Content-Type"] == "image/png" and ok.content[:4] == b"\x89PNG"
+
+
+def test_before_any_run_the_latest_run_is_json_null(cast: Any, tmp_path: Path) -> None:
+    pv = phantom_volume(cast.project, tmp_path, labeled=())
+    client = _client(cast.viewer)
+    for url in (f"/api/volumes/{pv.volume.pk}/suggestions/", f"/api/volumes/{pv.volume.pk}/cells/"):
+        response = client.get(url)
+        assert response.status_code == 200 and response.content == b"null", url

@@ -111,11 +111,13 @@ def test_a_retrain_with_painted_cells_learns_the_cell_class(cast: Any, tmp_path:
     assert model.config["interior_class"] == "cell" and "cell" in model.classes
 
 
-def test_training_labels_mark_painted_cells_as_the_cell_class_where_nothing_else_is_said() -> None:
-    manual = np.array([[[0, 1, 2, 0]]], np.uint16)
-    cells = np.array([[[5, 5, 5, 0]]], np.uint32)
+def test_training_labels_mark_painted_cells_as_the_cell_class_and_the_rest_of_key_slices_as_background() -> None:
+    manual = np.array([[[0, 1, 2, 0]], [[0, 2, 0, 0]]], np.uint16)
+    cells = np.array([[[5, 5, 5, 0]], [[0, 0, 0, 0]]], np.uint32)
     labels = services.TrainingLabels(manual, cells, cell_value=7, background=1)
-    assert labels[0].tolist() == [[7, 7, 2, 0]] and labels.shape == (1, 1, 4)
+    assert labels[0].tolist() == [[7, 7, 2, 1]] and labels.shape == (2, 1, 4)
+    assert labels[1].tolist() == manual[1].tolist()  # not a key slice: the manual layer alone
+    assert labels[0, 0, 1:3].tolist() == [7, 2]
     assert services.TrainingLabels(manual)[0].tolist() == manual[0].tolist()
 
 

@@ -13,6 +13,7 @@ import { Toolbar } from "../annotation/toolbar";
 import { stepRadius, type ToolName, ToolState } from "../annotation/tools";
 import { type Disposable, DisposableSet, every, listen } from "../core/disposable";
 import { h } from "../core/dom";
+import { mountModelPanels } from "../training/panels";
 import { ViewerContext } from "./context";
 import { sliceCount } from "./geometry";
 import { LayersPanel } from "./layers_panel";
@@ -196,6 +197,7 @@ export class VolumePage implements Disposable {
       toasts,
     );
     root.replaceChildren(layout);
+    d.add(mountModelPanels(layout.querySelector<HTMLElement>(".sidebar")!, { ctx, socket, session, views }));
     root.classList.add("em-root");
     if (url.zoom !== undefined) {
       requestAnimationFrame(() => {
