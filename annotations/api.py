@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -44,6 +45,7 @@ class ProjectMembersApi(APIView):
         return Response({"username": membership.user.username, "role": Role(membership.role).label},
                         status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id)
         return Response([{"username": m.user.username, "role": Role(m.role).label}
@@ -126,6 +128,7 @@ class VolumeImportPathApi(APIView):
 
 
 class VolumeDetailApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, volume_id: int) -> Response:
         volume, role = volume_for_user(request.user, volume_id)
         if volume.state != volume.State.READY:
@@ -160,6 +163,7 @@ class StrokeListApi(APIView):
         return Response({"uuid": outcome.uuid, "version": outcome.version, "duplicate": outcome.duplicate},
                         status=status.HTTP_200_OK if outcome.duplicate else status.HTTP_201_CREATED)
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, volume_id: int) -> Response:
         """The latest strokes of a layer (history panel, audit)."""
         volume, _ = volume_for_user(request.user, volume_id)
@@ -173,6 +177,7 @@ class StrokeListApi(APIView):
 class StrokeUndoApi(APIView):
     redo = False
 
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, volume_id: int, uuid: str) -> Response:
         volume, role = volume_for_user(request.user, volume_id)
         toggle = strokes.stroke_redo if self.redo else strokes.stroke_undo
@@ -188,7 +193,7 @@ class CompleteSliceInput(serializers.Serializer):
 
 
 class CompleteSliceApi(APIView):
-    @extend_schema(request=CompleteSliceInput)
+    @extend_schema(request=CompleteSliceInput, responses=CompleteSliceInput)
     def post(self, request: Request, volume_id: int) -> Response:
         volume, role = volume_for_user(request.user, volume_id)
         data = CompleteSliceInput(data=request.data)
@@ -198,6 +203,7 @@ class CompleteSliceApi(APIView):
 
 
 class LayerValueApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, volume_id: int, layer: str) -> Response:
         """The label at voxel (z, y, x): the viewer's picker."""
         volume, _ = volume_for_user(request.user, volume_id)

@@ -5,10 +5,11 @@ from drf_spectacular.views import SpectacularAPIView
 
 from annotations.urls import api_urlpatterns as annotation_api, page_urlpatterns
 from segmentation.reports import urls as reports_urls
+from emportal.login import RateLimitedLoginView
 from segmentation.urls import api_urlpatterns as segmentation_api
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +23,7 @@ def _job_for_user(request: Request, job_id: int, *, min_role: Role = Role.VIEWER
 
 
 class JobListApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id)
         jobs_reap_stale()
@@ -29,12 +32,14 @@ class JobListApi(APIView):
 
 
 class JobDetailApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, job_id: int) -> Response:
         jobs_reap_stale()
         return Response(job_payload(_job_for_user(request, job_id)))
 
 
 class JobCancelApi(APIView):
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, job_id: int) -> Response:
         job = _job_for_user(request, job_id, min_role=Role.ANNOTATOR)
         return Response(job_payload(job_cancel(job)))
