@@ -1,0 +1,63 @@
+"""Backup and restore of everything a lab would lose: the database rows and the media store.
+
+A backup is one .tar.gz holding `db.json` (Django's dumpdata, natural keys) and `media/`
+(volumes, label layers, models, reports). Restore refuses to overwrite a database that
+holds projects unless told to, and never extracts a path outside MEDIA_ROOT.
+"""
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.db import transaction
+
+from annotations.models import Project
+
+EXCLUDE = ["contenttypes", "auth.permission", "sessions", "admin.logentry"]
+
+
+def backup_write(out: Path) -> Path:
+    """Write a backup archive to `out` (written beside it first, then renamed into place)."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".partial")
+    dump = io.StringIO()
+    excludes = [arg for label in EXCLUDE for arg in ("--exclude", label)]
+    call_command("dumpdata", "--natural-foreign", "--natural-primary", *excludes, stdout=dump)
+    payload = dump.getvalue().encode()
+    with tarfile.open(tmp, "w:gz") as tar:
+        info = tarfile.TarInfo("db.json")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+        media = Path(settings.MEDIA_ROOT)
+        if media.exists():
+            tar.add(media, arcname="media")
+    tmp.replace(out)
+    return out
+
+
+def backup_restore(archive: Path, *, force: bool = False) -> None:
+    """Replace the database content and MEDIA_ROOT with those of `archive`."""
+    if Project.objects.exists() and not force:
+        raise ValueError("the database already holds projects; restore with --force to replace them")
+    media = Path(settings.MEDIA_ROOT)
+    with tempfile.TemporaryDirectory(dir=media.parent) as tmp:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(tmp, filter="data")  # refuses absolute paths, '..' and links out
+        db_json = Path(tmp) / "db.json"
+        if not db_json.exists():
+            raise ValueError(f"{archive} is not an EM Portal backup (no db.json)")
+        with transaction.atomic():
+            call_command("flush", "--noinput", verbosity=0)
+            call_command("loaddata", str(db_json), verbosity=0)
+        restored = Path(tmp) / "media"
+        if media.exists():
+            shutil.rmtree(media)
+        if restored.exists():
+            shutil.move(str(restored), str(media))
+        else:
+            media.mkdir(parents=True)
