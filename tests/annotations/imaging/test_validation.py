@@ -44,6 +44,12 @@ def test_it_accepts_symlinks_that_stay_inside_the_root(root: Path) -> None:
     assert resolve_inside(root, "alias.tif") == (root / "lab" / "vol.tif").resolve()
 
 
+def test_it_treats_a_tilde_as_a_name_inside_the_root_not_the_home_folder(root: Path) -> None:
+    (root / "~").mkdir()
+    (root / "~" / "v.tif").write_bytes(b"x")
+    assert resolve_inside(root, "~/v.tif") == (root / "~" / "v.tif").resolve()
+
+
 @pytest.mark.parametrize("user_path", ["", "   ", "lab/\x00vol.tif", "lab/missing.tif"])
 def test_it_refuses_empty_nul_and_missing_paths(root: Path, user_path: str) -> None:
     with pytest.raises(ValueError):
