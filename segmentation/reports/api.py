@@ -7,6 +7,7 @@ from typing import Any
 import trimesh
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.utils.text import slugify
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -19,6 +20,9 @@ from emportal.errors import ApplicationError
 from segmentation.jobs import job_payload
 from segmentation.models import FeatureReport
 from segmentation.reports import exports, selectors, services
+
+_JSON = extend_schema(responses=OpenApiTypes.OBJECT)
+_FILE = extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
 
 _CONTENT_TYPES = {
     "csv": "text/csv",
@@ -40,6 +44,7 @@ class ReportInput(serializers.Serializer):
 
 
 class VolumeReportsApi(APIView):
+    @_JSON
     def get(self, request: Request, volume_id: int) -> Response:
         """The volume's reports (newest first), its usable layers and running report jobs."""
         volume, role = volume_for_user(request.user, volume_id)
@@ -70,6 +75,7 @@ class VolumeReportsApi(APIView):
 
 
 class ProjectReportsApi(APIView):
+    @_JSON
     def get(self, request: Request, project_id: int) -> Response:
         """The newest report of each volume of the project, for side-by-side plots."""
         project, _ = project_for_user(request.user, project_id)
@@ -77,12 +83,14 @@ class ProjectReportsApi(APIView):
 
 
 class ReportDetailApi(APIView):
+    @_JSON
     def get(self, request: Request, report_id: int) -> Response:
         report, _ = selectors.report_for_user(request.user, report_id)
         return Response(selectors.report_payload(report))
 
 
 class ReportCellsApi(APIView):
+    @_JSON
     def get(self, request: Request, report_id: int) -> Response:
         """One row per cell: ``{"columns": [{name, unit, description}], "rows": [[...]]}``."""
         report, _ = selectors.report_for_user(request.user, report_id)
@@ -90,6 +98,7 @@ class ReportCellsApi(APIView):
 
 
 class ReportDownloadApi(APIView):
+    @_FILE
     def get(self, request: Request, report_id: int, fmt: str) -> FileResponse:
         """The table as CSV, XLSX (with the ``columns`` sheet) or Parquet."""
         report, _ = selectors.report_for_user(request.user, report_id)
@@ -99,6 +108,7 @@ class ReportDownloadApi(APIView):
 
 
 class ReportMeshApi(APIView):
+    @_FILE
     def get(self, request: Request, report_id: int, cell_id: int, part: str = "", fmt: str = "glb") -> Any:
         """A cell's meshes as one GLB (a named, coloured node per class), or one class as PLY."""
         report, _ = selectors.report_for_user(request.user, report_id)
@@ -117,6 +127,7 @@ class ReportMeshApi(APIView):
 
 
 class ReportMeshesZipApi(APIView):
+    @_FILE
     def get(self, request: Request, report_id: int) -> StreamingHttpResponse:
         """Every cell's GLB in one zip, streamed file by file."""
         report, _ = selectors.report_for_user(request.user, report_id)
@@ -137,6 +148,7 @@ def _layer_volume(request: Request, volume_id: int, layer: str) -> Volume:
 
 
 class LayerTiffApi(APIView):
+    @_FILE
     def get(self, request: Request, volume_id: int, layer: str) -> FileResponse:
         """Level 0 of a label layer as a multipage TIFF (one page per z plane), made blockwise."""
         volume = _layer_volume(request, volume_id, layer)
@@ -146,6 +158,7 @@ class LayerTiffApi(APIView):
 
 
 class LayerZarrZipApi(APIView):
+    @_FILE
     def get(self, request: Request, volume_id: int, layer: str) -> StreamingHttpResponse:
         """A label layer's OME-Zarr label group (all levels, class colours) as a zip, streamed."""
         volume = _layer_volume(request, volume_id, layer)

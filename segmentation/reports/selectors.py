@@ -25,6 +25,7 @@ __all__ = [
     "report_mesh_path",
     "report_payload",
     "report_file_path",
+    "report_jobs_active",
 ]
 
 # Layer names preferred as defaults, best first: complete truth (the demo phantom's), then
