@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from segmentation.core.inference import predict_volume  # noqa: E402
 from segmentation.core.metrics import dice_iou  # noqa: E402
-from segmentation.core.modelfile import save_model  # noqa: E402
+from segmentation.core.modelfile import load_model, save_model  # noqa: E402
 from segmentation.core.training import TrainConfig, train  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -82,7 +82,8 @@ def main() -> int:
     p.add_argument("--tta", action="store_true")
     p.add_argument("--hela-margin", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-models", action="store_true")
+    p.add_argument("--save-models", action="store_true", help="keep each model as benchmarks/results/accuracy-<dataset>.pt")
+    p.add_argument("--reuse", action="store_true", help="score saved models instead of training")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -92,32 +93,36 @@ def main() -> int:
     for name in args.datasets:
         image, truth, sparse, kept, score = load(name, args.hela_margin)
         t0 = time.perf_counter()
-        res = train(image, sparse, classes=CLASSES, minutes=args.minutes, device=args.device, seed=args.seed,
-                    config=TrainConfig(base_width=args.width, patch=args.patch, scale=args.scale), progress_bar=True)
+        saved = out_dir / f"accuracy-{name}.pt"
+        if args.reuse and saved.exists():  # score a model this script trained and saved before
+            model = load_model(saved)
+            meta = model.meta
+        else:
+            res = train(image, sparse, classes=CLASSES, minutes=args.minutes, device=args.device, seed=args.seed,
+                        config=TrainConfig(base_width=args.width, patch=args.patch, scale=args.scale), progress_bar=True)
+            model, meta = res.model, res.meta
+            if args.save_models:
+                save_model(saved, model)
         t1 = time.perf_counter()
-        pred = predict_volume(res.model, image, device=args.device, tta=args.tta, progress_bar=True)
+        pred = predict_volume(model, image, device=args.device, tta=args.tta, progress_bar=True)
         t2 = time.perf_counter()
-        if args.save_models:
-            save_model(out_dir / f"accuracy-{name}.pt", res.model)
         scored = [z for z in range(truth.shape[0]) if score[z].any()]
-        per_slice = {}
-        for z in scored:
-            m = score[z]
-            per_slice[z] = dice_iou(pred[z][m], truth[z][m], classes=CLASSES)["mitochondrion"]
-        # pooled over all scored voxels
+        scored_truth = np.where(score, truth, 0)  # 0 = not scored
+        per_slice = {z: dice_iou(pred[z], scored_truth[z], classes=CLASSES, ignore=0)["mitochondrion"] for z in scored}
+        pooled = dice_iou(pred, scored_truth, classes=CLASSES, ignore=0)["mitochondrion"]
         m = score
-        pooled = dice_iou(pred[m], truth[m], classes=CLASSES)["mitochondrion"]
         row = {
-            "dataset": name, "kept_slices": kept, "val_slices": res.val_slices, "scored_slices": scored,
+            "dataset": name, "kept_slices": kept, "scored_slices": scored,
             "mito_dice": pooled["dice"], "mito_iou": pooled["iou"],
             "mito_dice_per_slice": {str(z): r["dice"] for z, r in per_slice.items()},
-            "val_dice": res.val_dice, "steps": res.steps, "stopped": res.stopped,
+            "val_slices": meta.get("val_slices"), "val_dice": meta.get("val_dice"), "steps": meta.get("steps"),
+            "stopped": meta.get("stopped"), "train_slices": meta.get("train_slices"), "scale": model.scale,
             "train_s": round(t1 - t0, 1), "predict_s": round(t2 - t1, 1),
             "scored_voxels": int(m.sum()), "labeled_voxels": int((sparse > 0).sum()),
         }
         rows.append(row)
-        print(f"{name:22s} mito Dice {pooled['dice']:.3f} IoU {pooled['iou']:.3f}  steps {res.steps} ({res.stopped}) "
-              f"train {t1 - t0:.0f}s predict {t2 - t1:.0f}s  trained on z={res.train_slices} val z={res.val_slices}", flush=True)
+        print(f"{name:22s} mito Dice {pooled['dice']:.3f} IoU {pooled['iou']:.3f}  steps {meta.get('steps')} ({meta.get('stopped')}) "
+              f"train {t1 - t0:.0f}s predict {t2 - t1:.0f}s  trained on z={meta.get('train_slices')} val z={meta.get('val_slices')}", flush=True)
     print()
     print(f"{'dataset':22s} {'kept':>8s} {'scored slices':>14s} {'mito Dice':>9s} {'IoU':>6s} {'steps':>6s}")
     for r in rows:
