@@ -20,6 +20,7 @@ from annotations.strokes import layer_write_slices
 from annotations.models import Project, Volume
 from annotations.services import project_member_add, volume_import_local
 from segmentation.core.phantom import CLASS_VALUES, make_phantom
+from segmentation.reports.services import phantom_truth_write, report_compute
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ DEMO_PROJECT = "Demo"
 PHANTOM_NAME = "Phantom: tumour cells (synthetic)"
 REAL_NAME = "SBEM mitochondria (CDeep3M sample)"
 PHANTOM_SHAPE = (48, 320, 320)
+PHANTOM_SEED = 7
 
 
 def _phantom_to_project_values(project: Project, phantom_labels: np.ndarray) -> np.ndarray:
@@ -60,14 +62,22 @@ def demo_load(password: str, *, note: Callable[[str], None] = log.info) -> Proje
         project.save(update_fields=["description"])
     ready = set(project.volumes.filter(state=Volume.State.READY).values_list("name", flat=True))
 
+    phantom = None
     if PHANTOM_NAME not in ready:
-        phantom = make_phantom(PHANTOM_SHAPE, seed=7)
+        phantom = make_phantom(PHANTOM_SHAPE, seed=PHANTOM_SEED)
         volume = _import_array(project, PHANTOM_NAME, phantom.image, tuple(phantom.voxel_size_nm), note)
         truth = _phantom_to_project_values(project, phantom.labels)
         key = [PHANTOM_SHAPE[0] // 4, 3 * PHANTOM_SHAPE[0] // 4]
         layer_write_slices(volume, MANUAL_LAYER, {z: truth[z] for z in key})
         layer_create(volume, CELLS_LAYER, kind="instances")
         layer_write_slices(volume, CELLS_LAYER, {z: phantom.cells[z] for z in (0, 20, 40)})
+    volume = project.volumes.get(name=PHANTOM_NAME, state=Volume.State.READY)
+    if not volume.feature_reports.exists():
+        # The full truth as read-only layers, and a report on it, so the results pages have
+        # something true to show before anyone has trained a model.
+        phantom_truth_write(volume, seed=PHANTOM_SEED, phantom=phantom)
+        report_compute(volume, labels_layer="truth", cells_layer="cells_truth")
+        note("computed the phantom's feature report")
 
     crop = Path(settings.SHARED_DATA) / "cdeep3m_sbem_mito"
     if REAL_NAME not in ready:

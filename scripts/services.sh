@@ -3,9 +3,10 @@
 PIDS=()
 
 start_redis() {  # start_redis PORT DIR
-  mkdir -p "$2"
-  redis-server --port "$1" --bind 127.0.0.1 --dir "$2" --save "" --appendonly no \
-    --daemonize no --logfile "$2/redis.log" &
+  local dir
+  dir=$(mkdir -p "$2" && cd "$2" && pwd)  # absolute: redis changes into --dir before opening its log
+  redis-server --port "$1" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
+    --daemonize no --logfile "$dir/redis.log" &
   PIDS+=($!)
   for _ in $(seq 50); do
     redis-cli -p "$1" ping >/dev/null 2>&1 && return 0

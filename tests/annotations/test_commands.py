@@ -50,7 +50,8 @@ def test_load_demo_without_shared_data_loads_the_phantom_alone_and_says_so(setti
     assert demo.memberships.get(user__username="demo").role == Role.MANAGER
     assert (tmp_path / "demo_password").read_text() in out.getvalue()
     phantom = demo.volumes.get()
-    assert {layer.name for layer in phantom.layers.all()} == {"manual", "cells"}
+    assert {layer.name for layer in phantom.layers.all()} == {"manual", "cells", "truth", "cells_truth"}
+    assert phantom.feature_reports.get().n_cells > 1
 
 
 @pytest.mark.skipif(not (Path(__file__).resolve().parents[3] / "shared" / "data" / "cdeep3m_sbem_mito").exists(),
