@@ -45,6 +45,7 @@ class ReportInput(serializers.Serializer):
 
 class VolumeReportsApi(APIView):
     @_JSON
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, volume_id: int) -> Response:
         """The volume's reports (newest first), its usable layers and running report jobs."""
         volume, role = volume_for_user(request.user, volume_id)
@@ -76,6 +77,7 @@ class VolumeReportsApi(APIView):
 
 class ProjectReportsApi(APIView):
     @_JSON
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, project_id: int) -> Response:
         """The newest report of each volume of the project, for side-by-side plots."""
         project, _ = project_for_user(request.user, project_id)
@@ -84,6 +86,7 @@ class ProjectReportsApi(APIView):
 
 class ReportDetailApi(APIView):
     @_JSON
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, report_id: int) -> Response:
         report, _ = selectors.report_for_user(request.user, report_id)
         return Response(selectors.report_payload(report))
@@ -91,6 +94,7 @@ class ReportDetailApi(APIView):
 
 class ReportCellsApi(APIView):
     @_JSON
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, report_id: int) -> Response:
         """One row per cell: ``{"columns": [{name, unit, description}], "rows": [[...]]}``."""
         report, _ = selectors.report_for_user(request.user, report_id)
@@ -99,6 +103,7 @@ class ReportCellsApi(APIView):
 
 class ReportDownloadApi(APIView):
     @_FILE
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, report_id: int, fmt: str) -> FileResponse:
         """The table as CSV, XLSX (with the ``columns`` sheet) or Parquet."""
         report, _ = selectors.report_for_user(request.user, report_id)
@@ -109,6 +114,7 @@ class ReportDownloadApi(APIView):
 
 class ReportMeshApi(APIView):
     @_FILE
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, report_id: int, cell_id: int, part: str = "", fmt: str = "glb") -> Any:
         """A cell's meshes as one GLB (a named, coloured node per class), or one class as PLY."""
         report, _ = selectors.report_for_user(request.user, report_id)
@@ -128,6 +134,7 @@ class ReportMeshApi(APIView):
 
 class ReportMeshesZipApi(APIView):
     @_FILE
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, report_id: int) -> StreamingHttpResponse:
         """Every cell's GLB in one zip, streamed file by file."""
         report, _ = selectors.report_for_user(request.user, report_id)
@@ -149,6 +156,7 @@ def _layer_volume(request: Request, volume_id: int, layer: str) -> Volume:
 
 class LayerTiffApi(APIView):
     @_FILE
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, volume_id: int, layer: str) -> FileResponse:
         """Level 0 of a label layer as a multipage TIFF (one page per z plane), made blockwise."""
         volume = _layer_volume(request, volume_id, layer)
@@ -159,6 +167,7 @@ class LayerTiffApi(APIView):
 
 class LayerZarrZipApi(APIView):
     @_FILE
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, volume_id: int, layer: str) -> StreamingHttpResponse:
         """A label layer's OME-Zarr label group (all levels, class colours) as a zip, streamed."""
         volume = _layer_volume(request, volume_id, layer)
