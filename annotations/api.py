@@ -155,7 +155,7 @@ class StrokeListApi(APIView):
     @extend_schema(request=StrokeInput, responses={201: None})
     def post(self, request: Request, volume_id: int) -> Response:
         """Apply a stroke (the REST twin of the websocket message); repeating a UUID changes nothing."""
-        volume, role = volume_for_user(request.user, volume_id)
+        volume, role = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
         data = StrokeInput(data=request.data)
         data.is_valid(raise_exception=True)
         payload = {**data.validated_data, "uuid": str(data.validated_data["uuid"])}
@@ -179,7 +179,7 @@ class StrokeUndoApi(APIView):
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, volume_id: int, uuid: str) -> Response:
-        volume, role = volume_for_user(request.user, volume_id)
+        volume, role = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
         toggle = strokes.stroke_redo if self.redo else strokes.stroke_undo
         outcome = toggle(volume, request.user, role, uuid)
         return Response({"uuid": outcome.uuid, "version": outcome.version})
@@ -195,7 +195,7 @@ class CompleteSliceInput(serializers.Serializer):
 class CompleteSliceApi(APIView):
     @extend_schema(request=CompleteSliceInput, responses=CompleteSliceInput)
     def post(self, request: Request, volume_id: int) -> Response:
-        volume, role = volume_for_user(request.user, volume_id)
+        volume, role = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
         data = CompleteSliceInput(data=request.data)
         data.is_valid(raise_exception=True)
         strokes.slice_mark_complete(volume, request.user, role, **data.validated_data)
