@@ -50,6 +50,8 @@ class TrainConfig:
     scale : train (and later predict) on the image downsampled by this factor in Y and X;
         2 gives four times the steps in a CPU budget and suits organelles tens of pixels wide.
         Ignored when fine-tuning (taken from ``init``).
+    finetune_lr_factor : the learning rate is multiplied by this when starting from ``init``,
+        so the first steps on new labels do not undo what the earlier model learned.
     """
 
     patch: int | None = None
@@ -65,6 +67,7 @@ class TrainConfig:
     max_steps: int | None = None
     augment: bool = True
     scale: int = 1
+    finetune_lr_factor: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class TrainProgress:
     step: int
     elapsed_s: float
     eta_s: float
-    loss: float
+    loss: float | None
     val_dice: float | None
     best_val_dice: float | None
 
@@ -92,7 +95,7 @@ class TrainResult:
     """
 
     model: TrainedModel
-    curve: list[tuple[int, float, float | None]]
+    curve: list[tuple[int, float | None, float | None]]
     val_dice: dict[str, float]
     train_slices: list[int]
     val_slices: list[int]
@@ -280,12 +283,13 @@ def train(
     net = _init_net(net_config, spec, init_model).to(dev)
     net.train()
     model = TrainedModel(net, net_config, spec, norm, scale=scale)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    lr = config.lr * (config.finetune_lr_factor if init_model is not None else 1.0)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
 
     budget = minutes * 60.0
     report_every = max(5.0, min(60.0, budget / 15.0))
-    curve: list[tuple[int, float, float | None]] = []
+    curve: list[tuple[int, float | None, float | None]] = []
     best_val, best_state, best_per_class, stale = -1.0, None, {}, 0
     losses: list[float] = []
     step, stopped, last_report = 0, "budget", time.perf_counter()
@@ -308,15 +312,17 @@ def train(
             if val is not None and val >= best_val - 1e-3:
                 best_state, best_per_class = copy.deepcopy(net.state_dict()), per_class
                 best_val = max(best_val, val)
-        mean_loss = float(np.mean(losses)) if losses else float("nan")
+        mean_loss = float(np.mean(losses)) if losses else None
         losses = []
         curve.append((step, mean_loss, val))
         if on_progress is not None:
             on_progress(TrainProgress(step, elapsed, max(0.0, budget - elapsed), mean_loss, val, best_val if best_val >= 0 else None))
         if bar is not None:
-            bar.n = min(int(elapsed), int(budget)); bar.set_postfix(loss=f"{mean_loss:.3f}", val=val); bar.refresh()
+            bar.n = min(int(elapsed), int(budget)); bar.set_postfix(loss=mean_loss, val=val); bar.refresh()
         return val_data is not None and stale >= config.patience
 
+    if init_model is not None and val_data is not None:
+        report()  # the starting weights are a candidate: fine-tuning never returns worse on validation
     while True:
         if should_stop is not None and should_stop():
             stopped = "cancelled"

@@ -175,3 +175,12 @@ def test_it_trains_at_a_coarser_scale_and_predicts_at_full_resolution(tmp_path):
     loaded = load_model(save_model(tmp_path / "m.pt", result.model))
     assert loaded.scale == 2
     assert predict_volume(loaded, img, device="cpu", window=32).shape == img.shape
+
+
+def test_it_never_returns_worse_weights_than_it_started_from_when_fine_tuning(trained, tmp_path):
+    img, truth, result = trained
+    # a wild learning rate wrecks the weights; validation must fall back to the starting ones
+    wild = TrainConfig(patch=48, batch=4, base_width=8, depth=3, max_steps=5, lr=50.0, finetune_lr_factor=1.0)
+    tuned = train(img, sparse(truth, [1, 4, 6]), classes=CLASSES, minutes=1.0, device="cpu", init=result.model, config=wild)
+    assert tuned.curve[0][0] == 0 and tuned.curve[0][1] is None
+    assert tuned.val_dice["mito"] >= tuned.curve[0][2] - 1e-3
