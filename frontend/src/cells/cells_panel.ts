@@ -31,6 +31,7 @@ export class CellsPanel implements Disposable {
       run.disabled = !host.ctx.canPaint || isRunning(job);
       status.textContent = job === null ? "" : `Cells #${job.id}: ${job.state === "running" ? `${Math.round(job.progress * 100)} % · ` : `${job.state} · `}${job.message}`;
       status.dataset.state = job?.state ?? "";
+      status.hidden = job === null || job.state === "succeeded"; // the summary below says it
     };
     this.d.add(jobs.jobs.watch(sync));
     this.d.add(host.session.role.subscribe(sync));
@@ -71,7 +72,7 @@ export class CellsPanel implements Disposable {
       }))]));
     if (Object.keys(dice).length > 0) {
       this.chart.element.hidden = false;
-      void this.chart.draw(cellDiceTraces(dice), { barmode: "group", yaxis: { title: { text: "per-cell Dice" }, range: [0, 1], gridcolor: "#2a313b" } });
+      void this.chart.draw(cellDiceTraces(dice), { barmode: "group", xaxis: { type: "category", title: { text: "cell" } }, yaxis: { title: { text: "per-cell Dice" }, range: [0, 1], gridcolor: "#2a313b" } });
     } else {
       this.chart.element.hidden = true;
     }

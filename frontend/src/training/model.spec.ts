@@ -74,7 +74,7 @@ describe("cellDiceTraces", () => {
       interior: { cells: { "2": 0.5 }, mean: 0.5, matched: {} },
     });
     expect(traces.map((t) => String(t.name).split(" ")[0])).toEqual(["interior", "fusion"]);
-    expect(traces[0]!.x).toEqual(["cell 2", "cell 10"]);
+    expect(traces[0]!.x).toEqual(["2", "10"]);
     expect(traces[0]!.y).toEqual([0.5, 0]);
     expect(traces[1]!.y).toEqual([0.95, 0.9]);
   });

@@ -223,7 +223,7 @@ export function cellDiceTraces(dice: Record<string, CellDice>): Array<Record<str
   const ids = [...new Set(order.flatMap((m) => Object.keys(dice[m]!.cells)))].sort((a, b) => Number(a) - Number(b));
   const colors: Record<string, string> = { interior: "#8a94a6", flow: "#5b8def", fusion: "#4bd18b" };
   return order.map((m) => ({
-    x: ids.map((i) => `cell ${i}`), y: ids.map((i) => dice[m]!.cells[i] ?? 0), type: "bar",
+    x: ids, y: ids.map((i) => dice[m]!.cells[i] ?? 0), type: "bar",
     name: `${m} (mean ${dice[m]!.mean.toFixed(3)})`, marker: { color: colors[m] },
   }));
 }
