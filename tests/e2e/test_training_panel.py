@@ -59,3 +59,30 @@ def test_viewers_see_the_panels_but_cannot_start_anything(
     for button in ("#retrain-btn", "#segment-btn", "#cells-btn", "#accept-prediction"):
         assert page.locator(button).is_disabled(), button
     assert "Segment the volume" in page.locator("#suggestions-panel").inner_text()
+
+
+def test_suggestions_and_cells_open_the_viewer_where_they_are_and_a_suggestion_can_be_dismissed(
+        live_app: str, browser: Any, cast: Any, tmp_path: Path) -> None:
+    from segmentation.models import SegmentationRun
+
+    pv = phantom_volume(cast.project, tmp_path)
+    SegmentationRun.objects.create(volume=pv.volume, layer="prediction", outputs={"suggestions": [
+        {"z": 3, "y0": 0, "x0": 48, "y1": 48, "x1": 96, "score": 0.8, "dismissed": False},
+        {"z": 9, "y0": 48, "x0": 0, "y1": 96, "x1": 48, "score": 0.3, "dismissed": False}]})
+    SegmentationRun.objects.create(volume=pv.volume, layer="cells_auto", outputs={
+        "method": "fusion", "cells": [{"id": 4, "voxels": 10, "volume_um3": 0.001, "z0": 2, "z1": 7, "slices": 6,
+                                       "centroid": [5.0, 70.0, 20.0]}],
+        "dice": {"fusion": {"cells": {"4": 0.9}, "mean": 0.9, "matched": {"4": 4}}}})
+    page = _open(browser, live_app, cast.annotator, pv.volume)
+    focus = "() => window.emViewer.ctx.focus.value"
+    page.wait_for_selector("#suggestion-list .suggestion")
+    thumb = page.locator("#suggestion-list .suggestion img").first
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle(), timeout=10000)
+    page.locator("#suggestion-list .suggestion-text").first.click()
+    assert page.evaluate(focus) == [3, 24, 72]
+    page.locator("#cell-list .cell-row[data-cell='4']").click()
+    assert page.evaluate(focus) == [5, 70, 20]
+    page.wait_for_selector("#cells-dice-chart .main-svg", timeout=20000)  # per-cell Dice drawn
+    page.locator("#suggestion-list .suggestion[data-index='0'] .dismiss").click()
+    page.wait_for_function("() => document.querySelectorAll('#suggestion-list .suggestion').length === 1")
+    assert SegmentationRun.objects.get(layer="prediction").outputs["suggestions"][0]["dismissed"]

@@ -25,7 +25,7 @@ export class CellsPanel implements Disposable {
     const compare = h("input", { type: "checkbox", id: "cells-compare" });
     const run = h("button", { class: "btn", id: "cells-btn", title: "Propagate the cells painted on key slices through the volume" }, "Segment cells");
     const status = h("div", { class: "loop-status", id: "cells-status" });
-    this.chart = this.d.add(new Chart("cells-dice-chart", 170));
+    this.chart = this.d.add(new Chart("cells-dice-chart", 210));
     const sync = () => {
       const job = jobs.jobs.value.cells;
       run.disabled = !host.ctx.canPaint || isRunning(job);
@@ -72,7 +72,8 @@ export class CellsPanel implements Disposable {
       }))]));
     if (Object.keys(dice).length > 0) {
       this.chart.element.hidden = false;
-      void this.chart.draw(cellDiceTraces(dice), { barmode: "group", xaxis: { type: "category", title: { text: "cell" } }, yaxis: { title: { text: "per-cell Dice" }, range: [0, 1], gridcolor: "#2a313b" } });
+      void this.chart.draw(cellDiceTraces(dice), { barmode: "group", legend: { orientation: "h", y: -0.45, font: { size: 9 } }, margin: { l: 38, r: 10, t: 6, b: 40 },
+        xaxis: { type: "category", title: { text: "cell" } }, yaxis: { title: { text: "per-cell Dice" }, range: [0, 1], gridcolor: "#2a313b" } });
     } else {
       this.chart.element.hidden = true;
     }
