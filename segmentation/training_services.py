@@ -296,7 +296,7 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
                       "elapsed_s": round(p.elapsed_s, 2)})
         _store_result(ctx, state("training", eta_s=round(p.eta_s, 1), step=p.step))
         dice = f" · val Dice {p.val_dice:.3f}" if p.val_dice is not None else ""
-        loss = f"{p.loss:.4f}" if math.isfinite(p.loss) else "—"
+        loss = f"{p.loss:.4f}" if p.loss is not None and math.isfinite(p.loss) else "—"
         ctx.progress(0.05 + 0.9 * min(1.0, p.elapsed_s / budget),
                      f"step {p.step} · loss {loss}{dice} · ETA {p.eta_s:.0f} s")
 

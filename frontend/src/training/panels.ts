@@ -77,6 +77,7 @@ class TrainingPanel implements Disposable {
         });
       } else {
         chart.element.hidden = true;
+        delete chart.element.dataset.points; // a new job starts with no curve
       }
     };
     this.d.add(jobs.jobs.watch(sync));
