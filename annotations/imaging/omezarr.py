@@ -52,6 +52,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,7 @@ _LABEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _LABEL_DTYPES = (np.dtype("uint8"), np.dtype("uint16"), np.dtype("uint32"))
 
 ProgressCallback = Callable[[float], None]
+LABEL_CHUNK_Z = 4
 
 
 @dataclass(frozen=True)
@@ -590,7 +592,8 @@ def create_label_layer(
     Returns
     -------
     tuple[LevelInfo, ...]
-        The label levels: same shapes, chunks and scales as the image levels.
+        The label levels: same shapes and scales as the image levels, chunks at most
+        LABEL_CHUNK_Z slices deep.
     """
     dest = Path(dest)
     _check_label_name(name)
@@ -611,7 +614,11 @@ def create_label_layer(
 
         group = zarr.open_group(str(tmp), mode="w-", zarr_format=fmt.zarr_format)
         for lvl in info.levels:
-            _create_array(group, lvl.path, lvl.shape, lvl.chunks, dt, fmt.zarr_format)
+            # Thinner in Z than the image: a stroke rewrites whole chunks, and labels are
+            # painted slice by slice (4 slices cost a quarter of 16 per stroke; XZ/YZ
+            # tiles read a few more chunks).
+            chunks = (min(lvl.chunks[0], LABEL_CHUNK_Z), *lvl.chunks[1:])
+            _create_array(group, lvl.path, lvl.shape, chunks, dt, fmt.zarr_format)
         write_multiscales_metadata(
             group,
             _datasets_meta(len(info.levels), info.voxel_size_nm),
@@ -665,6 +672,7 @@ def delete_label_layer(dest: Path, name: str) -> None:
     trash = path.parent / f".{name}.deleted-{uuid.uuid4().hex[:12]}"
     os.rename(path, trash)
     shutil.rmtree(trash, ignore_errors=True)
+    _label_levels.cache_clear()
 
 
 def open_label_level(dest: Path, name: str, level: int, *, mode: str = "r") -> zarr.Array:
@@ -682,6 +690,22 @@ def open_label_level(dest: Path, name: str, level: int, *, mode: str = "r") -> z
     if not path.is_dir():
         raise ValueError(f"label layer {name!r} does not exist")
     return _open_multiscale_level(path, level, mode)
+
+
+@lru_cache(maxsize=256)
+def _label_levels(dest: str, name: str) -> tuple[zarr.Array, ...]:
+    """All levels of a label layer, opened for writing once per process.
+
+    Opening reads metadata through several store round trips, which cost more than a
+    stroke's chunk write; a layer's levels never change until it is deleted (which
+    clears this cache).
+    """
+    levels = []
+    while True:
+        try:
+            levels.append(open_label_level(Path(dest), name, len(levels), mode="r+"))
+        except IndexError:
+            return tuple(levels)
 
 
 def _norm_range(r: Sequence[int] | None, size: int, axis: str) -> tuple[int, int]:
@@ -719,21 +743,13 @@ def update_label_pyramid(
     Each level ``l + 1`` is the :func:`downsample_mode` of level ``l`` over the region
     grown to 2x2 block boundaries, so the result equals downsampling the whole layer.
     """
-    level0 = open_label_level(dest, name, 0)
-    shape = level0.shape
+    levels = _label_levels(str(Path(dest)), name)
+    shape = levels[0].shape
     z0, z1 = _norm_range(z, shape[0], "z")
     y0, y1 = _norm_range(y, shape[1], "y")
     x0, x1 = _norm_range(x, shape[2], "x")
-    level = 1
-    prev = level0
-    while True:
-        try:
-            arr = open_label_level(dest, name, level, mode="r+")
-        except IndexError:
-            return
+    for prev, arr in zip(levels, levels[1:]):
         y0, y1 = y0 // 2, min(arr.shape[1], (y1 + 1) // 2)
         x0, x1 = x0 // 2, min(arr.shape[2], (x1 + 1) // 2)
         src = np.asarray(prev[z0:z1, 2 * y0 : min(prev.shape[1], 2 * y1), 2 * x0 : min(prev.shape[2], 2 * x1)])
         arr[z0:z1, y0:y1, x0:x1] = downsample_mode(src)
-        prev = arr
-        level += 1
