@@ -197,5 +197,14 @@ def jobs_reap_stale(*, now: Any = None) -> int:
             message=f"the worker stopped responding (no heartbeat for {settings.JOB_STALE_SECONDS} s)")
         if updated:
             job.refresh_from_db()
+            _after_failure(job)
             _emit(job)
     return len(stale)
+
+
+def _after_failure(job: Job) -> None:
+    """Leave nothing half-done visible: an import whose worker died hides its volume."""
+    if job.kind == Job.Kind.IMPORT and job.volume_id:
+        from annotations.models import Volume
+
+        Volume.objects.filter(pk=job.volume_id, state=Volume.State.IMPORTING).update(state=Volume.State.FAILED)
