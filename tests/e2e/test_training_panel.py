@@ -86,3 +86,49 @@ def test_suggestions_and_cells_open_the_viewer_where_they_are_and_a_suggestion_c
     page.locator("#suggestion-list .suggestion[data-index='0'] .dismiss").click()
     page.wait_for_function("() => document.querySelectorAll('#suggestion-list .suggestion').length === 1")
     assert SegmentationRun.objects.get(layer="prediction").outputs["suggestions"][0]["dismissed"]
+
+
+def test_the_accept_brush_copies_the_prediction_into_the_labels_and_ctrl_z_takes_it_back(
+        live_app: str, browser: Any, cast: Any, tmp_path: Path) -> None:
+    import time
+
+    import numpy as np
+
+    from annotations.imaging import omezarr
+    from annotations.layers import layer_create
+    from annotations.models import Stroke
+    from annotations.storage import volume_zarr_path
+    from annotations.strokes import layer_write_slices
+
+    pv = phantom_volume(cast.project, tmp_path, labeled=())
+    nucleus = cast.project.label_classes.get(name="nucleus").value
+    layer_create(pv.volume, "prediction", editable=False)
+    layer_write_slices(pv.volume, "prediction", {6: np.full((96, 96), nucleus, np.uint16)})
+    page = _open(browser, live_app, cast.annotator, pv.volume)
+    page.wait_for_function("() => !document.querySelector('#accept-prediction').disabled", timeout=10000)
+    page.click("#accept-prediction")
+    box = page.locator("#viewer-xy canvas").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 30, cy + 10)
+    page.mouse.down()
+    for dx in range(-30, 31, 5):
+        page.mouse.move(cx + dx, cy + 10)
+    page.mouse.up()
+    manual = lambda: np.asarray(omezarr.open_label_level(volume_zarr_path(pv.volume), "manual", 0)[6])  # noqa: E731
+    deadline = time.monotonic() + 15
+    while not manual().any() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    painted = manual()
+    assert set(np.unique(painted).tolist()) == {0, nucleus}  # the prediction's value, under the brush only
+    assert 0 < (painted > 0).mean() < 0.5
+    stroke = Stroke.objects.get(layer__name="manual")
+    assert stroke.mode == "replace" and stroke.active
+    page.wait_for_function("() => window.emViewer.session.history.canUndo", timeout=10000)
+    page.locator("#viewer-xy canvas").focus()
+    page.keyboard.press("Control+z")
+    deadline = time.monotonic() + 15
+    while manual().any() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not manual().any()
+    stroke.refresh_from_db()
+    assert not stroke.active
