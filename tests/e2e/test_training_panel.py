@@ -58,7 +58,8 @@ def test_viewers_see_the_panels_but_cannot_start_anything(
     page.wait_for_function("() => document.querySelector('#retrain-btn').disabled", timeout=10000)
     for button in ("#retrain-btn", "#segment-btn", "#cells-btn", "#accept-prediction"):
         assert page.locator(button).is_disabled(), button
-    assert "Segment the volume" in page.locator("#suggestions-panel").inner_text()
+    page.wait_for_function("() => document.querySelector('#suggestion-list').textContent.includes('Segment the volume')",
+                           timeout=10000)
 
 
 def test_suggestions_and_cells_open_the_viewer_where_they_are_and_a_suggestion_can_be_dismissed(
