@@ -9,6 +9,7 @@ from typing import Any
 
 from django.http import Http404, HttpResponse, JsonResponse
 from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -46,6 +47,7 @@ def _run_or_null(run: SegmentationRun | None) -> HttpResponse:
 
 # ---------------------------------------------------------------- model versions
 class ModelListApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, project_id: int) -> Response:
         """The project's model versions, newest first (`?volume=<id>`: those trained on it)."""
         project, _ = project_for_user(request.user, project_id)
@@ -60,11 +62,13 @@ class ModelListApi(APIView):
 
 
 class ModelDetailApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, model_id: int) -> Response:
         return Response(services.model_payload(_model_for_user(request, model_id)))
 
 
 class ModelActivateApi(APIView):
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, model_id: int) -> Response:
         """Make this version the one Segment uses and Retrain fine-tunes."""
         model = _model_for_user(request, model_id, min_role=Role.ANNOTATOR)
@@ -72,6 +76,7 @@ class ModelActivateApi(APIView):
 
 
 class ModelCompareApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, model_id: int, other_id: int) -> Response:
         """Two versions side by side: validation Dice per class and its change (other - this)."""
         a = _model_for_user(request, model_id)
@@ -90,7 +95,7 @@ class RetrainInput(serializers.Serializer):
 
 
 class RetrainApi(APIView):
-    @extend_schema(request=RetrainInput)
+    @extend_schema(request=RetrainInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, volume_id: int) -> Response:
         """Queue a retrain on this volume's labels; the job's progress comes over the websocket."""
         volume, _ = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
@@ -108,7 +113,7 @@ class SegmentInput(serializers.Serializer):
 
 
 class SegmentApi(APIView):
-    @extend_schema(request=SegmentInput)
+    @extend_schema(request=SegmentInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, volume_id: int) -> Response:
         """Queue a prediction of the volume into its "prediction" layer, then suggestions."""
         volume, _ = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
@@ -131,7 +136,7 @@ class CellsInput(serializers.Serializer):
 
 
 class CellsApi(APIView):
-    @extend_schema(request=CellsInput)
+    @extend_schema(request=CellsInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, volume_id: int) -> Response:
         """Queue cell instances from the painted key slices into the "cells_auto" layer."""
         volume, _ = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
@@ -140,6 +145,7 @@ class CellsApi(APIView):
         job = cells_services.volume_cells(volume, request.user, **data.validated_data)
         return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, volume_id: int) -> Response:
         """The latest cells run: the cell list and, with ground truth, per-cell Dice (null when none)."""
         volume, _ = volume_for_user(request.user, volume_id)
@@ -149,6 +155,7 @@ class CellsApi(APIView):
 
 # ---------------------------------------------------------------- suggestions
 class SuggestionListApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, volume_id: int) -> Response:
         """The latest prediction run with its regions to label next (null before any Segment)."""
         volume, _ = volume_for_user(request.user, volume_id)
@@ -157,12 +164,14 @@ class SuggestionListApi(APIView):
 
 
 class SuggestionDismissApi(APIView):
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, run_id: int, index: int) -> Response:
         run = _run_for_user(request, run_id, min_role=Role.ANNOTATOR)
         return Response(services.run_payload(services.suggestion_dismiss(run, index, request.user)))
 
 
 class ThumbnailApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, volume_id: int) -> HttpResponse:
         """PNG of a region of one slice: ?z=&y0=&x0=&y1=&x1=[&size=96][&overlay=prediction]."""
         volume, _ = volume_for_user(request.user, volume_id)
@@ -190,7 +199,7 @@ class AcceptInput(serializers.Serializer):
 
 
 class AcceptPredictionApi(APIView):
-    @extend_schema(request=AcceptInput)
+    @extend_schema(request=AcceptInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, volume_id: int) -> Response:
         """Copy the prediction under a brush gesture into the manual layer (one undoable stroke)."""
         volume, role = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
