@@ -1,10 +1,11 @@
-/** Jobs page: the project's jobs with live progress bars (REST poll every 2 s) and Cancel buttons. */
+/** Jobs page: the project's jobs with live progress bars and Cancel buttons.
+ *  Progress arrives over the project websocket; a REST poll every 5 s covers a dropped socket. */
 import { api } from "../api/http";
 import type { Job } from "../api/types";
 import { type Disposable, DisposableSet, every, listen } from "../core/disposable";
 import { h } from "../core/dom";
 import { Trackable } from "../core/trackable";
-import { isActive, percent, relativeTime, sortJobs } from "./jobs_model";
+import { isActive, percent, relativeTime, sortJobs, upsertJob } from "./jobs_model";
 
 export class JobsPage implements Disposable {
   readonly jobs = new Trackable<Job[]>([]);
@@ -29,13 +30,45 @@ export class JobsPage implements Disposable {
       ),
     );
     this.disposers.add(this.jobs.subscribe(() => this.render()));
-    this.disposers.add(every(2000, () => void this.refresh()));
+    this.disposers.add(every(5000, () => void this.refresh()));
+    this.listen();
     this.disposers.add(listen(this.tbody, "click", (ev: Event) => {
       const target = ev.target as HTMLElement;
       const btn = target.closest<HTMLButtonElement>("button[data-cancel]");
       if (btn !== null) void this.cancel(Number(btn.dataset.cancel), btn);
     }));
     void this.refresh();
+  }
+
+  /** Follow job events on /ws/projects/<id>/, reconnecting after a drop. */
+  private listen(): void {
+    let socket: WebSocket | null = null;
+    let closed = false;
+    let retry: ReturnType<typeof setTimeout> | null = null;
+    const open = (): void => {
+      const scheme = location.protocol === "https:" ? "wss" : "ws";
+      socket = new WebSocket(`${scheme}://${location.host}/ws/projects/${this.projectId}/`);
+      socket.onmessage = (ev: MessageEvent<string>) => {
+        let msg: { type?: string; job?: Job };
+        try {
+          msg = JSON.parse(ev.data) as { type?: string; job?: Job };
+        } catch {
+          return;
+        }
+        if (msg.type === "job" && msg.job !== undefined) this.jobs.value = sortJobs(upsertJob(this.jobs.value, msg.job));
+      };
+      socket.onclose = () => {
+        if (!closed) retry = setTimeout(open, 2000);
+      };
+    };
+    open();
+    this.disposers.add({
+      dispose: () => {
+        closed = true;
+        if (retry !== null) clearTimeout(retry);
+        socket?.close();
+      },
+    });
   }
 
   async refresh(): Promise<void> {
