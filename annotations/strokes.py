@@ -138,8 +138,8 @@ def _record(volume: Volume, layer: LabelLayer, user: Any, *, uid: str, axis: str
     return StrokeOutcome(uuid=uid, version=version)
 
 
-def stroke_apply(volume: Volume, user: Any, role: Role, data: Mapping[str, Any]) -> StrokeOutcome:
-    """Validate and apply a stroke payload (websocket or REST); a repeated UUID is a no-op."""
+def _claim_uuid(volume: Volume, role: Role, data: Mapping[str, Any]) -> tuple[str, StrokeOutcome | None]:
+    """Check the role and the UUID; a UUID seen before gives its earlier outcome (idempotency)."""
     if role < Role.ANNOTATOR:
         raise _refuse("viewers cannot paint", code="forbidden", status=403)
     try:
@@ -147,18 +147,30 @@ def stroke_apply(volume: Volume, user: Any, role: Role, data: Mapping[str, Any])
     except ValueError:
         raise _refuse(f"uuid {data.get('uuid')!r} is not a UUID") from None
     seen = Stroke.objects.filter(uuid=uid).select_related("layer").first()
-    if seen is not None:
-        if seen.layer.volume_id != volume.pk:
-            raise _refuse("that uuid belongs to another volume", code="uuid_conflict", status=409)
-        return StrokeOutcome(uuid=uid, version=seen.version, duplicate=True)
-    layer = _editable_layer(volume, data.get("layer", "manual"))
-    gesture = _gesture(data)
-    if gesture.mode not in (Stroke.Mode.PAINT, Stroke.Mode.ERASE, Stroke.Mode.FILL, Stroke.Mode.POLYGON):
-        raise _refuse(f"mode {gesture.mode!r} is not paint, erase, fill or polygon")
+    if seen is None:
+        return uid, None
+    if seen.layer.volume_id != volume.pk:
+        raise _refuse("that uuid belongs to another volume", code="uuid_conflict", status=409)
+    return uid, StrokeOutcome(uuid=uid, version=seen.version, duplicate=True)
+
+
+def _validate(gesture: raster.Gesture, volume: Volume) -> None:
     try:
         gesture.validate(volume.shape)
     except ValueError as exc:
         raise _refuse(str(exc), code="off_volume" if "off" in str(exc) else "invalid_stroke") from None
+
+
+def stroke_apply(volume: Volume, user: Any, role: Role, data: Mapping[str, Any]) -> StrokeOutcome:
+    """Validate and apply a stroke payload (websocket or REST); a repeated UUID is a no-op."""
+    uid, seen = _claim_uuid(volume, role, data)
+    if seen is not None:
+        return seen
+    layer = _editable_layer(volume, data.get("layer", "manual"))
+    gesture = _gesture(data)
+    if gesture.mode not in (Stroke.Mode.PAINT, Stroke.Mode.ERASE, Stroke.Mode.FILL, Stroke.Mode.POLYGON):
+        raise _refuse(f"mode {gesture.mode!r} is not paint, erase, fill or polygon")
+    _validate(gesture, volume)
     value = _checked_value(volume, layer, gesture.mode, data.get("value"))
 
     with layer_lock(volume, layer.name):
@@ -295,29 +307,18 @@ def stroke_accept_prediction(volume: Volume, user: Any, role: Role, data: Mappin
     labels, so undo, redo and replay treat it like painting; voxels where `source` is 0
     are left as they were. A repeated UUID is a no-op.
     """
-    if role < Role.ANNOTATOR:
-        raise _refuse("viewers cannot paint", code="forbidden", status=403)
-    try:
-        uid = str(uuidlib.UUID(str(data.get("uuid"))))
-    except ValueError:
-        raise _refuse(f"uuid {data.get('uuid')!r} is not a UUID") from None
-    seen = Stroke.objects.filter(uuid=uid).select_related("layer").first()
+    uid, seen = _claim_uuid(volume, role, data)
     if seen is not None:
-        if seen.layer.volume_id != volume.pk:
-            raise _refuse("that uuid belongs to another volume", code="uuid_conflict", status=409)
-        return StrokeOutcome(uuid=uid, version=seen.version, duplicate=True)
+        return seen
     layer = _editable_layer(volume, data.get("layer", "manual"))
     if volume.layers.filter(name=source).first() is None:
         raise _refuse(f"this volume has no layer {source!r}", code="unknown_layer", status=404)
     gesture = _gesture({**data, "mode": Stroke.Mode.PAINT})
-    try:
-        gesture.validate(volume.shape)
-    except ValueError as exc:
-        raise _refuse(str(exc), code="off_volume" if "off" in str(exc) else "invalid_stroke") from None
+    _validate(gesture, volume)
     with layer_lock(volume, layer.name):
         rows, cols, mask2d = raster.gesture_mask(gesture, volume.shape)
         box = raster.plane_box(gesture.axis, gesture.index, rows, cols)
-        dtype = omezarr.open_label_level(volume_zarr_path(volume), layer.name, 0).dtype
+        dtype = _level0(volume, layer.name).dtype
         copied = np.asarray(omezarr.open_label_level(volume_zarr_path(volume), source, 0)[raster.box_slices(box)])
         mask = raster.from_plane(mask2d, gesture.axis) & (copied != 0)
         after = np.where(mask, copied, 0).astype(dtype)
