@@ -6,27 +6,16 @@ import torch
 
 from segmentation.core.active import binary_entropy, rank_tiles, suggest_regions, tile_scores
 from segmentation.core.training import TrainConfig, train
+from tests.segmentation.core.synthetic import blobs
 
 torch.set_num_threads(1)  # tiny tensors: threads only add overhead on the shared 2-core machine
 
 CLASSES = {"background": 1, "mito": 2}
 
 
-def blobs(shape=(6, 64, 64), seed=0):
-    rng = np.random.default_rng(seed)
-    z, y, x = shape
-    zz, yy, xx = np.mgrid[:z, :y, :x]
-    mito = np.zeros(shape, bool)
-    for _ in range(z * 3):
-        cz, cy, cx = rng.integers(0, z), rng.integers(4, y - 4), rng.integers(4, x - 4)
-        mito |= ((zz - cz) / 2.5) ** 2 + ((yy - cy) / 5) ** 2 + ((xx - cx) / 4) ** 2 <= 1
-    img = np.where(mito, 80, 170) + rng.normal(0, 12, shape)
-    return np.clip(img, 0, 255).astype(np.uint8), np.where(mito, 2, 1).astype(np.uint8)
-
-
 @pytest.fixture(scope="module")
 def models():
-    img, truth = blobs()
+    img, truth = blobs((6, 64, 64))
     labels = np.zeros_like(truth)
     labels[[1, 3]] = truth[[1, 3]]
     cfg = TrainConfig(patch=32, batch=4, base_width=8, depth=3, max_steps=300, lr=3e-3)

@@ -10,24 +10,12 @@ from segmentation.core.metrics import dice_iou
 from segmentation.core.modelfile import load_model, save_model
 from segmentation.core.sampling import LabeledSlices, PatchSampler
 from segmentation.core.training import TrainConfig, labeled_slices, masked_loss, train
+from tests.segmentation.core.synthetic import blobs
 
 
 torch.set_num_threads(1)  # tiny tensors: threads only add overhead on the shared 2-core machine
 CLASSES = {"background": 1, "mito": 2}
 TINY = TrainConfig(patch=48, batch=4, base_width=8, depth=3)
-
-
-def blobs(shape=(8, 64, 64), seed=0):
-    """Dark ellipsoids (mito) on a bright noisy background; returns image uint8 and truth (1/2)."""
-    rng = np.random.default_rng(seed)
-    z, y, x = shape
-    zz, yy, xx = np.mgrid[:z, :y, :x]
-    mito = np.zeros(shape, bool)
-    for _ in range(z * 3):
-        cz, cy, cx = rng.integers(0, z), rng.integers(4, y - 4), rng.integers(4, x - 4)
-        mito |= ((zz - cz) / 2.5) ** 2 + ((yy - cy) / 5) ** 2 + ((xx - cx) / 4) ** 2 <= 1
-    img = np.where(mito, 80, 170) + rng.normal(0, 12, shape)
-    return np.clip(img, 0, 255).astype(np.uint8), np.where(mito, 2, 1).astype(np.uint8)
 
 
 def sparse(truth, zs):
