@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 import tifffile
-from asgiref.sync import async_to_sync
-from channels.testing import WebsocketCommunicator
+from asgiref.sync import async_to_sync, sync_to_async
 from django.test import Client
 
-from annotations.consumers import ProjectConsumer
 from annotations.models import Volume
 from segmentation.models import Job
 from tests.factories import gradient_volume
+from tests.sockets import project_socket
 
 pytestmark = [pytest.mark.services]
 
@@ -27,13 +26,9 @@ def test_an_import_runs_on_the_worker_and_its_progress_arrives_over_the_websocke
     client.force_login(cast.annotator)
 
     async def watch() -> list[dict[str, Any]]:
-        communicator = WebsocketCommunicator(ProjectConsumer.as_asgi(), f"/ws/projects/{cast.project.pk}/")
-        communicator.scope["user"] = cast.viewer
-        communicator.scope["url_route"] = {"kwargs": {"project_id": cast.project.pk}}
+        communicator = project_socket(cast.viewer, cast.project.pk)
         connected, _ = await communicator.connect()
         assert connected
-        from asgiref.sync import sync_to_async
-
         response = await sync_to_async(client.post)(
             f"/api/projects/{cast.project.pk}/volumes/import-path/", {"path": "bx1.tif", "name": "Bx1"},
             content_type="application/json")

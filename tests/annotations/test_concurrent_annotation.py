@@ -12,24 +12,17 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
-from annotations.consumers import VolumeConsumer
 from annotations.imaging import omezarr
 from annotations.models import Stroke
 from annotations.storage import volume_zarr_path
 from annotations.strokes import layer_replay
 from tests.factories import make_volume
+from tests.sockets import volume_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
 CLIENTS = 16
 STROKES_PER_CLIENT = 6
-
-
-def _socket(user: Any, volume_id: int) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(VolumeConsumer.as_asgi(), f"/ws/volumes/{volume_id}/")
-    communicator.scope["user"] = user
-    communicator.scope["url_route"] = {"kwargs": {"volume_id": volume_id}}
-    return communicator
 
 
 async def _ack(ws: WebsocketCommunicator, uid: str) -> int:
@@ -46,7 +39,7 @@ def test_sixteen_clients_with_drops_and_resends_lose_and_double_nothing(cast: An
     acked: dict[str, int] = {}
 
     async def client(k: int) -> None:
-        ws = _socket(cast.annotator, volume.pk)
+        ws = volume_socket(cast.annotator, volume.pk)
         assert (await ws.connect())[0]
         for _ in range(STROKES_PER_CLIENT):
             stroke = {"uuid": str(uuid.uuid4()), "layer": "manual", "axis": "z", "index": rng.randrange(2),
@@ -55,7 +48,7 @@ def test_sixteen_clients_with_drops_and_resends_lose_and_double_nothing(cast: An
             await ws.send_json_to({"type": "stroke", "stroke": stroke})
             if rng.random() < 0.3:  # the connection drops before the ack arrives: reconnect and resend
                 await ws.disconnect()
-                ws = _socket(cast.annotator, volume.pk)
+                ws = volume_socket(cast.annotator, volume.pk)
                 assert (await ws.connect())[0]
                 await ws.send_json_to({"type": "stroke", "stroke": stroke})
             acked[stroke["uuid"]] = await _ack(ws, stroke["uuid"])

@@ -6,20 +6,13 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.testing import WebsocketCommunicator
 
-from annotations.consumers import CLOSE_NOT_FOUND, VolumeConsumer
+from annotations.consumers import CLOSE_NOT_FOUND
 from annotations.models import Stroke
 from tests.factories import make_volume
+from tests.sockets import volume_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
-
-
-def _socket(user: Any, volume_id: int) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(VolumeConsumer.as_asgi(), f"/ws/volumes/{volume_id}/")
-    communicator.scope["user"] = user
-    communicator.scope["url_route"] = {"kwargs": {"volume_id": volume_id}}
-    return communicator
 
 
 @pytest.fixture
@@ -32,7 +25,7 @@ def test_a_stroke_is_acked_to_its_author_and_seen_by_everyone_else(cast: Any, vo
     uid = str(uuid.uuid4())
 
     async def scenario() -> tuple[dict, dict, dict]:
-        alice, bob = _socket(cast.annotator, volume.pk), _socket(cast.viewer, volume.pk)
+        alice, bob = volume_socket(cast.annotator, volume.pk), volume_socket(cast.viewer, volume.pk)
         assert (await alice.connect())[0] and (await bob.connect())[0]
         hello = await alice.receive_json_from()
         await bob.receive_json_from()
@@ -60,7 +53,7 @@ def test_a_viewers_stroke_is_refused_with_its_uuid(cast: Any, volume: Any) -> No
     uid = str(uuid.uuid4())
 
     async def scenario() -> dict:
-        viewer = _socket(cast.viewer, volume.pk)
+        viewer = volume_socket(cast.viewer, volume.pk)
         await viewer.connect()
         await viewer.receive_json_from()
         await viewer.send_json_to({"type": "stroke", "stroke": {"uuid": uid, "axis": "z", "index": 0,
@@ -77,7 +70,7 @@ def test_a_viewers_stroke_is_refused_with_its_uuid(cast: Any, volume: Any) -> No
 
 def test_outsiders_cannot_open_the_socket(cast: Any, volume: Any) -> None:
     async def scenario() -> Any:
-        outsider = _socket(cast.outsider, volume.pk)
+        outsider = volume_socket(cast.outsider, volume.pk)
         return await outsider.connect()
 
     connected, code = async_to_sync(scenario)()
