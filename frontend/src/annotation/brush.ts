@@ -4,7 +4,7 @@
  * whose centre lies within `radius` of the polyline, so radius 0.5 paints single voxels
  * along the path; a polygon paints voxels whose centres are inside or on its boundary.
  */
-import { emptyMask, type PlaneMask } from "./mask";
+import { emptyMask, type PlaneMask, pointBounds } from "./mask";
 
 export type Point = [number, number];
 
@@ -26,16 +26,7 @@ function distSqToSegment(pr: number, pc: number, a: Point, b: Point): number {
 export function rasterizeBrush(points: readonly Point[], radius: number, rows: number, cols: number): PlaneMask {
   if (points.length === 0) return emptyMask(0, 0, 0, 0);
   if (!(radius >= 0)) throw new RangeError(`radius must be >= 0, got ${radius}`);
-  let rMin = Infinity;
-  let rMax = -Infinity;
-  let cMin = Infinity;
-  let cMax = -Infinity;
-  for (const [r, c] of points) {
-    rMin = Math.min(rMin, r);
-    rMax = Math.max(rMax, r);
-    cMin = Math.min(cMin, c);
-    cMax = Math.max(cMax, c);
-  }
+  const { rMin, rMax, cMin, cMax } = pointBounds(points);
   const r0 = Math.max(0, Math.floor(rMin - radius));
   const r1 = Math.min(rows - 1, Math.ceil(rMax + radius));
   const c0 = Math.max(0, Math.floor(cMin - radius));
@@ -66,16 +57,7 @@ export function rasterizeBrush(points: readonly Point[], radius: number, rows: n
 /** Rasterise a closed polygon (even-odd rule plus its boundary) clipped to the plane. */
 export function rasterizePolygon(vertices: readonly Point[], rows: number, cols: number): PlaneMask {
   if (vertices.length < 3) return rasterizeBrush(vertices, 0.5, rows, cols);
-  let rMin = Infinity;
-  let rMax = -Infinity;
-  let cMin = Infinity;
-  let cMax = -Infinity;
-  for (const [r, c] of vertices) {
-    rMin = Math.min(rMin, r);
-    rMax = Math.max(rMax, r);
-    cMin = Math.min(cMin, c);
-    cMax = Math.max(cMax, c);
-  }
+  const { rMin, rMax, cMin, cMax } = pointBounds(vertices);
   const r0 = Math.max(0, Math.ceil(rMin));
   const r1 = Math.min(rows - 1, Math.floor(rMax));
   const c0 = Math.max(0, Math.ceil(cMin));

@@ -16,6 +16,23 @@ export interface PlaneMask {
   data: Uint8Array;
 }
 
+/** The smallest row/column ranges holding every [row, col] point (Infinity bounds when none). */
+export function pointBounds(points: Iterable<readonly [number, number]>): {
+  rMin: number; rMax: number; cMin: number; cMax: number;
+} {
+  let rMin = Infinity;
+  let rMax = -Infinity;
+  let cMin = Infinity;
+  let cMax = -Infinity;
+  for (const [r, c] of points) {
+    rMin = Math.min(rMin, r);
+    rMax = Math.max(rMax, r);
+    cMin = Math.min(cMin, c);
+    cMax = Math.max(cMax, c);
+  }
+  return { rMin, rMax, cMin, cMax };
+}
+
 export function emptyMask(r0: number, c0: number, rows: number, cols: number): PlaneMask {
   return { r0, c0, rows, cols, data: new Uint8Array(Math.max(0, rows * cols)) };
 }
@@ -46,7 +63,7 @@ export function crossSection(
   viewIndex: number,
 ): PlaneMask | null {
   if (strokeAxis === viewAxis) return null;
-  const [sr, sc] = planeDims(strokeAxis);
+  const [sr] = planeDims(strokeAxis);
   const vDim = AXIS_DIM[viewAxis];
   const [vr, vc] = planeDims(viewAxis);
   const hits: Array<[number, number]> = [];
@@ -62,17 +79,7 @@ export function crossSection(
     hits.push([p[vr], p[vc]]);
   }
   if (hits.length === 0) return null;
-  void sc;
-  let rMin = Infinity;
-  let rMax = -Infinity;
-  let cMin = Infinity;
-  let cMax = -Infinity;
-  for (const [r, c] of hits) {
-    rMin = Math.min(rMin, r);
-    rMax = Math.max(rMax, r);
-    cMin = Math.min(cMin, c);
-    cMax = Math.max(cMax, c);
-  }
+  const { rMin, rMax, cMin, cMax } = pointBounds(hits);
   const out = emptyMask(rMin, cMin, rMax - rMin + 1, cMax - cMin + 1);
   for (const [r, c] of hits) out.data[(r - rMin) * out.cols + (c - cMin)] = 1;
   return out;
