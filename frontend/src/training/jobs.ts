@@ -4,7 +4,7 @@
  */
 import type { VolumeSocket } from "../api/socket";
 import type { AnnotationSession } from "../annotation/session";
-import { type Disposable, DisposableSet } from "../core/disposable";
+import { type Disposable, DisposableSet, every } from "../core/disposable";
 import { Signal, Trackable } from "../core/trackable";
 import { latestJob, LOOP_KINDS, type LoopJob, type LoopKind, loopApi } from "./model";
 
@@ -36,6 +36,25 @@ export class VolumeJobs implements Disposable {
       }
       this.jobs.value = next;
     }).catch(() => undefined);
+    // Events sent while the socket was reconnecting are lost: while a job runs, also ask REST.
+    this.disposers.add(every(4000, () => void this.pollActive()));
+  }
+
+  private async pollActive(): Promise<void> {
+    const active = LOOP_KINDS.filter((k) => {
+      const j = this.jobs.value[k];
+      return j !== null && (j.state === "queued" || j.state === "running");
+    });
+    if (active.length === 0) return;
+    try {
+      const list = await loopApi.jobs(this.projectId);
+      for (const kind of active) {
+        const j = latestJob(list, this.volumeId, kind);
+        if (j !== null) this.apply(j);
+      }
+    } catch {
+      // offline: the next tick or the socket catches up
+    }
   }
 
   /** Merge one job update (also used right after a POST returns the queued job). */
