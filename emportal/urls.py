@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from annotations.reviews.page_urls import page_urlpatterns as review_pages
+from annotations.reviews.urls import api_urlpatterns as review_api
 from annotations.urls import api_urlpatterns as annotation_api, page_urlpatterns
 from segmentation.reports import urls as reports_urls
 from emportal.login import RateLimitedLoginView
@@ -16,6 +18,8 @@ urlpatterns = [
     path("api/", include(annotation_api + segmentation_api)),
     path("api/", include(reports_urls.api_urlpatterns)),
     path("api/", include("segmentation.urls_models")),
+    path("api/", include(review_api)),
     path("", include(page_urlpatterns)),
     path("", include(reports_urls.page_urlpatterns)),
+    path("", include(review_pages)),
 ]
