@@ -187,3 +187,7 @@ class Stroke(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mode} {self.uuid} on {self.layer}"
+
+
+# The review feature's rows live in their own module but belong to this app (and its migrations).
+from annotations.reviews.models import AuditEvent, Comment, Notification, ReviewAssignment, ReviewItem  # noqa: E402,F401

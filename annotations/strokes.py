@@ -26,6 +26,7 @@ from django.db.models.functions import Greatest
 from annotations import raster
 from annotations.imaging import omezarr
 from annotations.models import CompleteSlice, LabelLayer, Role, Stroke, Volume
+from annotations.reviews import audit
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
 from emportal.realtime import broadcast, volume_group
@@ -242,6 +243,7 @@ def _toggle(volume: Volume, user: Any, role: Role, uid: str, *, active: bool) ->
         _write(volume, layer, box, layer_replay(volume, layer.name, box))
     broadcast(volume_group(volume.pk), {"type": "redo" if active else "undo", "uuid": uid, "layer": layer.name,
                                         "version": version, "user": getattr(user, "username", "")})
+    audit.audit_stroke_toggled(volume, user, layer.name, uid, active=active)
     return StrokeOutcome(uuid=uid, version=version)
 
 
@@ -285,6 +287,7 @@ def slice_mark_complete(volume: Volume, user: Any, role: Role, *, layer: str = "
         CompleteSlice.objects.get_or_create(layer=label_layer, axis=axis, index=index)
     else:
         CompleteSlice.objects.filter(layer=label_layer, axis=axis, index=index).delete()
+    audit.audit_slice_marked(volume, user, label_layer.name, axis, index, bool(complete))
     broadcast(volume_group(volume.pk), {"type": "mark_complete", "axis": axis, "index": index,
                                         "complete": bool(complete), "user": getattr(user, "username", "")})
 

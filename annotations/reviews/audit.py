@@ -1,0 +1,84 @@
+"""The audit trail of a volume: review actions (AuditEvent rows) merged with its strokes.
+
+Strokes are not copied into AuditEvent (that would add an insert to the painting hot
+path); the trail reads both tables and merges them by time. Undo, redo and marking a
+slice complete are written here by one-line hooks in annotations/strokes.py.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from typing import Any
+
+from annotations.models import Stroke, Volume
+from annotations.reviews.models import AuditEvent
+
+CSV_HEADER = ["at", "actor", "action", "layer", "detail"]
+MAX_LIMIT = 100_000
+
+
+def audit_record(volume: Volume, actor: Any, action: str, *, layer: str = "", detail: dict[str, Any] | None = None,
+                 ) -> AuditEvent:
+    """Write one audit event of `volume` (project taken from the volume)."""
+    return AuditEvent.objects.create(
+        project_id=volume.project_id, volume=volume, layer=layer or "", action=action, detail=detail or {},
+        actor=actor if getattr(actor, "is_authenticated", False) else None)
+
+
+def audit_stroke_toggled(volume: Volume, actor: Any, layer: str, uuid: str, *, active: bool) -> None:
+    """Hook of stroke_undo / stroke_redo (annotations/strokes.py)."""
+    audit_record(volume, actor, "stroke_redo" if active else "stroke_undo", layer=layer, detail={"uuid": uuid})
+
+
+def audit_slice_marked(volume: Volume, actor: Any, layer: str, axis: str, index: int, complete: bool) -> None:
+    """Hook of slice_mark_complete (annotations/strokes.py)."""
+    audit_record(volume, actor, "slice_complete" if complete else "slice_incomplete", layer=layer,
+                 detail={"axis": axis, "index": index})
+
+
+def _event_row(event: AuditEvent) -> dict[str, Any]:
+    return {"at": event.at, "actor": event.actor.username if event.actor else None, "action": event.action,
+            "layer": event.layer, "detail": event.detail}
+
+
+def _stroke_row(stroke: Stroke) -> dict[str, Any]:
+    detail = {"uuid": str(stroke.uuid), "mode": stroke.mode, "axis": stroke.axis, "index": stroke.index,
+              "value": stroke.value, "active": stroke.active}
+    return {"at": stroke.created, "actor": stroke.user.username if stroke.user else None, "action": "stroke",
+            "layer": stroke.layer.name, "detail": detail}
+
+
+def audit_trail(volume: Volume, *, since: datetime | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """The volume's audit trail, oldest first: at most `limit` rows at or after `since`.
+
+    Rows are {"at": datetime, "actor": username or None, "action": str, "layer": str,
+    "detail": dict}; strokes appear as action "stroke".
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit {limit} is outside 1..{MAX_LIMIT}")
+    events = AuditEvent.objects.filter(volume=volume).select_related("actor")
+    strokes = Stroke.objects.filter(layer__volume=volume).select_related("user", "layer")
+    if since is not None:
+        events, strokes = events.filter(at__gte=since), strokes.filter(created__gte=since)
+    rows = ([_event_row(e) for e in events.order_by("at", "id")[:limit]]
+            + [_stroke_row(s) for s in strokes.order_by("created", "id")[:limit]])
+    rows.sort(key=lambda row: row["at"])  # stable: each source keeps its id order on equal times
+    return rows[:limit]
+
+
+def audit_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with `at` as ISO 8601 text, for the JSON answer."""
+    return [{**row, "at": row["at"].isoformat()} for row in rows]
+
+
+def audit_csv(rows: list[dict[str, Any]]) -> str:
+    """Rows as CSV text (header at,actor,action,layer,detail; detail as compact JSON)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_HEADER)
+    for row in rows:
+        writer.writerow([row["at"].isoformat(), row["actor"] or "", row["action"], row["layer"],
+                         json.dumps(row["detail"], sort_keys=True, separators=(",", ":"))])
+    return out.getvalue()
