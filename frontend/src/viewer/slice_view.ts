@@ -11,7 +11,7 @@ import type { PlaneMask } from "../annotation/mask";
 import { ToolController } from "../annotation/tool_controller";
 import { type Disposable, DisposableSet, listen } from "../core/disposable";
 import { h } from "../core/dom";
-import { Trackable } from "../core/trackable";
+import { Signal, Trackable } from "../core/trackable";
 import type { LayerDisplay, ViewerContext } from "./context";
 import { AXIS_DIM, DIM_NAME, indexAtLevel, planeDims, planeOf, planeToVolume, sliceCount } from "./geometry";
 import { selectLevel, snappedRect, type TileRef, visibleTiles } from "./pyramid";
@@ -30,6 +30,16 @@ import {
 const PLANE_NAME: Record<Axis, string> = { z: "XY", y: "XZ", x: "YZ" };
 /** Colour of the plane perpendicular to each axis, used for its border and its crosshair line. */
 export const AXIS_COLOR: Record<Axis, string> = { z: "#4ea1ff", y: "#5fd38d", x: "#ff6b6b" };
+
+/**
+ * Extra tiles drawn over the label layers (e.g. the review diff): `key` names the tile set
+ * in the cache, `url` gives a tile's address.
+ */
+export interface TileOverlay {
+  key: string;
+  url(a: TileAddress): string;
+  opacity: number;
+}
 
 function maskCanvas(mask: PlaneMask, rgb: Rgb): HTMLCanvasElement {
   const c = document.createElement("canvas");
@@ -54,6 +64,10 @@ export class SliceView implements Disposable {
   readonly view = new Trackable<ViewState>({ centerRow: 0, centerCol: 0, pxPerNm: 1 });
   /** Level drawn in the last frame (for the status bar). */
   readonly level = new Trackable(0);
+  /** Tile sets drawn above the label layers, below the crosshair. */
+  readonly overlays = new Trackable<readonly TileOverlay[]>([]);
+  /** Fires after every frame, so DOM overlays (comment markers) can follow the view. */
+  readonly rendered = new Signal();
   private readonly g: CanvasRenderingContext2D;
   private readonly layerCanvas = document.createElement("canvas");
   private readonly lg: CanvasRenderingContext2D;
@@ -106,6 +120,7 @@ export class SliceView implements Disposable {
     d.add(ctx.tools.radius.subscribe(redraw));
     d.add(ctx.tools.tool.subscribe(redraw));
     d.add(this.view.subscribe(redraw));
+    d.add(this.overlays.subscribe(redraw));
     for (const l of ctx.layers) {
       d.add(l.visible.subscribe(redraw));
       d.add(l.opacity.subscribe(redraw));
@@ -192,28 +207,28 @@ export class SliceView implements Disposable {
     return labelTileUrl(id, layer.name, a, this.ctx.session.versions.value[layer.name] ?? 0);
   }
 
-  /** Draw one layer's tiles into `g`; returns whether every tile was the requested version. */
-  private drawTiles(g: CanvasRenderingContext2D, layer: LayerDisplay, level: LevelInfo): boolean {
+  /** Draw one tile set into `g`; returns whether every tile was the requested version. */
+  private drawTiles(g: CanvasRenderingContext2D, name: string, url: (a: TileAddress) => string, level: LevelInfo): boolean {
     const vp = this.viewport;
     const view = this.view.value;
     const T = this.ctx.info.tile_size;
     let allFresh = true;
     for (const t of visibleTiles(view, vp, level, this.axis, T)) {
       const a = this.address(level, t);
-      const hit = this.ctx.cache.request(this.tileKey(layer.name, a), this.tileUrl(layer, a));
+      const hit = this.ctx.cache.request(this.tileKey(name, a), url(a));
       if (!hit.fresh) allFresh = false;
       if (hit.image !== null) {
         const r = snappedRect(view, vp, this.dpr, t.r0, t.r1, t.c0, t.c1);
         g.drawImage(hit.image, r.x, r.y, r.w, r.h);
       } else if (!hit.fresh) {
-        this.drawFallback(g, layer, level, t);
+        this.drawFallback(g, name, level, t);
       }
     }
     return allFresh;
   }
 
   /** While a tile loads, draw the matching part of an already loaded coarser tile. */
-  private drawFallback(g: CanvasRenderingContext2D, layer: LayerDisplay, level: LevelInfo, t: TileRef): void {
+  private drawFallback(g: CanvasRenderingContext2D, name: string, level: LevelInfo, t: TileRef): void {
     const T = this.ctx.info.tile_size;
     for (const coarse of this.ctx.info.levels) {
       if (coarse.level <= level.level || coarse.level > level.level + 4) continue;
@@ -227,7 +242,7 @@ export class SliceView implements Disposable {
         ty,
         tx,
       };
-      const img: TileImage | null = this.ctx.cache.peek(this.tileKey(layer.name, a));
+      const img: TileImage | null = this.ctx.cache.peek(this.tileKey(name, a));
       if (img === null) continue;
       const ar0 = ty * T * dsR;
       const ac0 = tx * T * dsC;
@@ -281,7 +296,7 @@ export class SliceView implements Disposable {
         g.imageSmoothingEnabled = devicePxPerLevelVoxel < 1.5;
         g.imageSmoothingQuality = "high";
         g.globalAlpha = layer.opacity.value;
-        this.drawTiles(g, layer, level);
+        this.drawTiles(g, layer.name, (a) => this.tileUrl(layer, a), level);
         g.globalAlpha = 1;
         continue;
       }
@@ -292,7 +307,7 @@ export class SliceView implements Disposable {
       lg.globalCompositeOperation = "source-over";
       lg.clearRect(0, 0, this.layerCanvas.width, this.layerCanvas.height);
       lg.imageSmoothingEnabled = false;
-      const fresh = this.drawTiles(lg, layer, level);
+      const fresh = this.drawTiles(lg, layer.name, (a) => this.tileUrl(layer, a), level);
       const version = this.ctx.session.versions.value[layer.name] ?? 0;
       for (const { preview, mask } of this.ctx.session.previewsIn(this.axis, this.sliceIndex, layer.name)) {
         if (fresh && preview.ackVersion !== undefined && version >= preview.ackVersion) continue;
@@ -306,9 +321,18 @@ export class SliceView implements Disposable {
       g.globalAlpha = 1;
     }
 
+    g.imageSmoothingEnabled = false;
+    for (const o of this.overlays.value) {
+      if (o.opacity <= 0) continue;
+      g.globalAlpha = o.opacity;
+      this.drawTiles(g, o.key, o.url, level);
+      g.globalAlpha = 1;
+    }
+
     this.drawCrosshair(g);
     this.drawGestureAndCursor(g);
     this.updateOverlays(level);
+    this.rendered.dispatch();
   }
 
   private drawCrosshair(g: CanvasRenderingContext2D): void {

@@ -13,6 +13,7 @@ import { Toolbar } from "../annotation/toolbar";
 import { stepRadius, type ToolName, ToolState } from "../annotation/tools";
 import { type Disposable, DisposableSet, every, listen } from "../core/disposable";
 import { h } from "../core/dom";
+import { mountReview } from "../review/mount";
 import { mountModelPanels } from "../training/panels";
 import { ViewerContext } from "./context";
 import { sliceCount } from "./geometry";
@@ -162,6 +163,13 @@ export class VolumePage implements Disposable {
     d.add(() => {
       if (hashTimer !== null) clearTimeout(hashTimer);
     });
+    // A link to a spot of this same volume (a comment's #z=&y=&x=) moves the views there.
+    d.add(listen(window, "hashchange", () => {
+      const f = parseUrlState(window.location.hash).focus;
+      if (f === undefined) return;
+      ctx.focus.value = f.map((v, i) => Math.min(info.shape[i]! - 1, Math.max(0, v))) as typeof f;
+      for (const v of views) v.centerOnFocus();
+    }));
 
     const layers = d.add(new LayersPanel(ctx));
     const historyPanel = d.add(new HistoryPanel(session.history));
@@ -198,6 +206,8 @@ export class VolumePage implements Disposable {
     );
     root.replaceChildren(layout);
     d.add(mountModelPanels(layout.querySelector<HTMLElement>(".sidebar")!, { ctx, socket, session, views }));
+    const auditUrl = root.dataset.auditUrl;
+    d.add(mountReview(layout.querySelector<HTMLElement>(".sidebar")!, { ctx, views, layers }, auditUrl ? { auditUrl } : {}));
     root.classList.add("em-root");
     if (url.zoom !== undefined) {
       requestAnimationFrame(() => {
