@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 import time
-from collections.abc import Mapping
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,21 @@ def run_payload(run: SegmentationRun) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- inputs of training
+@dataclass(frozen=True)
+class TrustedLabels:
+    """Approved labels of a reviewed layer (see annotations/reviews/trusted.py).
+
+    labels : array-like (Z, Y, X), the reviewed layer; kind : "labels" (class values) or
+    "instances" (cell ids, trusted as the cell class); slices : approved z slices (all
+    their labels are trusted); cells : approved cell ids (their voxels are trusted).
+    """
+
+    labels: Any
+    kind: str
+    slices: frozenset[int] = frozenset()
+    cells: frozenset[int] = frozenset()
+
+
 class TrainingLabels:
     """The manual layer with painted cells as the cell class, read slice by slice.
 
@@ -125,18 +141,43 @@ class TrainingLabels:
     * puts ``background`` where no cell is painted and the manual layer holds 0, since
       every class lies inside a cell.
 
-    Other slices are the manual layer unchanged.
+    Other slices are the manual layer unchanged. Before that, ``trusted`` sources (approved
+    review items) fill the voxels where the manual layer holds 0, as if painted there:
+    class layers with their values, instance layers with ``cell_value`` (skipped when 0).
     """
 
-    def __init__(self, manual: Any, cells: Any = None, *, cell_value: int = 0, background: int = 0) -> None:
+    def __init__(self, manual: Any, cells: Any = None, *, cell_value: int = 0, background: int = 0,
+                 trusted: Sequence[TrustedLabels] = ()) -> None:
         self.manual, self.cells = manual, cells
         self.cell_value, self.background = int(cell_value), int(background)
         self.shape = tuple(int(s) for s in manual.shape)
         self.dtype = np.dtype(manual.dtype)
         self.ndim = len(self.shape)
+        self.trusted = tuple(trusted)
+        for source in self.trusted:
+            if source.kind not in ("labels", "instances"):
+                raise ValueError(f"trusted kind {source.kind!r} is not 'labels' or 'instances'")
+            if tuple(int(n) for n in source.labels.shape) != self.shape:
+                raise ValueError(f"trusted layer shape {tuple(source.labels.shape)} differs from {self.shape}")
+
+    def _with_trusted(self, z: int, m: np.ndarray) -> np.ndarray:
+        for source in self.trusted:
+            on_slice = z in source.slices
+            if not on_slice and not source.cells:
+                continue
+            if source.kind == "instances" and not self.cell_value:
+                continue
+            t = np.asarray(source.labels[z])
+            if source.kind == "labels":
+                if on_slice:
+                    m = np.where((m == 0) & (t != 0), t, m).astype(self.dtype, copy=False)
+                continue
+            chosen = (t != 0) if on_slice else np.isin(t, list(source.cells))
+            m = np.where((m == 0) & chosen, self.cell_value, m).astype(self.dtype, copy=False)
+        return m
 
     def _plane(self, z: int) -> np.ndarray:
-        m = np.asarray(self.manual[z])
+        m = self._with_trusted(z, np.asarray(self.manual[z]))
         if self.cells is None:
             return m
         c = np.asarray(self.cells[z])
@@ -177,15 +218,45 @@ def _cells_painted(volume: Volume) -> bool:
     return layer is not None and layer.max_value > 0
 
 
-def labels_hash(labels: Any, zs: list[int], complete: list[int]) -> str:
-    """sha256 of the labeled slices (index and content) and of the complete-slice marks."""
+def labels_hash(labels: Any, zs: list[int], complete: list[int], *,
+                trusted: Sequence[Mapping[str, Any]] = ()) -> str:
+    """sha256 of the labeled slices (index and content), the complete-slice marks and the
+    trusted (approved) review items used."""
     digest = hashlib.sha256()
     for z in sorted(zs):
         plane = np.ascontiguousarray(np.asarray(labels[z]))
         digest.update(f"z{z}:{plane.dtype.str}:{plane.shape}".encode())
         digest.update(plane.tobytes())
     digest.update(("complete:" + ",".join(map(str, sorted(complete)))).encode())
+    if trusted:
+        digest.update(("trusted:" + json.dumps(list(trusted), sort_keys=True)).encode())
     return digest.hexdigest()
+
+
+def training_labels_for(volume: Volume) -> tuple[TrainingLabels, dict[str, int], dict[str, str | None], str | None,
+                                                 list[dict[str, Any]]]:
+    """The training labels of a volume: manual, painted cells and approved review items.
+
+    Returns (labels, class values, class parents, cell class name or None, trusted record)
+    where the record is ``[{"assignment", "layer", "slices", "cells"}]`` for ModelVersion.config.
+    """
+    from annotations.reviews.trusted import trusted_sources
+
+    dest = volume_zarr_path(volume)
+    trusted = trusted_sources(volume)
+    with_cells = _cells_painted(volume) or any(t["kind"] == LabelLayer.Kind.INSTANCES and (t["cells"] or t["slices"])
+                                               for t in trusted)
+    values, parents, cell_name = training_classes(volume, with_cells=with_cells)
+    manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0)
+    has_cells_layer = volume.layers.filter(name=CELLS_LAYER).exists()
+    cells = omezarr.open_label_level(dest, CELLS_LAYER, 0) if cell_name and has_cells_layer else None
+    sources = [TrustedLabels(omezarr.open_label_level(dest, t["layer"], 0), kind=t["kind"],
+                             slices=frozenset(t["slices"]), cells=frozenset(t["cells"])) for t in trusted]
+    labels = TrainingLabels(manual, cells, cell_value=values.get(cell_name or "", 0),
+                            background=values.get("background", 0), trusted=sources)
+    record = [{"assignment": t["assignment"], "layer": t["layer"], "slices": t["slices"], "cells": t["cells"]}
+              for t in trusted]
+    return labels, values, parents, cell_name, record
 
 
 # ---------------------------------------------------------------- guards
@@ -265,12 +336,7 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
     params = job.params
     dest = volume_zarr_path(volume)
     image = omezarr.open_level(dest, 0)
-    with_cells = _cells_painted(volume)
-    values, parents, cell_name = training_classes(volume, with_cells=with_cells)
-    manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0)
-    cells = omezarr.open_label_level(dest, CELLS_LAYER, 0) if cell_name else None
-    labels = TrainingLabels(manual, cells, cell_value=values.get(cell_name or "", 0),
-                            background=values.get("background", 0))
+    labels, values, parents, cell_name, trusted = training_labels_for(volume)
     complete = sorted(CompleteSlice.objects.filter(layer__volume=volume, layer__name=MANUAL_LAYER, axis="z")
                       .values_list("index", flat=True))
     parent = None
@@ -317,7 +383,7 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
         raise JobCancelled()
     ctx.progress(0.96, "saving the model")
     zs = sorted(set(result.train_slices) | set(result.val_slices))
-    digest = labels_hash(labels, zs, complete)
+    digest = labels_hash(labels, zs, complete, trusted=trusted)
     curve_rows = [{"step": s, "loss": _finite(loss), "val_dice": _finite(v)} for s, loss, v in result.curve]
     with transaction.atomic():
         model = ModelVersion.objects.create(
@@ -329,7 +395,7 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
                     "seconds": round(result.seconds, 2), "device": result.meta.get("device"),
                     "train_slices": result.train_slices, "val_slices": result.val_slices,
                     "from_scratch": parent is None, "interior_class": cell_name,
-                    "scale": result.meta.get("scale", 1), **params.get("config", {})},
+                    "scale": result.meta.get("scale", 1), "trusted": trusted, **params.get("config", {})},
             created_by=job.created_by)
         path = models_dir() / f"{model.pk}.pt"
         save_model(path, result.model)
@@ -541,6 +607,6 @@ def prediction_accept(volume: Volume, user: Any, role: Role, data: Mapping[str, 
     return stroke_accept_prediction(volume, user, role, data)
 
 
-__all__ = ["TrainingLabels", "default_tile", "labels_hash", "latest_run", "model_activate", "model_payload",
+__all__ = ["TrainingLabels", "TrustedLabels", "training_labels_for", "default_tile", "labels_hash", "latest_run", "model_activate", "model_payload",
            "model_retrain", "model_retrain_run", "models_compare", "prediction_accept", "region_thumbnail_png",
            "run_payload", "suggestion_dismiss", "training_classes", "volume_segment", "volume_segment_run"]

@@ -10,6 +10,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from annotations.models import Role
+from annotations.reviews.models import Comment, ReviewAssignment
 from segmentation.models import FeatureReport, Job, ModelVersion, SegmentationRun
 from tests.factories import make_volume
 
@@ -20,7 +21,7 @@ ROLES = ["viewer", "annotator", "reviewer", "manager"]
 
 class Route(NamedTuple):
     method: str
-    kwargs: dict[str, Any]  # values naming objects of the world fixture: "p", "v", "j", "r", "m", "m2", "run"
+    kwargs: dict[str, Any]  # values naming objects of the world fixture: "p", "v", "j", "r", "m", "m2", "run", "rv", "c"
     min_role: str
     body: Any = None
     may_404: bool = False   # allowed users may still get 404 (e.g. a report without files)
@@ -72,6 +73,20 @@ ROUTES: dict[str, Route] = {
                                  may_404=True),
     "api-layer-tiff": Route("get", {"volume_id": "v", "layer": "manual"}, "viewer"),
     "api-layer-zarr-zip": Route("get", {"volume_id": "v", "layer": "manual"}, "viewer"),
+    # team review
+    "api-reviews": Route("get", {"project_id": "p"}, "viewer"),
+    "api-reviews-summary": Route("get", {"project_id": "p"}, "viewer"),
+    "api-review": Route("get", {"review_id": "rv"}, "viewer"),
+    "api-review-transition": Route("post", {"review_id": "rv"}, "reviewer", {"action": "start"}),
+    "api-review-items": Route("post", {"review_id": "rv"}, "reviewer",
+                              {"kind": "slice", "key": 0, "decision": "approve"}),
+    "api-volume-comments": Route("get", {"volume_id": "v"}, "viewer"),
+    "api-comment-resolve": Route("post", {"comment_id": "c"}, "annotator"),
+    "api-comment-reopen": Route("post", {"comment_id": "c"}, "annotator"),
+    "api-volume-diff": Route("get", {"volume_id": "v"}, "viewer"),
+    "api-volume-diff-tile": Route("get", {"volume_id": "v", "axis": "z", "index": 0, "level": 0, "ty": 0, "tx": 0},
+                                  "viewer"),
+    "api-volume-audit": Route("get", {"volume_id": "v"}, "viewer"),
     # pages
     "home": Route("get", {}, "viewer"),
     "project": Route("get", {"project_id": "p"}, "viewer"),
@@ -83,6 +98,8 @@ ROUTES: dict[str, Route] = {
 }
 # Routes outside the per-project matrix, each with its reason.
 PUBLIC = {"login", "logout", "schema"}  # the login form, logging out, the API description
+# A user's own notifications belong to no project (tested in tests/annotations/reviews/).
+PUBLIC |= {"api-notifications", "api-notifications-read"}
 
 
 def _named_routes(patterns: list[Any], prefix: str = "") -> dict[str, str]:
@@ -113,8 +130,12 @@ def world(cast: Any, tmp_path: Any) -> dict[str, Any]:
     other = ModelVersion.objects.create(project=cast.project, volume=volume, weights="models/none2.pt")
     report = FeatureReport.objects.create(volume=volume, labels_layer="manual", cells_layer="manual")
     run = SegmentationRun.objects.create(volume=volume, model_version=model)
+    review = ReviewAssignment.objects.create(project=cast.project, volume=volume, layer=volume.layers.get(name="manual"),
+                                             z0=0, z1=1, reviewer=cast.reviewer, fixer=cast.annotator)
+    review.items.create(kind="slice", key=0)
+    comment = Comment.objects.create(volume=volume, z=0, y=0, x=0, text="here", author=cast.annotator)
     ids = {"p": cast.project.pk, "v": volume.pk, "j": job.pk, "r": report.pk, "m": model.pk, "m2": other.pk,
-           "run": run.pk}
+           "run": run.pk, "rv": review.pk, "c": comment.pk}
     return {"cast": cast, "ids": ids}
 
 
