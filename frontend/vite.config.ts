@@ -24,6 +24,7 @@ export default defineConfig(({ command }) => ({
         jobs: resolve(root, "src/jobs.ts"),
         results: resolve(root, "src/results/results.ts"),
         cell3d: resolve(root, "src/results/cell3d.ts"),
+        reviews: resolve(root, "src/review/pages.ts"),
       },
       output: {
         entryFileNames: "[name].js",

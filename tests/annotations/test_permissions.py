@@ -95,6 +95,9 @@ ROUTES: dict[str, Route] = {
     "volume-results": Route("get", {"volume_id": "v"}, "viewer"),
     "project-results": Route("get", {"project_id": "p"}, "viewer"),
     "report-cell-3d": Route("get", {"report_id": "r", "cell_id": 1}, "viewer", may_404=True),
+    "reviews-dashboard": Route("get", {"project_id": "p"}, "viewer"),
+    "volume-audit": Route("get", {"volume_id": "v"}, "viewer"),
+    "notifications": Route("get", {}, "viewer"),
 }
 # Routes outside the per-project matrix, each with its reason.
 PUBLIC = {"login", "logout", "schema"}  # the login form, logging out, the API description
@@ -164,7 +167,7 @@ def test_each_role_gets_the_answer_its_rank_deserves(world: dict[str, Any], name
             assert status == 403, f"{role}: {status} for {url}"
     client = Client()
     client.force_login(world["cast"].outsider)
-    if name not in ("api-projects", "home"):  # lists: an outsider sees only their own projects
+    if name not in ("api-projects", "home", "notifications"):  # lists: an outsider sees only their own
         assert _call(client, route, url) == 404, f"outsider: {url}"
 
 
