@@ -41,7 +41,7 @@ from segmentation.core.metrics import dice_iou  # noqa: E402
 from segmentation.core.modelfile import load_model, save_model  # noqa: E402
 from segmentation.core.training import TrainConfig, train  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("EMPORTAL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CLASSES = {"background": 1, "mitochondrion": 2}
 
 

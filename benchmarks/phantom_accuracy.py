@@ -1,0 +1,121 @@
+"""Per-class Dice on the synthetic phantom with sparse labels: every class the app trains.
+
+The phantom (segmentation/core/phantom.py) knows the truth of every class: cell interior,
+nucleus, nucleolus, mitochondrion, endosome and lysosome. The label volume holds the most
+specific class of each voxel (as an annotator paints it: nucleolus over nucleus over cell,
+background outside cells). Only every ``--every``-th slice keeps its labels; the model is
+trained on those within the time budget and scored on every slice it never saw.
+
+Dice is nested as the classes are: a voxel counts as nucleus when it is nucleus or
+nucleolus, as cell when it is any class inside a cell.
+
+Usage (from the project root)::
+
+    .venv/bin/python benchmarks/phantom_accuracy.py --minutes 3 [--device auto] [--seeds 0 1]
+
+Prints a table and writes benchmarks/results/phantom-accuracy-<time>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from segmentation.core.classes import default_parents  # noqa: E402
+from segmentation.core.inference import predict_volume  # noqa: E402
+from segmentation.core.phantom import CLASS_VALUES, make_phantom  # noqa: E402
+from segmentation.core.training import TrainConfig, train  # noqa: E402
+
+CLASSES = {"background": 1, "cell": 2, "nucleus": 3, "nucleolus": 4, "mitochondrion": 5, "endosome": 6,
+           "lysosome": 7}
+
+
+def label_volume(seed: int, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(image, labels): labels hold the innermost class value of CLASSES for every voxel."""
+    ph = make_phantom(shape, seed=seed)
+    labels = np.where(ph.interior, CLASSES["cell"], CLASSES["background"]).astype(np.uint8)
+    for name, value in CLASS_VALUES.items():
+        labels[ph.labels == value] = CLASSES[name]
+    return ph.image, labels
+
+
+def nested_dice(pred: np.ndarray, truth: np.ndarray, parents: dict[str, str | None]) -> dict[str, float]:
+    """Dice of each class counting its descendants as inside it."""
+    def members(name: str) -> list[int]:
+        out, stack = [], [name]
+        while stack:
+            n = stack.pop()
+            out.append(CLASSES[n])
+            stack += [c for c, p in parents.items() if p == n]
+        return out
+
+    scores = {}
+    for name in CLASSES:
+        if name == "background":
+            continue
+        values = members(name)
+        p, t = np.isin(pred, values), np.isin(truth, values)
+        denom = int(p.sum()) + int(t.sum())
+        scores[name] = 2.0 * int((p & t).sum()) / denom if denom else 1.0
+    return scores
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=3.0)
+    p.add_argument("--shape", type=int, nargs=3, default=[48, 256, 256])
+    p.add_argument("--every", type=int, default=6, help="keep the labels of one slice in this many")
+    p.add_argument("--seeds", type=int, nargs="*", default=[0])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--scale", type=int, default=1)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    parents = default_parents([n for n in CLASSES if n != "background"])
+    rows = []
+    for seed in args.seeds:
+        image, truth = label_volume(seed, tuple(args.shape))
+        kept = list(range(args.every // 2, truth.shape[0], args.every))
+        sparse = np.zeros_like(truth)
+        sparse[kept] = truth[kept]
+        t0 = time.perf_counter()
+        res = train(image, sparse, classes=CLASSES, hierarchy=parents, minutes=args.minutes, device=args.device,
+                    seed=seed, config=TrainConfig(base_width=args.width, scale=args.scale), progress_bar=True)
+        t1 = time.perf_counter()
+        pred = predict_volume(res.model, image, device=args.device)
+        unseen = [z for z in range(truth.shape[0]) if z not in kept]
+        dice = nested_dice(pred[unseen], truth[unseen], parents)
+        rows.append({"seed": seed, "kept_slices": kept, "scored_slices": len(unseen), "dice": dice,
+                     "steps": res.meta.get("steps"), "train_s": round(t1 - t0, 1)})
+        print(f"seed {seed}: " + "  ".join(f"{k} {v:.3f}" for k, v in dice.items()) + f"  ({res.meta.get('steps')} steps)",
+              flush=True)
+    print()
+    print(f"{'class':14s} " + " ".join(f"seed {r['seed']:>3d}" for r in rows) + "   min")
+    for name in rows[0]["dice"]:
+        vals = [r["dice"][name] for r in rows]
+        print(f"{name:14s} " + " ".join(f"{v:8.3f}" for v in vals) + f" {min(vals):6.3f}")
+    info = {"minutes": args.minutes, "shape": args.shape, "every": args.every, "device": args.device,
+            "cuda": torch.cuda.is_available(), "threads": torch.get_num_threads(), "width": args.width,
+            "scale": args.scale, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+            "rows": rows}
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"phantom-accuracy-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(info, indent=1))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
