@@ -222,13 +222,15 @@ def assignment_url(a: ReviewAssignment) -> str:
 
 # ---------------------------------------------------------------- state machine
 def _pin(a: ReviewAssignment, z: Any, y: Any, x: Any, *, key: int | None = None) -> tuple[int, int, int]:
-    """The voxel a comment is pinned at: the given one, else the item's (or the first item's) center."""
+    """The voxel a comment is pinned at: the given coordinates, the missing ones taken from the
+    item's center (or the first undecided item's)."""
     if z is not None and y is not None and x is not None:
         return _int(z, "z"), _int(y, "y"), _int(x, "x")
     item = (a.items.filter(key=key).first() if key is not None
             else a.items.exclude(state=ItemState.APPROVED).first() or a.items.first())
-    center = item_center(a, item) if item else [a.z0, a.volume.shape_y // 2, a.volume.shape_x // 2]
-    return center[0], center[1], center[2]
+    center = (item_center(a, item) if item else None) or [a.z0, a.volume.shape_y // 2, a.volume.shape_x // 2]
+    pz, py, px = (c if v is None else _int(v, n) for v, c, n in zip((z, y, x), center, "zyx"))
+    return pz, py, px
 
 
 def _comment(a: ReviewAssignment, user: Any, text: Any, z: Any, y: Any, x: Any, *, key: int | None = None,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import io
 import uuid
 from typing import Any
@@ -37,3 +38,34 @@ def test_it_records_undo_redo_and_complete_marks_after_the_stroke_in_order(cast:
     assert {r["actor"] for r in rows} == {"annotator"} and {r["layer"] for r in rows} == {"manual"}
     assert rows[0]["detail"]["uuid"] == uid == rows[1]["detail"]["uuid"]
     assert rows[3]["detail"] == {"axis": "z", "index": 1}
+
+
+def test_the_api_merges_review_actions_with_strokes_and_exports_csv(cast: Any, tmp_path: Any) -> None:
+    from tests.annotations.reviews.conftest import Api, new_review
+
+    volume = make_volume(cast.project, tmp_path)
+    api = Api(cast)
+    uid = _paint(volume, cast.annotator)
+    review = new_review(api, volume, layer="manual", z0=0, z1=2)
+    api.post("annotator", f"/api/volumes/{volume.pk}/strokes/{uid}/undo/")
+    api.post("reviewer", f"/api/reviews/{review['id']}/transition/", {"action": "start"})
+    rows = api.get("viewer", f"/api/volumes/{volume.pk}/audit/").json()["results"]
+    assert [(r["actor"], r["action"]) for r in rows] == [
+        ("annotator", "stroke"), ("manager", "review_created"), ("annotator", "stroke_undo"),
+        ("reviewer", "review_start")]
+    assert [r["at"] for r in rows] == sorted(r["at"] for r in rows)
+    response = api.get("viewer", f"/api/volumes/{volume.pk}/audit/", format="csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    table = list(csv.reader(io.StringIO(response.content.decode())))
+    assert table[0] == ["at", "actor", "action", "layer", "detail"]
+    assert [r[2] for r in table[1:]] == [r["action"] for r in rows]
+    assert json.loads(table[1][4])["uuid"] == uid
+    assert len(api.get("viewer", f"/api/volumes/{volume.pk}/audit/", limit=2).json()["results"]) == 2
+    later = api.get("viewer", f"/api/volumes/{volume.pk}/audit/", since=rows[2]["at"]).json()["results"]
+    assert [r["action"] for r in later] == ["stroke_undo", "review_start"]
+    refusals = [({"since": "yesterday"}, "bad_date"), ({"limit": 0}, "invalid"), ({"format": "xml"}, "invalid")]
+    for params, code in refusals:
+        bad = api.get("viewer", f"/api/volumes/{volume.pk}/audit/", **params)
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == code
+    assert api.get("outsider", f"/api/volumes/{volume.pk}/audit/").status_code == 404
