@@ -125,7 +125,7 @@ export class CommentsPanel implements Disposable {
   constructor(
     private readonly host: ReviewHost,
     private readonly store: CommentStore,
-    assignmentId: number | null,
+    private readonly assignmentId: number | null,
   ) {
     const canWrite = host.ctx.canPaint;
     this.count = h("span", { class: "comment-count", id: "comment-count" });
@@ -250,6 +250,10 @@ export class CommentsPanel implements Disposable {
       h("div", { class: "comment-meta" }, h("strong", {}, c.author ?? "?"), ` · ${formatTime(c.created)} · `, link,
         c.resolved ? h("span", { class: "comment-badge" }, `resolved${c.resolved_by ? ` by ${c.resolved_by}` : ""}`) : null),
       h("div", { class: "comment-text" }, c.text),
+      c.assignment !== null && c.assignment !== this.assignmentId
+        ? h("a", { class: "comment-review-link", href: `/volumes/${c.volume}/?review=${c.assignment}#z=${c.z}&y=${c.y}&x=${c.x}` },
+          `Open review #${c.assignment} here →`)
+        : null,
       ...replies,
       actions,
     );

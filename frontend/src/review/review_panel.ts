@@ -52,8 +52,11 @@ export class ReviewPanel implements Disposable {
   private readonly composerText = h("textarea", { rows: 3, id: "review-comment", placeholder: "What needs changing? (Enter sends, Esc cancels)" });
   private readonly composerWhere = h("div", { class: "muted" });
   private pending: Pending | null = null;
-  private pinAt: Zyx = [0, 0, 0];
+  /** Voxel the pending comment is pinned at; null lets the server pin it at the first open item. */
+  private pinAt: Zyx | null = null;
   private busy = false;
+  /** Whether the page was opened at a position (#z=&y=&x=); read before the viewer rewrites the hash. */
+  private readonly openedAtSpot = /(^#|&)z=/.test(window.location.hash);
 
   constructor(
     private readonly host: ReviewHost,
@@ -122,7 +125,7 @@ export class ReviewPanel implements Disposable {
       this.assignment.value = a;
       if (first) {
         const here = itemAtFocus(a.items, this.host.ctx.focus.value);
-        const fromHash = window.location.hash.includes("z=");
+        const fromHash = this.openedAtSpot;
         const start = here >= 0 && fromHash ? here : Math.max(0, a.items.findIndex((i) => i.state !== "approved"));
         this.current.value = a.items.length === 0 ? -1 : start;
         // A link with a position (#z=&y=&x=) keeps it; otherwise open at the first open item.
@@ -192,9 +195,17 @@ export class ReviewPanel implements Disposable {
 
   private openComposer(p: Pending): void {
     this.pending = p;
-    this.pinAt = cursorVoxel(this.host);
-    const what = p.kind === "item" && this.item !== null ? itemLabel(this.item) : "the assignment";
-    this.composerWhere.textContent = `Request changes on ${what}, pinned at z ${this.pinAt[0]} y ${this.pinAt[1]} x ${this.pinAt[2]}`;
+    const flagged = (this.assignment.value?.items ?? []).filter((i) => i.state === "changes_requested");
+    if (p.kind === "transition" && flagged.length > 0) {
+      // Items already carry their pinned comments: the send-back needs only a summary.
+      this.pinAt = null;
+      this.composerText.value = `Please fix ${flagged.map(itemLabel).join(", ")} (see the pinned comments).`;
+      this.composerWhere.textContent = "Send the whole assignment back to the fixer";
+    } else {
+      this.pinAt = cursorVoxel(this.host);
+      const what = p.kind === "item" && this.item !== null ? itemLabel(this.item) : "the assignment";
+      this.composerWhere.textContent = `Request changes on ${what}, pinned at z ${this.pinAt[0]} y ${this.pinAt[1]} x ${this.pinAt[2]}`;
+    }
     this.composer.hidden = false;
     this.composerText.focus();
   }
@@ -213,8 +224,7 @@ export class ReviewPanel implements Disposable {
       notify(this.host, "Write what needs changing first.", "error");
       return;
     }
-    const [z, y, x] = this.pinAt;
-    const pin = { comment: text, z, y, x };
+    const pin = this.pinAt === null ? { comment: text } : { comment: text, z: this.pinAt[0], y: this.pinAt[1], x: this.pinAt[2] };
     const item = this.item;
     const ok = await this.run(async () => {
       if (p.kind === "item" && item !== null) await reviewApi.decide(this.id, item, "request_changes", pin);

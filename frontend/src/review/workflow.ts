@@ -23,7 +23,7 @@ export const TRANSITIONS: Record<TransitionAction, Rule> = {
 
 export const ACTION_LABELS: Record<TransitionAction, string> = {
   start: "Start review",
-  request_changes: "Request changes",
+  request_changes: "Send back",
   mark_fixed: "Mark fixed",
   approve: "Approve all",
   reopen: "Reopen",
