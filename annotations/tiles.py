@@ -13,9 +13,10 @@ from typing import Any
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from annotations.access import ready_volume_row_for_user
+from annotations.access import ready_volume_row_for_request
 from annotations.imaging import omezarr, tiles
 from annotations.models import LabelClass, LabelLayer
 
@@ -56,7 +57,7 @@ def _window(request: HttpRequest) -> tuple[float, float] | None:
 
 
 def _ready_volume(request: HttpRequest, volume_id: int, level: int) -> dict[str, Any]:
-    volume = ready_volume_row_for_user(request.user, volume_id)
+    volume = ready_volume_row_for_request(request, volume_id)
     if level >= len(volume["levels"]):
         raise Http404("no such level")
     return volume
@@ -74,6 +75,7 @@ def _respond(request: HttpRequest, etag: str, render: Any, fmt: str, cache_contr
     response["ETag"] = etag
     response["Cache-Control"] = cache_control
     response["X-Content-Type-Options"] = "nosniff"
+    patch_vary_headers(response, ("Cookie",))  # the answer depends on who asks
     return response
 
 

@@ -2,16 +2,21 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
+from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.test import Client
+from django.utils import timezone
 from PIL import Image
 
 from annotations.defaults import MANUAL_LAYER
+from annotations.models import Membership
 from annotations.strokes import layer_write_slices
-from tests.factories import gradient_volume, make_volume
+from tests.factories import PASSWORD, gradient_volume, make_volume
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +96,56 @@ def test_label_tiles_paint_class_colours_and_change_with_the_layer(viewer_client
     pixels = _pixels(after)
     assert tuple(pixels[15, 35]) == nucleus.rgba
     assert pixels[50, 50, 3] == 0
+
+
+class TestTheTileSessionCheckAnswersAsDjangoDoes:
+    """Tiles read the session without the ORM; every way a session stops being valid still ends in 404."""
+
+    URL = "/api/volumes/{}/tiles/z/0/0/0/0.png"
+
+    def _client(self, cast: Any) -> Client:
+        client = Client()
+        assert client.login(username=cast.viewer.username, password=PASSWORD)
+        return client
+
+    def test_a_logged_in_member_gets_the_tile_in_two_queries_with_a_vary_cookie_header(
+            self, cast: Any, volume: Any, django_assert_num_queries: Any) -> None:
+        client = self._client(cast)
+        with django_assert_num_queries(2):  # the session row, then volume + membership + user in one join
+            response = client.get(self.URL.format(volume.pk))
+        assert response.status_code == 200
+        assert "Cookie" in response["Vary"]
+
+    def test_after_logout_the_same_cookie_gets_404(self, cast: Any, volume: Any) -> None:
+        client = self._client(cast)
+        cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+        client.post("/accounts/logout/")
+        stale = Client()
+        stale.cookies[settings.SESSION_COOKIE_NAME] = cookie
+        assert stale.get(self.URL.format(volume.pk)).status_code == 404
+
+    def test_a_password_change_ends_the_session_for_tiles(self, cast: Any, volume: Any) -> None:
+        client = self._client(cast)
+        cast.viewer.set_password("another-secret-123")
+        cast.viewer.save()
+        assert client.get(self.URL.format(volume.pk)).status_code == 404
+
+    def test_an_inactive_user_gets_404(self, cast: Any, volume: Any) -> None:
+        client = self._client(cast)
+        type(cast.viewer).objects.filter(pk=cast.viewer.pk).update(is_active=False)
+        assert client.get(self.URL.format(volume.pk)).status_code == 404
+
+    def test_an_expired_session_gets_404(self, cast: Any, volume: Any) -> None:
+        client = self._client(cast)
+        Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
+        assert client.get(self.URL.format(volume.pk)).status_code == 404
+
+    def test_a_tampered_session_row_gets_404(self, cast: Any, volume: Any) -> None:
+        client = self._client(cast)
+        Session.objects.update(session_data="forged:data")
+        assert client.get(self.URL.format(volume.pk)).status_code == 404
+
+    def test_a_member_removed_from_the_project_gets_404_at_once(self, cast: Any, volume: Any) -> None:
+        client = self._client(cast)
+        Membership.objects.filter(user=cast.viewer).delete()
+        assert client.get(self.URL.format(volume.pk)).status_code == 404
