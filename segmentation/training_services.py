@@ -9,7 +9,10 @@ app's rows onto it:
 * image: the volume's level 0; labels: the "manual" layer (project class values, 0
   unlabeled), with voxels of painted cells (the "cells" layer, > 0) counted as the cell
   class where the manual layer says nothing or background, so the network learns a
-  cell-interior head for the cells job; complete slices from CompleteSlice rows.
+  cell-interior head for the cells job; complete slices from CompleteSlice rows; and
+  trusted labels: approved slices / cells of review assignments (annotations/reviews/
+  trusted.py) fill the manual layer's unlabeled voxels, recorded in the version's
+  config["trusted"] and covered by its labels hash.
 * classes: the project's semantic LabelClass rows and their parent links (plus the cell
   class when cells are painted).
 * a retrain fine-tunes the project's active ModelVersion unless asked to start from

@@ -107,3 +107,20 @@ def test_counts_and_tile_labels_agree_on_a_random_plane() -> None:
     assert counts.compared == int(((a > 0) & (b > 0)).sum())
     with pytest.raises(ValueError, match="kind"):
         DiffCounts("colours")
+
+
+def test_the_instance_diff_tile_shows_only_foreground_mismatches_on_slices_both_layers_label(api: Any,
+                                                                                           volume: Any) -> None:
+    other = np.zeros(SHAPE, np.uint32)
+    other[1:4, 5:15, 5:15] = 70  # the left half of cell 7 (a: z 1..3, y 5..14, x 5..24)
+    write_layer(volume, "cells_b", other, kind=LabelLayer.Kind.INSTANCES)
+    tile = _png(api.get("viewer", f"/api/volumes/{volume.pk}/diff/tiles/z/1/0/0/0.png", a="cells_auto",
+                        b="cells_b"))
+    assert (tile[5:15, 15:25, 3] == 255).all() and tile[..., 3].sum() == 10 * 10 * 255
+    # z = 4 holds cell 9 in a but nothing in b: not compared, so nothing is drawn
+    quiet = _png(api.get("viewer", f"/api/volumes/{volume.pk}/diff/tiles/z/4/0/0/0.png", a="cells_auto",
+                         b="cells_b"))
+    assert quiet[..., 3].max() == 0
+    side = _png(api.get("viewer", f"/api/volumes/{volume.pk}/diff/tiles/y/10/0/0/0.png", a="cells_auto",
+                        b="cells_b"))
+    assert side.shape == (6, 60, 4) and side[..., 3].sum() == 3 * 10 * 255  # rows z 1..3, x 15..24
