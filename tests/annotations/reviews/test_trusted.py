@@ -59,3 +59,31 @@ def test_trusted_labels_never_overwrite_the_inputs_and_check_their_shape() -> No
         TrainingLabels(manual, trusted=[TrustedLabels(np.zeros((1, 3, 3)), "labels")])
     with pytest.raises(ValueError, match="kind"):
         TrainingLabels(manual, trusted=[TrustedLabels(reviewed, "colours")])
+
+
+@pytest.mark.slow
+def test_a_real_retrain_records_the_approved_items_and_their_hash(cast: Any, tmp_path: Any) -> None:
+    import torch
+
+    from segmentation.models import ModelVersion
+    from tests.annotations.reviews.conftest import Api, write_layer
+    from tests.segmentation.phantom_volumes import phantom_volume
+    from tests.segmentation.test_training_services import _retrain
+
+    torch.set_num_threads(1)
+    pv = phantom_volume(cast.project, tmp_path)
+    write_layer(pv.volume, "prediction", pv.truth)
+    plain = _retrain(pv.volume, cast.annotator, max_steps=2, from_scratch=True)
+    assert plain.state == "succeeded", plain.message
+    api = Api(cast)
+    review = new_review(api, pv.volume, z0=4, z1=6)
+    _approve(api, review, "slice", 4)
+    trusted = _retrain(pv.volume, cast.annotator, max_steps=2, from_scratch=True)
+    assert trusted.state == "succeeded", trusted.message
+    first, second = ModelVersion.objects.order_by("id")
+    assert first.config["trusted"] == []
+    assert second.config["trusted"] == [{"assignment": review["id"], "layer": "prediction", "slices": [4],
+                                         "cells": []}]
+    assert 4 in second.config["train_slices"] + second.config["val_slices"]
+    assert 4 not in first.config["train_slices"] + first.config["val_slices"]
+    assert first.labels_hash != second.labels_hash
