@@ -38,7 +38,7 @@ BIG = {"axis": "z", "index": 1, "points": [[60, 60], [320, 320], [60, 320]], "ra
        "value": 4}
 
 _WRITER = r"""
-import json, os, signal, sys, uuid
+import json, os, signal, sys, time, uuid
 from pathlib import Path
 import numpy as np
 import django
@@ -87,12 +87,20 @@ elif point == "before_pyramid":  # level 0 written, coarser levels not
         return original_pyramid(*args, **kwargs)
     omezarr.update_label_pyramid = update_label_pyramid
 
+try:  # label pyramids may be updated after the ack, on a background thread
+    from annotations.pyramid_updates import updater
+    flush = updater.flush
+except ImportError:
+    def flush():
+        return True
+
 rng = np.random.default_rng(int(os.environ.get("SEED", "0")))
 shape = tuple(volume.shape)
 big = json.loads(os.environ["BIG"])
 n = 0
 while True:
     if n == crash_at:
+        flush()  # the strokes before this one are wholly written, pyramids included
         armed[0] = True
         payload = dict(big)
     else:
@@ -107,6 +115,9 @@ while True:
     payload["uuid"] = str(uuid.uuid4())
     strokes.stroke_apply(volume, user, Role.ANNOTATOR, payload)
     print("ack", payload["uuid"], flush=True)
+    if armed[0]:  # a deferred pyramid update has not died yet: let it
+        flush()
+        time.sleep(60)
     n += 1
 """
 
@@ -224,11 +235,14 @@ def test_a_writer_killed_inside_a_stroke_leaves_old_or_new_chunks_and_the_log_ho
     proc = _writer(settings, painted, cast.annotator, seed=1, point=point, at=3)
     acked = _acks(proc, 10)
     proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL and len(acked) == 3, proc.stderr.read()[-2000:]  # type: ignore[union-attr]
-
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()[-2000:]  # type: ignore[union-attr]
     layer = _level(painted, 0)
     last, full, new = _check_old_or_new(painted, layer)
-    assert str(last.uuid) not in acked and last.mode == "paint" and last.radius == BIG["radius"]
+    assert last.mode == "paint" and last.radius == BIG["radius"]
+    if point == "before_pyramid":  # acknowledged too where the pyramid follows the ack
+        assert len(acked) in (3, 4)
+    else:  # no ack before level 0 is written
+        assert len(acked) == 3 and str(last.uuid) not in acked
     partials = list((volume_zarr_path(painted) / "labels" / MANUAL_LAYER / "0").rglob("*.partial"))
     if point == "after_commit":
         assert new == 0 and not np.array_equal(layer, full)  # the log is ahead of the layer
