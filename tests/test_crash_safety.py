@@ -9,7 +9,6 @@ level 0, or after level 0 but before the coarser pyramid levels.
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
