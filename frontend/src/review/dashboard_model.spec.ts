@@ -37,7 +37,7 @@ describe("audit rows", () => {
   ];
 
   it("words a detail object as key value pairs", () => {
-    expect(describeDetail({ z: 2, comment: "edge", none: null, uuid: "0a1b" })).toBe("z 2 · comment edge");
+    expect(describeDetail({ z: 2, comment: "edge", none: null, uuid: "0a1b", cells: [] })).toBe("z 2 · comment edge");
     expect(describeDetail(null)).toBe("");
   });
 

@@ -57,7 +57,7 @@ export function describeDetail(detail: unknown): string {
   if (detail === null || detail === undefined) return "";
   if (typeof detail !== "object") return String(detail);
   return Object.entries(detail as Record<string, unknown>)
-    .filter(([k, v]) => k !== "uuid" && v !== null && v !== undefined && v !== "")
+    .filter(([k, v]) => k !== "uuid" && v !== null && v !== undefined && v !== "" && !(Array.isArray(v) && v.length === 0))
     .map(([k, v]) => `${k.replace(/_/g, " ")} ${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
     .join(" · ");
 }

@@ -18,3 +18,10 @@ export function worstSlices(slices: readonly { z: number; disagree: number }[], 
     .sort((a, b) => b.disagree - a.disagree || a.z - b.z)
     .slice(0, n);
 }
+
+/** Voxel counts for a narrow table: 952, 17.4k, 2.3M. */
+export function formatCount(n: number): string {
+  if (n < 1000) return String(n);
+  if (n < 1e6) return `${(n / 1e3).toFixed(n < 1e5 ? 1 : 0)}k`;
+  return `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)}M`;
+}

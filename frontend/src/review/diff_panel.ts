@@ -8,7 +8,7 @@ import { h } from "../core/dom";
 import type { TileOverlay } from "../viewer/slice_view";
 import { type DiffResult, diffTileUrl, reviewApi } from "./api";
 import { jumpTo, type ReviewHost } from "./host";
-import { diceClass, formatDice, worstSlices } from "./diff_model";
+import { diceClass, formatCount, formatDice, worstSlices } from "./diff_model";
 
 export class DiffPanel implements Disposable {
   readonly element: HTMLElement;
@@ -73,14 +73,14 @@ export class DiffPanel implements Disposable {
     const pct = r.compared_voxels > 0 ? (100 * r.disagree_voxels) / r.compared_voxels : 0;
     const classRows = Object.entries(r.classes).map(([name, c]) =>
       h("tr", { "data-class": name }, h("td", {}, name), h("td", { class: `dice ${diceClass(c.dice)}` }, formatDice(c.dice)),
-        h("td", {}, String(c.a_voxels)), h("td", {}, String(c.b_voxels))));
+        h("td", { title: String(c.a_voxels) }, formatCount(c.a_voxels)), h("td", { title: String(c.b_voxels) }, formatCount(c.b_voxels))));
     const cells = r.cells ?? [];
     const worst = worstSlices(r.slices, 5);
     this.result.replaceChildren(
       h("div", { class: "muted diff-summary", id: "diff-summary" },
         `${r.disagree_voxels.toLocaleString()} of ${r.compared_voxels.toLocaleString()} compared voxels disagree (${pct.toFixed(1)} %)`),
       h("table", { class: "compare-table dice-table", id: "dice-table" },
-        h("thead", {}, h("tr", {}, h("th", {}, "class"), h("th", {}, "Dice"), h("th", {}, "A vox"), h("th", {}, "B vox"))),
+        h("thead", {}, h("tr", {}, h("th", {}, "class"), h("th", {}, "Dice"), h("th", { title: "voxels of the class in A" }, "A"), h("th", { title: "voxels of the class in B" }, "B"))),
         h("tbody", {}, ...classRows)),
       cells.length === 0 ? "" : h("table", { class: "compare-table dice-table", id: "dice-cells" },
         h("thead", {}, h("tr", {}, h("th", {}, "cell A"), h("th", {}, "cell B"), h("th", {}, "Dice"))),

@@ -32,8 +32,10 @@ export function notify(host: ReviewHost, text: string, kind: "info" | "error" = 
   host.ctx.session.notices.dispatch(text, kind);
 }
 
-export function formatTime(iso: string): string {
+export function formatTime(iso: string, { seconds = false }: { seconds?: boolean } = {}): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return d.toLocaleString(undefined, {
+    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", ...(seconds ? { second: "2-digit" } : {}),
+  });
 }

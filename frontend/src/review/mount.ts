@@ -33,9 +33,10 @@ export function mountReview(sidebar: HTMLElement, host: ReviewHost, { auditUrl }
     document.body.classList.add("review-mode");
     d.add(() => document.body.classList.remove("review-mode"));
   }
-  // Comments go right below the layer list (or first, below the review panel).
+  // Comments go right below the review panel in reviewer mode, else below the layer list.
   const layers = host.layers.element;
-  if (layers.parentElement === sidebar) layers.after(comments.element);
+  if (reviewId !== null) placed[0]!.after(comments.element);
+  else if (layers.parentElement === sidebar) layers.after(comments.element);
   else sidebar.append(comments.element);
   placed.push(comments.element);
   d.add(() => {

@@ -121,7 +121,7 @@ class Dashboard {
     return h("tr", { "data-assignment": a.id, class: a.overdue ? "overdue" : "" },
       h("td", {}, String(a.id)), h("td", {}, a.volume_name), h("td", {}, a.layer), h("td", {}, part),
       h("td", {}, a.reviewer ?? "—"), h("td", {}, a.fixer ?? "—"),
-      h("td", { class: a.overdue ? "late" : "" }, a.due ?? "—"), h("td", {}, stateBadge(a.state)), h("td", {}, progressCell(a)), actions);
+      h("td", { class: a.overdue ? "late nowrap" : "nowrap" }, a.due ?? "—"), h("td", {}, stateBadge(a.state)), h("td", {}, progressCell(a)), actions);
   }
 
   private bindForm(): void {
@@ -205,7 +205,7 @@ class AuditPage {
       return;
     }
     this.body.replaceChildren(...rows.map((r) => h("tr", { class: `audit-row action-${r.action.replace(/[^a-z0-9_-]/gi, "_")}`, "data-action": r.action },
-      h("td", { class: "nowrap", title: r.at }, formatTime(r.at)), h("td", {}, r.actor ?? "—"), h("td", {}, h("code", {}, r.action)),
+      h("td", { class: "nowrap", title: r.at }, formatTime(r.at, { seconds: true })), h("td", {}, r.actor ?? "—"), h("td", {}, h("code", {}, r.action)),
       h("td", {}, r.layer ?? ""), h("td", { class: "detail" }, describeDetail(r.detail)))));
   }
 }

@@ -179,6 +179,9 @@ export class ReviewPanel implements Disposable {
     void this.run(async () => {
       await reviewApi.decide(this.id, item, decision);
       notify(this.host, `${itemLabel(item)}: ${decision === "approve" ? "approved" : "marked fixed"}`);
+    }).then((ok) => {
+      // Approving moves on to the next open item, so a reviewer can walk a range with "a" alone.
+      if (ok && decision === "approve") this.step(1, true);
     });
   }
 
