@@ -120,17 +120,27 @@ def test_assign_request_changes_fix_approve_and_audit(live_app: str, browser: An
     annotator.wait_for_function("() => Number(document.querySelector('#notif-count')?.textContent) >= 2")
     notice = annotator.locator(".notification.kind-changes_requested", has_text="nucleus edge").first
     notice.wait_for()
-    assert Notification.objects.filter(user=cast.annotator, kind="changes_requested").exists()
-    annotator.goto(f"{live_app}/volumes/{grey_volume.pk}/?review={assignment.pk}")
+    notice.locator("a").click()  # the comment's link: the viewer opens at the pinned voxel
+    annotator.wait_for_url(re.compile(rf"/volumes/{grey_volume.pk}/#z={comment.z}&y={comment.y}&x={comment.x}$"))
+    annotator.wait_for_load_state()
     annotator.wait_for_selector("#viewer-xy canvas")
     annotator.wait_for_function(CONNECTED, timeout=20000)
-    annotator.wait_for_function("() => document.querySelector('#review-state')?.textContent === 'changes requested'")
+    assert _focus(annotator) == [comment.z, comment.y, comment.x]
+    spot_link = f"/volumes/{grey_volume.pk}/#z={comment.z}&y={comment.y}&x={comment.x}"
+    assert Notification.objects.get(user=cast.annotator, link=spot_link).read
+    pin = annotator.locator(f"#viewer-xy .review-marker[data-comment='{comment.pk}']")
+    pin.wait_for(state="visible")
     thread = annotator.locator(f"[data-thread='{comment.pk}']")
     thread.wait_for()
     assert "The nucleus edge is missing here" in thread.inner_text()
-    assert _focus(annotator)[0] != comment.z  # reviewer mode opened at the first open item, slice 0
-    annotator.locator(f"[data-thread='{comment.pk}'] .comment-link").click()
-    annotator.wait_for_function(f"() => window.emViewer.ctx.focus.value.join() === '{comment.z},{comment.y},{comment.x}'")
+    thread.locator(".comment-review-link").click()  # from the thread into reviewer mode, same spot
+    annotator.wait_for_url(re.compile(rf"\?review={assignment.pk}#z={comment.z}&"))
+    annotator.wait_for_load_state()
+    annotator.wait_for_selector("#viewer-xy canvas")
+    annotator.wait_for_function(CONNECTED, timeout=20000)
+    annotator.wait_for_function("() => document.querySelector('#review-state')?.textContent === 'changes requested'")
+    annotator.wait_for_function("() => document.querySelector('#review-item')?.textContent.startsWith('z 1')")
+    assert _focus(annotator) == [comment.z, comment.y, comment.x]
     pin = annotator.locator(f"#viewer-xy .review-marker[data-comment='{comment.pk}']")
     pin.wait_for(state="visible")
     pbox = pin.bounding_box()
@@ -147,7 +157,9 @@ def test_assign_request_changes_fix_approve_and_audit(live_app: str, browser: An
     assert stroke.axis == "z" and stroke.index == comment.z
     r, g, b = _pixel_at(annotator, px + 13, py + 21)  # beside the crosshair lines through the spot
     assert r - b > 50 and g - b > 40, "the nucleus paint is not on the canvas"
-    annotator.click("[data-action=mark_fixed]")
+    annotator.keyboard.press("f")  # this slice is fixed ...
+    annotator.wait_for_function("() => document.querySelector('#review-item')?.textContent.includes('fixed')")
+    annotator.click("[data-action=mark_fixed]")  # ... and so is the assignment
     annotator.wait_for_function("() => document.querySelector('#review-state')?.textContent === 'fixed'")
     assignment.refresh_from_db()
     assert assignment.state == "fixed"
