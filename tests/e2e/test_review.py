@@ -157,6 +157,13 @@ def test_assign_request_changes_fix_approve_and_audit(live_app: str, browser: An
     assert stroke.axis == "z" and stroke.index == comment.z
     r, g, b = _pixel_at(annotator, px + 13, py + 21)  # beside the crosshair lines through the spot
     assert r - b > 50 and g - b > 40, "the nucleus paint is not on the canvas"
+    thread = annotator.locator(f"[data-thread='{comment.pk}']")
+    thread.locator(".comment-reply-btn").click()
+    annotator.keyboard.type("Extended the nucleus to its envelope")
+    annotator.keyboard.press("Enter")
+    thread.locator(".comment-reply", has_text="Extended the nucleus").wait_for()
+    assert comment.replies.get().author == cast.annotator
+    annotator.locator("#viewer-xy canvas").focus()
     annotator.keyboard.press("f")  # this slice is fixed ...
     annotator.wait_for_function("() => document.querySelector('#review-item')?.textContent.includes('fixed')")
     annotator.click("[data-action=mark_fixed]")  # ... and so is the assignment
@@ -174,15 +181,66 @@ def test_assign_request_changes_fix_approve_and_audit(live_app: str, browser: An
     assignment.refresh_from_db()
     assert assignment.state == "approved" and set(assignment.items.values_list("state", flat=True)) == {"approved"}
 
+    reviewer.locator(f"[data-thread='{comment.pk}'] .comment-resolve").click()
+    reviewer.wait_for_function(f"() => !document.querySelector(\"[data-thread='{comment.pk}']\")")
+    assert not reviewer.locator(f".review-marker[data-comment='{comment.pk}']").count()
+    comment.refresh_from_db()
+    assert comment.resolved and comment.resolved_by == cast.reviewer
+
     # ---- the audit trail lists all of it, in order
     manager.goto(f"{live_app}/volumes/{grey_volume.pk}/audit/")
     manager.wait_for_selector("#audit-table .audit-row")
     actions = manager.eval_on_selector_all("#audit-table .audit-row", "rows => rows.map(r => r.dataset.action)")
     expected = ["review_created", "review_start", "item_request_changes", "review_request_changes", "stroke",
-                "review_mark_fixed", "review_approve"]
+                "item_fixed", "review_mark_fixed", "review_approve", "comment_resolved"]
     positions = [actions.index(a) for a in expected]
     assert positions == sorted(positions), actions
     who = manager.eval_on_selector_all("#audit-table .audit-row", "rows => rows.map(r => r.children[1].textContent)")
-    assert who[positions[0]] == "manager" and who[positions[4]] == "annotator" and who[positions[6]] == "reviewer"
+    assert who[positions[0]] == "manager" and who[positions[4]] == "annotator" and who[positions[7]] == "reviewer"
     csv = manager.evaluate("() => fetch('/api/volumes/%d/audit/?format=csv').then(r => r.text())" % grey_volume.pk)
     assert csv.splitlines()[0] == "at,actor,action,layer,detail" and "review_approve" in csv
+
+
+def test_the_diff_overlay_shows_where_two_layers_disagree(live_app: str, browser: Any, cast: Any,
+                                                          grey_volume: Any) -> None:
+    from annotations.layers import layer_create
+    from annotations.strokes import layer_write_slices
+
+    values = {c.name: c.value for c in cast.project.label_classes.all()}
+    manual = np.full((128, 128), values["background"], np.uint16)
+    manual[:, :64] = values["nucleus"]  # the left half is nucleus, the right half background
+    predicted = np.full((128, 128), values["nucleus"], np.uint16)  # the model calls it all nucleus
+    layer_write_slices(grey_volume, "manual", {2: manual})
+    layer_create(grey_volume, "prediction", editable=False)
+    layer_write_slices(grey_volume, "prediction", {2: predicted})
+    both = (manual == values["nucleus"]).sum(), (predicted == values["nucleus"]).sum()
+    nucleus_dice = 2 * ((manual == values["nucleus"]) & (predicted == values["nucleus"])).sum() / sum(both)
+
+    page = _page(browser, live_app, cast.viewer)  # reading a diff needs no more than the viewer role
+    _open_viewer(page, f"{live_app}/volumes/{grey_volume.pk}/#z=2&y=64&x=64")
+    for layer in ("manual", "prediction"):
+        page.locator(f"#layer-{layer} .layer-visible").uncheck()
+    page.select_option("#diff-a", "manual")
+    page.select_option("#diff-b", "prediction")
+    page.check("#diff-show")
+    row = page.locator("#dice-table tr[data-class='nucleus']")
+    row.wait_for()
+    assert row.locator("td").nth(1).inner_text() == f"{nucleus_dice:.2f}"
+    assert f"{int((manual != predicted).sum()):,}" in page.inner_text("#diff-summary")
+
+    box = page.locator("#viewer-xy canvas").bounding_box()
+    left = (box["x"] + box["width"] / 2 - 60, box["y"] + box["height"] / 2 - 40)
+    right = (box["x"] + box["width"] / 2 + 60, box["y"] + box["height"] / 2 - 40)
+    page.wait_for_function(f"""() => {{
+      const c = document.querySelector('#viewer-xy canvas'), r = c.getBoundingClientRect(), s = c.width / r.width;
+      const d = c.getContext('2d').getImageData(Math.round(({right[0]} - r.left) * s), Math.round(({right[1]} - r.top) * s), 1, 1).data;
+      return d[0] - d[2] > 50 && d[1] - d[2] > 40;
+    }}""", timeout=15000)  # disagreement drawn in the colour of B's class (nucleus: yellow)
+    r, g, b = _pixel_at(page, *left)
+    assert max(r, g, b) - min(r, g, b) < 12, "where the layers agree the image shows through, grey"
+    page.uncheck("#diff-show")
+    page.wait_for_function(f"""() => {{
+      const c = document.querySelector('#viewer-xy canvas'), r = c.getBoundingClientRect(), s = c.width / r.width;
+      const d = c.getContext('2d').getImageData(Math.round(({right[0]} - r.left) * s), Math.round(({right[1]} - r.top) * s), 1, 1).data;
+      return Math.abs(d[0] - d[2]) < 12;
+    }}""", timeout=15000)
