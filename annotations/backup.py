@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
 
+from annotations import pyramid_updates
 from annotations.models import Project
 
 EXCLUDE = ["contenttypes", "auth.permission", "sessions", "admin.logentry"]
@@ -24,6 +25,7 @@ EXCLUDE = ["contenttypes", "auth.permission", "sessions", "admin.logentry"]
 def backup_write(out: Path) -> Path:
     """Write a backup archive to `out` (written beside it first, then renamed into place)."""
     out = Path(out)
+    pyramid_updates.flush()  # strokes this process acknowledged are in the label pyramids
     tmp = out.with_name(out.name + ".partial")
     dump = io.StringIO()
     excludes = [arg for label in EXCLUDE for arg in ("--exclude", label)]

@@ -15,7 +15,7 @@ from django.http import Http404
 from annotations import strokes
 from annotations.access import project_for_user, volume_for_user
 from emportal.errors import ApplicationError
-from emportal.realtime import project_group, volume_group
+from emportal.realtime import broadcast_async, project_group, volume_group
 
 CLOSE_NOT_FOUND = 4404
 
@@ -58,8 +58,10 @@ class VolumeConsumer(_ForwardingConsumer):
                 if not isinstance(stroke, dict):
                     raise ApplicationError("a stroke message needs a stroke object")
                 outcome = await database_sync_to_async(strokes.stroke_apply)(
-                    self.volume, self.scope["user"], self.role, stroke)
+                    self.volume, self.scope["user"], self.role, stroke, announce=False)
                 await self.send_json({"type": "ack", "uuid": outcome.uuid, "version": outcome.version})
+                if outcome.event is not None:  # the echo after the ack; a resent duplicate has none
+                    await broadcast_async(self.group, outcome.event)
             elif kind in ("undo", "redo"):
                 uid = content.get("uuid")
                 toggle = strokes.stroke_undo if kind == "undo" else strokes.stroke_redo

@@ -6,6 +6,11 @@ directly; undo and redo recompute the stroke's box from the log, so they stay ex
 where other people's later strokes overlap. Writes to one layer are serialised by a
 file lock (Daphne threads and Celery workers alike). The row is committed before the
 chunks are written, so a crash in between leaves a log that replays to the truth.
+
+A painted stroke is acknowledged once its row and level 0 are written: the coarser
+levels follow on a background thread (annotations/pyramid_updates.py) under a lock of
+their own, so the next stroke need not wait for them; the echo to the other sockets goes
+out after the ack when the caller asks for that.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import fcntl
 import uuid as uuidlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,8 +28,8 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
-from annotations import raster
-from annotations.imaging import omezarr
+from annotations import pyramid_updates, raster
+from annotations.imaging import chunkio, omezarr
 from annotations.models import CompleteSlice, LabelLayer, Role, Stroke, Volume
 from annotations.reviews import audit
 from annotations.storage import volume_zarr_path
@@ -39,16 +44,21 @@ class StrokeOutcome:
     uuid: str
     version: int
     duplicate: bool = False
+    event: dict[str, Any] | None = field(default=None, compare=False)
 
 
 def _refuse(message: str, code: str = "invalid_stroke", status: int = 400) -> ApplicationError:
     return ApplicationError(message, code=code, status_code=status)
 
 
-@contextmanager
-def layer_lock(volume: Volume, layer: str) -> Iterator[None]:
+def layer_lock(volume: Volume, layer: str) -> Any:
     """Hold the write lock of one label layer (a file lock, so it spans processes)."""
-    folder = volume_zarr_path(volume) / ".locks"
+    return _store_lock(volume_zarr_path(volume), layer)
+
+
+@contextmanager
+def _store_lock(dest: Path, layer: str) -> Iterator[None]:
+    folder = dest / ".locks"
     folder.mkdir(exist_ok=True)
     with open(folder / f"{layer}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -115,16 +125,33 @@ def _level0(volume: Volume, layer: str) -> Any:
     return _open_level0(str(volume_zarr_path(volume)), layer)
 
 
-def _write(volume: Volume, layer: LabelLayer, box: raster.Box, block: np.ndarray) -> None:
-    _level0(volume, layer.name)[raster.box_slices(box)] = block
-    omezarr.update_label_pyramid(volume_zarr_path(volume), layer.name, z=box[0], y=box[1], x=box[2])
+@lru_cache(maxsize=128)
+def _regions0(zarr_path: str, layer: str) -> chunkio.RegionIO:
+    # Strokes touch one or two chunks: read and write them without zarr's async bridge.
+    return chunkio.region_io(_open_level0(zarr_path, layer))
+
+
+def _region_io(volume: Volume, layer: str) -> chunkio.RegionIO:
+    return _regions0(str(volume_zarr_path(volume)), layer)
+
+
+def _write(volume: Volume, layer: LabelLayer, box: raster.Box, block: np.ndarray, *,
+           defer_pyramid: bool = False) -> None:
+    _region_io(volume, layer.name).write(box, block)
+    dest = volume_zarr_path(volume)
+    pyramid_lock = lambda: _store_lock(dest, f"{layer.name}.pyramid")  # noqa: E731 - coarser levels only
+    if defer_pyramid:
+        pyramid_updates.submit(dest, layer.name, box, pyramid_lock)
+    else:
+        with pyramid_lock():
+            omezarr.update_label_pyramid(dest, layer.name, z=box[0], y=box[1], x=box[2])
 
 
 def _record(volume: Volume, layer: LabelLayer, user: Any, *, uid: str, axis: str, index: int, mode: str,
             value: int, radius: float, points: Any, box: raster.Box, mask: np.ndarray,
-            after: np.ndarray | None) -> StrokeOutcome:
+            after: np.ndarray | None, defer_pyramid: bool = False) -> StrokeOutcome:
     """Apply one effect (mask -> value, or mask -> after) to the layer, log it, announce it."""
-    block = np.asarray(_level0(volume, layer.name)[raster.box_slices(box)])
+    block = _region_io(volume, layer.name).read(box)
     before = block.copy()
     block[mask] = value if after is None else after[mask]
     with transaction.atomic():
@@ -135,7 +162,7 @@ def _record(volume: Volume, layer: LabelLayer, user: Any, *, uid: str, axis: str
             z0=box[0][0], z1=box[0][1], y0=box[1][0], y1=box[1][1], x0=box[2][0], x1=box[2][1],
             mask=raster.pack_mask(mask), after=None if after is None else raster.pack_array(after),
             before=raster.pack_array(before), version=version)
-    _write(volume, layer, box, block)
+    _write(volume, layer, box, block, defer_pyramid=defer_pyramid)
     return StrokeOutcome(uuid=uid, version=version)
 
 
@@ -152,6 +179,10 @@ def _claim_uuid(volume: Volume, role: Role, data: Mapping[str, Any]) -> tuple[st
         return uid, None
     if seen.layer.volume_id != volume.pk:
         raise _refuse("that uuid belongs to another volume", code="uuid_conflict", status=409)
+    if seen.active:  # the row commits before the chunks: a resend after a crash in between repairs them
+        box = _box_of(seen)
+        with layer_lock(volume, seen.layer.name):
+            _write(volume, seen.layer, box, layer_replay(volume, seen.layer.name, box))
     return uid, StrokeOutcome(uuid=uid, version=seen.version, duplicate=True)
 
 
@@ -162,8 +193,13 @@ def _validate(gesture: raster.Gesture, volume: Volume) -> None:
         raise _refuse(str(exc), code="off_volume" if "off" in str(exc) else "invalid_stroke") from None
 
 
-def stroke_apply(volume: Volume, user: Any, role: Role, data: Mapping[str, Any]) -> StrokeOutcome:
-    """Validate and apply a stroke payload (websocket or REST); a repeated UUID is a no-op."""
+def stroke_apply(volume: Volume, user: Any, role: Role, data: Mapping[str, Any], *,
+                 announce: bool = True) -> StrokeOutcome:
+    """Validate and apply a stroke payload (websocket or REST); a repeated UUID is a no-op.
+
+    With ``announce=False`` the echo to the volume's sockets is left to the caller
+    (``outcome.event``), so a websocket can send its ack first.
+    """
     uid, seen = _claim_uuid(volume, role, data)
     if seen is not None:
         return seen
@@ -186,13 +222,14 @@ def stroke_apply(volume: Volume, user: Any, role: Role, data: Mapping[str, Any])
         box = raster.plane_box(gesture.axis, gesture.index, rows, cols)
         outcome = _record(volume, layer, user, uid=uid, axis=gesture.axis, index=gesture.index, mode=gesture.mode,
                           value=value, radius=gesture.radius, points=[list(p) for p in gesture.points],
-                          box=box, mask=raster.from_plane(mask2d, gesture.axis), after=None)
-    broadcast(volume_group(volume.pk), {
-        "type": "stroke", "version": outcome.version,
-        "stroke": {"uuid": uid, "layer": layer.name, "axis": gesture.axis, "index": gesture.index,
-                   "points": [list(p) for p in gesture.points], "radius": gesture.radius, "value": value,
-                   "mode": gesture.mode, "user": getattr(user, "username", "")}})
-    return outcome
+                          box=box, mask=raster.from_plane(mask2d, gesture.axis), after=None, defer_pyramid=True)
+    event = {"type": "stroke", "version": outcome.version,
+             "stroke": {"uuid": uid, "layer": layer.name, "axis": gesture.axis, "index": gesture.index,
+                        "points": [list(p) for p in gesture.points], "radius": gesture.radius, "value": value,
+                        "mode": gesture.mode, "user": getattr(user, "username", "")}}
+    if announce:
+        broadcast(volume_group(volume.pk), event)
+    return StrokeOutcome(uuid=outcome.uuid, version=outcome.version, event=event)
 
 
 def layer_replay(volume: Volume, layer_name: str, box: raster.Box | None = None) -> np.ndarray:

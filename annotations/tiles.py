@@ -17,6 +17,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from annotations.access import ready_volume_row_for_request
+from annotations import pyramid_updates
 from annotations.imaging import omezarr, tiles
 from annotations.models import LabelClass, LabelLayer
 
@@ -40,7 +41,10 @@ def _image_level(zarr_path: str, level: int) -> Any:
 
 
 def _label_level(zarr_path: str, layer: str, level: int) -> Any:
-    return _open_label_level(str(Path(settings.MEDIA_ROOT) / zarr_path), layer, level)
+    dest = Path(settings.MEDIA_ROOT) / zarr_path
+    if level > 0:  # strokes acknowledged in this process reach the coarser levels first
+        pyramid_updates.wait(dest, layer)
+    return _open_label_level(str(dest), layer, level)
 
 
 def _window(request: HttpRequest) -> tuple[float, float] | None:

@@ -23,6 +23,17 @@ def project_group(project_id: int) -> str:
     return f"project.{project_id}"
 
 
+async def broadcast_async(group: str, event: dict[str, Any]) -> None:
+    """:func:`broadcast` for async callers (consumers), without a thread hop."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(group, {"type": "forward", "event": event})
+    except Exception as exc:  # noqa: BLE001 - as in broadcast
+        log.warning("could not broadcast %s to %s: %s", event.get("type"), group, exc)
+
+
 def broadcast(group: str, event: dict[str, Any]) -> None:
     """Send `event` (a JSON-able dict with a "type" key) to every socket in `group`."""
     layer = get_channel_layer()

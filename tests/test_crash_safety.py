@@ -42,9 +42,8 @@ from pathlib import Path
 import numpy as np
 import django
 django.setup()
-import zarr.storage._local as local
 from annotations import strokes
-from annotations.imaging import omezarr
+from annotations.imaging import chunkio, omezarr
 from annotations.models import Role, Volume
 from django.contrib.auth import get_user_model
 
@@ -65,19 +64,19 @@ if point == "after_commit":  # the row is committed; no chunk written yet
         return original_write(*args, **kwargs)
     strokes._write = _write
 elif point == "mid_chunk":  # half of the second level-0 chunk is on disk
-    original_put = local._put
-    def _put(path, value, exclusive=False):
+    original_store = chunkio.DirectChunks._store
+    def _store(self, path, chunk):
         if armed[0] and "/labels/manual/0/" in str(path):
             puts[0] += 1
             if puts[0] == 2:
-                data = bytes(value.as_buffer_like())
-                tmp = path.with_suffix(f".{uuid.uuid4().hex}.partial")
+                data = self.codec.encode(np.ascontiguousarray(chunk))
+                tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
                 with tmp.open("wb") as f:
                     f.write(data[: len(data) // 2])
                     f.flush()
                 die()
-        return original_put(path, value, exclusive=exclusive)
-    local._put = _put
+        return original_store(self, path, chunk)
+    chunkio.DirectChunks._store = _store
 elif point == "before_pyramid":  # level 0 written, coarser levels not
     original_pyramid = omezarr.update_label_pyramid
     def update_label_pyramid(*args, **kwargs):
@@ -221,7 +220,8 @@ def test_a_writer_killed_at_random_moments_leaves_old_or_new_chunks_and_a_log_th
         layer = _level(painted, 0)  # every chunk still decodes
         logged = set(Stroke.objects.filter(layer__volume=painted).values_list("uuid", flat=True))
         assert set(total_acked) <= {str(u) for u in logged}, "an acknowledged stroke is missing from the log"
-        assert len(logged) - len(total_acked) <= 1, "more than the stroke in flight is unacknowledged"
+        # at most the one stroke in flight at each kill so far is logged but unacknowledged
+        assert len(logged) - len(total_acked) <= round_ + 1, "more than the strokes in flight are unacknowledged"
         last, full, _ = _check_old_or_new(painted, layer)
         _repair_by_replay(painted, full, ((last.z0, last.z1), (last.y0, last.y1), (last.x0, last.x1)))
         np.testing.assert_array_equal(_level(painted, 0), full)
@@ -257,8 +257,6 @@ def test_a_writer_killed_inside_a_stroke_leaves_old_or_new_chunks_and_the_log_ho
     assert _pyramid_agrees(painted)
 
 
-@pytest.mark.xfail(strict=True, reason="annotations/strokes.py: a resent UUID whose row exists is answered as a "
-                                       "duplicate without checking that its chunks were written")
 def test_a_stroke_resent_after_its_writer_died_before_the_chunks_reaches_the_layer(
         painted: Any, cast: Any, settings: Any) -> None:
     proc = _writer(settings, painted, cast.annotator, seed=2, point="after_commit", at=0)
