@@ -25,6 +25,18 @@ export class DiffPanel implements Disposable {
     const show = h("input", { type: "checkbox", id: "diff-show" });
     const opacity = h("input", { type: "range", id: "diff-opacity", min: 0, max: 1, step: 0.05, value: 0.85, "aria-label": "diff opacity" });
 
+    // Layers of different kinds (class labels vs cell ids) cannot be compared: B offers A's kind only.
+    const kindOf = new Map(host.ctx.info.layers.map((l) => [l.name, l.kind]));
+    const syncKinds = () => {
+      for (const opt of b.options) opt.disabled = kindOf.get(opt.value) !== kindOf.get(a.value);
+      if (b.selectedOptions[0]?.disabled) {
+        const same = [...b.options].find((o) => !o.disabled && o.value !== a.value) ?? [...b.options].find((o) => !o.disabled);
+        if (same !== undefined) b.value = same.value;
+      }
+    };
+    syncKinds();
+    this.d.add(listen(a, "change", syncKinds));
+
     const apply = () => {
       const on = show.checked && a.value !== b.value;
       const versions = host.ctx.session.versions.value;
