@@ -83,7 +83,7 @@ export class ReviewPanel implements Disposable {
     this.element = h(
       "section",
       { class: "panel review-panel", id: "review-panel" },
-      h("h2", {}, `Review #${id}`),
+      h("h2", {}, `Review #${id} `, h("a", { class: "review-dash-link", href: `/projects/${host.ctx.info.project.id}/reviews/` }, "dashboard")),
       this.head,
       this.progressBar,
       this.progressLabel,
