@@ -27,6 +27,7 @@ Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
 class RegionIO(Protocol):
     dtype: np.dtype
+    shape: tuple[int, ...]
 
     def read(self, box: Box) -> np.ndarray: ...
 
@@ -39,6 +40,7 @@ class ZarrRegions:
     def __init__(self, array: Any) -> None:
         self.array = array
         self.dtype = np.dtype(array.dtype)
+        self.shape = tuple(array.shape)
 
     def read(self, box: Box) -> np.ndarray:
         return np.asarray(self.array[tuple(slice(lo, hi) for lo, hi in box)])

@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from annotations.imaging import chunkio
 from annotations.imaging.readers import Source
 
 __all__ = [
@@ -673,6 +674,7 @@ def delete_label_layer(dest: Path, name: str) -> None:
     os.rename(path, trash)
     shutil.rmtree(trash, ignore_errors=True)
     _label_levels.cache_clear()
+    _label_level_regions.cache_clear()
 
 
 def open_label_level(dest: Path, name: str, level: int, *, mode: str = "r") -> zarr.Array:
@@ -706,6 +708,12 @@ def _label_levels(dest: str, name: str) -> tuple[zarr.Array, ...]:
             levels.append(open_label_level(Path(dest), name, len(levels), mode="r+"))
         except IndexError:
             return tuple(levels)
+
+
+@lru_cache(maxsize=256)
+def _label_level_regions(dest: str, name: str) -> tuple[chunkio.RegionIO, ...]:
+    """Region readers/writers of every level (direct chunk files: pyramid updates are small)."""
+    return tuple(chunkio.region_io(level) for level in _label_levels(dest, name))
 
 
 def _norm_range(r: Sequence[int] | None, size: int, axis: str) -> tuple[int, int]:
@@ -748,8 +756,9 @@ def update_label_pyramid(
     z0, z1 = _norm_range(z, shape[0], "z")
     y0, y1 = _norm_range(y, shape[1], "y")
     x0, x1 = _norm_range(x, shape[2], "x")
-    for prev, arr in zip(levels, levels[1:]):
+    regions = _label_level_regions(str(Path(dest)), name)
+    for prev, arr in zip(regions, regions[1:]):
         y0, y1 = y0 // 2, min(arr.shape[1], (y1 + 1) // 2)
         x0, x1 = x0 // 2, min(arr.shape[2], (x1 + 1) // 2)
-        src = np.asarray(prev[z0:z1, 2 * y0 : min(prev.shape[1], 2 * y1), 2 * x0 : min(prev.shape[2], 2 * x1)])
-        arr[z0:z1, y0:y1, x0:x1] = downsample_mode(src)
+        src = prev.read(((z0, z1), (2 * y0, min(prev.shape[1], 2 * y1)), (2 * x0, min(prev.shape[2], 2 * x1))))
+        arr.write(((z0, z1), (y0, y1), (x0, x1)), downsample_mode(src))
