@@ -78,6 +78,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--patch", type=int)
+    p.add_argument("--patience", type=int, default=6, help="validations without improvement before stopping")
     p.add_argument("--scale", type=int, default=2, help="XY downsampling the network works at")
     p.add_argument("--tta", action="store_true")
     p.add_argument("--hela-margin", type=int, default=100)
@@ -99,7 +100,7 @@ def main() -> int:
             meta = model.meta
         else:
             res = train(image, sparse, classes=CLASSES, minutes=args.minutes, device=args.device, seed=args.seed,
-                        config=TrainConfig(base_width=args.width, patch=args.patch, scale=args.scale), progress_bar=True)
+                        config=TrainConfig(base_width=args.width, patch=args.patch, scale=args.scale, patience=args.patience), progress_bar=True)
             model, meta = res.model, res.meta
             if args.save_models:
                 save_model(saved, model)

@@ -78,6 +78,7 @@ def main() -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--width", type=int, default=16)
+    p.add_argument("--patience", type=int, default=6, help="validations without improvement before stopping")
     p.add_argument("--scale", type=int, default=1)
     args = p.parse_args()
     if args.threads:
@@ -91,7 +92,7 @@ def main() -> int:
         sparse[kept] = truth[kept]
         t0 = time.perf_counter()
         res = train(image, sparse, classes=CLASSES, hierarchy=parents, minutes=args.minutes, device=args.device,
-                    seed=seed, config=TrainConfig(base_width=args.width, scale=args.scale), progress_bar=True)
+                    seed=seed, config=TrainConfig(base_width=args.width, scale=args.scale, patience=args.patience), progress_bar=True)
         t1 = time.perf_counter()
         pred = predict_volume(res.model, image, device=args.device)
         unseen = [z for z in range(truth.shape[0]) if z not in kept]
