@@ -82,7 +82,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "emportal.middleware.AsyncWhiteNoiseMiddleware",  # WhiteNoise, kept async under Daphne
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -181,7 +181,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A running job whose heartbeat is older than this is marked failed (its worker died).
-JOB_STALE_SECONDS = envint("EMPORTAL_JOB_STALE_SECONDS", 60)
+# Jobs beat every 10 s and beat reaps every 20 s, so a dead job is failed within ~50 s.
+JOB_STALE_SECONDS = envint("EMPORTAL_JOB_STALE_SECONDS", 30)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
