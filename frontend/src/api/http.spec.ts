@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { csrfTokenFrom, imageTileUrl, labelTileUrl } from "./http";
+import { csrfTokenFrom, errorMessage, imageTileUrl, labelTileUrl } from "./http";
 import { parseServerMessage, roleAtLeast } from "./types";
 
 describe("csrfTokenFrom", () => {
@@ -39,5 +39,17 @@ describe("messages and roles", () => {
     expect(roleAtLeast("viewer", "annotator")).toBe(false);
     expect(roleAtLeast("reviewer", "annotator")).toBe(true);
     expect(roleAtLeast("manager", "reviewer")).toBe(true);
+  });
+});
+
+describe("errorMessage", () => {
+  it("reads the project's error shape, DRF's detail, or falls back", () => {
+    expect(errorMessage({ error: { code: "off_volume", message: "voxel (9, 0, 0) is off the volume" } }, "x")).toBe(
+      "voxel (9, 0, 0) is off the volume",
+    );
+    expect(errorMessage({ detail: "Authentication credentials were not provided." }, "x")).toBe(
+      "Authentication credentials were not provided.",
+    );
+    expect(errorMessage("<html>", "Bad Gateway")).toBe("Bad Gateway");
   });
 });

@@ -20,25 +20,37 @@ export function csrfTokenFrom(cookie: string): string {
   return "";
 }
 
-async function request<T>(method: "GET" | "POST", url: string, body?: unknown): Promise<T> {
+/** Message of an error body in the one JSON shape {"error": {code, message}} (or DRF's {"detail"}). */
+export function errorMessage(body: unknown, fallback: string): string {
+  if (typeof body !== "object" || body === null) return fallback;
+  const b = body as { error?: { message?: unknown }; message?: unknown; detail?: unknown };
+  if (typeof b.error?.message === "string") return b.error.message;
+  if (typeof b.message === "string") return b.message;
+  if (typeof b.detail === "string") return b.detail;
+  return fallback;
+}
+
+/** JSON request with the session cookie (and the CSRF header on writes); errors throw ApiError
+ *  carrying the server's message, ready to show to the user. */
+export async function request<T>(method: "GET" | "POST" | "DELETE", url: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
-  if (method === "POST") {
+  const init: RequestInit = { method, headers, credentials: "same-origin" };
+  if (method !== "GET") {
     headers["Content-Type"] = "application/json";
     headers["X-CSRFToken"] = csrfTokenFrom(document.cookie);
+    init.body = JSON.stringify(body ?? {});
   }
-  const init: RequestInit = { method, headers, credentials: "same-origin" };
-  if (body !== undefined) init.body = JSON.stringify(body);
   const res = await fetch(url, init);
   if (!res.ok) {
-    let detail = res.statusText;
+    let data: unknown = null;
     try {
-      const data = (await res.json()) as { message?: string; detail?: string };
-      detail = data.message ?? data.detail ?? detail;
+      data = await res.json();
     } catch {
       /* not JSON: keep the status text */
     }
-    throw new ApiError(res.status, `${method} ${url}: ${res.status} ${detail}`);
+    throw new ApiError(res.status, errorMessage(data, res.statusText || `HTTP ${res.status}`));
   }
+  if (res.status === 204) return undefined as T;
   return (await res.json()) as T;
 }
 

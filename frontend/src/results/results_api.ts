@@ -1,5 +1,5 @@
 /** Wire types and calls of the reports API (segmentation/reports/api.py). */
-import { ApiError, csrfTokenFrom } from "../api/http";
+import { request as call } from "../api/http";
 import type { Job, Zyx } from "../api/types";
 
 export type CellValue = number | boolean | null;
@@ -58,28 +58,6 @@ export interface ReportRequest {
   labels_layer: string;
   cells_layer: string;
   fenestration_closing_nm: number;
-}
-
-async function call<T>(method: "GET" | "POST", url: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { Accept: "application/json" };
-  const init: RequestInit = { method, headers, credentials: "same-origin" };
-  if (method === "POST") {
-    headers["Content-Type"] = "application/json";
-    headers["X-CSRFToken"] = csrfTokenFrom(document.cookie);
-    init.body = JSON.stringify(body ?? {});
-  }
-  const res = await fetch(url, init);
-  if (!res.ok) {
-    let message = res.statusText;
-    try {
-      const data = (await res.json()) as { error?: { message?: string } };
-      message = data.error?.message ?? message;
-    } catch {
-      /* not JSON: keep the status text */
-    }
-    throw new ApiError(res.status, message);
-  }
-  return (await res.json()) as T;
 }
 
 export const reportsApi = {

@@ -1,5 +1,5 @@
 /** Wire types and REST client of team review (assignments, items, comments, diff, audit, notifications). */
-import { ApiError, csrfTokenFrom } from "../api/http";
+import { request as call } from "../api/http";
 import type { Axis } from "../api/types";
 
 export type AssignmentState = "open" | "in_review" | "changes_requested" | "fixed" | "approved";
@@ -137,37 +137,6 @@ export interface NewAssignment {
   fixer: string;
   due?: string;
   note?: string;
-}
-
-/** Message of an error body in the one JSON shape {"error": {code, message}} (or DRF's {"detail"}). */
-export function errorMessage(body: unknown, fallback: string): string {
-  if (typeof body !== "object" || body === null) return fallback;
-  const b = body as { error?: { message?: unknown }; detail?: unknown };
-  if (typeof b.error?.message === "string") return b.error.message;
-  if (typeof b.detail === "string") return b.detail;
-  return fallback;
-}
-
-async function call<T>(method: "GET" | "POST" | "DELETE", url: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { Accept: "application/json" };
-  if (method !== "GET") {
-    headers["Content-Type"] = "application/json";
-    headers["X-CSRFToken"] = csrfTokenFrom(document.cookie);
-  }
-  const init: RequestInit = { method, headers, credentials: "same-origin" };
-  if (body !== undefined) init.body = JSON.stringify(body);
-  const res = await fetch(url, init);
-  if (!res.ok) {
-    let data: unknown = null;
-    try {
-      data = await res.json();
-    } catch {
-      /* not JSON */
-    }
-    throw new ApiError(res.status, errorMessage(data, res.statusText || `HTTP ${res.status}`));
-  }
-  if (res.status === 204) return undefined as T;
-  return (await res.json()) as T;
 }
 
 function query(params: Record<string, string | number | boolean | undefined>): string {

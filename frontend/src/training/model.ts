@@ -3,7 +3,7 @@
  * suggestions, cells): REST calls, job filtering, chart traces, formatting.
  * No DOM here, so it is unit-tested in node (model.spec.ts).
  */
-import { ApiError, csrfTokenFrom } from "../api/http";
+import { request as call } from "../api/http";
 import type { JobState, Zyx } from "../api/types";
 
 export interface CurvePoint {
@@ -110,26 +110,6 @@ export interface RetrainOptions {
 export interface CellsOptions {
   method: "fusion" | "flow" | "interior";
   compare?: boolean;
-}
-
-async function call<T>(method: "GET" | "POST", url: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { Accept: "application/json" };
-  if (method === "POST") {
-    headers["Content-Type"] = "application/json";
-    headers["X-CSRFToken"] = csrfTokenFrom(document.cookie);
-  }
-  const res = await fetch(url, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
-  if (!res.ok) {
-    let detail = res.statusText;
-    try {
-      const data = (await res.json()) as { error?: { message?: string }; detail?: string };
-      detail = data.error?.message ?? data.detail ?? detail;
-    } catch {
-      /* not JSON */
-    }
-    throw new ApiError(res.status, detail);
-  }
-  return (await res.json()) as T;
 }
 
 export const loopApi = {
