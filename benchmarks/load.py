@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -32,29 +31,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks._django import django_scratch  # noqa: E402
+from benchmarks._ports import free_port, wait_port  # noqa: E402
 
 PASSWORD = "load-bench-password-1"
 TILE = 256
 TIMEOUT_S = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, seconds: float = 60) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on {port}")
 
 
 @dataclass
@@ -215,11 +196,11 @@ def main() -> None:
     logs = scratch / "logs"
     logs.mkdir()
     try:
-        redis_port = _free_port()
+        redis_port = free_port()
         procs.append(subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
                                        "--save", "", "--appendonly", "no", "--dir", str(scratch)],
                                       stdout=(logs / "redis.log").open("wb"), stderr=subprocess.STDOUT))
-        _wait_port(redis_port, procs[-1], "redis")
+        wait_port(redis_port, procs[-1], "redis")
         os.environ["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
 
         import tifffile
@@ -242,11 +223,11 @@ def main() -> None:
             [sys.executable, "-m", "celery", "-A", "emportal", "worker", "-Q", "default,gpu", "-c", "1", "-B",
              "-s", str(scratch / "celerybeat-schedule"), "--loglevel=WARNING"],
             cwd=ROOT, env=env, stdout=(logs / "worker.log").open("wb"), stderr=subprocess.STDOUT))
-        port = _free_port()
+        port = free_port()
         procs.append(subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                                        "emportal.asgi:application"], cwd=ROOT, env=env,
                                       stdout=(logs / "daphne.log").open("wb"), stderr=subprocess.STDOUT))
-        _wait_port(port, procs[-1], "daphne")
+        wait_port(port, procs[-1], "daphne")
         target = Target(base=f"http://127.0.0.1:{port}", volume=volume.pk, shape=tuple(args.shape),
                         levels=tuple(tuple(int(n) for n in lv["shape"]) for lv in volume.levels), value=value)
 

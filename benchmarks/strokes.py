@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,27 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks._django import django_scratch  # noqa: E402
+from benchmarks._ports import free_port, wait_port  # noqa: E402
 
 SHAPE = (8, 1024, 1024)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on {port}")
 
 
 def _stroke(rng: np.random.Generator, value: int) -> dict:
@@ -100,10 +81,10 @@ def main() -> None:
         try:
             redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")).ping()
         except redis.exceptions.ConnectionError:
-            port = _free_port()
+            port = free_port()
             procs.append(subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                            "--dir", str(scratch)], stdout=subprocess.DEVNULL))
-            _wait_port(port, procs[-1], "redis")
+            wait_port(port, procs[-1], "redis")
             os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         import tifffile
         from django.conf import settings
@@ -122,13 +103,13 @@ def main() -> None:
         client.force_login(membership.user)
         cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "DATABASE_URL": settings.DATABASES["default"]["NAME"] and
                f"sqlite:///{settings.DATABASES['default']['NAME']}"}
         procs.append(subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                                        "emportal.asgi:application"], cwd=ROOT, env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_port(port, procs[-1], "daphne")
+        wait_port(port, procs[-1], "daphne")
         url = f"ws://127.0.0.1:{port}/ws/volumes/{volume.pk}/"
         rng = np.random.default_rng(0)
 
