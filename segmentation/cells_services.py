@@ -8,7 +8,9 @@
   cell class (voxels predicted as the cell class or any class nested in it); without one,
   fusion and interior cannot run, so the job falls back to flow propagation alone and
   says so in its message.
-* output: the non-editable "cells_auto" instances layer, written slab by slab, and a
+* output: the non-editable "cells_auto" instances layer, written slab by slab (its
+  version bumped before each slab and after the last, and marked partial until the job
+  succeeds: see training_services.layer_write_state), and a
   SegmentationRun (layer "cells_auto") listing every cell (voxels, um^3, slices spanned,
   centroid) and, when the volume has a ground-truth instances layer ("cells_truth"),
   per-cell Dice (paper Fig 2F), for every method when asked to compare.
@@ -29,7 +31,7 @@ from emportal.errors import ApplicationError
 from emportal.realtime import broadcast, volume_group
 from segmentation.jobs import JobContext, job_create
 from segmentation.models import Job, SegmentationRun
-from segmentation.training_services import _bump_layer, _not_running, _ready, latest_run, run_payload
+from segmentation.training_services import _bump_layer, _not_running, _ready, _store_result, latest_run, run_payload
 
 CELLS_AUTO_LAYER = "cells_auto"
 TRUTH_LAYER = "cells_truth"
@@ -150,11 +152,20 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
     ctx.progress(0.88, "writing the cells layer")
     layer = layer_create(volume, CELLS_AUTO_LAYER, kind=LabelLayer.Kind.INSTANCES, editable=False)
     out = omezarr.open_label_level(dest, CELLS_AUTO_LAYER, 0, mode="r+")
-    for z0 in range(0, cells.shape[0], SLAB):
+    n_slabs = -(-cells.shape[0] // SLAB)
+    top = int(cells.max(initial=0))
+    # The version is bumped before each slab is written and once after the last: label
+    # tiles are cached by version (their ETag), so a tile cached before a slab changed
+    # never looks current afterwards, even when the worker dies mid-loop. "writes" marks
+    # the layer partial until this job succeeds (training_services.layer_write_state).
+    for i, z0 in enumerate(range(0, cells.shape[0], SLAB)):
         z1 = min(z0 + SLAB, cells.shape[0])
+        version = _bump_layer(layer, max_value=top)
+        _store_result(ctx, {"phase": "writing", "writes": CELLS_AUTO_LAYER, "layer": CELLS_AUTO_LAYER,
+                            "version": version, "blocks": [i, n_slabs]})
         out[z0:z1] = cells[z0:z1].astype(out.dtype, copy=False)
         omezarr.update_label_pyramid(dest, CELLS_AUTO_LAYER, z=(z0, z1))
-    version = _bump_layer(layer, max_value=int(cells.max(initial=0)))
+    version = _bump_layer(layer, max_value=top)
     table = cell_table(cells, volume.voxel_size_nm)
     dice: dict[str, Any] = {}
     if truth is not None:
@@ -170,8 +181,8 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
     run = SegmentationRun.objects.create(volume=volume, job_id=job.pk, layer=CELLS_AUTO_LAYER, outputs=outputs,
                                          model_version=prediction_run.model_version if values and prediction_run
                                          else None)
-    job.result = {"phase": "done", "run": run.pk, "layer": CELLS_AUTO_LAYER, "version": version,
-                  "cells": len(table), "method": method}
+    job.result = {"phase": "done", "run": run.pk, "writes": CELLS_AUTO_LAYER, "layer": CELLS_AUTO_LAYER,
+                  "version": version, "cells": len(table), "method": method}
     mean = f", mean per-cell Dice {dice[method]['mean']:.3f}" if method in dice else ""
     job.message = f"{len(table)} cells by {method}{mean}{note}"
     broadcast(volume_group(volume.pk), {"type": "run", "run": run_payload(run)})

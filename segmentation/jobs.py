@@ -203,8 +203,27 @@ def jobs_reap_stale(*, now: Any = None) -> int:
 
 
 def _after_failure(job: Job) -> None:
-    """Leave nothing half-done visible: an import whose worker died hides its volume."""
-    if job.kind == Job.Kind.IMPORT and job.volume_id:
-        from annotations.models import Volume
+    """Leave nothing half-done behind a job whose worker died (its own cleanup never ran).
 
-        Volume.objects.filter(pk=job.volume_id, state=Volume.State.IMPORTING).update(state=Volume.State.FAILED)
+    An import hides its volume; a retrain deletes the weights it wrote without a version
+    row; a report deletes its hidden ``.partial-<job>-*`` folders. A segment or cells job
+    needs nothing here: its layer reads as partial from the failed job (see
+    ``training_services.layer_write_state``). A cleanup that fails is logged, never
+    raised, so the reaper goes on with the other jobs.
+    """
+    try:
+        if job.kind == Job.Kind.IMPORT and job.volume_id:
+            from annotations.models import Volume
+
+            Volume.objects.filter(pk=job.volume_id, state=Volume.State.IMPORTING).update(
+                state=Volume.State.FAILED)
+        elif job.kind == Job.Kind.RETRAIN:
+            from segmentation.training_services import retrain_leftovers_remove
+
+            retrain_leftovers_remove(job)
+        elif job.kind == Job.Kind.REPORT:
+            from segmentation.reports.services import report_leftovers_remove
+
+            report_leftovers_remove(job)
+    except Exception:  # noqa: BLE001 - one job's cleanup must not stop the reaper
+        log.exception("cleanup after the failure of job %s failed", job.pk)

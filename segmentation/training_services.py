@@ -18,9 +18,13 @@ app's rows onto it:
 * a retrain fine-tunes the project's active ModelVersion unless asked to start from
   scratch; the new version becomes active only when training finished, so a cancelled or
   failed run leaves the previous one active.
-* segment writes the non-editable "prediction" layer block by block (each block's
-  pyramid is updated and the layer version bumped as it lands, so viewers watch it fill)
-  and records a SegmentationRun with the regions to label next.
+* segment writes the non-editable "prediction" layer block by block (the layer version
+  is bumped before the first block, then each block's pyramid is updated and the version
+  bumped as it lands, so viewers watch it fill) and records a SegmentationRun with the
+  regions to label next. Until the job succeeds the layer reads as "writing", and as
+  "partial" if it failed or its worker died (``layer_write_state``, in every run payload).
+* a retrain writes its weights as models/job-<job id>.pt before the transaction that
+  creates the version row; weights of a job that died first are deleted by the reaper.
 """
 from __future__ import annotations
 
@@ -69,6 +73,31 @@ def model_weights_path(model: ModelVersion) -> Path:
     return Path(settings.MEDIA_ROOT) / model.weights
 
 
+def retrain_weights_path(job: Job) -> Path:
+    """Where a retrain job writes its weights: named after the job, not the version row,
+    so that weights whose row never committed (the worker died first) can be found."""
+    return models_dir() / f"job-{int(job.pk)}.pt"
+
+
+def retrain_leftovers_remove(job: Job) -> list[Path]:
+    """Delete the weights of a failed retrain job that no ModelVersion row refers to.
+
+    A retrain writes ``models/job-<id>.pt`` (through a ``.tmp`` file) before the
+    transaction that creates its row; a worker killed in between leaves the file without
+    a row. The reaper calls this when it fails the job (segmentation/jobs.py
+    ``_after_failure``); the job's own exception path does the same. Returns the paths removed.
+    """
+    if ModelVersion.objects.filter(job_id=job.pk).exists():
+        return []
+    final = retrain_weights_path(job)
+    removed = []
+    for path in (final, final.with_name(final.name + ".tmp")):
+        if path.exists():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def _finite(value: Any) -> float | None:
     """JSON has no NaN: non-finite numbers become null."""
     if value is None:
@@ -112,8 +141,41 @@ def models_compare(a: ModelVersion, b: ModelVersion) -> dict[str, Any]:
 
 
 def run_payload(run: SegmentationRun) -> dict[str, Any]:
+    """A run as the panels read it; ``layer_state`` says whether its layer still holds
+    only finished runs' output (see :func:`layer_write_state`)."""
     return {"id": run.pk, "volume": run.volume_id, "model_version": run.model_version_id, "job": run.job_id,
-            "layer": run.layer, "outputs": run.outputs, "created": run.created.isoformat() if run.created else None}
+            "layer": run.layer, "outputs": run.outputs, "created": run.created.isoformat() if run.created else None,
+            "layer_state": layer_write_state(run.volume_id, run.layer)}
+
+
+def layer_write_state(volume_id: int, layer: str) -> dict[str, Any]:
+    """Whether a job-written layer ("prediction", "cells_auto") is whole, being written or partial.
+
+    A segment or cells job records ``"writes": <layer>`` in its result before its first
+    write to the layer, so the newest such job tells the layer's state:
+
+    * ``"complete"``: it succeeded (or no job ever wrote the layer this way); the layer is
+      that job's output, the one its latest run describes.
+    * ``"writing"``: it is queued or running; blocks land one by one.
+    * ``"partial"``: it failed or was cancelled after writing some blocks (its worker may
+      have been killed): the layer mixes its blocks with the previous output, which the
+      latest run no longer describes; the next successful job makes it complete again.
+
+    Returns {"state", "job" (id or None), "job_state", "message"}.
+    """
+    job = (Job.objects.filter(volume_id=volume_id, result__writes=layer).order_by("-pk")
+           .only("pk", "state", "message", "result").first())
+    if job is None:
+        return {"state": "complete", "job": None, "job_state": None, "message": ""}
+    if job.state == Job.State.SUCCEEDED:
+        state, message = "complete", ""
+    elif job.state in (Job.State.QUEUED, Job.State.RUNNING):
+        state, message = "writing", f"job {job.pk} is writing the {layer} layer"
+    else:
+        state = "partial"
+        message = (f"the {layer} layer is partial: job {job.pk} {job.state} while writing it"
+                   f" ({job.message}); run it again")
+    return {"state": state, "job": job.pk, "job_state": job.state, "message": message}
 
 
 # ---------------------------------------------------------------- inputs of training
@@ -388,9 +450,39 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
     zs = sorted(set(result.train_slices) | set(result.val_slices))
     digest = labels_hash(labels, zs, complete, trusted=trusted)
     curve_rows = [{"step": s, "loss": _finite(loss), "val_dice": _finite(v)} for s, loss, v in result.curve]
+    # The weights land under the job's name before the row exists, and the row commits
+    # pointing at them: a kill anywhere leaves either a row with its file, or a file
+    # without a row that the reaper deletes (retrain_leftovers_remove).
+    path = retrain_weights_path(job)
+    try:
+        save_model(path, result.model)
+        model = _model_version_create(job, volume, parent, path, result=result, values=values, parents=parents,
+                                      digest=digest, curve_rows=curve_rows, minutes=minutes, cell_name=cell_name,
+                                      trusted=trusted, params=params)
+    except BaseException:
+        retrain_leftovers_remove(job)
+        raise
+    mean = model_payload(model)["mean_val_dice"]
+    job.result = state("done", model_version=model.pk, val_dice=model_payload(model)["val_dice"],
+                       steps=result.steps, stopped=result.stopped)
+    job.message = (f"model v{model.pk}: {result.steps} steps ({result.stopped})"
+                   + (f", val Dice {mean:.3f}" if mean is not None else ""))
+    broadcast(volume_group(volume.pk), {"type": "model", "model": model_payload(model)})
+    return model
+
+
+def _model_version_create(job: Job, volume: Volume, parent: ModelVersion | None, path: Path, *, result: Any,
+                          values: dict[str, int], parents: dict[str, str | None], digest: str,
+                          curve_rows: list[dict[str, Any]], minutes: float, cell_name: str | None,
+                          trusted: list[dict[str, Any]], params: Mapping[str, Any]) -> ModelVersion:
+    """The row of a trained version whose weights are at `path`, made the active one."""
     with transaction.atomic():
+        if not Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).exists():
+            # The reaper failed this job (and may have deleted its weights): publish nothing.
+            raise ValueError(f"job {job.pk} is no longer running")
         model = ModelVersion.objects.create(
-            project_id=volume.project_id, volume=volume, parent=parent, job_id=job.pk, weights="",
+            project_id=volume.project_id, volume=volume, parent=parent, job_id=job.pk,
+            weights=path.relative_to(Path(settings.MEDIA_ROOT)).as_posix(),
             classes=values, hierarchy=parents, labels_hash=digest,
             labeled_voxels=int(result.meta.get("labeled_voxels", 0)), curve=curve_rows,
             val_dice={k: float(v) for k, v in result.val_dice.items()},
@@ -400,19 +492,9 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
                     "from_scratch": parent is None, "interior_class": cell_name,
                     "scale": result.meta.get("scale", 1), "trusted": trusted, **params.get("config", {})},
             created_by=job.created_by)
-        path = models_dir() / f"{model.pk}.pt"
-        save_model(path, result.model)
-        model.weights = str(path.relative_to(Path(settings.MEDIA_ROOT)))
-        model.save(update_fields=["weights"])
         ModelVersion.objects.filter(project_id=volume.project_id, active=True).exclude(pk=model.pk).update(active=False)
         ModelVersion.objects.filter(pk=model.pk).update(active=True)
     model.refresh_from_db()
-    mean = model_payload(model)["mean_val_dice"]
-    job.result = state("done", model_version=model.pk, val_dice=model_payload(model)["val_dice"],
-                       steps=result.steps, stopped=result.stopped)
-    job.message = (f"model v{model.pk}: {result.steps} steps ({result.stopped})"
-                   + (f", val Dice {mean:.3f}" if mean is not None else ""))
-    broadcast(volume_group(volume.pk), {"type": "model", "model": model_payload(model)})
     return model
 
 
@@ -494,6 +576,11 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
     stats = PredictStats()
     version = [layer.version]
 
+    def predicting(done: int) -> dict[str, Any]:
+        # "writes" marks the layer as being written until this job succeeds (layer_write_state).
+        return {"phase": "predicting", "writes": PREDICTION_LAYER, "layer": PREDICTION_LAYER,
+                "version": version[0], "blocks": [done, len(regions)], "model_version": model_row.pk}
+
     def on_block(p: PredictProgress) -> None:
         zs, ys, xs = regions[p.done - 1]
         omezarr.update_label_pyramid(dest, PREDICTION_LAYER, z=(zs.start, zs.stop), y=(ys.start, ys.stop),
@@ -502,11 +589,14 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
         for value, n in zip(*np.unique(block, return_counts=True)):
             counts[int(value)] = counts.get(int(value), 0) + int(n)
         version[0] = _bump_layer(layer, max_value=int(block.max(initial=0)))
-        _store_result(ctx, {"phase": "predicting", "layer": PREDICTION_LAYER, "version": version[0],
-                            "blocks": [p.done, p.total], "model_version": model_row.pk})
+        _store_result(ctx, predicting(p.done))
         ctx.progress(0.02 + 0.68 * p.done / p.total, f"predicted block {p.done} of {p.total}")
 
     with layer_lock(volume, PREDICTION_LAYER):
+        _store_result(ctx, predicting(0))
+        # A version no cached tile carries before the first write: a kill between a block's
+        # write and its bump must not leave tiles cached before the job looking current.
+        version[0] = _bump_layer(layer)
         predict_volume(model, image, out=out, block=PREDICT_BLOCK, device=device, tta=bool(job.params.get("tta")),
                        on_progress=on_block, stats=stats)
     tile = int(job.params.get("tile") or default_tile(volume.shape))
@@ -530,8 +620,8 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
     }
     run = SegmentationRun.objects.create(volume=volume, model_version=model_row, job_id=job.pk,
                                          layer=PREDICTION_LAYER, outputs=outputs)
-    job.result = {"phase": "done", "run": run.pk, "layer": PREDICTION_LAYER, "version": version[0],
-                  "model_version": model_row.pk, "suggestions": len(suggestions)}
+    job.result = {"phase": "done", "run": run.pk, "writes": PREDICTION_LAYER, "layer": PREDICTION_LAYER,
+                  "version": version[0], "model_version": model_row.pk, "suggestions": len(suggestions)}
     job.message = f"segmented with model v{model_row.pk}; {len(suggestions)} regions to label next"
     broadcast(volume_group(volume.pk), {"type": "run", "run": run_payload(run)})
     return run
@@ -610,6 +700,8 @@ def prediction_accept(volume: Volume, user: Any, role: Role, data: Mapping[str, 
     return stroke_accept_prediction(volume, user, role, data)
 
 
-__all__ = ["TrainingLabels", "TrustedLabels", "training_labels_for", "default_tile", "labels_hash", "latest_run", "model_activate", "model_payload",
-           "model_retrain", "model_retrain_run", "models_compare", "prediction_accept", "region_thumbnail_png",
-           "run_payload", "suggestion_dismiss", "training_classes", "volume_segment", "volume_segment_run"]
+__all__ = ["TrainingLabels", "TrustedLabels", "training_labels_for", "default_tile", "labels_hash", "latest_run",
+           "layer_write_state", "model_activate", "model_payload", "model_retrain", "model_retrain_run",
+           "models_compare", "prediction_accept", "region_thumbnail_png", "retrain_leftovers_remove",
+           "retrain_weights_path", "run_payload", "suggestion_dismiss", "training_classes", "volume_segment",
+           "volume_segment_run"]

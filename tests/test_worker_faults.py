@@ -79,7 +79,7 @@ def test_an_import_whose_worker_is_killed_fails_cleanly_and_a_retry_succeeds(
 
 # ---------------------------------------------------------------- retrain, segment, cells, report
 # A worker whose FAULT_TARGET ("module:attribute") stalls forever after its FAULT_CALL-th
-# call returns, having written FAULT_MARKER: the SIGKILL then lands at a known point of the
+# call (a case's `call`, 1 unless it says) returns, having written FAULT_MARKER: the SIGKILL then lands at a known point of the
 # job (after the first block of a prediction, the first slab of cells, ...) instead of
 # wherever the scheduler happened to be. The patch is made before Celery forks its pool,
 # so the pool process inherits it.
@@ -212,6 +212,8 @@ class _Retrain:
         listed = client.get(f"/api/projects/{first.project_id}/models/").json()
         assert [(m["id"], m["active"]) for m in listed] == [(first.pk, True)]
         assert (Path(_media()) / first.weights).read_bytes() == s["weights"]
+        # The weights the killed job saved had no row: the reaper deleted them.
+        assert sorted(p.name for p in (Path(_media()) / "models").iterdir()) == [Path(first.weights).name]
 
     def after_retry(self, client: Client, s: dict[str, Any], job: Job) -> None:
         from segmentation.models import ModelVersion
@@ -225,13 +227,17 @@ class _Retrain:
 class _Segment:
     """Killed after the first of two prediction blocks landed (pyramid updated, version bumped)."""
 
-    kind, target = Job.Kind.SEGMENT, "segmentation.training_services:_bump_layer"
+    # call 1 is the bump before the first write, call 2 the bump after the first block
+    kind, target, call = Job.Kind.SEGMENT, "segmentation.training_services:_bump_layer", 2
 
     def setup(self, cast: Any, tmp_path: Path) -> dict[str, Any]:
+        from annotations.models import LabelLayer
+
         volume = _phantom(cast, tmp_path, labeled=(4, 12, 20, 28))
         model = _train_here(volume, cast.annotator)
         previous = _previous_layer(volume, "prediction", "labels")
-        return {"volume": volume, "model": model, "previous": previous}
+        return {"volume": volume, "model": model, "previous": previous,
+                "version": LabelLayer.objects.get(volume=volume, name="prediction").version}
 
     def start(self, client: Client, s: dict[str, Any]) -> Any:
         return client.post(f"/api/volumes/{s['volume'].pk}/segment/", {"k": 2}, content_type="application/json")
@@ -240,11 +246,16 @@ class _Segment:
         from segmentation.models import SegmentationRun
 
         volume = s["volume"]
+        from annotations.models import LabelLayer
+
         assert list(SegmentationRun.objects.filter(layer="prediction").values_list("pk", flat=True)) == [
             s["previous"].pk]
-        assert client.get(f"/api/volumes/{volume.pk}/suggestions/").json()["id"] == s["previous"].pk
-        # What the code guarantees: each block is whole (old or new), the run list is unchanged.
-        # Not guaranteed: the layer is marked partial; it now mixes the two predictions.
+        shown = client.get(f"/api/volumes/{volume.pk}/suggestions/").json()
+        assert shown["id"] == s["previous"].pk
+        # Each block is whole (old or new) and the run list is unchanged; the layer mixes
+        # the two predictions, and the payload the viewer reads says so.
+        assert shown["layer_state"]["state"] == "partial" and shown["layer_state"]["job"] == job.pk
+        assert LabelLayer.objects.get(volume=volume, name="prediction").version > s["version"]
         pred = _layer(volume, "prediction")
         assert (pred[16:] == OLD).all(), "the block after the kill point changed"
         assert not (pred[:16] == OLD).any(), "the first block is not wholly the new prediction"
@@ -258,7 +269,8 @@ class _Segment:
         np.testing.assert_array_equal(pred[:16], s["after_kill"][:16])  # the killed block was the real thing
         run = SegmentationRun.objects.get(job=job)
         assert run.model_version_id == s["model"].pk
-        assert client.get(f"/api/volumes/{s['volume'].pk}/suggestions/").json()["id"] == run.pk
+        shown = client.get(f"/api/volumes/{s['volume'].pk}/suggestions/").json()
+        assert shown["id"] == run.pk and shown["layer_state"]["state"] == "complete"
 
 
 class _Cells:
@@ -285,9 +297,11 @@ class _Cells:
         volume = s["volume"]
         assert list(SegmentationRun.objects.filter(layer="cells_auto").values_list("pk", flat=True)) == [
             s["previous"].pk]
-        assert client.get(f"/api/volumes/{volume.pk}/cells/").json()["id"] == s["previous"].pk
-        # The version is bumped only once every slab is written.
-        assert LabelLayer.objects.get(volume=volume, name="cells_auto").version == s["version"]
+        shown = client.get(f"/api/volumes/{volume.pk}/cells/").json()
+        assert shown["id"] == s["previous"].pk
+        assert shown["layer_state"]["state"] == "partial" and shown["layer_state"]["job"] == job.pk
+        # Bumped before the first slab was written: no tile cached before the job looks current.
+        assert LabelLayer.objects.get(volume=volume, name="cells_auto").version > s["version"]
         cells = _layer(volume, "cells_auto")
         assert (cells[16:] == OLD).all(), "the slab after the kill point changed"
         assert not (cells[:16] == OLD).any(), "the first slab is not wholly the new cells"
@@ -302,7 +316,8 @@ class _Cells:
         assert set(np.unique(cells)) - {0} == set(np.unique(volume.phantom.cells)) - {0}
         np.testing.assert_array_equal(cells[:16], s["after_kill"][:16])
         assert LabelLayer.objects.get(volume=volume, name="cells_auto").version > s["version"]
-        assert client.get(f"/api/volumes/{volume.pk}/cells/").json()["id"] == job.result["run"]
+        shown = client.get(f"/api/volumes/{volume.pk}/cells/").json()
+        assert shown["id"] == job.result["run"] and shown["layer_state"]["state"] == "complete"
 
 
 class _Report:
@@ -335,8 +350,8 @@ class _Report:
         assert [r["id"] for r in listed["reports"]] == [previous.pk] and listed["active_jobs"] == []
         for fmt, rel in previous.files.items():
             assert (Path(_media()) / rel).read_bytes() == s["files"][fmt]
-        visible = sorted(p.name for p in (Path(_media()) / "reports").iterdir() if not p.name.startswith("."))
-        assert visible == [str(previous.pk)]
+        # Nothing of the killed job is left, not even its hidden .partial-<job>-* folder.
+        assert sorted(p.name for p in (Path(_media()) / "reports").iterdir()) == [str(previous.pk)]
 
     def after_retry(self, client: Client, s: dict[str, Any], job: Job) -> None:
         from segmentation.models import FeatureReport
@@ -361,7 +376,8 @@ def test_a_job_whose_worker_is_killed_fails_cleanly_keeps_the_previous_result_an
     client = Client()
     client.force_login(cast.annotator)
     marker = tmp_path / "stalled"
-    worker = _start_stalling_worker(settings, tmp_path / "w1.log", target=case.target, call=1, marker=marker)
+    worker = _start_stalling_worker(settings, tmp_path / "w1.log", target=case.target,
+                                    call=getattr(case, "call", 1), marker=marker)
     try:
         response = case.start(client, state)
         assert response.status_code == 202, response.content

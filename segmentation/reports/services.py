@@ -47,6 +47,7 @@ __all__ = [
     "report_compute",
     "report_create",
     "report_dir",
+    "report_leftovers_remove",
     "report_run",
 ]
 
@@ -64,6 +65,28 @@ _PROGRESS_EVERY_S = 0.5
 def report_dir(report: FeatureReport) -> Path:
     """Folder of a report's files."""
     return Path(settings.MEDIA_ROOT) / "reports" / str(report.pk)
+
+
+def _partial_prefix(job_id: int) -> str:
+    return f".partial-{int(job_id)}-"
+
+
+def report_leftovers_remove(job: Job) -> list[Path]:
+    """Delete the hidden ``reports/.partial-<job>-*`` folders a report job left behind.
+
+    A job that raises or is cancelled removes its own folder; a worker killed outright
+    (SIGKILL, power loss) cannot, so the reaper calls this when it fails the job
+    (segmentation/jobs.py ``_after_failure``). Only that job's folders are touched, so a
+    report still being written by another job is safe. Returns the paths removed.
+    """
+    root = Path(settings.MEDIA_ROOT) / "reports"
+    if not root.is_dir():
+        return []
+    removed = []
+    for path in root.glob(_partial_prefix(job.pk) + "*"):
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def report_classes(project: Project) -> dict[str, int]:
@@ -171,7 +194,7 @@ def report_run(ctx: JobContext) -> FeatureReport:
 
     root = Path(settings.MEDIA_ROOT) / "reports"
     root.mkdir(parents=True, exist_ok=True)
-    partial = root / f".partial-{job.pk}-{uuid.uuid4().hex[:8]}"
+    partial = root / f"{_partial_prefix(job.pk)}{uuid.uuid4().hex[:8]}"
     partial.mkdir()
     try:
         progress(0.7, "writing tables", force=True)

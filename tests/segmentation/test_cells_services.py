@@ -97,3 +97,57 @@ def test_interior_values_are_the_cell_class_and_everything_nested_in_it(cast: An
     assert cells.interior_values(run) == sorted([values["cell"], values["nucleus"], values["nucleolus"]])
     run.model_version.config = {}
     assert cells.interior_values(run) == []
+
+
+def test_the_cells_layer_version_is_bumped_before_every_slab_it_writes(
+        cast: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    from annotations.models import LabelLayer
+
+    pv = phantom_volume(cast.project, tmp_path, labeled=(), cells=True)
+    layer_create(pv.volume, cells.CELLS_AUTO_LAYER, kind="instances", editable=False)
+    before = LabelLayer.objects.get(volume=pv.volume, name=cells.CELLS_AUTO_LAYER).version
+    monkeypatch.setattr(cells, "SLAB", 4)  # three slabs of the 12 slices
+    seen: list[int] = []
+    real = omezarr.update_label_pyramid
+
+    def record(dest: Any, name: str, **kwargs: Any) -> None:
+        real(dest, name, **kwargs)
+        if name == cells.CELLS_AUTO_LAYER:  # the slab is in level 0 and the pyramid: what version covers it?
+            seen.append(LabelLayer.objects.get(volume=pv.volume, name=name).version)
+
+    monkeypatch.setattr(omezarr, "update_label_pyramid", record)
+    job = _run(pv.volume, cast.annotator, method="flow")
+    assert job.state == Job.State.SUCCEEDED, job.message
+    assert len(seen) == 3 and before < seen[0] < seen[1] < seen[2] < job.result["version"]
+
+
+def test_a_cells_job_that_dies_after_a_slab_leaves_the_layer_partial_and_its_tiles_stale(
+        cast: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    from django.test import Client
+
+    from annotations.models import LabelLayer
+
+    pv = phantom_volume(cast.project, tmp_path, labeled=(), cells=True)
+    first = _run(pv.volume, cast.annotator, method="flow")
+    client = Client()
+    client.force_login(cast.viewer)
+    assert client.get(f"/api/volumes/{pv.volume.pk}/cells/").json()["layer_state"]["state"] == "complete"
+    version = LabelLayer.objects.get(volume=pv.volume, name=cells.CELLS_AUTO_LAYER).version
+    real = omezarr.update_label_pyramid
+
+    def dies(*args: Any, **kwargs: Any) -> None:
+        real(*args, **kwargs)
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(omezarr, "update_label_pyramid", dies)
+    failed = _run(pv.volume, cast.annotator, method="flow")
+    assert failed.state == Job.State.FAILED
+    shown = client.get(f"/api/volumes/{pv.volume.pk}/cells/").json()
+    assert shown["id"] == first.result["run"]
+    assert shown["layer_state"]["state"] == "partial" and shown["layer_state"]["job"] == failed.pk
+    assert LabelLayer.objects.get(volume=pv.volume, name=cells.CELLS_AUTO_LAYER).version > version
+
+    monkeypatch.setattr(omezarr, "update_label_pyramid", real)
+    again = _run(pv.volume, cast.annotator, method="flow")
+    assert client.get(f"/api/volumes/{pv.volume.pk}/cells/").json()["layer_state"]["state"] == "complete"
+    assert again.state == Job.State.SUCCEEDED

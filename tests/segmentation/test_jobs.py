@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,3 +85,43 @@ def test_the_jobs_api_reaps_before_it_answers(cast: Any, settings: Any) -> None:
     client.force_login(cast.viewer)
     listed = client.get(f"/api/projects/{cast.project.pk}/jobs/").json()
     assert [j["state"] for j in listed] == ["failed"]
+
+
+def _stale_running(cast: Any, settings: Any, kind: str) -> Job:
+    job = job_create(kind=kind, project_id=cast.project.pk, user=cast.annotator)
+    Job.objects.filter(pk=job.pk).update(state=Job.State.RUNNING,
+                                         heartbeat=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 5))
+    return job
+
+
+def test_the_reaper_deletes_the_hidden_folders_of_a_report_whose_worker_died(cast: Any, settings: Any) -> None:
+    dead = _stale_running(cast, settings, Job.Kind.REPORT)
+    alive = job_create(kind=Job.Kind.REPORT, project_id=cast.project.pk, user=cast.annotator)
+    root = Path(settings.MEDIA_ROOT) / "reports"
+    left = root / f".partial-{dead.pk}-0123abcd"
+    (left / "meshes").mkdir(parents=True)
+    (left / "cells.csv").write_text("id\n1\n")
+    other = root / f".partial-{alive.pk}-89abcdef"  # another job's report, still being written
+    other.mkdir()
+    kept = root / "7"
+    kept.mkdir()
+    assert jobs_reap_stale() == 1
+    assert not left.exists() and other.is_dir() and kept.is_dir()
+
+
+def test_the_reaper_deletes_the_weights_of_a_retrain_that_died_before_its_version_row(
+        cast: Any, settings: Any) -> None:
+    from segmentation.models import ModelVersion
+    from segmentation.training_services import retrain_weights_path
+
+    dead = _stale_running(cast, settings, Job.Kind.RETRAIN)
+    published = _stale_running(cast, settings, Job.Kind.RETRAIN)  # died after its row committed
+    files = {job.pk: retrain_weights_path(job) for job in (dead, published)}
+    for path in files.values():
+        path.write_bytes(b"weights")
+    tmp = files[dead.pk].with_name(files[dead.pk].name + ".tmp")
+    tmp.write_bytes(b"half")
+    ModelVersion.objects.create(project=cast.project, job=published, weights=f"models/{files[published.pk].name}")
+    assert jobs_reap_stale() == 2
+    assert not files[dead.pk].exists() and not tmp.exists()
+    assert files[published.pk].read_bytes() == b"weights"

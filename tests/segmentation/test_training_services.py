@@ -56,7 +56,7 @@ def test_it_trains_a_first_model_stores_its_weights_and_makes_it_active(cast: An
     assert job.state == Job.State.SUCCEEDED, job.message
     model = ModelVersion.objects.get()
     assert model.active and model.parent is None and model.job_id == job.pk
-    assert (Path(settings.MEDIA_ROOT) / model.weights).is_file() and model.weights == f"models/{model.pk}.pt"
+    assert (Path(settings.MEDIA_ROOT) / model.weights).is_file() and model.weights == f"models/job-{job.pk}.pt"
     assert set(model.classes) >= {"background", "nucleus", "mitochondrion"} and "cell" not in model.classes
     assert model.hierarchy["nucleolus"] == "nucleus" and model.hierarchy["nucleus"] is None
     assert len(model.labels_hash) == 64 and model.labeled_voxels == len(LABELED) * 96 * 96
@@ -157,6 +157,65 @@ def test_segment_writes_a_read_only_prediction_layer_and_ranks_unlabeled_regions
     assert len(suggestions) == 4 and all(s["z"] not in LABELED for s in suggestions)
     assert [s["score"] for s in suggestions] == sorted((s["score"] for s in suggestions), reverse=True)
     assert sum(run.outputs["class_voxels"].values()) + 0 <= pred.size and run.outputs["timings"]["blocks"] >= 1
+
+
+def test_a_retrain_whose_version_row_fails_deletes_the_weights_it_wrote(
+        cast: Any, pv: Any, settings: Any, monkeypatch: Any) -> None:
+    _retrain(pv.volume, cast.annotator)
+    first = ModelVersion.objects.get()
+    written: list[Path] = []
+
+    def fail(job: Job, *args: Any, **kwargs: Any) -> None:
+        written.append(services.retrain_weights_path(job))
+        assert written[-1].is_file()  # the weights were saved before the row
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services, "_model_version_create", fail)
+    job = _retrain(pv.volume, cast.annotator)
+    assert job.state == Job.State.FAILED and "database went away" in job.message
+    assert written and not written[0].exists()
+    assert sorted(p.name for p in (Path(settings.MEDIA_ROOT) / "models").iterdir()) == [Path(first.weights).name]
+    assert list(ModelVersion.objects.values_list("pk", "active")) == [(first.pk, True)]
+
+
+def test_a_segment_that_dies_mid_write_marks_the_prediction_partial_until_a_segment_succeeds(
+        cast: Any, pv: Any, monkeypatch: Any) -> None:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(cast.viewer)
+
+    def shown() -> dict[str, Any]:
+        return client.get(f"/api/volumes/{pv.volume.pk}/suggestions/").json()
+
+    _retrain(pv.volume, cast.annotator)
+    first = _segment(pv.volume, cast.annotator, k=2)
+    assert shown()["id"] == first.result["run"] and shown()["layer_state"]["state"] == "complete"
+    layer = pv.volume.layers.get(name=PREDICTION_LAYER)
+    before = layer.version
+    seen: list[dict[str, Any]] = []
+    real = omezarr.update_label_pyramid
+
+    def dies_after_the_first_block(*args: Any, **kwargs: Any) -> None:
+        real(*args, **kwargs)
+        seen.append(shown())
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(omezarr, "update_label_pyramid", dies_after_the_first_block)
+    failed = _segment(pv.volume, cast.annotator, k=2)
+    assert failed.state == Job.State.FAILED
+    assert seen[0]["id"] == first.result["run"] and seen[0]["layer_state"]["state"] == "writing"
+    state = shown()["layer_state"]
+    assert shown()["id"] == first.result["run"]  # the run list is unchanged ...
+    assert state["state"] == "partial" and state["job"] == failed.pk and "partial" in state["message"]  # ... and says so
+    layer.refresh_from_db()
+    assert layer.version > before  # tiles cached before the failed write are stale now
+
+    monkeypatch.setattr(omezarr, "update_label_pyramid", real)
+    again = _segment(pv.volume, cast.annotator, k=2)
+    assert again.state == Job.State.SUCCEEDED, again.message
+    assert shown()["id"] == again.result["run"]
+    assert shown()["layer_state"] == {"state": "complete", "job": again.pk, "job_state": "succeeded", "message": ""}
 
 
 def test_a_dismissed_suggestion_stays_dismissed(cast: Any, pv: Any) -> None:
