@@ -79,7 +79,8 @@ def test_an_import_whose_worker_is_killed_fails_cleanly_and_a_retry_succeeds(
 
 # ---------------------------------------------------------------- retrain, segment, cells, report
 # A worker whose FAULT_TARGET ("module:attribute") stalls forever after its FAULT_CALL-th
-# call (a case's `call`, 1 unless it says) returns, having written FAULT_MARKER: the SIGKILL then lands at a known point of the
+# call (a case's `call`, 1 unless it says) returns, having written FAULT_MARKER: the
+# SIGKILL then lands at a known point of the
 # job (after the first block of a prediction, the first slab of cells, ...) instead of
 # wherever the scheduler happened to be. The patch is made before Celery forks its pool,
 # so the pool process inherits it.

@@ -206,8 +206,8 @@ def test_a_segment_that_dies_mid_write_marks_the_prediction_partial_until_a_segm
     assert failed.state == Job.State.FAILED
     assert seen[0]["id"] == first.result["run"] and seen[0]["layer_state"]["state"] == "writing"
     state = shown()["layer_state"]
-    assert shown()["id"] == first.result["run"]  # the run list is unchanged ...
-    assert state["state"] == "partial" and state["job"] == failed.pk and "partial" in state["message"]  # ... and says so
+    assert shown()["id"] == first.result["run"]  # the run list is unchanged, and says the layer is not its own
+    assert state["state"] == "partial" and state["job"] == failed.pk and "partial" in state["message"]
     layer.refresh_from_db()
     assert layer.version > before  # tiles cached before the failed write are stale now
 
