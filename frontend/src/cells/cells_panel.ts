@@ -8,7 +8,7 @@ import { type Disposable, DisposableSet, listen } from "../core/disposable";
 import { h } from "../core/dom";
 import { Chart } from "../training/chart";
 import type { VolumeJobs } from "../training/jobs";
-import { cellDiceTraces, type CellsOptions, isRunning, loopApi, type Run } from "../training/model";
+import { cellDiceTraces, type CellsOptions, isRunning, loopApi, partialLayerWarning, type Run } from "../training/model";
 import { centreOn, type LoopHost } from "../training/host";
 
 export class CellsPanel implements Disposable {
@@ -61,6 +61,8 @@ export class CellsPanel implements Disposable {
     const own = run?.outputs.method !== undefined ? dice[run.outputs.method] : undefined;
     this.summary.textContent = run === null ? "Paint cells on a few key slices (cells layer), then Segment cells."
       : `${cells.length} cells by ${run.outputs.method ?? "?"}${own !== undefined ? ` · mean per-cell Dice ${own.mean.toFixed(3)}` : ""}`;
+    const warning = partialLayerWarning(run);
+    if (warning !== null) this.summary.append(h("div", { class: "layer-partial" }, warning));
     this.list.replaceChildren(...(cells.length === 0 ? [] : [h("table", { class: "cell-table" },
       h("tr", {}, h("th", {}, "cell"), h("th", {}, "µm³"), h("th", {}, "slices"), ...(own ? [h("th", {}, "Dice")] : [])),
       ...cells.map((c) => {

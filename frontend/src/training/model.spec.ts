@@ -11,8 +11,7 @@ import {
   regionCentre,
   type Run,
   thumbnailUrl,
-  versionTraces,
-} from "./model";
+  versionTraces, partialLayerWarning } from "./model";
 
 function job(id: number, kind: string, volume: number, created: string, state: LoopJob["state"] = "running"): LoopJob {
   return { id, kind, volume, created, state, progress: 0, message: "" };
@@ -109,5 +108,22 @@ describe("planePoint", () => {
     expect(planePoint("z", [1, 2, 3])).toEqual([2, 3]);
     expect(planePoint("y", [1, 2, 3])).toEqual([1, 3]);
     expect(planePoint("x", [1, 2, 3])).toEqual([1, 2]);
+  });
+});
+
+describe("partialLayerWarning", () => {
+  const run = (state?: "complete" | "writing" | "partial"): Run => ({
+    id: 1, volume: 2, model_version: 3, job: 4, layer: "prediction", created: "", outputs: {},
+    ...(state ? { layer_state: { state, job: 9, job_state: "failed", message: "worker lost" } } : {}),
+  });
+
+  it("warns only when a job left the layer half-written", () => {
+    expect(partialLayerWarning(null)).toBeNull();
+    expect(partialLayerWarning(run())).toBeNull();
+    expect(partialLayerWarning(run("complete"))).toBeNull();
+    expect(partialLayerWarning(run("writing"))).toBeNull();
+    expect(partialLayerWarning(run("partial"))).toBe(
+      "The prediction layer is incomplete: job 9 failed (worker lost). Run it again to replace it.",
+    );
   });
 });

@@ -91,6 +91,8 @@ export interface Run {
   job: number | null;
   layer: string;
   created: string;
+  /** Whether the newest job writing this run's layer finished: "partial" after a failed or killed one. */
+  layer_state?: { state: "complete" | "writing" | "partial"; job: number | null; job_state?: string; message?: string };
   outputs: {
     suggestions?: Suggestion[];
     version?: number;
@@ -100,6 +102,14 @@ export interface Run {
     method?: string;
     class_voxels?: Record<string, number>;
   };
+}
+
+/** A warning for a layer that a job left half-written, or null when the layer is whole. */
+export function partialLayerWarning(run: Run | null): string | null {
+  const st = run?.layer_state;
+  if (st?.state !== "partial") return null;
+  return `The ${run?.layer ?? "layer"} layer is incomplete: job ${st.job ?? "?"} ${st.job_state ?? "failed"}` +
+    `${st.message ? ` (${st.message})` : ""}. Run it again to replace it.`;
 }
 
 export interface RetrainOptions {

@@ -20,6 +20,7 @@ import {
   loopApi,
   type ModelVersionInfo,
   openSuggestions,
+  partialLayerWarning,
   planePoint,
   regionCentre,
   type Run,
@@ -217,12 +218,14 @@ class SuggestionsPanel implements Disposable {
 
   private render(run: Run | null): void {
     const open = openSuggestions(run);
+    const warning = partialLayerWarning(run);
+    const notice = warning === null ? [] : [h("div", { class: "layer-partial" }, warning)];
     if (run === null || open.length === 0) {
-      this.list.replaceChildren(h("div", { class: "muted" }, run === null ? "Segment the volume to see where the model is least sure." : "All suggestions dismissed."));
+      this.list.replaceChildren(...notice, h("div", { class: "muted" }, run === null ? "Segment the volume to see where the model is least sure." : "All suggestions dismissed."));
       return;
     }
     const volumeId = this.host.ctx.info.id;
-    this.list.replaceChildren(...open.map(({ index, s }) => {
+    this.list.replaceChildren(...notice, ...open.map(({ index, s }) => {
       const dismiss = h("button", { class: "btn small dismiss", title: "Dismiss this region", "aria-label": "dismiss", disabled: !this.host.ctx.canPaint }, "×");
       const card = h("div", { class: "suggestion", "data-index": index, title: "Open the viewer here" },
         h("img", { src: thumbnailUrl(volumeId, s), alt: `slice ${s.z}`, width: 64, height: 64, loading: "lazy" }),
