@@ -7,11 +7,13 @@ import {
   type LoopJob,
   type ModelVersionInfo,
   openSuggestions,
+  partialLayerWarning,
   planePoint,
   regionCentre,
   type Run,
   thumbnailUrl,
-  versionTraces, partialLayerWarning } from "./model";
+  versionTraces,
+} from "./model";
 
 function job(id: number, kind: string, volume: number, created: string, state: LoopJob["state"] = "running"): LoopJob {
   return { id, kind, volume, created, state, progress: 0, message: "" };
