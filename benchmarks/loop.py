@@ -5,14 +5,21 @@ For each dataset (default: the SBEM crop), round 0 trains on about one slice in 
 (never labeled, never suggested), odd ones the pool an annotator may paint. Each further
 round the simulated annotator paints the truth inside ``k`` tiles of the pool, the model
 is fine-tuned from the previous round (``init``) for ``--round-minutes``, and
-mitochondria Dice is scored on the evaluation slices. Two arms run in the same process
+mitochondria Dice is scored on the evaluation slices. Every round validates on round 0's
+validation slice (``train(..., val_slices=...)``), so painted tiles always train and the
+starting and tuned weights of a round are judged on the same voxels. Two arms run in the same process
 from the same round-0 model: tiles chosen by :func:`segmentation.core.active.suggest_regions`'
 ranking, and tiles chosen at random among unlabeled pool tiles (the baseline).
 
 Usage (from the project root)::
 
     .venv/bin/python benchmarks/loop.py [--datasets cdeep3m_sbem_mito] [--rounds 3] [--k 4] [--tile 256]
-        [--minutes 5] [--round-minutes 2] [--tta] [--threads 1]
+        [--minutes 5] [--round-minutes 2] [--round-steps N] [--base MODEL.pt] [--tta] [--threads 1]
+
+``--round-steps`` fine-tunes for exactly N steps instead of a wall-clock budget, so both arms
+get the same optimisation on a shared machine (the time budget then only caps it at an
+hour). ``--base`` loads the round-0 model from MODEL.pt when it exists (else trains it and
+saves it there), to compare variants of the later rounds without retraining round 0.
 
 Prints Dice per round for both arms with the labeled voxel counts; writes
 benchmarks/results/loop-<time>.json.
@@ -35,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from segmentation.core.active import rank_tiles, tile_scores  # noqa: E402
 from segmentation.core.inference import predict_volume  # noqa: E402
 from segmentation.core.metrics import dice_iou  # noqa: E402
+from segmentation.core.modelfile import load_model, save_model  # noqa: E402
 from segmentation.core.training import TrainConfig, train  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -61,6 +69,10 @@ def main() -> int:
     p.add_argument("--tile", type=int, default=256)
     p.add_argument("--minutes", type=float, default=5.0, help="round-0 budget")
     p.add_argument("--round-minutes", type=float, default=2.0, help="fine-tuning budget per round")
+    p.add_argument("--round-steps", type=int, default=None, help="fine-tune exactly this many steps per round")
+    p.add_argument("--base", default=None, help="round-0 model file: loaded if present, else trained and saved")
+    p.add_argument("--balance", type=float, default=TrainConfig.slice_balance, help="TrainConfig.slice_balance")
+    p.add_argument("--random-seeds", type=int, default=1, help="random arms, each with its own draw of tiles")
     p.add_argument("--tta", action="store_true", help="flip disagreement in the uncertainty (4x slower)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
@@ -80,13 +92,22 @@ def main() -> int:
         pool = [z for z in range(1, Z, 2) if z not in kept]
         labels0 = np.zeros_like(truth)
         labels0[kept] = truth[kept]
-        cfg = TrainConfig(scale=args.scale)
-        base = train(image, labels0, classes=CLASSES, minutes=args.minutes, device=args.device, seed=args.seed, config=cfg)
-        d0 = _score(base.model, image, truth, eval_z, args.device)
+        cfg = TrainConfig(scale=args.scale, slice_balance=args.balance)
+        if args.base and Path(args.base).exists():
+            base_model = load_model(args.base)
+        else:
+            base_model = train(image, labels0, classes=CLASSES, minutes=args.minutes, device=args.device, seed=args.seed, config=cfg).model
+            if args.base:
+                save_model(args.base, base_model)
+        val_z = list(base_model.meta["val_slices"])
+        tune_cfg = cfg if args.round_steps is None else TrainConfig(scale=args.scale, slice_balance=args.balance, max_steps=args.round_steps)
+        tune_minutes = args.round_minutes if args.round_steps is None else 60.0
+        d0 = _score(base_model, image, truth, eval_z, args.device)
         print(f"{name}: round 0 Dice {d0:.3f} labeled {int((labels0 > 0).sum())} voxels", flush=True)
         arms = {}
-        for arm in ("suggested", "random"):
-            model, labels, rows = base.model, labels0, [{"round": 0, "dice": d0, "labeled_voxels": int((labels0 > 0).sum())}]
+        names = ["suggested"] + [f"random{i}" if i else "random" for i in range(args.random_seeds)]
+        for arm in names:
+            model, labels, rows = base_model, labels0, [{"round": 0, "dice": d0, "labeled_voxels": int((labels0 > 0).sum())}]
             for r in range(1, args.rounds + 1):
                 t = time.perf_counter()
                 ny, nx = -(-truth.shape[1] // args.tile), -(-truth.shape[2] // args.tile)
@@ -102,18 +123,18 @@ def main() -> int:
                     picks = [(z, ty * args.tile, tx * args.tile, min((ty + 1) * args.tile, truth.shape[1]),
                               min((tx + 1) * args.tile, truth.shape[2])) for z, ty, tx in chosen]
                 labels = _paint(labels, truth, picks)
-                res = train(image, labels, classes=CLASSES, minutes=args.round_minutes, device=args.device,
-                            init=model, seed=args.seed + r, config=cfg)
+                res = train(image, labels, classes=CLASSES, minutes=tune_minutes, device=args.device,
+                            init=model, seed=args.seed + r, config=tune_cfg, val_slices=val_z)
                 model = res.model
                 d = _score(model, image, truth, eval_z, args.device)
                 rows.append({"round": r, "dice": d, "labeled_voxels": int((labels > 0).sum()), "picks": picks,
-                             "seconds": round(time.perf_counter() - t, 1)})
+                             "steps": res.steps, "val_dice": res.val_dice, "seconds": round(time.perf_counter() - t, 1)})
                 print(f"{name}: {arm:9s} round {r} Dice {d:.3f} labeled {rows[-1]['labeled_voxels']} voxels", flush=True)
             arms[arm] = rows
-        results.append({"dataset": name, "kept": kept, "eval_slices": eval_z, "pool": pool, "arms": arms})
-        print(f"\n{'round':>5s} {'suggested':>10s} {'random':>10s} {'labeled (sugg.)':>16s}")
-        for a, b in zip(arms["suggested"], arms["random"]):
-            print(f"{a['round']:5d} {a['dice']:10.3f} {b['dice']:10.3f} {a['labeled_voxels']:16d}")
+        results.append({"dataset": name, "kept": kept, "eval_slices": eval_z, "val_slices": val_z, "pool": pool, "arms": arms})
+        print("\n" + f"{'round':>5s} " + " ".join(f"{n:>10s}" for n in names) + f" {'labeled':>10s}")
+        for r in range(args.rounds + 1):
+            print(f"{r:5d} " + " ".join(f"{arms[n][r]['dice']:10.3f}" for n in names) + f" {arms['suggested'][r]['labeled_voxels']:10d}")
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"loop-{time.strftime('%Y%m%d-%H%M%S')}.json"

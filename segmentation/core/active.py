@@ -7,8 +7,18 @@ count. Tiles are ``tile x tile`` squares of one Z slice on a fixed grid; a tile'
 the mean uncertainty of its unlabeled voxels (averaged over classes, or per class with
 ``per_class=True``). Tiles whose labeled share exceeds ``max_labeled_fraction`` are
 skipped. Ranking is greedy with suppression: a tile is passed over while a better one
-lies within ``min_distance`` pixels in YX and ``z_radius`` slices, so suggestions spread
-over the volume; if that leaves fewer than ``k``, the best passed-over tiles fill up.
+lies within ``min_distance`` pixels in YX and ``z_radius`` slices, or while its slice
+already holds ``max_per_slice`` picks, so suggestions spread over the volume and over
+slices; if that leaves fewer than ``k``, passed-over tiles fill up, first those only
+held back by the per-slice limit, then the rest, each in score order.
+
+What the score ranks (measured on the CDeep3M SBEM crop with a model trained on one
+slice, see docs/ACCURACY.md): the tile mean of the entropy follows the tile's real error
+rate closely (Spearman 0.79 over 128 pool tiles; expected error ``p(1-p)`` 0.81, share of
+voxels with ``0.2 < p < 0.8`` 0.87), and the four tiles it picks hold 2.2x the errors of
+random tiles (the error-oracle's four: 2.4x). Tiles with little foreground are not
+pushed down on purpose: a tile of background the model half-believes is mitochondrion
+(myelin, for one) is exactly what needs painting.
 """
 from __future__ import annotations
 
@@ -182,11 +192,14 @@ def rank_tiles(
     max_labeled_fraction: float = 0.5,
     min_distance: float | None = None,
     z_radius: int = 2,
+    max_per_slice: int = 1,
     cls: str | None = None,
 ) -> list[Suggestion]:
     """Pick ``k`` tiles from a (Z, ny, nx) score grid, best first, spread out (module docstring)."""
     if k < 1:
         raise ValueError(f"k must be positive, got {k}")
+    if max_per_slice < 1:
+        raise ValueError(f"max_per_slice must be positive, got {max_per_slice}")
     s = np.array(scores, np.float64, copy=True)
     if labeled_fraction is not None:
         s[labeled_fraction > max_labeled_fraction] = np.nan
@@ -195,12 +208,20 @@ def rank_tiles(
     min_d = 1.5 * tile if min_distance is None else float(min_distance)
     picked: list[tuple[int, int, int]] = []
     passed: list[tuple[int, int, int]] = []
+
+    def close(z: int, ty: int, tx: int) -> bool:
+        return any(abs(z - pz) <= z_radius and np.hypot((ty - py) * tile, (tx - px) * tile) < min_d for pz, py, px in picked)
+
     for z, ty, tx in order:
         if len(picked) == k:
             break
-        close = any(abs(z - pz) <= z_radius and np.hypot((ty - py) * tile, (tx - px) * tile) < min_d for pz, py, px in picked)
-        (passed if close else picked).append((z, ty, tx))
-    picked += passed[: k - len(picked)]
+        crowded = sum(pz == z for pz, _, _ in picked) >= max_per_slice
+        (passed if crowded or close(z, ty, tx) else picked).append((z, ty, tx))
+    if len(picked) < k:  # every tile was seen: relax the slice limit, then the distance
+        rest = []
+        for t in passed:
+            (rest if len(picked) == k or close(*t) else picked).append(t)
+        picked += rest[: k - len(picked)]
     Z, Y, X = shape
     return [
         Suggestion(z, ty * tile, tx * tile, min((ty + 1) * tile, Y), min((tx + 1) * tile, X), float(s[z, ty, tx]), cls)
@@ -221,6 +242,7 @@ def suggest_regions(
     max_labeled_fraction: float = 0.5,
     min_distance: float | None = None,
     z_radius: int = 2,
+    max_per_slice: int = 1,
     progress_bar: bool = False,
     on_progress: Callable[[PredictProgress], None] | None = None,
 ) -> list[Suggestion]:
@@ -234,6 +256,9 @@ def suggest_regions(
     k, tile : how many regions, and their side in pixels.
     per_class : rank each class's uncertainty separately: ``k`` regions per class,
         each tagged with its class, classes in head order.
+    max_labeled_fraction, min_distance, z_radius, max_per_slice : see :func:`rank_tiles`
+        and the module docstring (at most ``max_per_slice`` tiles of one slice while other
+        slices still offer one).
 
     Returns
     -------
@@ -249,7 +274,7 @@ def suggest_regions(
     trained = load_model(model, device=resolve_device(device))
     scores, frac = tile_scores(trained, image, labels=labels, tile=tile, tta=tta, device=device, progress_bar=progress_bar, on_progress=on_progress)
     shape = tuple(int(s) for s in image.shape)
-    common = dict(k=k, tile=tile, shape=shape, labeled_fraction=frac, max_labeled_fraction=max_labeled_fraction, min_distance=min_distance, z_radius=z_radius)
+    common = dict(k=k, tile=tile, shape=shape, labeled_fraction=frac, max_labeled_fraction=max_labeled_fraction, min_distance=min_distance, z_radius=z_radius, max_per_slice=max_per_slice)
     if not per_class:
         return rank_tiles(scores.mean(-1), **common)  # type: ignore[arg-type]
     out: list[Suggestion] = []

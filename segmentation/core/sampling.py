@@ -5,6 +5,12 @@ labeled voxels and rare classes: with probability ``label_bias`` a patch is cent
 labeled voxel of a class drawn uniformly among the classes present (so a class painted
 on 1% of the labeled voxels is seen as often as background), otherwise anywhere on a
 labeled slice.
+
+Slices are balanced: a slice's share of the patches grows with its labeled voxel count to
+the power ``balance`` (per class for the centred patches). With ``balance=1`` every
+labeled voxel is equally likely, so four painted 256² tiles beside one fully painted
+1024² slice get a fifth of the patches; with the default ``0.5`` (square root) they get
+about half, so a few corrective strokes are seen often enough to matter.
 """
 from __future__ import annotations
 
@@ -58,29 +64,43 @@ class PatchSampler:
     patch : patch side in pixels.
     rng : numpy Generator (fixed seed -> same patches).
     label_bias : probability of centring a patch on a labeled voxel of a random class.
+    balance : exponent of a slice's labeled voxel count in its sampling weight, in [0, 1]:
+        1 = every labeled voxel equally likely, 0 = every labeled slice equally likely.
     """
 
-    def __init__(self, data: LabeledSlices, spec: ClassSpec, *, patch: int, rng: np.random.Generator, label_bias: float = 0.9) -> None:
+    def __init__(
+        self, data: LabeledSlices, spec: ClassSpec, *, patch: int, rng: np.random.Generator, label_bias: float = 0.9, balance: float = 0.5
+    ) -> None:
         if len(data.z) == 0:
             raise ValueError("no labeled slices to sample from")
-        self.data, self.spec, self.patch, self.rng, self.label_bias = data, spec, patch, rng, label_bias
+        if not 0.0 <= balance <= 1.0:
+            raise ValueError(f"balance must lie in [0, 1], got {balance}")
+        self.data, self.spec, self.patch, self.rng, self.label_bias, self.balance = data, spec, patch, rng, label_bias, balance
         self.t_lut, self.w_lut = spec.lookup_tables()
         # coordinates of labeled voxels per class value, subsampled to bound memory
         self.coords: dict[int, np.ndarray] = {}
+        # per class: where each slice's coordinates start in coords[v], and the slices' sampling weights
+        self.starts: dict[int, np.ndarray] = {}
+        self.class_slice_p: dict[int, np.ndarray] = {}
         values = [v for v in spec.values.values()] + [0]
         for v in values:
-            pts = []
+            pts, counts = [], np.zeros(len(data.z))
             for i in range(len(data.z)):
                 if v == 0 and not data.complete[i]:
                     continue  # unlabeled voxels only count on complete slices
                 yx = np.argwhere(data.labels[i] == v)
+                counts[i] = len(yx)
                 if len(yx) > 200_000:
                     yx = yx[rng.choice(len(yx), 200_000, replace=False)]
                 pts.append(np.column_stack([np.full(len(yx), i), yx]))
             arr = np.concatenate(pts) if pts else np.zeros((0, 3), int)
             if len(arr):
                 self.coords[v] = arr
+                self.starts[v] = np.searchsorted(arr[:, 0], np.arange(len(data.z) + 1))
+                w = np.where(counts > 0, counts, 0.0) ** balance * (counts > 0)
+                self.class_slice_p[v] = w / w.sum()
         weights = np.array([float((data.labels[i] != 0).sum()) + (data.labels[i].size if data.complete[i] else 0) for i in range(len(data.z))])
+        weights = weights**balance * (weights > 0)
         self.slice_p = weights / weights.sum() if weights.sum() > 0 else None
 
     def sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,7 +108,12 @@ class PatchSampler:
         d, p = self.data, self.patch
         if self.coords and self.rng.random() < self.label_bias:
             v = list(self.coords)[self.rng.integers(len(self.coords))]
-            i, cy, cx = self.coords[v][self.rng.integers(len(self.coords[v]))]
+            if self.balance == 1.0:
+                i, cy, cx = self.coords[v][self.rng.integers(len(self.coords[v]))]
+            else:
+                k = int(self.rng.choice(len(self.class_slice_p[v]), p=self.class_slice_p[v]))
+                a, b = self.starts[v][k], self.starts[v][k + 1]
+                i, cy, cx = self.coords[v][a + self.rng.integers(b - a)]
             cy += int(self.rng.integers(-p // 4, p // 4 + 1))
             cx += int(self.rng.integers(-p // 4, p // 4 + 1))
         else:

@@ -69,6 +69,29 @@ def test_it_spreads_suggestions_instead_of_stacking_them_on_one_spot():
     assert (picks[1].z, picks[1].y0, picks[1].x0) == (0, 192, 192)
 
 
+def test_it_spreads_suggestions_over_slices_before_taking_a_second_tile_of_one_slice():
+    scores = np.zeros((3, 4, 4))
+    scores[0, 0, 0] = 1.0
+    scores[0, 3, 3] = 0.9          # far from the best tile, but on its slice
+    scores[2, 1, 1] = 0.5          # weaker, on another slice
+    picks = rank_tiles(scores, k=2, tile=64, shape=(3, 256, 256), z_radius=0)
+    assert [(p.z, p.y0, p.x0) for p in picks] == [(0, 0, 0), (2, 64, 64)]
+    doubled = rank_tiles(scores, k=2, tile=64, shape=(3, 256, 256), z_radius=0, max_per_slice=2)
+    assert [(p.z, p.y0, p.x0) for p in doubled] == [(0, 0, 0), (0, 192, 192)]
+
+
+def test_it_takes_far_tiles_of_one_slice_before_close_ones_when_slices_run_out():
+    scores = np.full((1, 4, 4), np.nan)  # NaN: labeled tiles, never suggested
+    scores[0, 0, 0], scores[0, 0, 1], scores[0, 3, 3] = 1.0, 0.9, 0.2
+    picks = rank_tiles(scores, k=3, tile=64, shape=(1, 256, 256))
+    assert [(p.y0, p.x0) for p in picks] == [(0, 0), (192, 192), (0, 64)]
+
+
+def test_it_refuses_a_per_slice_limit_below_one():
+    with pytest.raises(ValueError, match="max_per_slice"):
+        rank_tiles(np.ones((1, 2, 2)), k=1, tile=8, shape=(1, 16, 16), max_per_slice=0)
+
+
 def test_it_fills_up_with_close_tiles_when_nothing_else_is_left():
     scores = np.array([[[1.0, 0.9]]])
     picks = rank_tiles(scores, k=2, tile=8, shape=(1, 8, 16))

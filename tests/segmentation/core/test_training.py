@@ -60,6 +60,31 @@ def test_it_samples_patches_mostly_on_labeled_voxels_and_rare_classes():
     assert labeled > 150 and positive > 60
 
 
+def test_it_shows_a_few_painted_tiles_about_as_often_as_a_fully_painted_slice():
+    labels = np.ones((2, 64, 64), np.uint8)
+    labels[0, 20:30, 20:30] = 2
+    labels[1] = 0
+    labels[1, :8, :8] = 1                # a small painted tile on another slice: 1/64 of the voxels
+    labels[1, 2:4, 2:4] = 2
+    images = np.stack([np.zeros((1, 64, 64), np.float32), np.ones((1, 64, 64), np.float32)])
+    data = LabeledSlices(images, labels, np.array([False, False]), [0, 1])
+    spec = ClassSpec.build(CLASSES)
+
+    def share_of_tile_slice(balance):
+        sampler = PatchSampler(data, spec, patch=16, rng=np.random.default_rng(0), balance=balance)
+        return np.mean([sampler.sample()[0].mean() > 0.5 for _ in range(400)])
+
+    voxelwise, balanced = share_of_tile_slice(1.0), share_of_tile_slice(0.5)
+    assert voxelwise < 0.1          # every voxel alike: the tile is rarely seen
+    assert balanced > 3 * voxelwise and balanced > 0.08  # square root: about 1/9 of the patches
+
+
+def test_it_refuses_a_slice_balance_outside_zero_to_one():
+    data = LabeledSlices(np.zeros((1, 1, 8, 8), np.float32), np.ones((1, 8, 8), np.uint8), np.array([False]), [0])
+    with pytest.raises(ValueError, match="balance"):
+        PatchSampler(data, ClassSpec.build(CLASSES), patch=8, rng=np.random.default_rng(0), balance=1.5)
+
+
 def test_it_finds_labeled_and_complete_slices():
     lab = np.zeros((5, 4, 4), np.uint8)
     lab[1, 0, 0] = 2
@@ -172,3 +197,27 @@ def test_it_never_returns_worse_weights_than_it_started_from_when_fine_tuning(tr
     tuned = train(img, sparse(truth, [1, 4, 6]), classes=CLASSES, minutes=1.0, device="cpu", init=result.model, config=wild)
     assert tuned.curve[0][0] == 0 and tuned.curve[0][1] is None
     assert tuned.val_dice["mito"] >= tuned.curve[0][2] - 1e-3
+
+
+def test_it_validates_on_the_slices_it_is_given_and_trains_on_every_other():
+    img, truth = blobs((6, 32, 32))
+    cfg = TrainConfig(patch=32, batch=2, base_width=4, depth=3, max_steps=2)
+    result = train(img, sparse(truth, [1, 3, 4]), classes=CLASSES, minutes=1.0, device="cpu", val_slices=[3, 5], config=cfg)
+    assert result.val_slices == [3] and result.train_slices == [1, 4]
+    with pytest.raises(ValueError, match="val_slices"):
+        train(img, sparse(truth, [1, 3]), classes=CLASSES, minutes=1.0, device="cpu", val_slices=[1, 3], config=cfg)
+
+
+def test_it_keeps_the_starting_batch_norm_statistics_when_fine_tuning(trained):
+    img, truth, result = trained
+    old = {k: v.clone() for k, v in result.model.net.state_dict().items() if k.endswith("running_mean")}
+    lab = sparse(truth, [1, 4, 6])
+
+    def tuned(freeze):
+        cfg = TrainConfig(patch=48, batch=4, base_width=8, depth=3, max_steps=3, finetune_freeze_norm=freeze)
+        state = train(img, lab, classes=CLASSES, minutes=1.0, device="cpu", init=result.model, val_slices=[],
+                      config=cfg).model.net.state_dict()
+        return [torch.equal(state[k], v) for k, v in old.items()]
+
+    assert all(tuned(True))
+    assert not any(tuned(False))
