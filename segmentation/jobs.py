@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from emportal.realtime import broadcast, project_group, volume_group
@@ -120,7 +120,10 @@ def _beat(job_id: int, stop: threading.Event) -> None:
 
     try:
         while not stop.wait(HEARTBEAT_SECONDS):
-            Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(heartbeat=timezone.now())
+            try:
+                Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(heartbeat=timezone.now())
+            except DatabaseError as exc:  # a busy database must not stop the beat (the reaper would kill the job)
+                log.warning("heartbeat of job %s missed: %s", job_id, exc)
     finally:
         connection.close()
 

@@ -125,3 +125,38 @@ def test_the_reaper_deletes_the_weights_of_a_retrain_that_died_before_its_versio
     assert jobs_reap_stale() == 2
     assert not files[dead.pk].exists() and not tmp.exists()
     assert files[published.pk].read_bytes() == b"weights"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_heartbeat_write_that_fails_does_not_end_the_beat(cast: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy database (SQLite "database is locked") must not stop the beat, or the reaper would kill a live job."""
+    import threading
+    import time
+
+    from django.db import OperationalError
+
+    from segmentation import jobs
+
+    job = _job(cast)
+    Job.objects.filter(pk=job.pk).update(state=Job.State.RUNNING, heartbeat=timezone.now() - timedelta(hours=1))
+    real_now, calls = timezone.now, []
+
+    def now_failing_first() -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("database is locked")
+        return real_now()
+
+    monkeypatch.setattr(jobs, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(jobs.timezone, "now", now_failing_first)
+    stop = threading.Event()
+    beat = threading.Thread(target=jobs._beat, args=(job.pk, stop))
+    beat.start()
+    deadline = time.time() + 10
+    while len(calls) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    beat.join(timeout=5)
+    monkeypatch.undo()
+    assert len(calls) >= 3  # it went on beating after the failure
+    assert Job.objects.get(pk=job.pk).heartbeat > timezone.now() - timedelta(minutes=1)
