@@ -19,7 +19,7 @@ import uuid as uuidlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,7 @@ def _write(volume: Volume, layer: LabelLayer, box: raster.Box, block: np.ndarray
            defer_pyramid: bool = False) -> None:
     _region_io(volume, layer.name).write(box, block)
     dest = volume_zarr_path(volume)
-    pyramid_lock = lambda: _store_lock(dest, f"{layer.name}.pyramid")  # noqa: E731 - coarser levels only
+    pyramid_lock = partial(_store_lock, dest, f"{layer.name}.pyramid")  # the coarser levels' own lock
     if defer_pyramid:
         pyramid_updates.submit(dest, layer.name, box, pyramid_lock)
     else:
