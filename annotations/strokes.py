@@ -125,14 +125,9 @@ def _level0(volume: Volume, layer: str) -> Any:
     return _open_level0(str(volume_zarr_path(volume)), layer)
 
 
-@lru_cache(maxsize=128)
-def _regions0(zarr_path: str, layer: str) -> chunkio.RegionIO:
-    # Strokes touch one or two chunks: read and write them without zarr's async bridge.
-    return chunkio.region_io(_open_level0(zarr_path, layer))
-
-
 def _region_io(volume: Volume, layer: str) -> chunkio.RegionIO:
-    return _regions0(str(volume_zarr_path(volume)), layer)
+    # Strokes touch one or two chunks: read and write them without zarr's async bridge.
+    return omezarr.label_regions(volume_zarr_path(volume), layer)[0]
 
 
 def _write(volume: Volume, layer: LabelLayer, box: raster.Box, block: np.ndarray, *,

@@ -73,6 +73,7 @@ __all__ = [
     "create_label_layer",
     "delete_label_layer",
     "open_label_level",
+    "label_regions",
     "update_label_pyramid",
     "downsample_mean",
     "downsample_mode",
@@ -712,8 +713,17 @@ def _label_levels(dest: str, name: str) -> tuple[zarr.Array, ...]:
 
 @lru_cache(maxsize=256)
 def _label_level_regions(dest: str, name: str) -> tuple[chunkio.RegionIO, ...]:
-    """Region readers/writers of every level (direct chunk files: pyramid updates are small)."""
     return tuple(chunkio.region_io(level) for level in _label_levels(dest, name))
+
+
+def label_regions(dest: Path, name: str) -> tuple[chunkio.RegionIO, ...]:
+    """Region readers/writers of every level of label layer ``name``, opened once per process.
+
+    Strokes and pyramid updates touch a chunk or two, so these go straight to the chunk
+    files where the format allows (:mod:`annotations.imaging.chunkio`). Writers hold the
+    layer's lock.
+    """
+    return _label_level_regions(str(Path(dest)), name)
 
 
 def _norm_range(r: Sequence[int] | None, size: int, axis: str) -> tuple[int, int]:
@@ -751,12 +761,11 @@ def update_label_pyramid(
     Each level ``l + 1`` is the :func:`downsample_mode` of level ``l`` over the region
     grown to 2x2 block boundaries, so the result equals downsampling the whole layer.
     """
-    levels = _label_levels(str(Path(dest)), name)
-    shape = levels[0].shape
+    regions = label_regions(dest, name)
+    shape = regions[0].shape
     z0, z1 = _norm_range(z, shape[0], "z")
     y0, y1 = _norm_range(y, shape[1], "y")
     x0, x1 = _norm_range(x, shape[2], "x")
-    regions = _label_level_regions(str(Path(dest)), name)
     for prev, arr in zip(regions, regions[1:]):
         y0, y1 = y0 // 2, min(arr.shape[1], (y1 + 1) // 2)
         x0, x1 = x0 // 2, min(arr.shape[2], (x1 + 1) // 2)
