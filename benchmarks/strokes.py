@@ -6,8 +6,9 @@ acknowledged: a saturation test whose latency is mostly queueing, read it as thr
 and "paced" (each client paints ``--rate`` strokes per second with random gaps, as a fast
 human does; the issue's aim, p95 < 25 ms at 16 clients, is read on this one).
 
-Starts its own Redis (if REDIS_URL does not answer) and Daphne on a scratch database, all on
-127.0.0.1, bounded in count and time. Writes benchmarks/results/strokes.json.
+Starts its own Redis (a fresh one, so no channel-layer group left over from an earlier run
+gets the echoes) and Daphne on a scratch database, all on 127.0.0.1, bounded in count and
+time. Writes benchmarks/results/strokes.json.
 
     .venv/bin/python benchmarks/strokes.py [--strokes 40] [--rate 2]   (strokes per client, paced rate)
 """
@@ -19,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -73,19 +75,14 @@ def main() -> None:
     parser.add_argument("--strokes", type=int, default=40, help="strokes per client")
     parser.add_argument("--rate", type=float, default=2.0, help="strokes per second per client in the paced load")
     args = parser.parse_args()
-    scratch = django_scratch()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        import redis
-
-        try:
-            redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")).ping()
-        except redis.exceptions.ConnectionError:
-            port = free_port()
-            procs.append(subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                           "--dir", str(scratch)], stdout=subprocess.DEVNULL))
-            wait_port(port, procs[-1], "redis")
-            os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        port = free_port()  # before Django reads REDIS_URL
+        procs.append(subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                       "--dir", tempfile.gettempdir()], stdout=subprocess.DEVNULL))
+        wait_port(port, procs[-1], "redis")
+        os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        scratch = django_scratch()
         import tifffile
         from django.conf import settings
         from django.test import Client
