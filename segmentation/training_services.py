@@ -394,7 +394,7 @@ def _store_result(ctx: JobContext, result: dict[str, Any]) -> None:
 def model_retrain_run(ctx: JobContext) -> ModelVersion:
     """The retrain job's work: train, store the weights and a ModelVersion, make it active."""
     from segmentation.core.modelfile import save_model
-    from segmentation.core.training import TrainConfig, TrainProgress, train
+    from segmentation.core.training import TrainConfig, TrainProgress, context_slices, train
 
     job = ctx.job
     volume = Volume.objects.select_related("project").get(pk=job.volume_id)
@@ -411,7 +411,8 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
                   else ModelVersion.objects.filter(project_id=volume.project_id, active=True).first())
         if parent is not None and not model_weights_path(parent).is_file():
             raise ValueError(f"the weights of model v{parent.pk} are missing ({parent.weights})")
-    config = TrainConfig(max_steps=params.get("max_steps"), **params.get("config", {}))
+    chosen = {"in_slices": context_slices(volume.voxel_size_nm), **params.get("config", {})}
+    config = TrainConfig(max_steps=params.get("max_steps"), **chosen)
     minutes = float(params["minutes"])
     budget = minutes * 60.0
     curve: list[dict[str, Any]] = []

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -72,15 +72,24 @@ class PostProcess:
 
     fill_holes : classes whose enclosed holes are filled. Nucleolus is left out by default
         because its fenestrations are real holes (paper Fig. 2E).
-    min_size : class -> smallest 2D object kept, in pixels; ``default_min_size`` for the rest.
-        Objects touching an inner block edge are always kept, since they may continue in
-        the next block.
+    min_size : class -> smallest 2D object kept, in pixels; ``default_min_size`` for the rest,
+        but never more than the model's ``meta["min_object_px"]`` for that class (a small size
+        among the objects painted for its training), so tiny organelles the model was taught
+        are not erased as noise. Objects touching an inner block edge are always kept, since
+        they may continue in the next block.
     Nesting (nucleolus inside nucleus, ...) is applied after both, from the hierarchy.
     """
 
     fill_holes: frozenset[str] = frozenset({"nucleus", "cell", "mitochondrion", "lysosome", "endosome"})
     min_size: dict[str, int] = field(default_factory=dict)
     default_min_size: int = 16
+
+    def taught(self, smallest: Mapping[str, int]) -> PostProcess:
+        """This clean-up with each class's minimum size capped by ``smallest`` (class -> pixels)."""
+        if not smallest:
+            return self
+        sizes = {name: min(self.min_size.get(name, self.default_min_size), int(px)) for name, px in smallest.items()}
+        return replace(self, min_size={**self.min_size, **sizes})
 
 
 def _ramp(n: int, overlap: int) -> np.ndarray:
@@ -420,6 +429,8 @@ def predict_volume(
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {tuple(image.shape)}")
     stats = stats if stats is not None else PredictStats()
     full = tuple(vol.shape)
+    if postprocess is not None:
+        postprocess = postprocess.taught(trained.meta.get("min_object_px", {}))
     for _, region in _iter_blocks(vol, block, on_progress, progress_bar):
         probs = predict_block(trained, vol, region, window=window, overlap=overlap, tta=tta, device=dev, stats=stats)
         t = time.perf_counter()

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch.nn import functional as F
 
 from segmentation.core.classes import ClassSpec
@@ -32,7 +34,8 @@ from segmentation.core.modelfile import Normalization, TrainedModel, load_model,
 from segmentation.core.resunet import ResUNet, ResUNetConfig
 from segmentation.core.sampling import LabeledSlices, PatchSampler
 
-__all__ = ["TrainConfig", "TrainProgress", "TrainResult", "train", "masked_loss", "labeled_slices"]
+__all__ = ["TrainConfig", "TrainProgress", "TrainResult", "train", "masked_loss", "labeled_slices", "lr_factor",
+           "smallest_objects", "context_slices"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,12 @@ class TrainConfig:
     in_slices, base_width, depth : network (ignored when fine-tuning: taken from ``init``).
     lr : AdamW learning rate. label_bias, slice_balance : see :class:`~segmentation.core.sampling.PatchSampler`
         (``balance``); 0.5 lets a few painted tiles be seen about as often as a fully painted slice.
-    val_fraction : share of labeled slices held out (when >= 2 labeled slices).
+    val_fraction : share of labeled slices held out (when >= 2 labeled slices), or of the columns
+        of every labeled slice with ``val_split="columns"``.
+    val_split : "slices" holds whole labeled slices out; "columns" holds out the last
+        ``val_fraction`` of the columns of every labeled slice, so that with two painted slices
+        both train (the image of the held-out part is seen, never its labels). Explicit
+        ``val_slices`` always split by slices.
     patience : validations without improvement before stopping early.
     max_steps : optional cap on steps besides the time budget.
     scale : train (and later predict) on the image downsampled by this factor in Y and X;
@@ -53,6 +61,12 @@ class TrainConfig:
         Ignored when fine-tuning (taken from ``init``).
     finetune_lr_factor : the learning rate is multiplied by this when starting from ``init``,
         so the first steps on new labels do not undo what the earlier model learned.
+    lr_floor : below 1, the learning rate falls from ``lr`` to ``lr * lr_floor`` along a cosine
+        over the budget (time, or ``max_steps`` when that ends sooner), after a warm-up over its
+        first 2 %, so the last steps settle instead of carrying the noise of batches of four.
+        1.0 (the default) keeps the rate constant: on the phantom with 400 CPU steps the decay
+        (floor 0.05) lost the rare classes still being learned late (lysosome Dice 0.55 -> 0),
+        see docs/ACCURACY.md.
     finetune_freeze_norm : when starting from ``init``, keep the batch-norm running
         statistics of ``init`` (the layers' scale and shift still learn). Batches of four
         CPU patches, half of them from a few new tiles, otherwise drag the statistics
@@ -70,12 +84,14 @@ class TrainConfig:
     label_bias: float = 0.9
     slice_balance: float = 0.5
     val_fraction: float = 0.2
+    val_split: str = "slices"
     patience: int = 6
     max_steps: int | None = None
     augment: bool = True
     scale: int = 1
     finetune_lr_factor: float = 0.25
     finetune_freeze_norm: bool = True
+    lr_floor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -137,6 +153,53 @@ def masked_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     return bce + dice[present].mean()
 
 
+def context_slices(voxel_size_nm: Sequence[float], *, max_ratio: float = 2.0) -> int:
+    """Input slices for a volume of ZYX ``voxel_size_nm``: 3 (2.5D) when the Z spacing is within
+    ``max_ratio`` of the finer XY spacing, 1 (2D) when sections are much thicker than pixels.
+
+    Measured (docs/ACCURACY.md): on the isotropic phantom 2.5D raised endosome and lysosome
+    Dice by about 0.1; on 40-50 nm serial sections of 5-6 nm pixels the neighbours look too
+    different to help (SBEM -0.004, ssTEM -0.04).
+    """
+    z, y, x = (float(v) for v in voxel_size_nm)
+    if min(z, y, x) <= 0:
+        raise ValueError(f"voxel_size_nm {tuple(voxel_size_nm)} must be positive")
+    return 3 if z <= max_ratio * min(y, x) else 1
+
+
+def lr_factor(progress: float, floor: float, *, warmup: float = 0.02) -> float:
+    """Learning-rate multiplier at ``progress`` in [0, 1] of training: linear warm-up over
+    ``warmup``, then a cosine from 1 down to ``floor``."""
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup:
+        return floor + (1.0 - floor) * progress / warmup
+    t = (progress - warmup) / (1.0 - warmup)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def _progress(step: int, elapsed: float, budget: float, max_steps: int | None) -> float:
+    """How far training is, by time or by steps, whichever ends it sooner."""
+    done = elapsed / budget
+    return max(done, step / max_steps) if max_steps else done
+
+
+def smallest_objects(data: LabeledSlices, spec: ClassSpec, scale: int, *, percentile: float = 5.0) -> dict[str, int]:
+    """Per head, a small 2D object size (pixels of the full-resolution image) painted in ``data``.
+
+    The ``percentile`` of the sizes of the 4-connected painted objects of each head. Post-processing
+    keeps objects this small (:func:`~segmentation.core.inference.predict_volume`), so a model is
+    never cleaned of objects the size of those it was taught (lysosomes a few pixels across).
+    """
+    sizes: dict[str, list[int]] = {name: [] for name in spec.heads}
+    for i in range(len(data.z)):
+        target, weight = spec.targets(data.labels[i])
+        for j, name in enumerate(spec.heads):
+            lab, n = ndimage.label((target[j] > 0.5) & (weight[j] > 0))
+            if n:
+                sizes[name] += np.bincount(lab.ravel())[1:].tolist()
+    return {name: max(1, int(np.percentile(v, percentile, method="lower")) * scale * scale) for name, v in sizes.items() if v}
+
+
 def labeled_slices(labels: Any, *, complete_slices: Iterable[int] = ()) -> list[int]:
     """Z indices of slices holding any nonzero label, or marked complete."""
     complete = set(int(z) for z in complete_slices)
@@ -166,6 +229,24 @@ def _split(zs: list[int], fraction: float) -> tuple[list[int], list[int]]:
     picks = sorted(set(np.linspace(0, len(zs) - 1, n_val + 2)[1:-1].round().astype(int).tolist()))
     val = [zs[i] for i in picks]
     return [z for z in zs if z not in val], val
+
+
+def _split_columns(data: LabeledSlices, spec: ClassSpec, fraction: float) -> tuple[LabeledSlices, LabeledSlices]:
+    """Training and validation parts of every labeled slice: the last ``fraction`` of its columns
+    validates, the rest trains (complete slices get their background painted first, so the
+    unpainted voxels of one part never count for the other)."""
+    if spec.background is None and data.complete.any():
+        raise ValueError("val_split 'columns' with slices marked complete needs a background class")
+    labels = data.labels.copy()
+    for i in np.flatnonzero(data.complete):
+        labels[i][labels[i] == 0] = spec.background
+    cut = int(round(labels.shape[-1] * (1.0 - fraction)))
+    train_labels, val_labels = labels.copy(), labels.copy()
+    train_labels[..., cut:] = 0
+    val_labels[..., :cut] = 0
+    none = np.zeros(len(data.z), bool)
+    return (LabeledSlices(data.images, train_labels, none, list(data.z)),
+            LabeledSlices(data.images, val_labels, none, list(data.z)))
 
 
 def _train_mode(net: torch.nn.Module, *, freeze_norm: bool) -> None:
@@ -270,6 +351,10 @@ def train(
         raise ValueError(f"image shape {tuple(image.shape)} and labels shape {tuple(labels.shape)} must be equal ZYX")
     if minutes <= 0:
         raise ValueError(f"minutes must be positive, got {minutes}")
+    if config.val_split not in ("slices", "columns"):
+        raise ValueError(f"val_split must be 'slices' or 'columns', got {config.val_split!r}")
+    if not 0.0 < config.lr_floor <= 1.0:
+        raise ValueError(f"lr_floor must be in (0, 1], got {config.lr_floor}")
     spec = classes if isinstance(classes, ClassSpec) else ClassSpec.build(classes, hierarchy)
     dev = resolve_device(device)
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
@@ -300,8 +385,12 @@ def train(
         if not train_z:
             raise ValueError(f"val_slices {sorted(held)} leave no labeled slice to train on (labeled: {zs})")
     data = _gather(image, labels, zs, halo, norm, complete, scale)
-    train_data = data.subset([zs.index(z) for z in train_z])
-    val_data = data.subset([zs.index(z) for z in val_z]) if val_z else None
+    if config.val_split == "columns" and val_slices is None:
+        train_z, val_z = zs, zs
+        train_data, val_data = _split_columns(data, spec, config.val_fraction)
+    else:
+        train_data = data.subset([zs.index(z) for z in train_z])
+        val_data = data.subset([zs.index(z) for z in val_z]) if val_z else None
 
     cuda = dev.type == "cuda"
     patch = config.patch or (256 if cuda else 160)
@@ -337,7 +426,8 @@ def train(
             per_class = _validate(model, val_data, dev, freeze_norm=freeze_norm)
             val = float(np.mean(list(per_class.values()))) if per_class else None
             # improvement resets patience; a tie keeps the later weights (lower loss, better calibrated)
-            stale = 0 if val is not None and val > best_val + 1e-3 else stale + 1
+            if val is not None:  # held-out voxels without any class say nothing: no patience spent
+                stale = 0 if val > best_val + 1e-3 else stale + 1
             if val is not None and val >= best_val - 1e-3:
                 best_state, best_per_class = copy.deepcopy(net.state_dict()), per_class
                 best_val = max(best_val, val)
@@ -356,6 +446,9 @@ def train(
         if should_stop is not None and should_stop():
             stopped = "cancelled"
             break
+        for group in opt.param_groups:
+            group["lr"] = lr * lr_factor(_progress(step, time.perf_counter() - loop_start, budget, config.max_steps),
+                                         config.lr_floor)
         x, t, w = sampler.batch(batch, augment_data=config.augment)
         xt, tt, wt = (torch.from_numpy(a).to(dev, non_blocking=True) for a in (x, t, w))
         with torch.autocast(dev.type, dtype=torch.float16, enabled=cuda):
@@ -391,6 +484,7 @@ def train(
         "patch": patch, "batch": batch, "scale": scale, "train_slices": train_z, "val_slices": val_z,
         "curve": [list(c) for c in curve], "val_dice": best_per_class,
         "labeled_voxels": int(sum(int((data.labels[i] != 0).sum()) for i in range(len(zs)))),
+        "min_object_px": smallest_objects(train_data, spec, scale),
         "init": None if init is None else (str(init) if not isinstance(init, TrainedModel) else "model"),
     }
     log.info("trained %d steps in %.0f s (%s), val dice %s", step, seconds, stopped, best_per_class)

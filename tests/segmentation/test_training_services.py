@@ -64,6 +64,26 @@ def test_it_trains_a_first_model_stores_its_weights_and_makes_it_active(cast: An
     assert job.result["model_version"] == model.pk and job.result["phase"] == "done"
 
 
+def test_a_first_model_sees_neighbouring_slices_only_where_voxels_are_near_isotropic(
+        cast: Any, pv: Any, settings: Any) -> None:
+    from annotations.models import Volume
+    from segmentation.core.modelfile import load_model
+
+    def first_model_in_slices(voxel_z_nm: float) -> int:
+        Volume.objects.filter(pk=pv.volume.pk).update(voxel_z_nm=voxel_z_nm, voxel_y_nm=5.0, voxel_x_nm=5.0)
+        pv.volume.refresh_from_db()
+        job = _retrain(pv.volume, cast.annotator, from_scratch=True)
+        return load_model(Path(settings.MEDIA_ROOT) / ModelVersion.objects.get(job_id=job.pk).weights).config.in_slices
+
+    assert first_model_in_slices(5.0) == 3  # FIB-SEM
+    assert first_model_in_slices(40.0) == 1  # serial sections
+    asked = services.model_retrain(pv.volume, cast.annotator, minutes=0.5, config={**TINY, "in_slices": 5},
+                                   max_steps=2, from_scratch=True, **NO_QUEUE)
+    with job_running(asked.pk) as ctx:
+        services.model_retrain_run(ctx)
+    assert load_model(Path(settings.MEDIA_ROOT) / ModelVersion.objects.get(job_id=asked.pk).weights).config.in_slices == 5
+
+
 def test_a_retrain_fine_tunes_the_active_version_and_records_it_as_parent(cast: Any, pv: Any) -> None:
     _retrain(pv.volume, cast.annotator)
     first = ModelVersion.objects.get()

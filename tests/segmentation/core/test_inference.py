@@ -127,6 +127,17 @@ def test_it_drops_small_objects_except_where_they_touch_another_block():
     assert inner_top[0, 0, 0, 10] and not inner_top[0, 0, 5, 5]
 
 
+def test_it_keeps_objects_as_small_as_those_the_model_was_taught():
+    spec = ClassSpec.build({"background": 1, "mito": 2, "lysosome": 3})
+    m = np.zeros((2, 1, 20, 20), bool)
+    m[:, 0, 5:8, 5:8] = True  # 9 px of each class
+    taught = PostProcess(default_min_size=16).taught({"lysosome": 4, "mito": 100})
+    assert taught.min_size == {"lysosome": 4, "mito": 16}  # lowered, never raised
+    out = postprocess_masks(m, spec, taught)
+    assert out[1].any() and not out[0].any()
+    assert PostProcess().taught({}) == PostProcess()
+
+
 def test_it_keeps_nucleolus_inside_nucleus_after_postprocessing():
     spec = ClassSpec.build({"background": 1, "nucleus": 2, "nucleolus": 3})
     nucleus = np.zeros((1, 20, 20), bool)

@@ -9,7 +9,8 @@ from segmentation.core.inference import predict_volume
 from segmentation.core.metrics import dice_iou
 from segmentation.core.modelfile import load_model, save_model
 from segmentation.core.sampling import LabeledSlices, PatchSampler
-from segmentation.core.training import TrainConfig, labeled_slices, masked_loss, train
+from segmentation.core.training import (TrainConfig, _split_columns, context_slices, labeled_slices, lr_factor, masked_loss,
+                                         smallest_objects, train)
 from tests.segmentation.core.synthetic import blobs
 
 
@@ -221,3 +222,55 @@ def test_it_keeps_the_starting_batch_norm_statistics_when_fine_tuning(trained):
 
     assert all(tuned(True))
     assert not any(tuned(False))
+
+
+def test_it_warms_the_learning_rate_up_then_lets_it_fall_to_the_floor():
+    start, peak, middle, end = (lr_factor(p, 0.05) for p in (0.0, 0.02, 0.5, 1.0))
+    assert start == pytest.approx(0.05) and peak == pytest.approx(1.0) and end == pytest.approx(0.05)
+    assert peak > middle > end
+    falling = [lr_factor(p, 0.05) for p in np.linspace(0.02, 1.0, 50)]
+    assert all(a >= b for a, b in zip(falling, falling[1:]))
+    assert lr_factor(0.7, 1.0) == 1.0  # a floor of 1 keeps the rate constant
+    with pytest.raises(ValueError, match="lr_floor"):
+        train(*blobs((3, 32, 32)), classes=CLASSES, minutes=0.1, device="cpu", config=TrainConfig(lr_floor=0.0))
+
+
+def test_it_records_how_small_the_painted_objects_were_at_full_resolution():
+    labels = np.ones((2, 40, 40), np.uint8)
+    labels[0, 2:5, 2:5] = 2  # 9 px
+    for k in range(1, 8):  # seven objects of 36 px
+        labels[1, 4 * k : 4 * k + 3, 10:22] = 2
+    data = LabeledSlices(np.zeros((2, 1, 40, 40), np.float32), labels, np.zeros(2, bool), [0, 1])
+    spec = ClassSpec.build(CLASSES)
+    assert smallest_objects(data, spec, 1) == {"mito": 9}
+    assert smallest_objects(data, spec, 2) == {"mito": 36}  # a coarser grid: pixels of the image
+    assert smallest_objects(data, spec, 1, percentile=50) == {"mito": 36}
+
+
+def test_it_holds_out_columns_of_every_painted_slice_when_asked():
+    img, truth = blobs((6, 32, 32))
+    cfg = TrainConfig(patch=32, batch=2, base_width=4, depth=3, max_steps=3, val_split="columns", val_fraction=0.25)
+    result = train(img, sparse(truth, [1, 4]), classes=CLASSES, minutes=1.0, device="cpu", config=cfg)
+    assert result.train_slices == [1, 4] and result.val_slices == [1, 4] and "mito" in result.val_dice
+    with pytest.raises(ValueError, match="val_split"):
+        train(img, sparse(truth, [1, 4]), classes=CLASSES, minutes=1.0, device="cpu", config=TrainConfig(val_split="rows"))
+
+
+def test_it_never_lets_training_see_the_labels_of_held_out_columns():
+    spec = ClassSpec.build(CLASSES)
+    labels = np.zeros((2, 8, 10), np.uint8)
+    labels[0] = 2
+    data = LabeledSlices(np.zeros((2, 1, 8, 10), np.float32), labels, np.array([False, True]), [0, 3])
+    fit, held = _split_columns(data, spec, 0.2)
+    assert not fit.labels[..., 8:].any() and (fit.labels[..., :8] != 0).all()
+    assert not held.labels[..., :8].any() and (held.labels[..., 8:] != 0).all()
+    assert (held.labels[1][..., 8:] == 1).all()  # the complete slice's unpainted voxels: background
+    assert not fit.complete.any() and not held.complete.any()
+
+
+def test_it_gives_isotropic_volumes_neighbouring_slices_and_thick_sections_none():
+    assert context_slices((4.0, 4.0, 4.0)) == 3  # FIB-SEM
+    assert context_slices((8.0, 5.0, 5.0)) == 3
+    assert context_slices((40.0, 5.9, 5.9)) == 1  # serial sections
+    with pytest.raises(ValueError, match="voxel_size_nm"):
+        context_slices((0.0, 5.0, 5.0))
