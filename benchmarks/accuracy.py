@@ -79,6 +79,10 @@ def main() -> int:
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--patch", type=int)
     p.add_argument("--patience", type=int, default=6, help="validations without improvement before stopping")
+    p.add_argument("--lr-floor", type=float, default=TrainConfig.lr_floor, help="TrainConfig.lr_floor (1: constant rate)")
+    p.add_argument("--val-split", choices=["slices", "columns"], default=TrainConfig.val_split, help="TrainConfig.val_split")
+    p.add_argument("--in-slices", type=int, default=1, help="neighbouring slices as input channels (2.5D: 3)")
+    p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
     p.add_argument("--scale", type=int, default=2, help="XY downsampling the network works at")
     p.add_argument("--tta", action="store_true")
     p.add_argument("--hela-margin", type=int, default=100)
@@ -100,7 +104,8 @@ def main() -> int:
             meta = model.meta
         else:
             res = train(image, sparse, classes=CLASSES, minutes=args.minutes, device=args.device, seed=args.seed,
-                        config=TrainConfig(base_width=args.width, patch=args.patch, scale=args.scale, patience=args.patience), progress_bar=True)
+                        config=TrainConfig(base_width=args.width, patch=args.patch, scale=args.scale, patience=args.patience,
+                                          lr_floor=args.lr_floor, val_split=args.val_split, in_slices=args.in_slices), progress_bar=True)
             model, meta = res.model, res.meta
             if args.save_models:
                 save_model(saved, model)
@@ -131,9 +136,9 @@ def main() -> int:
     info = {
         "minutes": args.minutes, "device": args.device, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
         "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "width": args.width, "scale": args.scale, "tta": args.tta,
-        "seed": args.seed, "torch": torch.__version__, "rows": rows,
+        "seed": args.seed, "torch": torch.__version__, "args": vars(args), "rows": rows,
     }
-    path = out_dir / f"accuracy-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out_dir / f"accuracy-{time.strftime('%Y%m%d-%H%M%S')}{'-' + args.tag if args.tag else ''}.json"
     path.write_text(json.dumps(info, indent=1))
     print(f"wrote {path}")
     return 0

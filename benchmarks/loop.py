@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ from segmentation.core.metrics import dice_iou  # noqa: E402
 from segmentation.core.modelfile import load_model, save_model  # noqa: E402
 from segmentation.core.training import TrainConfig, train  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("EMPORTAL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CLASSES = {"background": 1, "mitochondrion": 2}
 
 
@@ -74,6 +75,9 @@ def main() -> int:
     p.add_argument("--balance", type=float, default=TrainConfig.slice_balance, help="TrainConfig.slice_balance")
     p.add_argument("--random-seeds", type=int, default=1, help="random arms, each with its own draw of tiles")
     p.add_argument("--tta", action="store_true", help="flip disagreement in the uncertainty (4x slower)")
+    p.add_argument("--edge", type=int, default=0, help="uncertainty within this many px of a predicted boundary counts 0")
+    p.add_argument("--mix", type=float, default=0.0, help="share of the k suggested tiles drawn at random instead")
+    p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -111,17 +115,22 @@ def main() -> int:
             for r in range(1, args.rounds + 1):
                 t = time.perf_counter()
                 ny, nx = -(-truth.shape[1] // args.tile), -(-truth.shape[2] // args.tile)
-                if arm == "suggested":
+                free = [(z, ty, tx) for z in pool for ty in range(ny) for tx in range(nx)
+                        if not labels[z, ty * args.tile:(ty + 1) * args.tile, tx * args.tile:(tx + 1) * args.tile].any()]
+                n_random = args.k if arm != "suggested" else int(round(args.k * args.mix))
+                picks = []
+                if arm == "suggested" and args.k - n_random > 0:
                     sub = image[pool]
-                    scores, frac = tile_scores(model, sub, labels=labels[pool], tile=args.tile, tta=args.tta, device=args.device)
-                    picks_s = rank_tiles(scores.mean(-1), k=args.k, tile=args.tile, shape=sub.shape, labeled_fraction=frac)
+                    scores, frac = tile_scores(model, sub, labels=labels[pool], tile=args.tile, tta=args.tta,
+                                               edge=args.edge, device=args.device)
+                    picks_s = rank_tiles(scores.mean(-1), k=args.k - n_random, tile=args.tile, shape=sub.shape,
+                                         labeled_fraction=frac)
                     picks = [(pool[s.z], s.y0, s.x0, s.y1, s.x1) for s in picks_s]
-                else:
-                    free = [(z, ty, tx) for z in pool for ty in range(ny) for tx in range(nx)
-                            if not labels[z, ty * args.tile:(ty + 1) * args.tile, tx * args.tile:(tx + 1) * args.tile].any()]
-                    chosen = [free[i] for i in rng.choice(len(free), size=min(args.k, len(free)), replace=False)]
-                    picks = [(z, ty * args.tile, tx * args.tile, min((ty + 1) * args.tile, truth.shape[1]),
-                              min((tx + 1) * args.tile, truth.shape[2])) for z, ty, tx in chosen]
+                taken = {(z, y0 // args.tile, x0 // args.tile) for z, y0, x0, _, _ in picks}
+                free = [f for f in free if f not in taken]
+                chosen = [free[i] for i in rng.choice(len(free), size=min(n_random, len(free)), replace=False)]
+                picks += [(z, ty * args.tile, tx * args.tile, min((ty + 1) * args.tile, truth.shape[1]),
+                           min((tx + 1) * args.tile, truth.shape[2])) for z, ty, tx in chosen]
                 labels = _paint(labels, truth, picks)
                 res = train(image, labels, classes=CLASSES, minutes=tune_minutes, device=args.device,
                             init=model, seed=args.seed + r, config=tune_cfg, val_slices=val_z)
@@ -137,7 +146,7 @@ def main() -> int:
             print(f"{r:5d} " + " ".join(f"{arms[n][r]['dice']:10.3f}" for n in names) + f" {arms['suggested'][r]['labeled_voxels']:10d}")
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"loop-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out / f"loop-{time.strftime('%Y%m%d-%H%M%S')}{'-' + args.tag if args.tag else ''}.json"
     path.write_text(json.dumps({"args": vars(args), "threads": torch.get_num_threads(), "results": results}, indent=1))
     print(f"wrote {path}")
     return 0

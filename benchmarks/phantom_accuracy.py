@@ -79,6 +79,10 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--patience", type=int, default=6, help="validations without improvement before stopping")
+    p.add_argument("--lr-floor", type=float, default=TrainConfig.lr_floor, help="TrainConfig.lr_floor (1: constant rate)")
+    p.add_argument("--val-split", choices=["slices", "columns"], default=TrainConfig.val_split, help="TrainConfig.val_split")
+    p.add_argument("--in-slices", type=int, default=1, help="neighbouring slices as input channels (2.5D: 3)")
+    p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
     p.add_argument("--scale", type=int, default=1)
     args = p.parse_args()
     if args.threads:
@@ -92,7 +96,8 @@ def main() -> int:
         sparse[kept] = truth[kept]
         t0 = time.perf_counter()
         res = train(image, sparse, classes=CLASSES, hierarchy=parents, minutes=args.minutes, device=args.device,
-                    seed=seed, config=TrainConfig(base_width=args.width, scale=args.scale, patience=args.patience), progress_bar=True)
+                    seed=seed, config=TrainConfig(base_width=args.width, scale=args.scale, patience=args.patience,
+                                          lr_floor=args.lr_floor, val_split=args.val_split, in_slices=args.in_slices), progress_bar=True)
         t1 = time.perf_counter()
         pred = predict_volume(res.model, image, device=args.device)
         unseen = [z for z in range(truth.shape[0]) if z not in kept]
@@ -109,10 +114,10 @@ def main() -> int:
     info = {"minutes": args.minutes, "shape": args.shape, "every": args.every, "device": args.device,
             "cuda": torch.cuda.is_available(), "threads": torch.get_num_threads(), "width": args.width,
             "scale": args.scale, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-            "rows": rows}
+            "args": vars(args), "rows": rows}
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"phantom-accuracy-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out / f"phantom-accuracy-{time.strftime('%Y%m%d-%H%M%S')}{'-' + args.tag if args.tag else ''}.json"
     path.write_text(json.dumps(info, indent=1))
     print(f"wrote {path}")
     return 0

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from segmentation.core.active import binary_entropy, rank_tiles, suggest_regions, tile_scores
+from segmentation.core.active import binary_entropy, edge_band, rank_tiles, suggest_regions, tile_scores
 from segmentation.core.training import TrainConfig, train
 from tests.segmentation.core.synthetic import blobs
 
@@ -103,3 +103,21 @@ def test_it_ranks_each_class_on_its_own_when_asked(models):
     img, labels, trained, _ = models
     picks = suggest_regions(trained, img[:2], labels=labels[:2], k=2, tile=32, per_class=True, tta=False, device="cpu")
     assert [p.cls for p in picks] == ["mito", "mito"] and picks[0].to_dict()["class"] == "mito"
+
+
+def test_it_marks_a_band_on_both_sides_of_each_predicted_boundary():
+    mask = np.zeros((1, 20, 20), bool)
+    mask[0, 5:15, 5:15] = True
+    band = edge_band(mask, 1)
+    assert band[0, 5, 10] and band[0, 4, 10]  # the pixel either side of the boundary
+    assert not band[0, 6, 10] and not band[0, 3, 10] and not band[0, 10, 10]
+    assert edge_band(mask, 2)[0, 6, 10] and edge_band(mask, 2)[0, 3, 10]
+    assert not edge_band(mask, 0).any()
+
+
+@pytest.mark.slow
+def test_it_can_score_only_what_lies_away_from_predicted_boundaries(models):
+    img, _, model, _ = models
+    plain, _ = tile_scores(model, img, tile=32, tta=False, device="cpu")
+    inner, _ = tile_scores(model, img, tile=32, tta=False, device="cpu", edge=2)
+    assert np.all(inner <= plain + 1e-6) and inner.sum() < 0.9 * plain.sum()
