@@ -118,8 +118,9 @@ class GroupHub:
 
     async def close(self) -> None:
         await self.ready.wait()
-        if self.task is not None:
+        if self.task is not None:  # wait for it to leave the layer's receive, or another loop could not enter it
             self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
         try:
             await get_channel_layer().group_discard(self.group, self.channel)
         except Exception as exc:  # noqa: BLE001 - a dead Redis expires the membership itself
@@ -174,11 +175,26 @@ async def group_leave(group: str, member: _ForwardingConsumer) -> None:
     hub.members.discard(member)
     if not hub.members:
         del hubs[group]  # at once, so a socket joining meanwhile opens a new hub
-        await hub.close()
+        # Left in the background: a closing socket waits for no Redis round trip.
+        _closing.add(task := asyncio.create_task(hub.close()))
+        task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[None]] = set()
 
 
 class _ForwardingConsumer(AsyncJsonWebsocketConsumer):
     group: str = ""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels runs close_old_connections on the one database thread before every
+        # message: a hop that queues behind the stroke batch being written, so a stroke
+        # could not even join the next batch. Every handler here reaches the database
+        # through database_sync_to_async, which does the same on entry and exit.
+        if message.get("type") == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
 
     async def join(self, group: str) -> None:
         await group_join(group, self)

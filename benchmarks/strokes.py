@@ -11,6 +11,7 @@ gets the echoes) and Daphne on a scratch database, all on 127.0.0.1, bounded in 
 time. Writes benchmarks/results/strokes.json.
 
     .venv/bin/python benchmarks/strokes.py [--strokes 40] [--rate 2]   (strokes per client, paced rate)
+        [--loads back_to_back,paced] [--clients 1,4,16]
 """
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--strokes", type=int, default=40, help="strokes per client")
     parser.add_argument("--rate", type=float, default=2.0, help="strokes per second per client in the paced load")
+    parser.add_argument("--loads", default="back_to_back,paced", help="which loads, comma-separated")
+    parser.add_argument("--clients", default="1,4,16", help="client counts, comma-separated")
     args = parser.parse_args()
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -125,8 +128,10 @@ def main() -> None:
 
         results = {"bare_zarr_write": _stats([bare(_stroke(rng, value)) for _ in range(200)])}
         asyncio.run(_client(url, cookie, [_stroke(rng, value) for _ in range(3)]))  # warm up
-        for rate, load in ((0.0, "back_to_back"), (args.rate, "paced")):
-            for clients in (1, 4, 16):
+        loads = [(rate, load) for rate, load in ((0.0, "back_to_back"), (args.rate, "paced"))
+                 if load in args.loads.split(",")]
+        for rate, load in loads:
+            for clients in (int(c) for c in args.clients.split(",")):
                 batches = [[_stroke(rng, value) for _ in range(args.strokes)] for _ in range(clients)]
                 t0 = time.perf_counter()
 
