@@ -76,6 +76,8 @@ def main() -> int:
     p.add_argument("--random-seeds", type=int, default=1, help="random arms, each with its own draw of tiles")
     p.add_argument("--tta", action="store_true", help="flip disagreement in the uncertainty (4x slower)")
     p.add_argument("--edge", type=int, default=0, help="uncertainty within this many px of a predicted boundary counts 0")
+    p.add_argument("--keep-last", action="store_true",
+                   help="fine-tune without validation and keep the last weights (no gate against the start)")
     p.add_argument("--mix", type=float, default=0.0, help="share of the k suggested tiles drawn at random instead")
     p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
     p.add_argument("--device", default="auto")
@@ -132,8 +134,12 @@ def main() -> int:
                 picks += [(z, ty * args.tile, tx * args.tile, min((ty + 1) * args.tile, truth.shape[1]),
                            min((tx + 1) * args.tile, truth.shape[2])) for z, ty, tx in chosen]
                 labels = _paint(labels, truth, picks)
-                res = train(image, labels, classes=CLASSES, minutes=tune_minutes, device=args.device,
-                            init=model, seed=args.seed + r, config=tune_cfg, val_slices=val_z)
+                fit = labels
+                if args.keep_last:  # round 0's validation slice stays out of training, unused
+                    fit = labels.copy()
+                    fit[val_z] = 0
+                res = train(image, fit, classes=CLASSES, minutes=tune_minutes, device=args.device, init=model,
+                            seed=args.seed + r, config=tune_cfg, val_slices=[] if args.keep_last else val_z)
                 model = res.model
                 d = _score(model, image, truth, eval_z, args.device)
                 rows.append({"round": r, "dice": d, "labeled_voxels": int((labels > 0).sum()), "picks": picks,

@@ -18,6 +18,7 @@ Prints a table and writes benchmarks/results/phantom-accuracy-<time>.json.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import platform
 import sys
@@ -33,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from segmentation.core.classes import default_parents  # noqa: E402
 from segmentation.core.inference import predict_volume  # noqa: E402
 from segmentation.core.phantom import CLASS_VALUES, make_phantom  # noqa: E402
-from segmentation.core.training import TrainConfig, train  # noqa: E402
+from segmentation.core.training import TrainConfig, context_slices, train  # noqa: E402
 
 CLASSES = {"background": 1, "cell": 2, "nucleus": 3, "nucleolus": 4, "mitochondrion": 5, "endosome": 6,
            "lysosome": 7}
@@ -81,13 +82,16 @@ def main() -> int:
     p.add_argument("--patience", type=int, default=6, help="validations without improvement before stopping")
     p.add_argument("--lr-floor", type=float, default=TrainConfig.lr_floor, help="TrainConfig.lr_floor (1: constant rate)")
     p.add_argument("--val-split", choices=["slices", "columns"], default=TrainConfig.val_split, help="TrainConfig.val_split")
-    p.add_argument("--in-slices", type=int, default=1, help="neighbouring slices as input channels (2.5D: 3)")
+    p.add_argument("--in-slices", type=int, default=None,
+                   help="input slices (default: as the app picks for the phantom's isotropic voxels, 3)")
     p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
     p.add_argument("--scale", type=int, default=1)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     parents = default_parents([n for n in CLASSES if n != "background"])
+    if args.in_slices is None:
+        args.in_slices = context_slices(inspect.signature(make_phantom).parameters["voxel_size_nm"].default)
     rows = []
     for seed in args.seeds:
         image, truth = label_volume(seed, tuple(args.shape))
