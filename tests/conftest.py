@@ -32,6 +32,20 @@ def _media_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         request.getfixturevalue("settings").MEDIA_ROOT = tmp_path_factory.mktemp("media")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A channel layer per test: channels_redis binds its receive lock to the first event loop that
+    receives, and each async test (async_to_sync) runs its own loop; under Daphne there is one."""
+    if not request.config.pluginmanager.has_plugin("django"):
+        yield
+        return
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @dataclass
 class Cast:
     """A project and one user per role, plus an outsider who belongs to another project."""

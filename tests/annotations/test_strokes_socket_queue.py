@@ -21,16 +21,6 @@ from tests.sockets import volume_socket
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
 
-@pytest.fixture(autouse=True)
-def fresh_channel_layer() -> Any:
-    """A channel layer per test: channels_redis keeps its receive lock per layer, bound to one event loop."""
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
-
-
 @pytest.fixture
 def volume(cast: Any, tmp_path: Any) -> Any:
     return make_volume(cast.project, tmp_path, data=np.zeros((2, 64, 64), np.uint8))
