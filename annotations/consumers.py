@@ -3,184 +3,27 @@
 Consumers only check the role, join groups and forward events; the work is done by
 services, which broadcast through emportal.realtime after their database change.
 
-Strokes go through a per-process queue (group commit): the strokes that reach the
-process's sockets while a batch is being written form the next batch, which
-:func:`annotations.strokes.strokes_apply` writes under one lock, one transaction and one
-thread hop; each stroke is acknowledged once its batch is written. A lone stroke is a
-batch of one and waits for nothing.
-
-Events reach the sockets through one channel-layer membership per process and group
-(:class:`GroupHub`), which hands each event to this process's sockets of that group.
-With a membership per socket, every stroke cost two Redis round trips and a JSON
-encoding per open socket of the volume (16 sockets: ~30 round trips per stroke, more
-than the stroke's own write); now it costs two per process.
+Strokes go through the process's stroke queue (:mod:`annotations.stroke_queue`, group
+commit) and events reach the sockets through one channel-layer membership per process and
+group (:mod:`annotations.socket_groups`).
 """
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import weakref
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from channels.layers import get_channel_layer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from annotations import strokes
 from annotations.access import project_for_user, volume_for_user
-from annotations.models import Role, Volume
+from annotations.socket_groups import group_join, group_leave
+from annotations.stroke_queue import stroke_queue
 from emportal.errors import ApplicationError
 from emportal.realtime import broadcast_async, project_group, volume_group
 
-log = logging.getLogger(__name__)
-
 CLOSE_NOT_FOUND = 4404
-MAX_BATCH = 32  # strokes per batch: bounds how long one batch holds the layer's lock
-
-
-class StrokeQueue:
-    """The strokes waiting to be written, per volume, and the task that writes them in batches."""
-
-    def __init__(self) -> None:
-        self._pending: dict[int, list[tuple[Any, Role, Any, asyncio.Future[strokes.StrokeOutcome]]]] = {}
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-
-    async def apply(self, volume: Volume, user: Any, role: Role, data: Any) -> strokes.StrokeOutcome:
-        """Apply one stroke payload with the others that arrive meanwhile; raises its ApplicationError."""
-        future: asyncio.Future[strokes.StrokeOutcome] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(volume.pk, []).append((user, role, data, future))
-        if volume.pk not in self._tasks:
-            self._tasks[volume.pk] = asyncio.create_task(self._drain(volume))
-        # A socket closed meanwhile cancels its wait, never the batch its stroke is in.
-        return await asyncio.shield(future)
-
-    async def _drain(self, volume: Volume) -> None:
-        batch: list[tuple[Any, Role, Any, asyncio.Future[strokes.StrokeOutcome]]] = []
-        try:
-            while self._pending.get(volume.pk):
-                batch = self._pending[volume.pk][:MAX_BATCH]
-                del self._pending[volume.pk][:MAX_BATCH]
-                items = [(user, role, data) for user, role, data, _ in batch]
-                try:
-                    results: list[Any] = await database_sync_to_async(strokes.strokes_apply)(volume, items)
-                except Exception:  # noqa: BLE001 - a batch that failed outright: each stroke alone, for its own error
-                    results = []
-                    for item in items:
-                        try:
-                            results += await database_sync_to_async(strokes.strokes_apply)(volume, [item])
-                        except Exception as exc:  # noqa: BLE001 - handed to that stroke's socket
-                            results.append(exc)
-                for (_, _, _, future), result in zip(batch, results):
-                    if future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-        finally:  # normally nothing is left; if the loop is shutting down, nobody waits forever
-            del self._tasks[volume.pk]
-            for *_, future in batch + self._pending.pop(volume.pk, []):
-                if not future.done():
-                    future.cancel()
-
-
-_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StrokeQueue] = weakref.WeakKeyDictionary()
-
-
-def stroke_queue() -> StrokeQueue:
-    """The stroke queue of the running event loop (one per process under Daphne)."""
-    loop = asyncio.get_running_loop()
-    queue = _queues.get(loop)
-    if queue is None:
-        queue = _queues[loop] = StrokeQueue()
-    return queue
-
-
-class GroupHub:
-    """This process's membership of one group: events arriving for it go to every local member socket."""
-
-    def __init__(self, group: str) -> None:
-        self.group = group
-        self.members: set[_ForwardingConsumer] = set()
-        self.ready = asyncio.Event()
-        self.channel = ""
-        self.task: asyncio.Task[None] | None = None
-
-    async def open(self) -> None:
-        layer = get_channel_layer()
-        self.channel = await layer.new_channel()
-        await layer.group_add(self.group, self.channel)
-        self.task = asyncio.create_task(self._run(layer))
-        self.ready.set()
-
-    async def close(self) -> None:
-        await self.ready.wait()
-        if self.task is not None:  # wait for it to leave the layer's receive, or another loop could not enter it
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
-        try:
-            await get_channel_layer().group_discard(self.group, self.channel)
-        except Exception as exc:  # noqa: BLE001 - a dead Redis expires the membership itself
-            log.warning("could not leave %s: %s", self.group, exc)
-
-    async def _run(self, layer: Any) -> None:
-        while True:
-            try:
-                message = await layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - Redis away: try again, as a consumer would
-                log.warning("receive on %s failed: %s", self.group, exc)
-                await asyncio.sleep(1.0)
-                continue
-            if message.get("type") != "forward":
-                continue
-            text = json.dumps(message["event"])  # encoded once for all members
-            for member in list(self.members):
-                try:
-                    await member.send(text_data=text)
-                except Exception as exc:  # noqa: BLE001 - one closing socket must not starve the others
-                    log.warning("could not forward to a socket of %s: %s", self.group, exc)
-
-
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, GroupHub]] = weakref.WeakKeyDictionary()
-
-
-async def group_join(group: str, member: _ForwardingConsumer) -> None:
-    """Let `member` receive the group's events (through its process's hub, opened on first use)."""
-    hubs = _hubs.setdefault(asyncio.get_running_loop(), {})
-    hub = hubs.get(group)
-    if hub is None:
-        hub = hubs[group] = GroupHub(group)
-        hub.members.add(member)
-        try:
-            await hub.open()
-        except BaseException:
-            if hubs.get(group) is hub:
-                del hubs[group]
-            raise
-    else:
-        hub.members.add(member)
-        await hub.ready.wait()
-
-
-async def group_leave(group: str, member: _ForwardingConsumer) -> None:
-    hubs = _hubs.get(asyncio.get_running_loop(), {})
-    hub = hubs.get(group)
-    if hub is None:
-        return
-    hub.members.discard(member)
-    if not hub.members:
-        del hubs[group]  # at once, so a socket joining meanwhile opens a new hub
-        # Left in the background: a closing socket waits for no Redis round trip.
-        _closing.add(task := asyncio.create_task(hub.close()))
-        task.add_done_callback(_closing.discard)
-
-
-_closing: set[asyncio.Task[None]] = set()
 
 
 class _ForwardingConsumer(AsyncJsonWebsocketConsumer):

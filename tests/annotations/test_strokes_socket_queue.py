@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from asgiref.sync import async_to_sync
 
-from annotations import consumers, strokes
+from annotations import socket_groups, stroke_queue, strokes
 from annotations.imaging import omezarr
-from annotations.models import Stroke
+from annotations.models import Role, Stroke
 from annotations.storage import volume_zarr_path
 from annotations.strokes import layer_replay
 from tests.factories import make_volume
@@ -64,7 +64,7 @@ def test_strokes_arriving_during_a_batch_form_the_next_batch_and_are_acked_in_or
             await asyncio.sleep(0.01)
         for ws, p in zip(sockets[1:], payloads[1:]):
             await ws.send_json_to({"type": "stroke", "stroke": p})
-        pending = consumers.stroke_queue()._pending
+        pending = stroke_queue.stroke_queue()._pending
         for _ in range(3000):  # the consumers queue their strokes behind the held batch
             if len(pending.get(volume.pk, [])) == len(payloads) - 1:
                 break
@@ -93,11 +93,11 @@ def test_a_batch_that_fails_outright_is_retried_stroke_by_stroke(cast: Any, volu
         return real(vol, items)
 
     monkeypatch.setattr(strokes, "strokes_apply", fragile)
-    queue = consumers.StrokeQueue()
+    queue = stroke_queue.StrokeQueue()
     good = [_payload(cast, 0), _payload(cast, 2)]
 
     async def scenario() -> list[Any]:
-        return await asyncio.gather(*(queue.apply(volume, cast.annotator, consumers.Role.ANNOTATOR, p)
+        return await asyncio.gather(*(queue.apply(volume, cast.annotator, Role.ANNOTATOR, p)
                                       for p in (good[0], poisoned, good[1])), return_exceptions=True)
 
     first, bad, last = async_to_sync(scenario)()
@@ -128,7 +128,7 @@ def test_every_socket_of_a_process_gets_each_echo_once_and_a_reopened_hub_still_
 
     async def scenario() -> tuple[list[list[dict]], list[list[dict]]]:
         first = await round_(3)
-        loop_hubs = consumers._hubs.get(asyncio.get_running_loop(), {})
+        loop_hubs = socket_groups._hubs.get(asyncio.get_running_loop(), {})
         assert not loop_hubs  # the last socket to leave closed the hub
         return first, await round_(2)
 
