@@ -19,7 +19,7 @@ import uuid as uuidlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -143,16 +143,6 @@ def _bump(layer: LabelLayer, *, max_value: int = 0, count: int = 1) -> int:
                                                   max_value=Greatest(F("max_value"), max_value))
     layer.refresh_from_db(fields=["version", "max_value"])
     return layer.version
-
-
-@lru_cache(maxsize=128)
-def _open_level0(zarr_path: str, layer: str) -> Any:
-    # Opening reads metadata (several store round trips); a layer's shape never changes.
-    return omezarr.open_label_level(Path(zarr_path), layer, 0, mode="r+")
-
-
-def _level0(volume: Volume, layer: str) -> Any:
-    return _open_level0(str(volume_zarr_path(volume)), layer)
 
 
 def _region_io(volume: Volume, layer: str) -> chunkio.RegionIO:
@@ -296,7 +286,9 @@ def _plan(volume: Volume, user: Any, role: Role, data: Mapping[str, Any], slot: 
     if seen is not None:
         return uid, seen
     name = str(data.get("layer", "manual"))
-    layer = layers.get(name) or layers.setdefault(name, _editable_layer(volume, name))
+    if name not in layers:
+        layers[name] = _editable_layer(volume, name)
+    layer = layers[name]
     gesture = _gesture(data)
     if gesture.mode not in (Stroke.Mode.PAINT, Stroke.Mode.ERASE, Stroke.Mode.FILL, Stroke.Mode.POLYGON):
         raise _refuse(f"mode {gesture.mode!r} is not paint, erase, fill or polygon")
@@ -398,7 +390,7 @@ def layer_replay(volume: Volume, layer_name: str, box: raster.Box | None = None)
     """The content of `box` (default: the whole layer) rebuilt from the active strokes alone."""
     layer = volume.layers.get(name=layer_name)
     box = box or tuple((0, n) for n in volume.shape)  # type: ignore[assignment]
-    dtype = _level0(volume, layer_name).dtype
+    dtype = _region_io(volume, layer_name).dtype
     out = np.zeros(_shape(box), dtype)
     (z0, z1), (y0, y1), (x0, x1) = box
     strokes = layer.strokes.filter(active=True, z0__lt=z1, z1__gt=z0, y0__lt=y1, y1__gt=y0, x0__lt=x1, x1__gt=x0)
@@ -460,7 +452,7 @@ def layer_write_slices(volume: Volume, name: str, slices: Mapping[int, np.ndarra
     Logged as strokes of mode "replace", so replay and undo see them like any other edit.
     """
     layer = volume.layers.get(name=name)
-    dtype = _level0(volume, name).dtype
+    dtype = _region_io(volume, name).dtype
     outcome = None
     with layer_lock(volume, name):
         for z, plane in slices.items():
@@ -497,7 +489,7 @@ def layer_value_at(volume: Volume, layer_name: str, z: int, y: int, x: int) -> i
         raise _refuse(f"this volume has no layer {layer_name!r}", code="unknown_layer", status=404)
     if not all(0 <= v < n for v, n in zip((z, y, x), volume.shape)):
         raise _refuse(f"voxel ({z}, {y}, {x}) is off the volume", code="off_volume")
-    return int(_level0(volume, layer_name)[z, y, x])
+    return int(_region_io(volume, layer_name).read(((z, z + 1), (y, y + 1), (x, x + 1)))[0, 0, 0])
 
 
 def stroke_accept_prediction(volume: Volume, user: Any, role: Role, data: Mapping[str, Any], *,
@@ -520,7 +512,7 @@ def stroke_accept_prediction(volume: Volume, user: Any, role: Role, data: Mappin
     with layer_lock(volume, layer.name):
         rows, cols, mask2d = raster.gesture_mask(gesture, volume.shape)
         box = raster.plane_box(gesture.axis, gesture.index, rows, cols)
-        dtype = _level0(volume, layer.name).dtype
+        dtype = _region_io(volume, layer.name).dtype
         copied = np.asarray(omezarr.open_label_level(volume_zarr_path(volume), source, 0)[raster.box_slices(box)])
         mask = raster.from_plane(mask2d, gesture.axis) & (copied != 0)
         after = np.where(mask, copied, 0).astype(dtype)

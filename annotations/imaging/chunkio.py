@@ -23,8 +23,8 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numcodecs
@@ -66,15 +66,6 @@ class ChunkCache:
             self._bytes += size
             while self._bytes > self.budget:
                 self._drop(next(iter(self._items)))
-
-    def discard(self, path: str) -> None:
-        with self._lock:
-            self._drop(path)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
 
     def _drop(self, path: str) -> None:
         item = self._items.pop(path, None)

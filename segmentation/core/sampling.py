@@ -97,7 +97,7 @@ class PatchSampler:
             if len(arr):
                 self.coords[v] = arr
                 self.starts[v] = np.searchsorted(arr[:, 0], np.arange(len(data.z) + 1))
-                w = np.where(counts > 0, counts, 0.0) ** balance * (counts > 0)
+                w = counts**balance * (counts > 0)
                 self.class_slice_p[v] = w / w.sum()
         weights = np.array([float((data.labels[i] != 0).sum()) + (data.labels[i].size if data.complete[i] else 0) for i in range(len(data.z))])
         weights = weights**balance * (weights > 0)
