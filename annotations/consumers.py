@@ -75,8 +75,8 @@ class VolumeConsumer(_ForwardingConsumer):
                     raise ApplicationError("a stroke message needs a stroke object")
                 outcome = await stroke_queue().apply(self.volume, self.scope["user"], self.role, stroke)
                 await self.send_json({"type": "ack", "uuid": outcome.uuid, "version": outcome.version})
-                if outcome.event is not None:  # the echo after the ack; a resent duplicate has none
-                    await broadcast_async(self.group, outcome.event)
+                if outcome.event is not None:  # the echo after the ack, to the others; a resent duplicate has none
+                    await broadcast_async(self.group, outcome.event, skip=self.channel_name)
             elif kind in ("undo", "redo"):
                 uid = content.get("uuid")
                 toggle = strokes.stroke_undo if kind == "undo" else strokes.stroke_redo

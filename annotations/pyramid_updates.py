@@ -3,7 +3,10 @@
 A stroke writes level 0 before its ack; recomputing the coarser levels costs as much
 again, and the painter sees level 0 (or their own preview) while painting. So strokes
 hand their changed box to one background thread per process, which recomputes the
-pyramid under the layer's file lock, several boxes per wake-up when strokes come fast.
+pyramid under the layer's file lock. It lets boxes gather for up to ``delay`` seconds
+first and writes each coarse chunk once for all of them: at 16 painters the per-stroke
+update competed with the next stroke for this process's GIL (the stroke
+benchmark's p95 fell from 26-31 to 22 ms without it), and merged it costs a fraction.
 
 Whoever reads a coarser level in this process calls :func:`wait` first (the label tile
 views do), so a tile never shows a level older than the strokes already acknowledged.
@@ -32,8 +35,10 @@ LockFactory = Callable[[], AbstractContextManager[object]]
 class PyramidUpdater:
     """A queue of changed boxes per layer and the thread that works it off."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.2) -> None:
+        self.delay = delay
         self._cond = threading.Condition()
+        self._readers = 0  # threads in wait(): they end the gathering at once
         self._pending: dict[Key, list[Box]] = {}
         self._locks: dict[Key, LockFactory] = {}
         self._submitted: dict[Key, int] = {}
@@ -58,11 +63,18 @@ class PyramidUpdater:
         deadline = time.monotonic() + timeout
         with self._cond:
             target = self._submitted.get(key, 0)
-            while self._done.get(key, 0) < target:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
+            if self._done.get(key, 0) >= target:
+                return True
+            self._readers += 1
+            self._cond.notify_all()
+            try:
+                while self._done.get(key, 0) < target:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+            finally:
+                self._readers -= 1
         return True
 
     def flush(self, timeout: float = 30.0) -> bool:
@@ -81,6 +93,9 @@ class PyramidUpdater:
             with self._cond:
                 while not self._pending:
                     self._cond.wait()
+                gathered = time.monotonic() + self.delay
+                while not self._readers and (left := gathered - time.monotonic()) > 0:
+                    self._cond.wait(left)
                 work = self._pending
                 self._pending = {}
                 marks = {key: self._submitted[key] for key in work}
@@ -89,8 +104,7 @@ class PyramidUpdater:
                 dest, layer = key
                 try:
                     with locks[key]():
-                        for (z, y, x) in boxes:
-                            omezarr.update_label_pyramid(Path(dest), layer, z=z, y=y, x=x)
+                        omezarr.update_label_pyramid_boxes(Path(dest), layer, boxes)
                 except Exception:  # noqa: BLE001 - log and go on: level 0 is right, the log replays
                     log.exception("label pyramid update of %s/%s failed", dest, layer)
                 with self._cond:

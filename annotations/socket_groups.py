@@ -58,7 +58,10 @@ class GroupHub:
             if message.get("type") != "forward":
                 continue
             text = json.dumps(message["event"])  # encoded once for all members
+            skip = message.get("skip")
             for member in list(self.members):
+                if skip is not None and getattr(member, "channel_name", None) == skip:
+                    continue
                 try:
                     await member.send(text_data=text)
                 except Exception as exc:  # noqa: BLE001 - one closing socket must not starve the others

@@ -57,7 +57,10 @@ async def _client(url: str, cookie: str, strokes: list[dict], rate: float = 0.0,
                 t0 = time.perf_counter()
                 await ws.send_json({"type": "stroke", "stroke": stroke})
                 while True:
-                    msg = await asyncio.wait_for(ws.receive_json(), timeout=30)
+                    text = await asyncio.wait_for(ws.receive_str(), timeout=30)
+                    if stroke["uuid"] not in text:  # another client's echo: no need to decode it
+                        continue
+                    msg = json.loads(text)
                     if msg.get("type") == "ack" and msg.get("uuid") == stroke["uuid"]:
                         break
                     if msg.get("type") == "error":

@@ -23,13 +23,17 @@ def project_group(project_id: int) -> str:
     return f"project.{project_id}"
 
 
-async def broadcast_async(group: str, event: dict[str, Any]) -> None:
-    """:func:`broadcast` for async callers (consumers), without a thread hop."""
+async def broadcast_async(group: str, event: dict[str, Any], *, skip: str | None = None) -> None:
+    """:func:`broadcast` for async callers (consumers), without a thread hop.
+
+    ``skip`` names the socket (its channel name) that needs no copy: the sender of a stroke,
+    which has its ack.
+    """
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        await layer.group_send(group, {"type": "forward", "event": event})
+        await layer.group_send(group, {"type": "forward", "event": event, "skip": skip})
     except Exception as exc:  # noqa: BLE001 - as in broadcast
         log.warning("could not broadcast %s to %s: %s", event.get("type"), group, exc)
 

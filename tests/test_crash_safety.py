@@ -78,12 +78,12 @@ elif point == "mid_chunk":  # half of the second level-0 chunk is on disk
         return original_store(self, path, chunk)
     chunkio.DirectChunks._store = _store
 elif point == "before_pyramid":  # level 0 written, coarser levels not
-    original_pyramid = omezarr.update_label_pyramid
-    def update_label_pyramid(*args, **kwargs):
+    original_pyramid = omezarr.update_label_pyramid_boxes
+    def update_label_pyramid_boxes(*args, **kwargs):
         if armed[0]:
             die()
         return original_pyramid(*args, **kwargs)
-    omezarr.update_label_pyramid = update_label_pyramid
+    omezarr.update_label_pyramid_boxes = update_label_pyramid_boxes
 
 try:  # label pyramids may be updated after the ack, on a background thread
     from annotations.pyramid_updates import updater

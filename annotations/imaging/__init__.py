@@ -17,6 +17,7 @@ from annotations.imaging.omezarr import (
     open_level,
     read_info,
     update_label_pyramid,
+    update_label_pyramid_boxes,
     write_pyramid,
 )
 from annotations.imaging.readers import ArraySource, Source, open_source
@@ -47,5 +48,6 @@ __all__ = [
     "safe_filename",
     "tile_etag",
     "update_label_pyramid",
+    "update_label_pyramid_boxes",
     "write_pyramid",
 ]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -67,3 +68,30 @@ def test_a_failing_update_is_logged_and_does_not_block_readers(dest: Path, caplo
     updater.submit(dest, "no-such-layer", ((0, 1), (0, 8), (0, 8)), lambda: lock)
     assert updater.wait(dest, "no-such-layer", timeout=30) is True
     assert "label pyramid update" in caplog.text
+
+
+def test_boxes_submitted_within_the_delay_are_written_in_one_pass(dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from annotations.imaging import omezarr
+
+    passes: list[int] = []
+    real = omezarr.update_label_pyramid_boxes
+    monkeypatch.setattr(omezarr, "update_label_pyramid_boxes",
+                        lambda d, name, boxes: (passes.append(len(boxes)), real(d, name, boxes)))
+    updater, lock = PyramidUpdater(delay=0.5), threading.Lock()
+    level0 = open_label_level(dest, "manual", 0, mode="r+")
+    for i in range(6):
+        level0[i % 3, 100 * i:100 * i + 30, 50:80] = i + 1
+        updater.submit(dest, "manual", ((i % 3, i % 3 + 1), (100 * i, 100 * i + 30), (50, 80)), lambda: lock)
+    assert updater.flush(timeout=30)
+    assert passes == [6]
+    _assert_pyramid_matches_level0(dest)
+
+
+def test_a_reader_does_not_wait_out_the_gathering_delay(dest: Path) -> None:
+    updater, lock = PyramidUpdater(delay=30.0), threading.Lock()
+    open_label_level(dest, "manual", 0, mode="r+")[0, 0:8, 0:8] = 4
+    updater.submit(dest, "manual", ((0, 1), (0, 8), (0, 8)), lambda: lock)
+    started = time.monotonic()
+    assert updater.wait(dest, "manual", timeout=10) is True
+    assert time.monotonic() - started < 5
+    assert open_label_level(dest, "manual", 1)[0, 0, 0] == 4

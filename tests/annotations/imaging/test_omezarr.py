@@ -215,6 +215,16 @@ def test_label_layers_share_the_image_levels_and_ngff_colours(volume_path: Path)
     assert label_nodes[0].metadata["properties"][1]["name"] == "nucleus"
 
 
+def test_label_layers_are_lz4_without_shuffle_and_images_bit_shuffled(volume_path: Path) -> None:
+    import json
+
+    create_label_layer(volume_path, "classes")
+    label = json.loads((volume_path / "labels" / "classes" / "0" / ".zarray").read_text())["compressor"]
+    image = json.loads((volume_path / "0" / ".zarray").read_text())["compressor"]
+    assert (label["cname"], label["shuffle"]) == ("lz4", 0)  # a stroke's chunk encodes ~10x faster
+    assert (image["cname"], image["shuffle"]) == ("lz4", 2)
+
+
 def test_it_refuses_bad_or_duplicate_label_layers(volume_path: Path) -> None:
     create_label_layer(volume_path, "cells", dtype="uint32")
     with pytest.raises(ValueError, match="already exists"):
