@@ -85,6 +85,7 @@ def main() -> int:
     p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
     p.add_argument("--scale", type=int, default=2, help="XY downsampling the network works at")
     p.add_argument("--tta", action="store_true")
+    p.add_argument("--no-calibrate", action="store_true", help="TrainConfig.calibrate off: every threshold 0.5")
     p.add_argument("--hela-margin", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-models", action="store_true", help="keep each model as benchmarks/results/accuracy-<dataset>.pt")
@@ -105,21 +106,30 @@ def main() -> int:
         else:
             res = train(image, sparse, classes=CLASSES, minutes=args.minutes, device=args.device, seed=args.seed,
                         config=TrainConfig(base_width=args.width, patch=args.patch, scale=args.scale, patience=args.patience,
-                                          lr_floor=args.lr_floor, val_split=args.val_split, in_slices=args.in_slices), progress_bar=True)
+                                          lr_floor=args.lr_floor, val_split=args.val_split, in_slices=args.in_slices,
+                                          calibrate=not args.no_calibrate), progress_bar=True)
             model, meta = res.model, res.meta
             if args.save_models:
                 save_model(saved, model)
         t1 = time.perf_counter()
         pred = predict_volume(model, image, device=args.device, tta=args.tta, progress_bar=True)
         t2 = time.perf_counter()
+        thresholds = model.meta.get("thresholds") or {}
+        plain = None  # the same model thresholded at 0.5, to show what calibration bought
+        if thresholds:
+            calibrated, model.meta = model.meta, {**model.meta, "thresholds": {}}
+            plain = predict_volume(model, image, device=args.device, tta=args.tta, progress_bar=True)
+            model.meta = calibrated
         scored = [z for z in range(truth.shape[0]) if score[z].any()]
         scored_truth = np.where(score, truth, 0)  # 0 = not scored
         per_slice = {z: dice_iou(pred[z], scored_truth[z], classes=CLASSES, ignore=0)["mitochondrion"] for z in scored}
         pooled = dice_iou(pred, scored_truth, classes=CLASSES, ignore=0)["mitochondrion"]
+        at_half = pooled if plain is None else dice_iou(plain, scored_truth, classes=CLASSES, ignore=0)["mitochondrion"]
         m = score
         row = {
             "dataset": name, "kept_slices": kept, "scored_slices": scored,
-            "mito_dice": pooled["dice"], "mito_iou": pooled["iou"],
+            "mito_dice": pooled["dice"], "mito_iou": pooled["iou"], "thresholds": thresholds,
+            "mito_dice_at_0.5": at_half["dice"],
             "mito_dice_per_slice": {str(z): r["dice"] for z, r in per_slice.items()},
             "val_slices": meta.get("val_slices"), "val_dice": meta.get("val_dice"), "steps": meta.get("steps"),
             "stopped": meta.get("stopped"), "train_slices": meta.get("train_slices"), "scale": model.scale,
@@ -127,7 +137,8 @@ def main() -> int:
             "scored_voxels": int(m.sum()), "labeled_voxels": int((sparse > 0).sum()),
         }
         rows.append(row)
-        print(f"{name:22s} mito Dice {pooled['dice']:.3f} IoU {pooled['iou']:.3f}  steps {meta.get('steps')} ({meta.get('stopped')}) "
+        print(f"{name:22s} mito Dice {pooled['dice']:.3f} IoU {pooled['iou']:.3f} (at 0.5: {at_half['dice']:.3f}, "
+              f"thresholds {thresholds})  steps {meta.get('steps')} ({meta.get('stopped')}) "
               f"train {t1 - t0:.0f}s predict {t2 - t1:.0f}s  trained on z={meta.get('train_slices')} val z={meta.get('val_slices')}", flush=True)
     print()
     print(f"{'dataset':22s} {'kept':>8s} {'scored slices':>14s} {'mito Dice':>9s} {'IoU':>6s} {'steps':>6s}")

@@ -103,13 +103,16 @@ def main() -> int:
                     seed=seed, config=TrainConfig(base_width=args.width, scale=args.scale, patience=args.patience,
                                           lr_floor=args.lr_floor, val_split=args.val_split, in_slices=args.in_slices), progress_bar=True)
         t1 = time.perf_counter()
-        pred = predict_volume(res.model, image, device=args.device)
         unseen = [z for z in range(truth.shape[0]) if z not in kept]
-        dice = nested_dice(pred[unseen], truth[unseen], parents)
+        dice = nested_dice(predict_volume(res.model, image, device=args.device)[unseen], truth[unseen], parents)
+        thresholds = res.model.meta.get("thresholds") or {}
+        res.model.meta = {**res.model.meta, "thresholds": {}}  # the same model at 0.5: what calibration bought
+        at_half = nested_dice(predict_volume(res.model, image, device=args.device)[unseen], truth[unseen], parents)
         rows.append({"seed": seed, "kept_slices": kept, "scored_slices": len(unseen), "dice": dice,
-                     "steps": res.meta.get("steps"), "train_s": round(t1 - t0, 1)})
-        print(f"seed {seed}: " + "  ".join(f"{k} {v:.3f}" for k, v in dice.items()) + f"  ({res.meta.get('steps')} steps)",
-              flush=True)
+                     "thresholds": thresholds, "dice_at_0.5": at_half, "steps": res.meta.get("steps"),
+                     "train_s": round(t1 - t0, 1)})
+        print(f"seed {seed}: " + "  ".join(f"{k} {v:.3f} ({at_half[k]:.3f})" for k, v in dice.items())
+              + f"  ({res.meta.get('steps')} steps; in brackets: at 0.5; thresholds {thresholds})", flush=True)
     print()
     print(f"{'class':14s} " + " ".join(f"seed {r['seed']:>3d}" for r in rows) + "   min")
     for name in rows[0]["dice"]:

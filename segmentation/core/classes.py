@@ -260,14 +260,18 @@ class ClassSpec:
         return target, weight
 
     # ---------------------------------------------------------------- compose
-    def head_masks(self, probs: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:
+    def head_masks(self, probs: np.ndarray, *, threshold: float | Mapping[str, float] = 0.5) -> np.ndarray:
         """Boolean mask per head, each kept inside its ancestors' masks.
 
         probs : ndarray, shape (n_heads, *S), float in [0, 1]. Returns bool, same shape.
+        threshold : one for all heads, or head -> threshold (0.5 for heads not named).
         """
         heads = self.heads
         if probs.shape[0] != len(heads):
             raise ValueError(f"probs has {probs.shape[0]} channels, spec has {len(heads)} heads {heads}")
+        if isinstance(threshold, Mapping):
+            per_head = np.array([float(threshold.get(h, 0.5)) for h in heads], np.float32)
+            threshold = per_head.reshape(-1, *([1] * (np.ndim(probs) - 1)))  # type: ignore[assignment]
         masks = np.asarray(probs) > threshold
         return self.nest(masks)
 

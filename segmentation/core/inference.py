@@ -409,7 +409,8 @@ def predict_volume(
         when None.
     block, window, overlap, tta, device : see :func:`predict_probabilities`.
     postprocess : PostProcess or None
-        Per-class clean-up (None: plain thresholding at 0.5 with nesting).
+        Per-class clean-up (None: plain thresholding with nesting). Each head is thresholded
+        at the value training calibrated on held-out slices (``meta["thresholds"]``), else 0.5.
 
     Returns
     -------
@@ -431,10 +432,11 @@ def predict_volume(
     full = tuple(vol.shape)
     if postprocess is not None:
         postprocess = postprocess.taught(trained.meta.get("min_object_px", {}))
+    thresholds = trained.meta.get("thresholds") or {}  # calibrated on held-out slices by training
     for _, region in _iter_blocks(vol, block, on_progress, progress_bar):
         probs = predict_block(trained, vol, region, window=window, overlap=overlap, tta=tta, device=dev, stats=stats)
         t = time.perf_counter()
-        masks = spec.head_masks(probs)
+        masks = spec.head_masks(probs, threshold=thresholds)
         if postprocess is not None:
             ys, xs = region[1], region[2]
             inner = (ys.start > 0, ys.stop < full[1], xs.start > 0, xs.stop < full[2])

@@ -63,6 +63,13 @@ def test_it_keeps_nucleolus_inside_nucleus_when_composing_labels():
     assert spec.compose(probs).tolist() == [3, 1, 2, 1]
 
 
+def test_it_thresholds_each_head_at_its_own_value_and_unnamed_heads_at_one_half():
+    spec = ClassSpec.build({"background": 1, "nucleus": 2, "nucleolus": 3})
+    probs = np.array([[0.9, 0.6, 0.6], [0.65, 0.65, 0.4]], np.float32)  # heads: nucleus, nucleolus
+    masks = spec.head_masks(probs, threshold={"nucleus": 0.7})
+    assert masks.tolist() == [[True, False, False], [True, False, False]]  # nucleolus (0.5) still nested
+
+
 def test_it_gives_unrelated_overlapping_classes_to_the_more_probable_one():
     spec = ClassSpec.build({"background": 1, "mitochondrion": 2, "lysosome": 3})
     probs = np.array([[0.9, 0.6], [0.7, 0.8]], np.float32)

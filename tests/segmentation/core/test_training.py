@@ -1,16 +1,18 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from segmentation.core.classes import ClassSpec
-from segmentation.core.inference import predict_volume
+from segmentation.core.inference import predict_probabilities, predict_volume
 from segmentation.core.metrics import dice_iou
 from segmentation.core.modelfile import load_model, save_model
 from segmentation.core.sampling import LabeledSlices, PatchSampler
-from segmentation.core.training import (TrainConfig, _split_columns, context_slices, labeled_slices, lr_factor, masked_loss,
-                                         smallest_objects, train)
+from segmentation.core.training import (MIN_CALIBRATION_VOXELS, THRESHOLDS, TrainConfig, _gather, _split_columns, calibrated_thresholds, context_slices,
+                                         labeled_slices, lr_factor, masked_loss, smallest_objects, train)
 from tests.segmentation.core.synthetic import blobs
 
 
@@ -274,3 +276,40 @@ def test_it_gives_isotropic_volumes_neighbouring_slices_and_thick_sections_none(
     assert context_slices((40.0, 5.9, 5.9)) == 1  # serial sections
     with pytest.raises(ValueError, match="voxel_size_nm"):
         context_slices((0.0, 5.0, 5.0))
+
+
+def test_it_calibrates_each_heads_threshold_on_enough_held_out_voxels_and_prediction_uses_it(trained):
+    img, _, result = trained
+    model = result.model
+    zs = [0, 2, 3, 5, 7]  # never labeled; call "mito" whatever the model gives p > 0.725 there
+    p = predict_probabilities(model, img[zs], device="cpu")[0]
+    labels = np.zeros(img.shape, np.uint8)
+    labels[zs] = np.where(p > 0.725, 2, 1)
+    assert (p > 0.725).sum() >= MIN_CALIBRATION_VOXELS
+    held_out = _gather(img, labels, zs, model.halo, model.normalization, set(), model.scale)
+    chosen = calibrated_thresholds(model, held_out, torch.device("cpu"))["mito"]
+    too_few = labels.copy()
+    too_few[too_few == 2] = 0  # unlabeled: only background is held out
+    assert calibrated_thresholds(model, _gather(img, too_few, zs, model.halo, model.normalization, set(), model.scale),
+                                 torch.device("cpu")) == {}  # nothing to calibrate on: 0.5
+
+    def dice(t: float) -> float:
+        return 2 * ((p > t) & (p > 0.725)).sum() / ((p > t).sum() + (p > 0.725).sum())
+
+    best = max(dice(t) for t in THRESHOLDS)
+    assert dice(chosen) >= best - 1e-3  # the best held-out Dice on the grid ...
+    assert all(abs(t - 0.5) >= abs(chosen - 0.5) for t in THRESHOLDS if dice(t) >= best - 1e-3)  # ... nearest 0.5
+
+    calibrated, model.meta = model.meta, {**model.meta, "thresholds": {"mito": 0.725}}
+    try:
+        assert np.array_equal(predict_volume(model, img[zs], device="cpu", postprocess=None) == 2, p > 0.725)
+    finally:
+        model.meta = calibrated
+
+
+def test_a_model_fine_tuned_without_held_out_slices_keeps_the_calibration_it_started_from(trained):
+    img, truth, result = trained
+    start = dataclasses.replace(result.model, meta={**result.model.meta, "thresholds": {"mito": 0.65}})
+    tuned = train(img, sparse(truth, [1]), classes=CLASSES, minutes=1.0, device="cpu", init=start,
+                  config=TrainConfig(patch=48, batch=4, max_steps=2))
+    assert tuned.val_slices == [] and tuned.model.meta["thresholds"] == {"mito": 0.65}
