@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from segmentation.core.active import rank_tiles, tile_scores  # noqa: E402
-from segmentation.core.inference import predict_volume  # noqa: E402
+from segmentation.core.inference import predict_probabilities, predict_volume  # noqa: E402
 from segmentation.core.metrics import dice_iou  # noqa: E402
 from segmentation.core.modelfile import load_model, save_model  # noqa: E402
 from segmentation.core.training import TrainConfig, train  # noqa: E402
@@ -53,6 +53,25 @@ CLASSES = {"background": 1, "mitochondrion": 2}
 def _score(model, image, truth, eval_z, device) -> float:
     pred = predict_volume(model, image[eval_z], device=device)
     return dice_iou(pred, truth[eval_z], classes=CLASSES)["mitochondrion"]["dice"]
+
+
+def _positive_scores(model, image, labels, tile, device) -> tuple[np.ndarray, np.ndarray]:
+    """Mean predicted mitochondrion probability of each tile's unlabeled voxels (where the model fires)."""
+    p = predict_probabilities(model, image, device=device)[-1]
+    free = labels == 0
+    Z, Y, X = image.shape
+    ny, nx = -(-Y // tile), -(-X // tile)
+    scores = np.full((Z, ny, nx, 1), np.nan, np.float32)
+    frac = np.zeros((Z, ny, nx), np.float32)
+    for ty in range(ny):
+        for tx in range(nx):
+            box = (slice(None), slice(ty * tile, (ty + 1) * tile), slice(tx * tile, (tx + 1) * tile))
+            f = free[box]
+            n = f.sum((1, 2))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scores[:, ty, tx, 0] = (p[box] * f).sum((1, 2)) / n
+            frac[:, ty, tx] = 1 - n / f[0].size
+    return scores, frac
 
 
 def _paint(labels, truth, picks) -> np.ndarray:
@@ -78,6 +97,8 @@ def main() -> int:
     p.add_argument("--edge", type=int, default=0, help="uncertainty within this many px of a predicted boundary counts 0")
     p.add_argument("--keep-last", action="store_true",
                    help="fine-tune without validation and keep the last weights (no gate against the start)")
+    p.add_argument("--rank", choices=["entropy", "positive"], default="entropy",
+                   help="suggested tiles by uncertainty, or by mean predicted probability (where the model fires)")
     p.add_argument("--mix", type=float, default=0.0, help="share of the k suggested tiles drawn at random instead")
     p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
     p.add_argument("--device", default="auto")
@@ -123,8 +144,11 @@ def main() -> int:
                 picks = []
                 if arm == "suggested" and args.k - n_random > 0:
                     sub = image[pool]
-                    scores, frac = tile_scores(model, sub, labels=labels[pool], tile=args.tile, tta=args.tta,
-                                               edge=args.edge, device=args.device)
+                    if args.rank == "positive":
+                        scores, frac = _positive_scores(model, sub, labels[pool], args.tile, args.device)
+                    else:
+                        scores, frac = tile_scores(model, sub, labels=labels[pool], tile=args.tile, tta=args.tta,
+                                                   edge=args.edge, device=args.device)
                     picks_s = rank_tiles(scores.mean(-1), k=args.k - n_random, tile=args.tile, shape=sub.shape,
                                          labeled_fraction=frac)
                     picks = [(pool[s.z], s.y0, s.x0, s.y1, s.x1) for s in picks_s]
