@@ -300,9 +300,9 @@ def _validate(model: TrainedModel, data: LabeledSlices, device: torch.device, *,
 def calibrated_thresholds(model: TrainedModel, data: LabeledSlices, device: torch.device) -> dict[str, float]:
     """Per head, the threshold in THRESHOLDS with the best Dice on held-out slices (within 0.001: nearest 0.5).
 
-    A model trained on one slice is often biased one way on the others (on the SBEM crop it
-    over-calls mitochondria: precision 0.64, recall 0.86 at 0.5), and the held-out slice
-    shows which way. Heads with fewer than MIN_CALIBRATION_VOXELS positive held-out voxels
+    A model trained on one slice is often biased one way on the others (on the SBEM crop a
+    5-minute model over-called mitochondria, precision 0.64 and recall 0.86 at 0.5; a
+    10-minute one under-called them and was cut at 0.35), and the held-out slice shows which way. Heads with fewer than MIN_CALIBRATION_VOXELS positive held-out voxels
     keep 0.5 (left out).
     """
     inter, ps, ts = _val_counts(model, data, device, THRESHOLDS)
