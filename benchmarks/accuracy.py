@@ -117,9 +117,7 @@ def main() -> int:
         thresholds = model.meta.get("thresholds") or {}
         plain = None  # the same model thresholded at 0.5, to show what calibration bought
         if thresholds:
-            calibrated, model.meta = model.meta, {**model.meta, "thresholds": {}}
-            plain = predict_volume(model, image, device=args.device, tta=args.tta, progress_bar=True)
-            model.meta = calibrated
+            plain = predict_volume(model, image, device=args.device, tta=args.tta, thresholds={}, progress_bar=True)
         scored = [z for z in range(truth.shape[0]) if score[z].any()]
         scored_truth = np.where(score, truth, 0)  # 0 = not scored
         per_slice = {z: dice_iou(pred[z], scored_truth[z], classes=CLASSES, ignore=0)["mitochondrion"] for z in scored}

@@ -106,8 +106,8 @@ def main() -> int:
         unseen = [z for z in range(truth.shape[0]) if z not in kept]
         dice = nested_dice(predict_volume(res.model, image, device=args.device)[unseen], truth[unseen], parents)
         thresholds = res.model.meta.get("thresholds") or {}
-        res.model.meta = {**res.model.meta, "thresholds": {}}  # the same model at 0.5: what calibration bought
-        at_half = nested_dice(predict_volume(res.model, image, device=args.device)[unseen], truth[unseen], parents)
+        # the same model at 0.5: what calibration bought
+        at_half = nested_dice(predict_volume(res.model, image, device=args.device, thresholds={})[unseen], truth[unseen], parents)
         rows.append({"seed": seed, "kept_slices": kept, "scored_slices": len(unseen), "dice": dice,
                      "thresholds": thresholds, "dice_at_0.5": at_half, "steps": res.meta.get("steps"),
                      "train_s": round(t1 - t0, 1)})

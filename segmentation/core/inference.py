@@ -394,6 +394,7 @@ def predict_volume(
     tta: bool = False,
     device: str | torch.device = "auto",
     postprocess: PostProcess | None = PostProcess(),
+    thresholds: Mapping[str, float] | None = None,
     on_progress: Callable[[PredictProgress], None] | None = None,
     progress_bar: bool = False,
     stats: PredictStats | None = None,
@@ -409,8 +410,9 @@ def predict_volume(
         when None.
     block, window, overlap, tta, device : see :func:`predict_probabilities`.
     postprocess : PostProcess or None
-        Per-class clean-up (None: plain thresholding with nesting). Each head is thresholded
-        at the value training calibrated on held-out slices (``meta["thresholds"]``), else 0.5.
+        Per-class clean-up (None: plain thresholding with nesting).
+    thresholds : head -> threshold (0.5 for heads not named); None: the ones training
+        calibrated on held-out slices (``meta["thresholds"]``).
 
     Returns
     -------
@@ -432,7 +434,8 @@ def predict_volume(
     full = tuple(vol.shape)
     if postprocess is not None:
         postprocess = postprocess.taught(trained.meta.get("min_object_px", {}))
-    thresholds = trained.meta.get("thresholds") or {}  # calibrated on held-out slices by training
+    if thresholds is None:
+        thresholds = trained.meta.get("thresholds") or {}
     for _, region in _iter_blocks(vol, block, on_progress, progress_bar):
         probs = predict_block(trained, vol, region, window=window, overlap=overlap, tta=tta, device=dev, stats=stats)
         t = time.perf_counter()

@@ -300,11 +300,8 @@ def test_it_calibrates_each_heads_threshold_on_enough_held_out_voxels_and_predic
     assert dice(chosen) >= best - 1e-3  # the best held-out Dice on the grid ...
     assert all(abs(t - 0.5) >= abs(chosen - 0.5) for t in THRESHOLDS if dice(t) >= best - 1e-3)  # ... nearest 0.5
 
-    calibrated, model.meta = model.meta, {**model.meta, "thresholds": {"mito": 0.725}}
-    try:
-        assert np.array_equal(predict_volume(model, img[zs], device="cpu", postprocess=None) == 2, p > 0.725)
-    finally:
-        model.meta = calibrated
+    recalibrated = dataclasses.replace(model, meta={**model.meta, "thresholds": {"mito": 0.725}})
+    assert np.array_equal(predict_volume(recalibrated, img[zs], device="cpu", postprocess=None) == 2, p > 0.725)
 
 
 def test_a_model_fine_tuned_without_held_out_slices_keeps_the_calibration_it_started_from(trained):
