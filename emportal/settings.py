@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -165,10 +166,16 @@ FILE_UPLOAD_TEMP_DIR = str(VAR_DIR / "uploads")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
 REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Redis pub/sub, not the list-based core layer: events are fire-and-forget fan-outs (echoes,
+# job progress) to the processes' socket hubs, so a PUBLISH does what the core layer needed
+# ~15 commands for (group lookup, Lua send, receive with backup queue); Daphne's CPU per
+# stroke fell by a fifth (docs/BENCHMARKS.md).
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        # Pub/sub channels ignore the database number: the prefix keeps apart the apps (and
+        # test runs) that share one Redis through different databases.
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"emportal.{urlsplit(REDIS_URL).path.strip('/') or '0'}"},
     }
 }
 # Per-process cache: login failure counts (one Daphne process by default).
