@@ -8,6 +8,12 @@ from channels.testing import WebsocketCommunicator
 from annotations.consumers import ProjectConsumer, VolumeConsumer
 
 
+async def receive_messages(communicator: WebsocketCommunicator, timeout: float = 1) -> list[dict[str, Any]]:
+    """The messages of the next frame: one, or the events of a batch frame (annotations.socket_groups)."""
+    frame = await communicator.receive_json_from(timeout=timeout)
+    return frame["events"] if frame.get("type") == "batch" else [frame]
+
+
 def volume_socket(user: Any, volume_id: int) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(VolumeConsumer.as_asgi(), f"/ws/volumes/{volume_id}/")
     communicator.scope["user"] = user

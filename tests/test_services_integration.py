@@ -13,7 +13,7 @@ from django.test import Client
 from annotations.models import Volume
 from segmentation.models import Job
 from tests.factories import gradient_volume
-from tests.sockets import project_socket
+from tests.sockets import project_socket, receive_messages
 
 pytestmark = [pytest.mark.services]
 
@@ -36,9 +36,8 @@ def test_an_import_runs_on_the_worker_and_its_progress_arrives_over_the_websocke
         events: list[dict[str, Any]] = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            event = await communicator.receive_json_from(timeout=120)
-            events.append(event["job"])
-            if event["job"]["state"] in ("succeeded", "failed", "cancelled"):
+            events += [event["job"] for event in await receive_messages(communicator, timeout=120)]
+            if events[-1]["state"] in ("succeeded", "failed", "cancelled"):
                 break
         await communicator.disconnect()
         return events

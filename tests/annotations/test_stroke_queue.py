@@ -132,3 +132,31 @@ def test_every_other_socket_of_a_process_gets_each_echo_once_and_a_reopened_hub_
 
     first, second = async_to_sync(scenario)()
     assert first == [["ack"], ["stroke"], ["stroke"]] and second == [["ack"], ["stroke"]]
+
+
+def test_an_echo_goes_out_at_once_and_the_next_ones_gather_into_one_frame(
+        cast: Any, volume: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(socket_groups, "FRAME_S", 3.0)
+    sent = [_payload(cast, k) for k in range(3)]
+
+    async def scenario() -> list[Any]:
+        painter, watcher = volume_socket(cast.annotator, volume.pk), volume_socket(cast.viewer, volume.pk)
+        for ws in (painter, watcher):
+            assert (await ws.connect())[0]
+            await ws.receive_json_from()  # hello
+        frames = []
+        for stroke in sent:
+            await painter.send_json_to({"type": "stroke", "stroke": stroke})
+            await _reply(painter, stroke["uuid"])
+            if not frames:  # after a quiet spell the echo does not wait for the frame interval
+                frames.append(await watcher.receive_json_from(timeout=2))
+        frames.append(await watcher.receive_json_from(timeout=10))
+        assert await painter.receive_nothing(timeout=0.5)  # the painter has its acks, no echoes
+        for ws in (painter, watcher):
+            await ws.disconnect()
+        return frames
+
+    first, second = async_to_sync(scenario)()
+    assert first["type"] == "stroke" and first["stroke"]["uuid"] == sent[0]["uuid"]
+    assert second["type"] == "batch" and [e["stroke"]["uuid"] for e in second["events"]] == [
+        s["uuid"] for s in sent[1:]]

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { csrfTokenFrom, errorMessage, imageTileUrl, labelTileUrl } from "./http";
-import { parseServerMessage, roleAtLeast } from "./types";
+import { parseServerMessages, roleAtLeast } from "./types";
 
 describe("csrfTokenFrom", () => {
   it("finds the csrftoken cookie among others", () => {
@@ -27,13 +27,22 @@ describe("tile urls", () => {
 
 describe("messages and roles", () => {
   it("parses known messages and rejects others", () => {
-    expect(parseServerMessage('{"type":"ack","uuid":"u","version":3}')).toEqual({
-      type: "ack",
-      uuid: "u",
-      version: 3,
+    expect(parseServerMessages('{"type":"ack","uuid":"u","version":3}')).toEqual([
+      { type: "ack", uuid: "u", version: 3 },
+    ]);
+    expect(parseServerMessages('{"type":"nope"}')).toEqual([]);
+    expect(parseServerMessages("not json")).toEqual([]);
+  });
+  it("unpacks a batch frame into its known events, in order", () => {
+    const frame = JSON.stringify({
+      type: "batch",
+      events: [
+        { type: "undo", uuid: "a", version: 4 },
+        { type: "nope" },
+        { type: "redo", uuid: "b", version: 5 },
+      ],
     });
-    expect(parseServerMessage('{"type":"nope"}')).toBeNull();
-    expect(parseServerMessage("not json")).toBeNull();
+    expect(parseServerMessages(frame).map((m) => m.type)).toEqual(["undo", "redo"]);
   });
   it("orders roles viewer < annotator < reviewer < manager", () => {
     expect(roleAtLeast("viewer", "annotator")).toBe(false);

@@ -5,7 +5,7 @@
 import type { Disposable } from "../core/disposable";
 import { Signal, Trackable } from "../core/trackable";
 import { Outbox, reconnectDelayMs } from "./outbox";
-import { type ClientMessage, parseServerMessage, type ServerMessage } from "./types";
+import { type ClientMessage, parseServerMessages, type ServerMessage } from "./types";
 
 export type ConnectionState = "connecting" | "connected" | "disconnected";
 
@@ -59,13 +59,13 @@ export class VolumeSocket implements Disposable {
     };
     ws.onmessage = (ev: MessageEvent) => {
       if (typeof ev.data !== "string") return;
-      const msg = parseServerMessage(ev.data);
-      if (msg === null) return;
-      if (msg.type === "ack" || (msg.type === "error" && msg.uuid !== undefined)) {
-        this.outbox.settle(msg.uuid!);
-        this.refreshPending();
+      for (const msg of parseServerMessages(ev.data)) {
+        if (msg.type === "ack" || (msg.type === "error" && msg.uuid !== undefined)) {
+          this.outbox.settle(msg.uuid!);
+          this.refreshPending();
+        }
+        this.messages.dispatch(msg);
       }
-      this.messages.dispatch(msg);
     };
     ws.onclose = () => {
       if (this.ws !== ws) return;

@@ -111,27 +111,26 @@ export type ServerMessage =
       user?: string;
     };
 
-/** Parse one websocket frame; returns null for anything that is not a known message. */
-export function parseServerMessage(text: string): ServerMessage | null {
+const KNOWN_TYPES = new Set(["ack", "stroke", "undo", "redo", "error", "job", "hello", "mark_complete"]);
+
+function knownMessage(data: unknown): ServerMessage | null {
+  if (typeof data !== "object" || data === null) return null;
+  return KNOWN_TYPES.has((data as { type?: unknown }).type as string) ? (data as ServerMessage) : null;
+}
+
+/**
+ * Parse one websocket frame into its messages, in order: a frame holds one message, or a
+ * `{"type": "batch", "events": [...]}` of the events the server gathered for one frame.
+ * Anything that is not a known message is dropped.
+ */
+export function parseServerMessages(text: string): ServerMessage[] {
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch {
-    return null;
+    return [];
   }
-  if (typeof data !== "object" || data === null) return null;
-  const type = (data as { type?: unknown }).type;
-  switch (type) {
-    case "ack":
-    case "stroke":
-    case "undo":
-    case "redo":
-    case "error":
-    case "job":
-    case "hello":
-    case "mark_complete":
-      return data as ServerMessage;
-    default:
-      return null;
-  }
+  const batch = data as { type?: unknown; events?: unknown };
+  const items = batch?.type === "batch" && Array.isArray(batch.events) ? batch.events : [data];
+  return items.map(knownMessage).filter((m): m is ServerMessage => m !== null);
 }

@@ -1,7 +1,7 @@
 /** Jobs page: the project's jobs with live progress bars and Cancel buttons.
  *  Progress arrives over the project websocket; a REST poll every 5 s covers a dropped socket. */
 import { api } from "../api/http";
-import type { Job } from "../api/types";
+import { type Job, parseServerMessages } from "../api/types";
 import { type Disposable, DisposableSet, every, listen } from "../core/disposable";
 import { h } from "../core/dom";
 import { Trackable } from "../core/trackable";
@@ -49,13 +49,9 @@ export class JobsPage implements Disposable {
       const scheme = location.protocol === "https:" ? "wss" : "ws";
       socket = new WebSocket(`${scheme}://${location.host}/ws/projects/${this.projectId}/`);
       socket.onmessage = (ev: MessageEvent<string>) => {
-        let msg: { type?: string; job?: Job };
-        try {
-          msg = JSON.parse(ev.data) as { type?: string; job?: Job };
-        } catch {
-          return;
+        for (const msg of parseServerMessages(ev.data)) {
+          if (msg.type === "job") this.jobs.value = sortJobs(upsertJob(this.jobs.value, msg.job));
         }
-        if (msg.type === "job" && msg.job !== undefined) this.jobs.value = sortJobs(upsertJob(this.jobs.value, msg.job));
       };
       socket.onclose = () => {
         if (!closed) retry = setTimeout(open, 2000);
