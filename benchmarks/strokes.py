@@ -44,7 +44,9 @@ def _stroke(rng: np.random.Generator, value: int) -> dict:
             "radius": 5, "value": value, "mode": "paint"}
 
 
-async def _client(url: str, cookie: str, strokes: list[dict], rate: float = 0.0, seed: int = 0) -> list[float]:
+async def _client(url: str, cookie: str, strokes: list[dict], rate: float = 0.0,
+                  seed: int = 0) -> list[tuple[float, float]]:
+    """Send `strokes` over one socket; (send time, send -> ack latency) of each, in seconds."""
     import aiohttp
 
     gaps = np.random.default_rng(seed).exponential(1.0 / rate, len(strokes)) if rate else np.zeros(len(strokes))
@@ -65,13 +67,21 @@ async def _client(url: str, cookie: str, strokes: list[dict], rate: float = 0.0,
                         break
                     if msg.get("type") == "error":
                         raise RuntimeError(msg)
-                latencies.append(time.perf_counter() - t0)
+                latencies.append((t0, time.perf_counter() - t0))
     return latencies
 
 
 def _stats(values: list[float]) -> dict[str, float]:
     arr = 1000 * np.asarray(values)
     return {"n": len(values), "p50_ms": float(np.percentile(arr, 50)), "p95_ms": float(np.percentile(arr, 95))}
+
+
+def _p95_by_window(timed: list[tuple[float, float]], start: float, window: float = 30.0) -> list[float]:
+    """p95 (ms) of the strokes sent in each `window` seconds of a load: a tail that grows with the run shows."""
+    sent = np.asarray([t for t, _ in timed]) - start
+    latency = 1000 * np.asarray([v for _, v in timed])
+    bins = (sent // window).astype(int)
+    return [round(float(np.percentile(latency[bins == b], 95)), 1) for b in range(bins.max() + 1) if (bins == b).any()]
 
 
 def main() -> None:
@@ -142,15 +152,19 @@ def main() -> None:
                     return await asyncio.gather(*(_client(url, cookie, batch, rate, seed)
                                                   for seed, batch in enumerate(batches)))
 
-                latencies = [v for per in asyncio.run(run_all()) for v in per]
+                timed = [v for per in asyncio.run(run_all()) for v in per]
                 elapsed = time.perf_counter() - t0
-                results[f"{load}_{clients}_clients"] = {**_stats(latencies), "strokes_per_s": len(latencies) / elapsed,
-                                                        "rate_per_client": rate or None}
+                results[f"{load}_{clients}_clients"] = {**_stats([v for _, v in timed]),
+                                                        "strokes_per_s": len(timed) / elapsed,
+                                                        "rate_per_client": rate or None,
+                                                        "p95_ms_by_30s": _p95_by_window(timed, t0)}
         base = results["bare_zarr_write"]["p95_ms"]
         for name, r in results.items():
             extra = f"  {r['strokes_per_s']:.0f} strokes/s" if "strokes_per_s" in r else ""
             print(f"{name:>26}: p50 {r['p50_ms']:7.2f} ms  p95 {r['p95_ms']:7.2f} ms  "
                   f"(p95 {r['p95_ms'] / base:5.1f}x bare){extra}")
+            if len(r.get("p95_ms_by_30s", ())) > 1:
+                print(f"{'':>28}p95 per 30 s: {' '.join(f'{v:.1f}' for v in r['p95_ms_by_30s'])}")
         out = ROOT / "benchmarks" / "results"
         out.mkdir(exist_ok=True)
         (out / "strokes.json").write_text(json.dumps(results, indent=2))
