@@ -36,10 +36,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._training import add_training_flags, train_config  # noqa: E402
 from segmentation.core.inference import predict_volume  # noqa: E402
 from segmentation.core.metrics import dice_iou  # noqa: E402
 from segmentation.core.modelfile import load_model, save_model  # noqa: E402
-from segmentation.core.training import TrainConfig, train  # noqa: E402
+from segmentation.core.training import train  # noqa: E402
 
 DATA = Path(os.environ.get("EMPORTAL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CLASSES = {"background": 1, "mitochondrion": 2}
@@ -74,25 +75,15 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--datasets", nargs="*", default=["cdeep3m_sbem_mito", "drosophila_vnc_sstem", "hela_sbfsem"])
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--width", type=int, default=16)
+    add_training_flags(p, scale=2, in_slices=1)
     p.add_argument("--patch", type=int)
-    p.add_argument("--patience", type=int, default=6, help="validations without improvement before stopping")
-    p.add_argument("--lr-floor", type=float, default=TrainConfig.lr_floor, help="TrainConfig.lr_floor (1: constant rate)")
-    p.add_argument("--val-split", choices=["slices", "columns"], default=TrainConfig.val_split, help="TrainConfig.val_split")
-    p.add_argument("--in-slices", type=int, default=1, help="neighbouring slices as input channels (2.5D: 3)")
-    p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
-    p.add_argument("--scale", type=int, default=2, help="XY downsampling the network works at")
     p.add_argument("--tta", action="store_true")
-    p.add_argument("--no-calibrate", action="store_true", help="TrainConfig.calibrate off: every threshold 0.5")
     p.add_argument("--hela-margin", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-models", action="store_true", help="keep each model as benchmarks/results/accuracy-<dataset>.pt")
     p.add_argument("--reuse", action="store_true", help="score saved models instead of training")
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    config = train_config(args, patch=args.patch)
     out_dir = ROOT / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -105,9 +96,7 @@ def main() -> int:
             meta = model.meta
         else:
             res = train(image, sparse, classes=CLASSES, minutes=args.minutes, device=args.device, seed=args.seed,
-                        config=TrainConfig(base_width=args.width, patch=args.patch, scale=args.scale, patience=args.patience,
-                                          lr_floor=args.lr_floor, val_split=args.val_split, in_slices=args.in_slices,
-                                          calibrate=not args.no_calibrate), progress_bar=True)
+                        config=config, progress_bar=True)
             model, meta = res.model, res.meta
             if args.save_models:
                 save_model(saved, model)

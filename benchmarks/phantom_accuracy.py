@@ -31,10 +31,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._training import add_training_flags, train_config  # noqa: E402
 from segmentation.core.classes import default_parents  # noqa: E402
 from segmentation.core.inference import predict_volume  # noqa: E402
 from segmentation.core.phantom import CLASS_VALUES, make_phantom  # noqa: E402
-from segmentation.core.training import TrainConfig, context_slices, train  # noqa: E402
+from segmentation.core.training import context_slices, train  # noqa: E402
 
 CLASSES = {"background": 1, "cell": 2, "nucleus": 3, "nucleolus": 4, "mitochondrion": 5, "endosome": 6,
            "lysosome": 7}
@@ -76,19 +77,9 @@ def main() -> int:
     p.add_argument("--shape", type=int, nargs=3, default=[48, 256, 256])
     p.add_argument("--every", type=int, default=6, help="keep the labels of one slice in this many")
     p.add_argument("--seeds", type=int, nargs="*", default=[0])
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--width", type=int, default=16)
-    p.add_argument("--patience", type=int, default=6, help="validations without improvement before stopping")
-    p.add_argument("--lr-floor", type=float, default=TrainConfig.lr_floor, help="TrainConfig.lr_floor (1: constant rate)")
-    p.add_argument("--val-split", choices=["slices", "columns"], default=TrainConfig.val_split, help="TrainConfig.val_split")
-    p.add_argument("--in-slices", type=int, default=None,
-                   help="input slices (default: as the app picks for the phantom's isotropic voxels, 3)")
-    p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
-    p.add_argument("--scale", type=int, default=1)
+    add_training_flags(p, scale=1, in_slices=None,
+                       in_slices_help="input slices (default: as the app picks for the phantom's isotropic voxels, 3)")
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     parents = default_parents([n for n in CLASSES if n != "background"])
     if args.in_slices is None:
         args.in_slices = context_slices(inspect.signature(make_phantom).parameters["voxel_size_nm"].default)
@@ -100,8 +91,7 @@ def main() -> int:
         sparse[kept] = truth[kept]
         t0 = time.perf_counter()
         res = train(image, sparse, classes=CLASSES, hierarchy=parents, minutes=args.minutes, device=args.device,
-                    seed=seed, config=TrainConfig(base_width=args.width, scale=args.scale, patience=args.patience,
-                                          lr_floor=args.lr_floor, val_split=args.val_split, in_slices=args.in_slices), progress_bar=True)
+                    seed=seed, config=train_config(args), progress_bar=True)
         t1 = time.perf_counter()
         unseen = [z for z in range(truth.shape[0]) if z not in kept]
         dice = nested_dice(predict_volume(res.model, image, device=args.device)[unseen], truth[unseen], parents)
