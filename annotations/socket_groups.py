@@ -48,7 +48,7 @@ class GroupHub:
     async def close(self) -> None:
         await self.ready.wait()
         tasks = [t for t in (self.task, self.sender) if t is not None]
-        for task in tasks:  # wait for them to leave the layer's receive, or another loop could not enter it
+        for task in tasks:  # the receiver must leave the layer's receive before another loop may enter it
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         try:

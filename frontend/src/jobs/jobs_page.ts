@@ -50,7 +50,7 @@ export class JobsPage implements Disposable {
       socket = new WebSocket(`${scheme}://${location.host}/ws/projects/${this.projectId}/`);
       socket.onmessage = (ev: MessageEvent<string>) => {
         for (const msg of parseServerMessages(ev.data)) {
-          if (msg.type === "job") this.jobs.value = sortJobs(upsertJob(this.jobs.value, msg.job));
+          if (msg.type === "job" && msg.job !== undefined) this.jobs.value = sortJobs(upsertJob(this.jobs.value, msg.job));
         }
       };
       socket.onclose = () => {
