@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from segmentation.core.classes import ClassSpec
 
-__all__ = ["LabeledSlices", "PatchSampler", "augment"]
+__all__ = ["LabeledSlices", "PatchSampler", "augment", "elastic"]
 
 
 @dataclass
@@ -66,16 +67,19 @@ class PatchSampler:
     label_bias : probability of centring a patch on a labeled voxel of a random class.
     balance : exponent of a slice's labeled voxel count in its sampling weight, in [0, 1]:
         1 = every labeled voxel equally likely, 0 = every labeled slice equally likely.
+    elastic : probability that an augmented patch is also deformed by :func:`elastic`.
     """
 
     def __init__(
-        self, data: LabeledSlices, spec: ClassSpec, *, patch: int, rng: np.random.Generator, label_bias: float = 0.9, balance: float = 0.5
+        self, data: LabeledSlices, spec: ClassSpec, *, patch: int, rng: np.random.Generator, label_bias: float = 0.9,
+        balance: float = 0.5, elastic: float = 0.0,
     ) -> None:
         if len(data.z) == 0:
             raise ValueError("no labeled slices to sample from")
         if not 0.0 <= balance <= 1.0:
             raise ValueError(f"balance must lie in [0, 1], got {balance}")
         self.data, self.spec, self.patch, self.rng, self.label_bias, self.balance = data, spec, patch, rng, label_bias, balance
+        self.elastic = elastic
         self.t_lut, self.w_lut = spec.lookup_tables()
         # coordinates of labeled voxels per class value, subsampled to bound memory
         self.coords: dict[int, np.ndarray] = {}
@@ -138,6 +142,7 @@ class PatchSampler:
         items = [self.sample() for _ in range(n)]
         if augment_data:
             items = [augment(*it, rng=self.rng) for it in items]
+            items = [elastic(*it, rng=self.rng) if self.rng.random() < self.elastic else it for it in items]
         return tuple(np.stack([np.ascontiguousarray(it[k]) for it in items]) for k in range(3))  # type: ignore[return-value]
 
 
@@ -163,3 +168,26 @@ def augment(
     if rng.random() < 0.3:
         img = img + rng.normal(0.0, 0.03, img.shape).astype(np.float32)
     return img.astype(np.float32), arrays[1], arrays[2]
+
+
+def elastic(
+    image: np.ndarray, target: np.ndarray, weight: np.ndarray, *, rng: np.random.Generator,
+    amplitude: float = 0.03, grid: int = 4,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Smooth random deformation of a patch (elastic augmentation).
+
+    Displacements are drawn on a ``grid`` x ``grid`` lattice (standard deviation ``amplitude``
+    times the patch side) and interpolated cubically, so membranes bend without tearing. The
+    image is resampled linearly, targets and weights by nearest neighbour, and what is pulled
+    in from outside the patch gets weight 0 (it was never labeled there).
+    """
+    h, w = image.shape[-2:]
+    coarse = rng.normal(0.0, amplitude * max(h, w), (2, grid, grid))
+    shift = [ndimage.zoom(c, (h / grid, w / grid), order=3, mode="nearest", grid_mode=True)[:h, :w] for c in coarse]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    coords = np.stack([yy + shift[0], xx + shift[1]])
+
+    def warp(a: np.ndarray, order: int, mode: str) -> np.ndarray:
+        return np.stack([ndimage.map_coordinates(c, coords, order=order, mode=mode, cval=0.0) for c in a]).astype(a.dtype)
+
+    return warp(image, 1, "reflect"), warp(target, 0, "nearest"), warp(weight, 0, "constant")

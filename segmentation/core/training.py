@@ -72,6 +72,8 @@ class TrainConfig:
         CPU patches, half of them from a few new tiles, otherwise drag the statistics
         around so much that validation Dice swung between 0.29 and 0.65 within 40 steps
         on the SBEM crop.
+    elastic : share of the augmented patches also deformed elastically
+        (:func:`~segmentation.core.sampling.elastic`); 0 turns it off.
     calibrate : after training, pick each head's threshold on the held-out voxels
         (:func:`calibrated_thresholds`, kept in ``meta["thresholds"]`` and used by prediction);
         without held-out slices a fine-tuned model keeps the thresholds of ``init``.
@@ -91,6 +93,7 @@ class TrainConfig:
     patience: int = 6
     max_steps: int | None = None
     augment: bool = True
+    elastic: float = 0.0
     scale: int = 1
     finetune_lr_factor: float = 0.25
     finetune_freeze_norm: bool = True
@@ -433,7 +436,8 @@ def train(
     patch = config.patch or (256 if cuda else 160)
     patch = -(-patch // net_config.divisor) * net_config.divisor
     batch = config.batch or (16 if cuda else 4)
-    sampler = PatchSampler(train_data, spec, patch=patch, rng=rng, label_bias=config.label_bias, balance=config.slice_balance)
+    sampler = PatchSampler(train_data, spec, patch=patch, rng=rng, label_bias=config.label_bias, balance=config.slice_balance,
+                           elastic=config.elastic)
     net = _init_net(net_config, spec, init_model).to(dev)
     freeze_norm = init_model is not None and config.finetune_freeze_norm
     _train_mode(net, freeze_norm=freeze_norm)

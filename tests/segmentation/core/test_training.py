@@ -10,7 +10,7 @@ from segmentation.core.classes import ClassSpec
 from segmentation.core.inference import predict_probabilities, predict_volume
 from segmentation.core.metrics import dice_iou
 from segmentation.core.modelfile import load_model, save_model
-from segmentation.core.sampling import LabeledSlices, PatchSampler
+from segmentation.core.sampling import LabeledSlices, PatchSampler, elastic
 from segmentation.core.training import (MIN_CALIBRATION_VOXELS, THRESHOLDS, TrainConfig, _gather, _split_columns, calibrated_thresholds, context_slices,
                                          labeled_slices, lr_factor, masked_loss, smallest_objects, train)
 from tests.segmentation.core.synthetic import blobs
@@ -80,6 +80,20 @@ def test_it_shows_a_few_painted_tiles_about_as_often_as_a_fully_painted_slice():
     voxelwise, balanced = share_of_tile_slice(1.0), share_of_tile_slice(0.5)
     assert voxelwise < 0.1          # every voxel alike: the tile is rarely seen
     assert balanced > 3 * voxelwise and balanced > 0.08  # square root: about 1/9 of the patches
+
+
+def test_elastic_deformation_bends_image_and_labels_together_and_weighs_nothing_pulled_from_outside():
+    yy, xx = np.mgrid[0:96, 0:96]
+    disk = ((yy - 48) ** 2 + (xx - 40) ** 2 < 20**2).astype(np.float32)
+    target = np.stack([disk, 1 - disk])
+    image, t, w = elastic(disk[None], target, np.ones_like(target), rng=np.random.default_rng(1), amplitude=0.05)
+    assert image.shape == (1, 96, 96) and t.shape == w.shape == (2, 96, 96)
+    assert np.abs(image[0] - disk).sum() > 50                      # it moved something
+    inside = w[0] > 0
+    agree = ((image[0] > 0.5) == (t[0] > 0.5))[inside].mean()
+    assert agree > 0.98                                            # labels follow the image
+    assert 0.5 < inside.mean() < 1.0 or inside.all()               # only voxels from outside lose their weight
+    assert not (w[:, 30:66, 30:66] == 0).any()                     # the centre always comes from inside
 
 
 def test_it_refuses_a_slice_balance_outside_zero_to_one():
