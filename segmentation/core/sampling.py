@@ -142,7 +142,8 @@ class PatchSampler:
         items = [self.sample() for _ in range(n)]
         if augment_data:
             items = [augment(*it, rng=self.rng) for it in items]
-            items = [elastic(*it, rng=self.rng) if self.rng.random() < self.elastic else it for it in items]
+            if self.elastic > 0:  # no draw otherwise: the patches of a seed stay what they were
+                items = [elastic(*it, rng=self.rng) if self.rng.random() < self.elastic else it for it in items]
         return tuple(np.stack([np.ascontiguousarray(it[k]) for it in items]) for k in range(3))  # type: ignore[return-value]
 
 
