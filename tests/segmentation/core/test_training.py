@@ -92,7 +92,7 @@ def test_elastic_deformation_bends_image_and_labels_together_and_weighs_nothing_
     inside = w[0] > 0
     agree = ((image[0] > 0.5) == (t[0] > 0.5))[inside].mean()
     assert agree > 0.98                                            # labels follow the image
-    assert 0.5 < inside.mean() < 1.0 or inside.all()               # only voxels from outside lose their weight
+    assert inside.mean() > 0.5                                     # only voxels from outside lose their weight
     assert not (w[:, 30:66, 30:66] == 0).any()                     # the centre always comes from inside
 
 
