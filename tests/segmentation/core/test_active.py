@@ -44,8 +44,12 @@ def test_it_points_at_what_training_never_showed(models):
     img, labels, trained, _ = models
     odd = img.copy()
     odd[4, 32:64, 0:32] = 125  # a grey never seen between the two trained intensities
-    best = suggest_regions(trained, odd, labels=labels, k=1, tile=32, device="cpu")[0]
-    assert (best.z, best.y0, best.x0) == (4, 32, 0)
+    before = tile_scores(trained, img, labels=labels, tile=32, device="cpu")[0][..., 0]
+    after = tile_scores(trained, odd, labels=labels, tile=32, device="cpu")[0][..., 0]
+    unlabeled = after[[0, 2, 4, 5]].ravel()
+    assert after[4, 1, 0] > before[4, 1, 0] and after[4, 1, 0] >= np.sort(unlabeled)[-3]  # among the three most uncertain
+    picks = suggest_regions(trained, odd, labels=labels, k=3, tile=32, device="cpu")
+    assert (4, 32, 0) in [(p.z, p.y0, p.x0) for p in picks]
 
 
 @pytest.mark.slow
