@@ -20,6 +20,7 @@ def add_training_flags(p: argparse.ArgumentParser, *, scale: int, in_slices: int
     p.add_argument("--scale", type=int, default=scale, help="XY downsampling the network works at")
     p.add_argument("--no-calibrate", action="store_true", help="TrainConfig.calibrate off: every threshold 0.5")
     p.add_argument("--elastic", type=float, default=TrainConfig.elastic, help="TrainConfig.elastic (share of patches deformed)")
+    p.add_argument("--ema", type=float, default=TrainConfig.ema, help="TrainConfig.ema (decay of the weight average; 0: off)")
     p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
 
 
@@ -29,4 +30,5 @@ def train_config(args: argparse.Namespace, **more: object) -> TrainConfig:
         torch.set_num_threads(args.threads)
     return TrainConfig(base_width=args.width, scale=args.scale, patience=args.patience, lr_floor=args.lr_floor,
                        val_split=args.val_split, in_slices=args.in_slices, calibrate=not args.no_calibrate, elastic=args.elastic,
+                       ema=args.ema,
                        **more)  # type: ignore[arg-type]

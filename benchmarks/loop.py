@@ -27,6 +27,7 @@ benchmarks/results/loop-<time>.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -50,9 +51,16 @@ DATA = Path(os.environ.get("EMPORTAL_SHARED_DATA", ROOT.parent / "shared" / "dat
 CLASSES = {"background": 1, "mitochondrion": 2}
 
 
-def _score(model, image, truth, eval_z, device) -> float:
-    pred = predict_volume(model, image[eval_z], device=device)
-    return dice_iou(pred, truth[eval_z], classes=CLASSES)["mitochondrion"]["dice"]
+def _score(model, image, truth, eval_z, device) -> tuple[float, float]:
+    """Mitochondria Dice on the evaluation slices as the app predicts them (each slice mixed with
+    its neighbours by the model's ``z_blend``), and with every slice judged alone: the neighbours
+    are pool slices, whose painted tiles the model trained on."""
+    def dice(pred):
+        return dice_iou(pred, truth[eval_z], classes=CLASSES)["mitochondrion"]["dice"]
+    alone = dice(predict_volume(model, image[eval_z], device=device, z_blend={}))
+    if not model.meta.get("z_blend"):
+        return alone, alone
+    return dice(predict_volume(model, image, device=device)[eval_z]), alone
 
 
 def _positive_scores(model, image, labels, tile, device) -> tuple[np.ndarray, np.ndarray]:
@@ -96,10 +104,11 @@ def main() -> int:
     p.add_argument("--tta", action="store_true", help="flip disagreement in the uncertainty (4x slower)")
     p.add_argument("--edge", type=int, default=0, help="uncertainty within this many px of a predicted boundary counts 0")
     p.add_argument("--keep-last", action="store_true",
-                   help="fine-tune without validation and keep the last weights (no gate against the start)")
+                   help="keep each round's last weights (no gate against the start); validation still calibrates")
     p.add_argument("--rank", choices=["entropy", "positive"], default="entropy",
                    help="suggested tiles by uncertainty, or by mean predicted probability (where the model fires)")
     p.add_argument("--mix", type=float, default=0.0, help="share of the k suggested tiles drawn at random instead")
+    p.add_argument("--ema", type=float, default=0.0, help="TrainConfig.ema of the fine-tuning rounds (0: off)")
     p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
@@ -127,14 +136,14 @@ def main() -> int:
             if args.base:
                 save_model(args.base, base_model)
         val_z = list(base_model.meta["val_slices"])
-        tune_cfg = cfg if args.round_steps is None else TrainConfig(scale=args.scale, slice_balance=args.balance, max_steps=args.round_steps)
+        tune_cfg = dataclasses.replace(cfg, max_steps=args.round_steps, select_best=not args.keep_last, ema=args.ema)
         tune_minutes = args.round_minutes if args.round_steps is None else 60.0
-        d0 = _score(base_model, image, truth, eval_z, args.device)
-        print(f"{name}: round 0 Dice {d0:.3f} labeled {int((labels0 > 0).sum())} voxels", flush=True)
+        d0, alone0 = _score(base_model, image, truth, eval_z, args.device)
+        print(f"{name}: round 0 Dice {d0:.3f} (slices alone {alone0:.3f}) labeled {int((labels0 > 0).sum())} voxels", flush=True)
         arms = {}
         names = ["suggested"] + [f"random{i}" if i else "random" for i in range(args.random_seeds)]
         for arm in names:
-            model, labels, rows = base_model, labels0, [{"round": 0, "dice": d0, "labeled_voxels": int((labels0 > 0).sum())}]
+            model, labels, rows = base_model, labels0, [{"round": 0, "dice": d0, "dice_slices_alone": alone0, "labeled_voxels": int((labels0 > 0).sum())}]
             for r in range(1, args.rounds + 1):
                 t = time.perf_counter()
                 ny, nx = -(-truth.shape[1] // args.tile), -(-truth.shape[2] // args.tile)
@@ -158,22 +167,19 @@ def main() -> int:
                 picks += [(z, ty * args.tile, tx * args.tile, min((ty + 1) * args.tile, truth.shape[1]),
                            min((tx + 1) * args.tile, truth.shape[2])) for z, ty, tx in chosen]
                 labels = _paint(labels, truth, picks)
-                fit = labels
-                if args.keep_last:  # round 0's validation slice stays out of training, unused
-                    fit = labels.copy()
-                    fit[val_z] = 0
-                res = train(image, fit, classes=CLASSES, minutes=tune_minutes, device=args.device, init=model,
-                            seed=args.seed + r, config=tune_cfg, val_slices=[] if args.keep_last else val_z)
+                res = train(image, labels, classes=CLASSES, minutes=tune_minutes, device=args.device, init=model,
+                            seed=args.seed + r, config=tune_cfg, val_slices=val_z)
                 model = res.model
-                d = _score(model, image, truth, eval_z, args.device)
-                rows.append({"round": r, "dice": d, "labeled_voxels": int((labels > 0).sum()), "picks": picks,
+                d, alone = _score(model, image, truth, eval_z, args.device)
+                rows.append({"round": r, "dice": d, "dice_slices_alone": alone, "labeled_voxels": int((labels > 0).sum()), "picks": picks,
                              "steps": res.steps, "val_dice": res.val_dice, "seconds": round(time.perf_counter() - t, 1)})
-                print(f"{name}: {arm:9s} round {r} Dice {d:.3f} labeled {rows[-1]['labeled_voxels']} voxels", flush=True)
+                print(f"{name}: {arm:9s} round {r} Dice {d:.3f} (slices alone {alone:.3f}) labeled {rows[-1]['labeled_voxels']} voxels", flush=True)
             arms[arm] = rows
         results.append({"dataset": name, "kept": kept, "eval_slices": eval_z, "val_slices": val_z, "pool": pool, "arms": arms})
         print("\n" + f"{'round':>5s} " + " ".join(f"{n:>10s}" for n in names) + f" {'labeled':>10s}")
         for r in range(args.rounds + 1):
-            print(f"{r:5d} " + " ".join(f"{arms[n][r]['dice']:10.3f}" for n in names) + f" {arms['suggested'][r]['labeled_voxels']:10d}")
+            print(f"{r:5d} " + " ".join(f"{arms[n][r]['dice']:10.3f}" for n in names) + f" {arms['suggested'][r]['labeled_voxels']:10d}"
+                  + "   slices alone: " + " ".join(f"{arms[n][r]['dice_slices_alone']:.3f}" for n in names))
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"loop-{time.strftime('%Y%m%d-%H%M%S')}{'-' + args.tag if args.tag else ''}.json"

@@ -158,6 +158,19 @@ def _upsample(probs: np.ndarray, scale: int) -> np.ndarray:
     return F.interpolate(t, scale_factor=scale, mode="bilinear", align_corners=False).numpy().reshape(c, nz, h * scale, w * scale)
 
 
+def _mix_slices(probs: np.ndarray, weights: np.ndarray, *, below: bool, above: bool) -> np.ndarray:
+    """Each slice of ``probs`` (C, nz, H, W) mixed with its neighbours, head by head:
+    ``(1 - 2w) p[z] + w (p[z-1] + p[z+1])``.
+
+    ``below`` / ``above``: the first / last slice is a neighbour read only for this (dropped
+    from the result); otherwise it is the volume's edge and its missing neighbour is itself.
+    """
+    parts = ([] if below else [probs[:, :1]]) + [probs] + ([] if above else [probs[:, -1:]])
+    p = np.concatenate(parts, axis=1) if len(parts) > 1 else probs
+    w = weights.astype(np.float32)[:, None, None, None]
+    return (1 - 2 * w) * p[:, 1:-1] + w * (p[:, :-2] + p[:, 2:])
+
+
 def block_regions(shape: tuple[int, ...], block: tuple[int, int, int]) -> list[Region]:
     """The grid of blocks (ZYX slices) covering a volume of ``shape``."""
     if len(block) != 3 or min(block) < 1:
@@ -215,6 +228,7 @@ def predict_block(
     tta: bool = False,
     device: str | torch.device = "cpu",
     batch: int | None = None,
+    z_blend: Mapping[str, float] | None = None,
     stats: PredictStats | None = None,
 ) -> np.ndarray:
     """Blended probabilities of one block.
@@ -227,6 +241,10 @@ def predict_block(
     window, overlap : largest window side in pixels (multiple of ``2**(depth-1)``) and the
         least overlap between neighbouring windows (at most half the window).
     halo : context added around the block on each side in Y and X (default ``overlap``).
+    z_blend : head -> weight w of each neighbouring slice (0 <= w <= 1/3): the probabilities of
+        a slice become ``(1 - 2w) p[z] + w (p[z-1] + p[z+1])``, so an object seen on the slices
+        around it is not lost on one; None: the weights training chose on held-out slices
+        (``meta["z_blend"]``, absent: none). Costs the forward pass of one more slice each side.
 
     Returns
     -------
@@ -244,16 +262,22 @@ def predict_block(
     scale = model.scale
     halo = (overlap if halo is None else halo) * scale
     zs, ys, xs = region
+    blend = model.meta.get("z_blend") if z_blend is None else z_blend
+    weights = np.array([float((blend or {}).get(name, 0.0)) for name in model.classes.heads])
+    mix = bool(weights.any()) and shape[0] > 1
+    z0, z1 = (max(zs.start - 1, 0), min(zs.stop + 1, shape[0])) if mix else (zs.start, zs.stop)
     t0 = time.perf_counter()
     # grow the block by the halo; with scale > 1 also to a multiple of the scale
     ey0, ey1 = max(ys.start - halo, 0), min(ys.stop + halo, shape[1])
     ex0, ex1 = max(xs.start - halo, 0), min(xs.stop + halo, shape[2])
     ey0, ex0 = ey0 - ey0 % scale, ex0 - ex0 % scale
-    raw = _read(image, zs, slice(ey0, ey1), slice(ex0, ex1), model.halo, shape[0])
+    raw = _read(image, slice(z0, z1), slice(ey0, ey1), slice(ex0, ex1), model.halo, shape[0])
     data = downsample(model.normalization.apply(raw), scale)
     t1 = time.perf_counter()
     stats.load_s += t1 - t0
     acc = _blend(model, data, window=window, overlap=overlap, tta=tta, device=dev, batch=batch or (16 if dev.type == "cuda" else 4))
+    if mix:
+        acc = _mix_slices(acc, weights, below=z0 < zs.start, above=z1 > zs.stop)
     if scale > 1:
         acc = _upsample(acc, scale)
     acc = np.ascontiguousarray(acc[:, :, ys.start - ey0 : ys.stop - ey0, xs.start - ex0 : xs.stop - ex0])
@@ -395,6 +419,7 @@ def predict_volume(
     device: str | torch.device = "auto",
     postprocess: PostProcess | None = PostProcess(),
     thresholds: Mapping[str, float] | None = None,
+    z_blend: Mapping[str, float] | None = None,
     on_progress: Callable[[PredictProgress], None] | None = None,
     progress_bar: bool = False,
     stats: PredictStats | None = None,
@@ -413,6 +438,7 @@ def predict_volume(
         Per-class clean-up (None: plain thresholding with nesting).
     thresholds : head -> threshold (0.5 for heads not named); None: the ones training
         calibrated on held-out slices (``meta["thresholds"]``).
+    z_blend : see :func:`predict_block` (None: the model's own, ``{}``: none).
 
     Returns
     -------
@@ -437,7 +463,7 @@ def predict_volume(
     if thresholds is None:
         thresholds = trained.meta.get("thresholds") or {}
     for _, region in _iter_blocks(vol, block, on_progress, progress_bar):
-        probs = predict_block(trained, vol, region, window=window, overlap=overlap, tta=tta, device=dev, stats=stats)
+        probs = predict_block(trained, vol, region, window=window, overlap=overlap, tta=tta, device=dev, z_blend=z_blend, stats=stats)
         t = time.perf_counter()
         masks = spec.head_masks(probs, threshold=thresholds)
         if postprocess is not None:

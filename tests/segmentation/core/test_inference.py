@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -54,6 +56,21 @@ def test_it_predicts_the_same_blockwise_as_in_one_piece(in_slices):
     diff = np.abs(parts - whole)
     assert diff.mean() < 0.01 * whole.std() and diff.max() < 0.02  # only window-edge effects differ
     assert np.array_equal(parts > 0.5, whole > 0.5)
+
+
+def test_it_mixes_each_slice_with_its_neighbours_by_the_models_weights_whole_or_blockwise():
+    model, img = random_model(heads=("mito", "er")), volume((5, 64, 64))
+    plain = predict_probabilities(model, img, window=64, device="cpu")
+    model.meta["z_blend"] = {"mito": 0.3}  # "er" not named: left alone
+    whole = predict_probabilities(model, img, block=(5, 64, 64), window=64, device="cpu")
+    parts = predict_probabilities(model, img, block=(2, 64, 64), window=64, device="cpu")
+    padded = np.concatenate([plain[0, :1], plain[0], plain[0, -1:]])  # the volume's edges repeat
+    expected = 0.4 * padded[1:-1] + 0.3 * (padded[:-2] + padded[2:])
+    assert np.abs(whole[0] - plain[0]).max() > 0.05  # the mixing did something
+    assert np.allclose(whole[0], expected, atol=1e-5) and np.allclose(parts, whole, atol=1e-5)
+    assert np.array_equal(whole[1], plain[1])
+    assert np.array_equal(predict_volume(model, img, window=64, device="cpu", postprocess=None, z_blend={}),
+                          predict_volume(dataclasses.replace(model, meta={}), img, window=64, device="cpu", postprocess=None))
 
 
 def test_it_blends_overlapping_windows_smoothly():

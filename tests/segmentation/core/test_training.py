@@ -11,7 +11,8 @@ from segmentation.core.inference import predict_probabilities, predict_volume
 from segmentation.core.metrics import dice_iou
 from segmentation.core.modelfile import load_model, save_model
 from segmentation.core.sampling import LabeledSlices, PatchSampler, elastic
-from segmentation.core.training import (MIN_CALIBRATION_VOXELS, THRESHOLDS, TrainConfig, _gather, _split_columns, calibrated_thresholds, context_slices,
+from segmentation.core.training import (MIN_CALIBRATION_VOXELS, THRESHOLDS, Z_BLENDS, TrainConfig, _around, _gather, _split_columns, calibrate,
+                                         context_slices,
                                          labeled_slices, lr_factor, masked_loss, smallest_objects, train)
 from tests.segmentation.core.synthetic import blobs
 
@@ -301,11 +302,11 @@ def test_it_calibrates_each_heads_threshold_on_enough_held_out_voxels_and_predic
     labels[zs] = np.where(p > 0.725, 2, 1)
     assert (p > 0.725).sum() >= MIN_CALIBRATION_VOXELS
     held_out = _gather(img, labels, zs, model.halo, model.normalization, set(), model.scale)
-    chosen = calibrated_thresholds(model, held_out, torch.device("cpu"))["mito"]
+    chosen = calibrate(model, held_out, torch.device("cpu"))[0]["mito"]
     too_few = labels.copy()
     too_few[too_few == 2] = 0  # unlabeled: only background is held out
-    assert calibrated_thresholds(model, _gather(img, too_few, zs, model.halo, model.normalization, set(), model.scale),
-                                 torch.device("cpu")) == {}  # nothing to calibrate on: 0.5
+    assert calibrate(model, _gather(img, too_few, zs, model.halo, model.normalization, set(), model.scale),
+                     torch.device("cpu")) == ({}, {})  # nothing to calibrate on: 0.5
 
     def dice(t: float) -> float:
         return 2 * ((p > t) & (p > 0.725)).sum() / ((p > t).sum() + (p > 0.725).sum())
@@ -318,9 +319,41 @@ def test_it_calibrates_each_heads_threshold_on_enough_held_out_voxels_and_predic
     assert np.array_equal(predict_volume(recalibrated, img[zs], device="cpu", postprocess=None) == 2, p > 0.725)
 
 
+def test_it_mixes_neighbouring_slices_when_held_out_labels_are_smooth_along_z_and_not_when_they_are_not(trained):
+    img, _, result = trained
+    model = dataclasses.replace(result.model, meta={})
+    p = predict_probabilities(model, img, device="cpu")[0]
+    zs = [2, 5]
+    smooth = 0.4 * p + 0.3 * (np.roll(p, 1, 0) + np.roll(p, -1, 0))  # zs are inner slices: roll = neighbours
+
+    def chosen(truth):
+        labels = np.zeros(img.shape, np.uint8)
+        labels[zs] = np.where(truth[zs] > 0.5, 2, 1)
+        held_out = _gather(img, labels, zs, model.halo, model.normalization, set(), model.scale)
+        return calibrate(model, held_out, torch.device("cpu"), _around(img, zs, model.halo, model.normalization, model.scale))
+
+    thresholds, z_blend = chosen(smooth)
+    assert z_blend == {"mito": max(Z_BLENDS)} and thresholds == {"mito": 0.5}
+    assert chosen(p) == ({"mito": 0.5}, {})  # each slice alone is already right: no mixing
+
+
+def test_it_can_keep_the_last_weights_and_still_validate_and_calibrate_on_held_out_slices(trained):
+    img, truth, result = trained
+    config = TrainConfig(patch=48, batch=4, patience=0)  # patience 0: a gated run stops at its first validation
+    def tune(**changes):
+        return train(img, sparse(truth, [1, 4, 6]), classes=CLASSES, minutes=0.2, device="cpu", init=result.model,
+                     val_slices=[4], config=dataclasses.replace(config, **changes))
+    last = tune(select_best=False)
+    assert last.stopped == "budget" and len(last.curve) >= 2
+    assert last.val_dice["mito"] == pytest.approx(last.curve[-1][2])  # the Dice of the weights returned
+    assert set(last.model.meta["thresholds"]) == {"mito"}
+    assert tune().stopped == "early_stop"
+
+
 def test_a_model_fine_tuned_without_held_out_slices_keeps_the_calibration_it_started_from(trained):
     img, truth, result = trained
-    start = dataclasses.replace(result.model, meta={**result.model.meta, "thresholds": {"mito": 0.65}})
+    start = dataclasses.replace(result.model, meta={**result.model.meta, "thresholds": {"mito": 0.65}, "z_blend": {"mito": 0.2}})
     tuned = train(img, sparse(truth, [1]), classes=CLASSES, minutes=1.0, device="cpu", init=start,
                   config=TrainConfig(patch=48, batch=4, max_steps=2))
     assert tuned.val_slices == [] and tuned.model.meta["thresholds"] == {"mito": 0.65}
+    assert tuned.model.meta["z_blend"] == {"mito": 0.2}
