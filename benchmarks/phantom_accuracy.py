@@ -98,11 +98,11 @@ def main() -> int:
         thresholds, z_blend = res.model.meta.get("thresholds") or {}, res.model.meta.get("z_blend") or {}
         # the same model at 0.5 and without mixing slices: what calibration bought
         plain = predict_volume(res.model, image, device=args.device, thresholds={}, z_blend={})
-        at_half = nested_dice(plain[unseen], truth[unseen], parents)
+        uncalibrated = nested_dice(plain[unseen], truth[unseen], parents)
         rows.append({"seed": seed, "kept_slices": kept, "scored_slices": len(unseen), "dice": dice,
-                     "thresholds": thresholds, "z_blend": z_blend, "dice_at_0.5": at_half, "steps": res.meta.get("steps"),
+                     "thresholds": thresholds, "z_blend": z_blend, "dice_uncalibrated": uncalibrated, "steps": res.meta.get("steps"),
                      "train_s": round(t1 - t0, 1)})
-        print(f"seed {seed}: " + "  ".join(f"{k} {v:.3f} ({at_half[k]:.3f})" for k, v in dice.items())
+        print(f"seed {seed}: " + "  ".join(f"{k} {v:.3f} ({uncalibrated[k]:.3f})" for k, v in dice.items())
               + f"  ({res.meta.get('steps')} steps; in brackets: uncalibrated; thresholds {thresholds}, z_blend {z_blend})", flush=True)
     print()
     print(f"{'class':14s} " + " ".join(f"seed {r['seed']:>3d}" for r in rows) + "   min")

@@ -165,8 +165,7 @@ def _mix_slices(probs: np.ndarray, weights: np.ndarray, *, below: bool, above: b
     ``below`` / ``above``: the first / last slice is a neighbour read only for this (dropped
     from the result); otherwise it is the volume's edge and its missing neighbour is itself.
     """
-    parts = ([] if below else [probs[:, :1]]) + [probs] + ([] if above else [probs[:, -1:]])
-    p = np.concatenate(parts, axis=1) if len(parts) > 1 else probs
+    p = np.concatenate(([] if below else [probs[:, :1]]) + [probs] + ([] if above else [probs[:, -1:]]), axis=1)
     w = weights.astype(np.float32)[:, None, None, None]
     return (1 - 2 * w) * p[:, 1:-1] + w * (p[:, :-2] + p[:, 2:])
 
