@@ -344,7 +344,7 @@ def calibrate(model: TrainedModel, data: LabeledSlices, device: torch.device,
     10-minute one under-called them and was cut at 0.35), and the held-out slice shows which
     way. A 2D model also judges each slice alone, and an organelle cut through on several
     serial sections is missed on one where it looks faint; mixing in the neighbours'
-    probabilities (:func:`~segmentation.core.inference.predict_block`) bought +0.016 Dice on the
+    probabilities (:func:`~segmentation.core.inference.predict_block`) bought about +0.015 Dice on the
     SBEM crop. Among candidates within 0.001 of the best, the least mixing wins, then the
     threshold nearest 0.5. Without ``around`` only thresholds are chosen. Heads with fewer than
     MIN_CALIBRATION_VOXELS positive held-out voxels keep 0.5 and no mixing (left out).
