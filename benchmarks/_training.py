@@ -29,6 +29,5 @@ def train_config(args: argparse.Namespace, **more: object) -> TrainConfig:
     if args.threads:
         torch.set_num_threads(args.threads)
     return TrainConfig(base_width=args.width, scale=args.scale, patience=args.patience, lr_floor=args.lr_floor,
-                       val_split=args.val_split, in_slices=args.in_slices, calibrate=not args.no_calibrate, elastic=args.elastic,
-                       ema=args.ema,
-                       **more)  # type: ignore[arg-type]
+                       val_split=args.val_split, in_slices=args.in_slices, calibrate=not args.no_calibrate,
+                       elastic=args.elastic, ema=args.ema, **more)  # type: ignore[arg-type]

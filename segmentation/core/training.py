@@ -29,7 +29,7 @@ from scipy import ndimage
 from torch.nn import functional as F
 
 from segmentation.core.classes import ClassSpec
-from segmentation.core.inference import downsample, predict_block
+from segmentation.core.inference import _read, downsample, predict_block
 from segmentation.core.modelfile import Normalization, TrainedModel, load_model, resolve_device
 from segmentation.core.resunet import ResUNet, ResUNetConfig
 from segmentation.core.sampling import LabeledSlices, PatchSampler
@@ -224,10 +224,8 @@ def labeled_slices(labels: Any, *, complete_slices: Iterable[int] = ()) -> list[
 
 
 def _stack(image: Any, z: int, halo: int, norm: Normalization, scale: int) -> np.ndarray:
-    """Slice ``z`` with ``halo`` neighbours each side (edges repeated), normalised and downsampled."""
-    depth = int(image.shape[0])
-    idx = [min(max(k, 0), depth - 1) for k in range(z - halo, z + halo + 1)]
-    return downsample(norm.apply(np.stack([np.asarray(image[k]) for k in idx])), scale)
+    """Slice ``z`` with ``halo`` neighbours each side (edges repeated, as prediction reads them), normalised and downsampled."""
+    return downsample(norm.apply(_read(image, slice(z, z + 1), slice(None), slice(None), halo, int(image.shape[0]))), scale)
 
 
 def _gather(image: Any, labels: Any, zs: list[int], halo: int, norm: Normalization, complete: set[int], scale: int) -> LabeledSlices:

@@ -340,6 +340,7 @@ def test_it_mixes_neighbouring_slices_when_held_out_labels_are_smooth_along_z_an
 def test_it_can_keep_the_last_weights_and_still_validate_and_calibrate_on_held_out_slices(trained):
     img, truth, result = trained
     config = TrainConfig(patch=48, batch=4, patience=0)  # patience 0: a gated run stops at its first validation
+
     def tune(**changes):
         return train(img, sparse(truth, [1, 4, 6]), classes=CLASSES, minutes=0.2, device="cpu", init=result.model,
                      val_slices=[4], config=dataclasses.replace(config, **changes))
