@@ -491,7 +491,10 @@ def _model_version_create(job: Job, volume: Volume, parent: ModelVersion | None,
                     "seconds": round(result.seconds, 2), "device": result.meta.get("device"),
                     "train_slices": result.train_slices, "val_slices": result.val_slices,
                     "from_scratch": parent is None, "interior_class": cell_name,
-                    "scale": result.meta.get("scale", 1), "trusted": trusted, **params.get("config", {})},
+                    "scale": result.meta.get("scale", 1), "trusted": trusted,
+                    # what prediction uses per head, chosen on the held-out slices (shown beside the Dice)
+                    "thresholds": result.model.meta.get("thresholds") or {}, "z_blend": result.model.meta.get("z_blend") or {},
+                    **params.get("config", {})},
             created_by=job.created_by)
         ModelVersion.objects.filter(project_id=volume.project_id, active=True).exclude(pk=model.pk).update(active=False)
         ModelVersion.objects.filter(pk=model.pk).update(active=True)

@@ -62,6 +62,28 @@ def test_viewers_see_the_panels_but_cannot_start_anything(
                            timeout=10000)
 
 
+def test_comparing_two_versions_shows_their_dice_and_how_each_cuts_the_probabilities(
+        live_app: str, browser: Any, cast: Any, tmp_path: Path) -> None:
+    pv = phantom_volume(cast.project, tmp_path)
+    calibrations = ({"thresholds": {"nucleus": 0.5}, "z_blend": {}},
+                    {"thresholds": {"nucleus": 0.35}, "z_blend": {"nucleus": 0.2}})
+    versions = []
+    for i, (dice, config) in enumerate(zip((0.61, 0.74), calibrations)):
+        versions.append(ModelVersion.objects.create(
+            project=cast.project, volume=pv.volume, weights=f"models/w{i}.pt", active=i == 1, config=config,
+            classes={"background": 1, "nucleus": 2}, val_dice={"nucleus": dice},
+            parent=versions[-1] if versions else None))
+    page = _open(browser, live_app, cast.viewer, pv.volume)
+    for v in versions:
+        page.locator(f"#model-list [data-model='{v.pk}'] input[type=checkbox]").check()
+    page.click("#model-compare")
+    page.wait_for_selector("#model-comparison table")
+    rows = [r.inner_text().split("\t") for r in page.locator("#model-comparison tr").all()]
+    assert ["nucleus", "0.610", "0.740", "+0.130"] in rows
+    assert ["nucleus", "0.50", "0.35 · mix 0.2"] in rows
+    page.locator("#models-panel").screenshot(path=str(tmp_path / "models_panel.png"))
+
+
 def test_suggestions_and_cells_open_the_viewer_where_they_are_and_a_suggestion_can_be_dismissed(
         live_app: str, browser: Any, cast: Any, tmp_path: Path) -> None:
     from segmentation.models import SegmentationRun

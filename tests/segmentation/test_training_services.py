@@ -19,6 +19,7 @@ from annotations.storage import volume_zarr_path
 from annotations.strokes import stroke_undo
 from emportal.errors import ApplicationError
 from segmentation import training_services as services
+from segmentation.core.modelfile import load_model
 from segmentation.jobs import JobContext, job_running
 from segmentation.models import Job, ModelVersion, SegmentationRun
 from tests.segmentation.phantom_volumes import LABELED, TINY, phantom_volume
@@ -62,12 +63,13 @@ def test_it_trains_a_first_model_stores_its_weights_and_makes_it_active(cast: An
     assert len(model.labels_hash) == 64 and model.labeled_voxels == len(LABELED) * 96 * 96
     assert model.curve and model.config["steps"] == 4 and model.created_by == cast.annotator
     assert job.result["model_version"] == model.pk and job.result["phase"] == "done"
+    meta = load_model(Path(settings.MEDIA_ROOT) / model.weights).meta
+    assert model.config["thresholds"] == meta["thresholds"] and model.config["z_blend"] == meta["z_blend"]
 
 
 def test_a_first_model_sees_neighbouring_slices_only_where_voxels_are_near_isotropic(
         cast: Any, pv: Any, settings: Any) -> None:
     from annotations.models import Volume
-    from segmentation.core.modelfile import load_model
 
     def first_model_in_slices(voxel_z_nm: float) -> int:
         Volume.objects.filter(pk=pv.volume.pk).update(voxel_z_nm=voxel_z_nm, voxel_y_nm=5.0, voxel_x_nm=5.0)

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  calibrationText,
   cellDiceTraces,
   curveTraces,
   formatSeconds,
@@ -25,6 +26,18 @@ function version(id: number, dice: Record<string, number | null>, mean: number |
     val_dice: dice, mean_val_dice: mean, config: {}, created_by: null, created: "",
   };
 }
+
+describe("calibrationText", () => {
+  it("gives the calibrated cut-off and slice mixing, 0.5 where a class kept the default", () => {
+    const m = { ...version(1, {}, null), config: { thresholds: { mitochondrion: 0.35 }, z_blend: { mitochondrion: 0.2 } } };
+    expect(calibrationText(m, "mitochondrion")).toBe("0.35 · mix 0.2");
+    expect(calibrationText(m, "nucleus")).toBe("0.50");
+  });
+
+  it("says nothing for versions saved before calibration was recorded", () => {
+    expect(calibrationText(version(1, {}, null), "mitochondrion")).toBe("—");
+  });
+});
 
 describe("latestJob", () => {
   it("picks the newest job of the kind on the volume, ignoring others", () => {

@@ -176,6 +176,16 @@ export function formatDice(d: number | null | undefined): string {
   return d === null || d === undefined || !Number.isFinite(d) ? "—" : d.toFixed(3);
 }
 
+/** How a version predicts a class, as calibrated on its held-out slices: the probability cut-off
+ * and how much of the neighbouring slices' probability is mixed in ("—" for versions saved
+ * before calibration was recorded). */
+export function calibrationText(m: ModelVersionInfo, cls: string): string {
+  const thresholds = m.config.thresholds as Record<string, number> | undefined;
+  if (thresholds === undefined) return "—";
+  const mix = (m.config.z_blend as Record<string, number> | undefined)?.[cls];
+  return `${(thresholds[cls] ?? 0.5).toFixed(2)}${mix ? ` · mix ${mix.toFixed(1)}` : ""}`;
+}
+
 /** Traces of the live training chart: loss on the left axis, validation Dice (0..1) on the right. */
 export function curveTraces(curve: readonly CurvePoint[]): Array<Record<string, unknown>> {
   const loss = curve.filter((p) => p.loss !== null);

@@ -12,6 +12,7 @@ import { Chart } from "./chart";
 import { centreOn, type LoopHost } from "./host";
 import { VolumeJobs } from "./jobs";
 import {
+  calibrationText,
   curveTraces,
   formatDice,
   formatSeconds,
@@ -171,7 +172,11 @@ class ModelsPanel implements Disposable {
               h("td", { class: delta === null || delta === undefined ? "" : delta >= 0 ? "up" : "down" },
                 delta === null || delta === undefined ? "—" : `${delta >= 0 ? "+" : ""}${delta.toFixed(3)}`));
           })),
-          h("div", { class: "muted" }, c.same_labels ? "same labels" : "trained on different labels"));
+          h("div", { class: "muted" }, c.same_labels ? "same labels" : "trained on different labels"),
+          h("table", { class: "compare-table", title: "probability cut-off · share of each neighbouring slice mixed in, chosen on held-out slices" },
+            h("tr", {}, h("th", {}, "cut-off"), h("th", {}, `v${a}`), h("th", {}, `v${b}`)),
+            ...c.classes.map((name) => h("tr", {}, h("td", {}, name),
+              h("td", {}, calibrationText(c.a, name)), h("td", {}, calibrationText(c.b, name))))));
       }).catch((e: unknown) => notify(String(e), "error"));
     }));
     this.d.add(jobs.finished.add((j) => {
