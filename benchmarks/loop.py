@@ -9,7 +9,8 @@ mitochondria Dice is scored on the evaluation slices. Every round validates on r
 validation slice (``train(..., val_slices=...)``), so painted tiles always train and the
 starting and tuned weights of a round are judged on the same voxels. Two arms run in the same process
 from the same round-0 model: tiles chosen by :func:`segmentation.core.active.suggest_regions`'
-ranking, and tiles chosen at random among unlabeled pool tiles (the baseline).
+ranking of the whole volume (as the app ranks it; since session 7, before which it ranked the stack
+of pool slices alone), and tiles chosen at random among unlabeled pool tiles (the baseline).
 
 Usage (from the project root)::
 
@@ -22,7 +23,7 @@ hour). ``--base`` loads the round-0 model from MODEL.pt when it exists (else tra
 saves it there), to compare variants of the later rounds without retraining round 0.
 
 Prints Dice per round for both arms with the labeled voxel counts; writes
-benchmarks/results/loop-<time>.json.
+benchmarks/results/loop-<time>.json. ``benchmarks/loop_summary.py`` averages runs of several seeds.
 """
 from __future__ import annotations
 
@@ -152,15 +153,17 @@ def main() -> int:
                 n_random = args.k if arm != "suggested" else int(round(args.k * args.mix))
                 picks = []
                 if arm == "suggested" and args.k - n_random > 0:
-                    sub = image[pool]
+                    # ranked on the whole volume, as the app ranks it (each slice mixed with its true
+                    # neighbours); only pool slices may be picked
                     if args.rank == "positive":
-                        scores, frac = _positive_scores(model, sub, labels[pool], args.tile, args.device)
+                        scores, frac = _positive_scores(model, image, labels, args.tile, args.device)
                     else:
-                        scores, frac = tile_scores(model, sub, labels=labels[pool], tile=args.tile, tta=args.tta,
+                        scores, frac = tile_scores(model, image, labels=labels, tile=args.tile, tta=args.tta,
                                                    edge=args.edge, device=args.device)
-                    picks_s = rank_tiles(scores.mean(-1), k=args.k - n_random, tile=args.tile, shape=sub.shape,
-                                         labeled_fraction=frac)
-                    picks = [(pool[s.z], s.y0, s.x0, s.y1, s.x1) for s in picks_s]
+                    score = scores.mean(-1)
+                    score[[z for z in range(Z) if z not in pool]] = np.nan
+                    picks = [(s.z, s.y0, s.x0, s.y1, s.x1) for s in rank_tiles(
+                        score, k=args.k - n_random, tile=args.tile, shape=image.shape, labeled_fraction=frac)]
                 taken = {(z, y0 // args.tile, x0 // args.tile) for z, y0, x0, _, _ in picks}
                 free = [f for f in free if f not in taken]
                 chosen = [free[i] for i in rng.choice(len(free), size=min(n_random, len(free)), replace=False)]

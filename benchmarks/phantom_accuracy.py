@@ -77,6 +77,7 @@ def main() -> int:
     p.add_argument("--shape", type=int, nargs=3, default=[48, 256, 256])
     p.add_argument("--every", type=int, default=6, help="keep the labels of one slice in this many")
     p.add_argument("--seeds", type=int, nargs="*", default=[0])
+    p.add_argument("--tta", action="store_true", help="predict with flip test-time augmentation")
     add_training_flags(p, scale=1, in_slices=None,
                        in_slices_help="input slices (default: as the app picks for the phantom's isotropic voxels, 3)")
     args = p.parse_args()
@@ -94,10 +95,10 @@ def main() -> int:
                     seed=seed, config=train_config(args), progress_bar=True)
         t1 = time.perf_counter()
         unseen = [z for z in range(truth.shape[0]) if z not in kept]
-        dice = nested_dice(predict_volume(res.model, image, device=args.device)[unseen], truth[unseen], parents)
+        dice = nested_dice(predict_volume(res.model, image, device=args.device, tta=args.tta)[unseen], truth[unseen], parents)
         thresholds, z_blend = res.model.meta.get("thresholds") or {}, res.model.meta.get("z_blend") or {}
         # the same model at 0.5 and without mixing slices: what calibration bought
-        plain = predict_volume(res.model, image, device=args.device, thresholds={}, z_blend={})
+        plain = predict_volume(res.model, image, device=args.device, tta=args.tta, thresholds={}, z_blend={})
         uncalibrated = nested_dice(plain[unseen], truth[unseen], parents)
         rows.append({"seed": seed, "kept_slices": kept, "scored_slices": len(unseen), "dice": dice,
                      "thresholds": thresholds, "z_blend": z_blend, "dice_uncalibrated": uncalibrated, "steps": res.meta.get("steps"),
@@ -111,7 +112,7 @@ def main() -> int:
         print(f"{name:14s} " + " ".join(f"{v:8.3f}" for v in vals) + f" {min(vals):6.3f}")
     info = {"minutes": args.minutes, "shape": args.shape, "every": args.every, "device": args.device,
             "cuda": torch.cuda.is_available(), "threads": torch.get_num_threads(), "width": args.width,
-            "scale": args.scale, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+            "scale": args.scale, "tta": args.tta, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
             "args": vars(args), "rows": rows}
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
