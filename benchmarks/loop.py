@@ -50,6 +50,8 @@ from segmentation.core.training import TrainConfig, train  # noqa: E402
 
 DATA = Path(os.environ.get("EMPORTAL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CLASSES = {"background": 1, "mitochondrion": 2}
+# Section thickness over pixel size (the datasets' READMEs), so that suggestions spread physically.
+Z_SPACING = {"cdeep3m_sbem_mito": 40 / 5.9, "drosophila_vnc_sstem": 50 / 4.6, "hela_sbfsem": 50 / 10}
 
 
 def _score(model, image, truth, eval_z, device) -> tuple[float, float]:
@@ -163,7 +165,8 @@ def main() -> int:
                     score = scores.mean(-1)
                     score[[z for z in range(Z) if z not in pool]] = np.nan
                     picks = [(s.z, s.y0, s.x0, s.y1, s.x1) for s in rank_tiles(
-                        score, k=args.k - n_random, tile=args.tile, shape=image.shape, labeled_fraction=frac)]
+                        score, k=args.k - n_random, tile=args.tile, shape=image.shape, labeled_fraction=frac,
+                        z_spacing=Z_SPACING.get(name, 1.0))]
                 taken = {(z, y0 // args.tile, x0 // args.tile) for z, y0, x0, _, _ in picks}
                 free = [f for f in free if f not in taken]
                 chosen = [free[i] for i in rng.choice(len(free), size=min(n_random, len(free)), replace=False)]

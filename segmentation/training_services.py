@@ -609,6 +609,7 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
     manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0)
     t0 = time.perf_counter()
     suggestions = suggest_regions(model, image, labels=manual, k=k, tile=tile, tta=False, device=device,
+                                  z_spacing=volume.voxel_z_nm / volume.voxel_x_nm,
                                   on_progress=lambda p: ctx.progress(0.72 + 0.26 * p.done / p.total,
                                                                      "ranking regions to label next"))
     suggest_s = time.perf_counter() - t0

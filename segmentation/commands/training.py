@@ -179,10 +179,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _suggest(args: argparse.Namespace) -> int:
     from segmentation.core.active import suggest_regions
 
+    if args.voxel_size_nm and min(args.voxel_size_nm) <= 0:
+        raise ValueError(f"--voxel-size-nm must be positive, got {args.voxel_size_nm}")
     image = read_volume(args.image, lazy=True)
     labels = read_volume(args.labels, lazy=True) if args.labels else None
     regions = suggest_regions(
         args.model, image, labels=labels, k=args.k, tile=args.tile, per_class=args.per_class, tta=not args.no_tta,
+        z_spacing=args.voxel_size_nm[0] / args.voxel_size_nm[2] if args.voxel_size_nm else 1.0,
         device=args.device, progress_bar=True,
     )
     print(json.dumps([r.to_dict() for r in regions]))
@@ -245,6 +248,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tile", type=int, default=256)
     p.add_argument("--per-class", action="store_true")
     p.add_argument("--no-tta", action="store_true", help="entropy only, no flip disagreement")
+    p.add_argument("--voxel-size-nm", type=float, nargs=3, metavar=("Z", "Y", "X"),
+                   help="spread the regions physically: serial sections count at their thickness (default: isotropic)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.set_defaults(func=_suggest)
 

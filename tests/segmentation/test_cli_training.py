@@ -55,6 +55,10 @@ def test_it_trains_predicts_evaluates_and_suggests_from_the_command_line(files, 
                              "--k", "3", "--tile", "16", "--device", "cpu"))
     assert len(regions) == 3 and all(r["z"] not in (1, 3) for r in regions)
     assert regions[0]["score"] >= regions[1]["score"]
+    suggest = ["suggest", "--model", d / "m.pt", "--image", d / "image.tif", "--k", "3", "--tile", "16", "--device", "cpu"]
+    assert len(json.loads(run(capsys, *suggest, "--voxel-size-nm", "40", "5.9", "5.9"))) == 3
+    assert main([str(a) for a in suggest + ["--voxel-size-nm", "0", "5.9", "5.9"]]) == 2
+    assert "--voxel-size-nm must be positive" in capsys.readouterr().err
 
     # --init fine-tunes from the saved weights: with lr 0 the convolutions stay as they were
     run(capsys, "train", "--image", d / "image.tif", "--labels", d / "sparse.tif", "--out", d / "m2.pt", "--init", d / "m.pt",

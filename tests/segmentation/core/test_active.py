@@ -73,14 +73,29 @@ def test_it_spreads_suggestions_instead_of_stacking_them_on_one_spot():
     assert (picks[1].z, picks[1].y0, picks[1].x0) == (0, 192, 192)
 
 
+def test_it_counts_serial_sections_at_their_thickness_so_one_spot_is_not_suggested_on_slice_after_slice():
+    scores = np.zeros((20, 4, 4))
+    scores[:, 0, 0] = 1.0           # a hard spot that runs through every section
+    scores[0, 3, 3] = 0.5           # a weaker one far away in YX
+    sbem = rank_tiles(scores, k=2, tile=256, shape=(20, 1024, 1024), z_spacing=40 / 5.9)
+    assert [(p.y0, p.x0) for p in sbem] == [(0, 0), (768, 768)]
+    thick = rank_tiles(scores, k=2, tile=256, shape=(20, 1024, 1024), z_spacing=100.0)  # 5 slices = 500 px apart
+    assert [(p.y0, p.x0) for p in thick] == [(0, 0), (0, 0)] and abs(thick[0].z - thick[1].z) >= 4
+
+
+def test_it_refuses_a_slice_spacing_that_is_not_positive():
+    with pytest.raises(ValueError, match="z_spacing"):
+        rank_tiles(np.ones((2, 2, 2)), k=1, tile=8, shape=(2, 16, 16), z_spacing=0)
+
+
 def test_it_spreads_suggestions_over_slices_before_taking_a_second_tile_of_one_slice():
     scores = np.zeros((3, 4, 4))
     scores[0, 0, 0] = 1.0
     scores[0, 3, 3] = 0.9          # far from the best tile, but on its slice
     scores[2, 1, 1] = 0.5          # weaker, on another slice
-    picks = rank_tiles(scores, k=2, tile=64, shape=(3, 256, 256), z_radius=0)
+    picks = rank_tiles(scores, k=2, tile=64, shape=(3, 256, 256), z_spacing=1e6)
     assert [(p.z, p.y0, p.x0) for p in picks] == [(0, 0, 0), (2, 64, 64)]
-    doubled = rank_tiles(scores, k=2, tile=64, shape=(3, 256, 256), z_radius=0, max_per_slice=2)
+    doubled = rank_tiles(scores, k=2, tile=64, shape=(3, 256, 256), z_spacing=1e6, max_per_slice=2)
     assert [(p.z, p.y0, p.x0) for p in doubled] == [(0, 0, 0), (0, 192, 192)]
 
 
