@@ -13,9 +13,9 @@ same seeds (``--random-from``).
 
 Usage (from the project root)::
 
-    .venv/bin/python benchmarks/loop_summary.py benchmarks/results/loop-A.json loop-B.json ... [--random-from loop-C.json ...]
+    .venv/bin/python benchmarks/loop_summary.py benchmarks/results/loop-A.json loop-B.json ... [--random-from loop-C.json ...] [--tag T]
 
-Prints the table; writes benchmarks/results/loop-summary-<time>.json and a plot beside it (.svg).
+Prints the table; writes benchmarks/results/loop-summary-<time>[-TAG].json and a plot beside it (.svg).
 """
 from __future__ import annotations
 
@@ -116,6 +116,11 @@ def plot_svg(summary: dict, width: int = 480, height: int = 300) -> str:
     for r in rounds:
         x, _ = xy(r["round"], lo)
         parts.append(f'<text x="{x:.1f}" y="{height - bottom + 18}" text-anchor="middle">round {r["round"]}</text>')
+    label_y = {key: xy(len(rounds) - 1, rounds[-1][f"{key}_mean"])[1] for key in ("suggested", "random")}
+    if abs(label_y["suggested"] - label_y["random"]) < 14:  # keep the two labels apart
+        upper = "suggested" if label_y["suggested"] <= label_y["random"] else "random"
+        mid = (label_y["suggested"] + label_y["random"]) / 2
+        label_y = {k: mid - 7 if k == upper else mid + 7 for k in label_y}
     for key, runs_of, colour, dx in (("suggested", lambda r: r["suggested"], "#d62728", -4),
                                      ("random", lambda r: [d for run in r["random"] for d in run], "#1f77b4", 4)):
         line = " ".join("{:.1f},{:.1f}".format(*xy(r["round"], r[f"{key}_mean"])) for r in rounds)
@@ -124,8 +129,7 @@ def plot_svg(summary: dict, width: int = 480, height: int = 300) -> str:
             for d in runs_of(r):
                 x, y = xy(r["round"], d)
                 parts.append(f'<circle cx="{x + dx:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}" fill-opacity="0.5"/>')
-        _, y = xy(len(rounds) - 1, rounds[-1][f"{key}_mean"])
-        parts.append(f'<text x="{width - right + 10}" y="{y + 4:.1f}" fill="{colour}">{key} (mean)</text>')
+        parts.append(f'<text x="{width - right + 10}" y="{label_y[key] + 4:.1f}" fill="{colour}">{key} (mean)</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -134,10 +138,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="loop-*.json files written by benchmarks/loop.py, one per seed")
     p.add_argument("--random-from", nargs="*", default=[], help="runs whose random arms join those of the same seed")
+    p.add_argument("--tag", default="", help="added to the output files' names")
     args = p.parse_args()
     read = lambda files: [json.loads(Path(f).read_text()) for f in files]  # noqa: E731
     summaries = summarize(read(args.runs), read(args.random_from))
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = time.strftime("%Y%m%d-%H%M%S") + (f"-{args.tag}" if args.tag else "")
     out = ROOT / "benchmarks" / "results"
     for s in summaries:
         print(f"{s['dataset']}: seeds {s['seeds']}, suggested arm ranked by {s['ranking']}; "
