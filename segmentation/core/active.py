@@ -23,8 +23,8 @@ rate closely (Spearman 0.79 over 128 pool tiles; expected error ``p(1-p)`` 0.81,
 voxels with ``0.2 < p < 0.8`` 0.87), and the four tiles it picks hold 2.2x the errors of
 random tiles (the error-oracle's four: 2.4x); for the 10-minute model of session 6 (Dice
 0.854), 0.82 and 2.4x the average tile (oracle 3.6x; ``benchmarks/suggestion_errors.py``).
-Tiles with little foreground are not pushed down on purpose: a tile of background the model half-believes is mitochondrion
-(myelin, for one) is exactly what needs painting.
+Tiles with little foreground are not pushed down on purpose: a tile of background the model
+half-believes is mitochondrion (myelin, for one) is exactly what needs painting.
 """
 from __future__ import annotations
 
@@ -224,8 +224,8 @@ def rank_tiles(
         raise ValueError(f"k must be positive, got {k}")
     if max_per_slice < 1:
         raise ValueError(f"max_per_slice must be positive, got {max_per_slice}")
-    if not z_spacing > 0:
-        raise ValueError(f"z_spacing must be positive, got {z_spacing}")
+    if not 0 < z_spacing < np.inf:
+        raise ValueError(f"z_spacing must be positive and finite, got {z_spacing}")
     s = np.array(scores, np.float64, copy=True)
     if labeled_fraction is not None:
         s[labeled_fraction > max_labeled_fraction] = np.nan
@@ -236,7 +236,7 @@ def rank_tiles(
     passed: list[tuple[int, int, int]] = []
 
     def close(z: int, ty: int, tx: int) -> bool:
-        return any(np.hypot(abs(z - pz) * z_spacing if z != pz else 0.0, np.hypot((ty - py) * tile, (tx - px) * tile)) < min_d
+        return any(np.sqrt(((z - pz) * z_spacing) ** 2 + ((ty - py) * tile) ** 2 + ((tx - px) * tile) ** 2) < min_d
                    for pz, py, px in picked)
 
     for z, ty, tx in order:
