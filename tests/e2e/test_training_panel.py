@@ -81,7 +81,6 @@ def test_comparing_two_versions_shows_their_dice_and_how_each_cuts_the_probabili
     rows = [r.inner_text().split("\t") for r in page.locator("#model-comparison tr").all()]
     assert ["nucleus", "0.610", "0.740", "+0.130"] in rows
     assert ["nucleus", "0.50", "0.35 · mix 0.2"] in rows
-    page.locator("#models-panel").screenshot(path=str(tmp_path / "models_panel.png"))
 
 
 def test_suggestions_and_cells_open_the_viewer_where_they_are_and_a_suggestion_can_be_dismissed(
