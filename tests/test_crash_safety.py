@@ -112,7 +112,8 @@ while True:
                    "value": int(rng.integers(2, 7))}
     payload["uuid"] = str(uuid.uuid4())
     strokes.stroke_apply(volume, user, Role.ANNOTATOR, payload)
-    print("ack", payload["uuid"], flush=True)
+    sys.stdout.write(f"ack {payload['uuid']}\n")  # one write: a kill cannot split the line
+    sys.stdout.flush()
     if armed[0]:  # a deferred pyramid update has not died yet: let it
         flush()
         time.sleep(60)
@@ -130,6 +131,12 @@ def _writer(settings: Any, volume: Any, user: Any, *, seed: int, point: str = ""
                             stderr=subprocess.PIPE, text=True)
 
 
+def _ack(line: str) -> str | None:
+    """The UUID of a whole acknowledgement line; a line cut short by a kill acknowledges nothing."""
+    parts = line.split()
+    return parts[1] if line.endswith("\n") and len(parts) == 2 and parts[0] == "ack" else None
+
+
 def _acks(proc: subprocess.Popen[str], count: int, seconds: float = 90) -> list[str]:
     """Read `count` acknowledgements (UUIDs) from the writer, or all it printed before it died."""
     acked: list[str] = []
@@ -139,8 +146,8 @@ def _acks(proc: subprocess.Popen[str], count: int, seconds: float = 90) -> list[
         line = proc.stdout.readline()  # type: ignore[union-attr]
         if not line:
             break
-        if line.startswith("ack "):
-            acked.append(line.split()[1])
+        if (ack := _ack(line)) is not None:
+            acked.append(ack)
     return acked
 
 
@@ -215,7 +222,7 @@ def test_a_writer_killed_at_random_moments_leaves_old_or_new_chunks_and_a_log_th
         time.sleep(float(rng.uniform(0.0, 0.4)))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        total_acked += [line.split()[1] for line in proc.stdout.read().splitlines() if line.startswith("ack ")]
+        total_acked += _acks(proc, sys.maxsize)  # what it printed before the kill
 
         layer = _level(painted, 0)  # every chunk still decodes
         logged = set(Stroke.objects.filter(layer__volume=painted).values_list("uuid", flat=True))
