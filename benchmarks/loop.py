@@ -54,6 +54,13 @@ CLASSES = {"background": 1, "mitochondrion": 2}
 Z_SPACING = {"cdeep3m_sbem_mito": 40 / 5.9, "drosophila_vnc_sstem": 50 / 4.6, "hela_sbfsem": 50 / 10}
 
 
+def split(Z: int) -> tuple[list[int], list[int], list[int]]:
+    """(kept, eval_z, pool): round 0's labeled slices (one in ten), the evaluation slices (the
+    other even ones, never labeled) and the pool an annotator may paint (the other odd ones)."""
+    kept = list(range(5, Z, 10))
+    return kept, [z for z in range(0, Z, 2) if z not in kept], [z for z in range(1, Z, 2) if z not in kept]
+
+
 def _score(model, image, truth, eval_z, device) -> tuple[float, float]:
     """Mitochondria Dice on the evaluation slices as the app predicts them (each slice mixed with
     its neighbours by the model's ``z_blend``), and with every slice judged alone: the neighbours
@@ -126,9 +133,7 @@ def main() -> int:
         image = tifffile.imread(DATA / name / "image.tif")
         truth = np.where(tifffile.imread(DATA / name / "mito.tif") > 0, 2, 1).astype(np.uint8)
         Z = truth.shape[0]
-        kept = list(range(5, Z, 10))
-        eval_z = [z for z in range(0, Z, 2) if z not in kept]
-        pool = [z for z in range(1, Z, 2) if z not in kept]
+        kept, eval_z, pool = split(Z)
         labels0 = np.zeros_like(truth)
         labels0[kept] = truth[kept]
         cfg = TrainConfig(scale=args.scale, slice_balance=args.balance)

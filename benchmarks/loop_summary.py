@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 # What every arm's numbers depend on: runs merged or averaged must agree on all of these.
 SHARED = ("datasets", "rounds", "k", "tile", "round_steps", "base", "balance", "keep_last", "ema", "scale")
-# What only the suggested arm depends on: seeds merged must agree on these if both hold one.
+# What only the suggested arm depends on: every seed's suggested arm must agree on these.
 RANKING = ("rank", "tta", "edge", "mix")
 # Flags added to loop.py after some runs were written: those runs ran with these values.
 ADDED = {"ema": 0.0, "rank": "entropy", "mix": 0.0, "edge": 0, "tta": False}
@@ -98,7 +98,8 @@ def summarize(runs: list[dict], random_from: list[dict] = ()) -> list[dict]:
 def plot_svg(summary: dict, width: int = 480, height: int = 300) -> str:
     """Dice per round: every run of each arm as a dot, each arm's mean as a line."""
     rounds = summary["rounds"]
-    values = [d for r in rounds for d in r["suggested"] + [x for run in r["random"] for x in run]]
+    draws = {"suggested": lambda r: r["suggested"], "random": lambda r: [d for run in r["random"] for d in run]}
+    values = [d for r in rounds for runs_of in draws.values() for d in runs_of(r)]
     lo, hi = min(values) - 0.002, max(values) + 0.002
     left, right, top, bottom = 56, 120, 30, 40
 
@@ -121,8 +122,8 @@ def plot_svg(summary: dict, width: int = 480, height: int = 300) -> str:
         upper = "suggested" if label_y["suggested"] <= label_y["random"] else "random"
         mid = (label_y["suggested"] + label_y["random"]) / 2
         label_y = {k: mid - 7 if k == upper else mid + 7 for k in label_y}
-    for key, runs_of, colour, dx in (("suggested", lambda r: r["suggested"], "#d62728", -4),
-                                     ("random", lambda r: [d for run in r["random"] for d in run], "#1f77b4", 4)):
+    for key, colour, dx in (("suggested", "#d62728", -4), ("random", "#1f77b4", 4)):
+        runs_of = draws[key]
         line = " ".join("{:.1f},{:.1f}".format(*xy(r["round"], r[f"{key}_mean"])) for r in rounds)
         parts.append(f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"/>')
         for r in rounds:

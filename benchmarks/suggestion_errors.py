@@ -32,6 +32,7 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.loop import split  # noqa: E402
 from segmentation.core.active import tile_scores  # noqa: E402
 from segmentation.core.inference import predict_volume  # noqa: E402
 from segmentation.core.modelfile import load_model  # noqa: E402
@@ -53,8 +54,7 @@ def main() -> int:
     image = tifffile.imread(DATA / args.dataset / "image.tif")
     truth = tifffile.imread(DATA / args.dataset / "mito.tif") > 0
     Z, Y, X = image.shape
-    kept = list(range(5, Z, 10))  # as benchmarks/loop.py
-    pool = [z for z in range(1, Z, 2) if z not in kept]
+    kept, _, pool = split(Z)
     model = load_model(args.model)
     mito = model.classes.values["mitochondrion"]
     labels = np.zeros(image.shape, np.uint8)
@@ -64,8 +64,8 @@ def main() -> int:
     t = args.tile
     tiles = [(z, ty, tx) for z in pool for ty in range(-(-Y // t)) for tx in range(-(-X // t))]
     score = np.array([scores[z, ty, tx] for z, ty, tx in tiles])
-    error = np.array([wrong[z, ty * t:(ty + 1) * t, tx * t:(tx + 1) * t].mean() for z, ty, tx in tiles])
-    foreground = np.array([truth[z, ty * t:(ty + 1) * t, tx * t:(tx + 1) * t].mean() for z, ty, tx in tiles])
+    error, foreground = (np.array([a[z, ty * t:(ty + 1) * t, tx * t:(tx + 1) * t].mean() for z, ty, tx in tiles])
+                         for a in (wrong, truth))
     ranked, oracle = np.argsort(-score)[: args.k], np.argsort(-error)[: args.k]
     out = {
         "model": args.model, "dataset": args.dataset, "tile": t, "k": args.k, "pool": pool, "tiles": len(tiles),
