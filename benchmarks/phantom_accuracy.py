@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._training import add_training_flags, train_config  # noqa: E402
 from segmentation.core.classes import default_parents  # noqa: E402
 from segmentation.core.inference import predict_volume  # noqa: E402
+from segmentation.core.modelfile import save_model  # noqa: E402
 from segmentation.core.phantom import CLASS_VALUES, make_phantom  # noqa: E402
 from segmentation.core.training import context_slices, train  # noqa: E402
 
@@ -78,8 +79,9 @@ def main() -> int:
     p.add_argument("--every", type=int, default=6, help="keep the labels of one slice in this many")
     p.add_argument("--seeds", type=int, nargs="*", default=[0])
     p.add_argument("--tta", action="store_true", help="predict with flip test-time augmentation")
+    p.add_argument("--save-model", default="", help="also save each seed's model here (a directory)")
     add_training_flags(p, scale=1, in_slices=None,
-                       in_slices_help="input slices (default: as the app picks for the phantom's isotropic voxels, 3)")
+                       in_slices_help="input slices (default: as the app picks for the phantom's isotropic voxels, 5)")
     args = p.parse_args()
     parents = default_parents([n for n in CLASSES if n != "background"])
     if args.in_slices is None:
@@ -94,6 +96,9 @@ def main() -> int:
         res = train(image, sparse, classes=CLASSES, hierarchy=parents, minutes=args.minutes, device=args.device,
                     seed=seed, config=train_config(args), progress_bar=True)
         t1 = time.perf_counter()
+        if args.save_model:
+            Path(args.save_model).mkdir(parents=True, exist_ok=True)
+            save_model(Path(args.save_model) / f"phantom-seed{seed}{'-' + args.tag if args.tag else ''}.pt", res.model)
         unseen = [z for z in range(truth.shape[0]) if z not in kept]
         dice = nested_dice(predict_volume(res.model, image, device=args.device, tta=args.tta)[unseen], truth[unseen], parents)
         thresholds, z_blend = res.model.meta.get("thresholds") or {}, res.model.meta.get("z_blend") or {}

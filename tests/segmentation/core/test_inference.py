@@ -47,7 +47,7 @@ class CountingArray:
         return out
 
 
-@pytest.mark.parametrize("in_slices", [1, 3])
+@pytest.mark.parametrize("in_slices", [1, 3, 5])
 def test_it_predicts_the_same_blockwise_as_in_one_piece(in_slices):
     model, img = random_model(in_slices), volume((5, 96, 96))
     whole = predict_probabilities(model, img, block=(5, 96, 96), window=64, overlap=16, device="cpu")
@@ -55,7 +55,8 @@ def test_it_predicts_the_same_blockwise_as_in_one_piece(in_slices):
     assert whole.shape == (1, 5, 96, 96) and whole.std() > 0.02  # not a comparison of constants
     diff = np.abs(parts - whole)
     assert diff.mean() < 0.01 * whole.std() and diff.max() < 0.02  # only window-edge effects differ
-    assert np.array_equal(parts > 0.5, whole > 0.5)
+    sure = np.abs(whole - 0.5) > 0.02  # a random net leaves some voxels at 0.5 +- edge effects
+    assert sure.mean() > 0.9 and np.array_equal((parts > 0.5)[sure], (whole > 0.5)[sure])
 
 
 def test_it_mixes_each_slice_with_its_neighbours_by_the_models_weights_whole_or_blockwise():

@@ -286,8 +286,8 @@ def test_it_never_lets_training_see_the_labels_of_held_out_columns():
 
 
 def test_it_gives_isotropic_volumes_neighbouring_slices_and_thick_sections_none():
-    assert context_slices((4.0, 4.0, 4.0)) == 3  # FIB-SEM
-    assert context_slices((8.0, 5.0, 5.0)) == 3
+    assert context_slices((4.0, 4.0, 4.0)) == 5  # FIB-SEM
+    assert context_slices((8.0, 5.0, 5.0)) == 5
     assert context_slices((40.0, 5.9, 5.9)) == 1  # serial sections
     with pytest.raises(ValueError, match="voxel_size_nm"):
         context_slices((0.0, 5.0, 5.0))
