@@ -177,7 +177,10 @@ def test_segment_writes_a_read_only_prediction_layer_and_ranks_unlabeled_regions
     assert run.job_id == job.pk and run.layer == PREDICTION_LAYER and run.model_version.active
     suggestions = run.outputs["suggestions"]
     assert len(suggestions) == 4 and all(s["z"] not in LABELED for s in suggestions)
-    assert [s["score"] for s in suggestions] == sorted((s["score"] for s in suggestions), reverse=True)
+    # the best tile first; on a volume this small later picks may be fill-ups near earlier ones,
+    # listed after the spread-out picks whatever their score (segmentation.core.active)
+    assert suggestions[0]["score"] == max(s["score"] for s in suggestions)
+    assert len({(s["z"], s["y0"], s["x0"]) for s in suggestions}) == 4
     assert sum(run.outputs["class_voxels"].values()) + 0 <= pred.size and run.outputs["timings"]["blocks"] >= 1
 
 
