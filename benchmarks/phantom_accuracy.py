@@ -84,6 +84,7 @@ def main() -> int:
                        in_slices_help="input slices (default: as the app picks for the phantom's isotropic voxels, 5)")
     args = p.parse_args()
     parents = default_parents([n for n in CLASSES if n != "background"])
+    suffix = f"-{args.tag}" if args.tag else ""
     if args.in_slices is None:
         args.in_slices = context_slices(inspect.signature(make_phantom).parameters["voxel_size_nm"].default)
     rows = []
@@ -97,8 +98,9 @@ def main() -> int:
                     seed=seed, config=train_config(args), progress_bar=True)
         t1 = time.perf_counter()
         if args.save_model:
-            Path(args.save_model).mkdir(parents=True, exist_ok=True)
-            save_model(Path(args.save_model) / f"phantom-seed{seed}{'-' + args.tag if args.tag else ''}.pt", res.model)
+            folder = Path(args.save_model)
+            folder.mkdir(parents=True, exist_ok=True)
+            save_model(folder / f"phantom-seed{seed}{suffix}.pt", res.model)
         unseen = [z for z in range(truth.shape[0]) if z not in kept]
         dice = nested_dice(predict_volume(res.model, image, device=args.device, tta=args.tta)[unseen], truth[unseen], parents)
         thresholds, z_blend = res.model.meta.get("thresholds") or {}, res.model.meta.get("z_blend") or {}
@@ -121,7 +123,7 @@ def main() -> int:
             "args": vars(args), "rows": rows}
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"phantom-accuracy-{time.strftime('%Y%m%d-%H%M%S')}{'-' + args.tag if args.tag else ''}.json"
+    path = out / f"phantom-accuracy-{time.strftime('%Y%m%d-%H%M%S')}{suffix}.json"
     path.write_text(json.dumps(info, indent=1))
     print(f"wrote {path}")
     return 0
