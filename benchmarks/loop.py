@@ -118,7 +118,7 @@ def main() -> int:
     p.add_argument("--rank", choices=["entropy", "positive"], default="entropy",
                    help="suggested tiles by uncertainty, or by mean predicted probability (where the model fires)")
     p.add_argument("--mix", type=float, default=0.0, help="share of the k suggested tiles drawn at random instead")
-    p.add_argument("--ema", type=float, default=0.0, help="TrainConfig.ema of the fine-tuning rounds (0: off)")
+    p.add_argument("--ema", type=float, default=TrainConfig.ema, help="TrainConfig.ema of round 0 and the fine-tuning rounds (0: off)")
     p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
@@ -136,7 +136,7 @@ def main() -> int:
         kept, eval_z, pool = split(Z)
         labels0 = np.zeros_like(truth)
         labels0[kept] = truth[kept]
-        cfg = TrainConfig(scale=args.scale, slice_balance=args.balance)
+        cfg = TrainConfig(scale=args.scale, slice_balance=args.balance, ema=args.ema)
         if args.base and Path(args.base).exists():
             base_model = load_model(args.base)
         else:
@@ -144,7 +144,7 @@ def main() -> int:
             if args.base:
                 save_model(args.base, base_model)
         val_z = list(base_model.meta["val_slices"])
-        tune_cfg = dataclasses.replace(cfg, max_steps=args.round_steps, select_best=not args.keep_last, ema=args.ema)
+        tune_cfg = dataclasses.replace(cfg, max_steps=args.round_steps, select_best=not args.keep_last)
         tune_minutes = args.round_minutes if args.round_steps is None else 60.0
         d0, alone0 = _score(base_model, image, truth, eval_z, args.device)
         print(f"{name}: round 0 Dice {d0:.3f} (slices alone {alone0:.3f}) labeled {int((labels0 > 0).sum())} voxels", flush=True)

