@@ -81,7 +81,8 @@ class TrainConfig:
         (and batch-norm statistics) with this decay, warmed up as ``min(ema, (1+n)/(10+n))`` at
         step n, instead of the raw weights: batches of four patches make each step's weights noisy.
         On by default (0.99): every accuracy figure since session 6 was measured with it, and its
-        validation curve climbs where the raw weights' jumps (docs/ACCURACY.md). 0 turns it off.
+        validation Dice climbs steadily where the raw weights' jumps around (docs/ACCURACY.md).
+        0 turns it off.
     select_best : keep the weights with the best validation Dice and stop early when it stalls.
         False trains the whole budget and keeps the last weights, validating only to report
         and calibrate: one held-out slice is a noisy judge of a few newly painted tiles, and in
