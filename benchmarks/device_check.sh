@@ -5,7 +5,8 @@
 #
 #   bash benchmarks/device_check.sh DATA_DIR OUT [MINUTES=5] [LOOP_MINUTES=1.5] [JOB_TIMEOUT_S=500]
 #
-# DATA_DIR is a copy of ../shared/data that travelled with the code (the device has no ../shared).
+# DATA_DIR is a copy of ../shared/data that travelled with the code (the device has no ../shared):
+# `cp -r ../shared/data .gpu/data` (git ignores .gpu), then run(..., carry=[".gpu"]) with DATA_DIR=$PWD/.gpu/data.
 set -u
 DATA=$1; OUT=$2; M=${3:-5}; LM=${4:-1.5}; T=${5:-500}
 PY=${PY:-python3}
