@@ -16,13 +16,14 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 job() { local log=$1; shift; timeout "$T" $PY "$@" > "$LOGS/$log.log" 2>&1 & }
 
-A="--minutes $M --scale 2 --width 32 --patience 30 --threads 2 --device auto --ema 0.99 --tta"
+RUN="--minutes $M --patience 30 --threads 2 --device auto --ema 0.99 --tta"  # what every accuracy and phantom job shares
+A="$RUN --scale 2 --width 32"
 job sbem-s0 benchmarks/accuracy.py $A --datasets cdeep3m_sbem_mito --seed 0 --tag gpu-sbem-s0
 job sbem-s1 benchmarks/accuracy.py $A --datasets cdeep3m_sbem_mito --seed 1 --tag gpu-sbem-s1
 job dros benchmarks/accuracy.py $A --datasets drosophila_vnc_sstem --tag gpu-dros
 job hela benchmarks/accuracy.py $A --datasets hela_sbfsem --tag gpu-hela
-job sbem-w16p96 benchmarks/accuracy.py ${A/--width 32/--width 16} --patch 96 --datasets cdeep3m_sbem_mito --tag gpu-sbem-w16p96
-P="--minutes $M --width 32 --patience 30 --threads 2 --device auto --ema 0.99 --tta"
+job sbem-w16p96 benchmarks/accuracy.py $RUN --scale 2 --width 16 --patch 96 --datasets cdeep3m_sbem_mito --tag gpu-sbem-w16p96
+P="$RUN --width 32"
 job ph-s0 benchmarks/phantom_accuracy.py $P --seeds 0 --tag gpu-ph-s0
 job ph-s1 benchmarks/phantom_accuracy.py $P --seeds 1 --tag gpu-ph-s1
 L="--rounds 3 --k 4 --tile 256 --minutes $LM --round-steps 110 --random-seeds 2 --keep-last --ema 0.99 --threads 1 --device auto"
