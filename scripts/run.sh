@@ -10,10 +10,11 @@ trap 'echo; echo "stopping EM Portal"; stop_services' EXIT
 trap 'exit 130' INT TERM
 
 PORT=${PORT:-8000}
-REDIS_PORT=${REDIS_PORT:-6379}
-export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
-
-if ! redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
+# REDIS_URL names a Redis you run yourself; otherwise a private one starts on REDIS_PORT
+# (default: the first free port from 6379), never one another run started.
+if [ -z "${REDIS_URL:-}" ]; then
+  REDIS_PORT=${REDIS_PORT:-$(free_port 6379)}
+  export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
   start_redis "$REDIS_PORT" var/redis
 fi
 .venv/bin/python manage.py load_demo
