@@ -190,6 +190,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A running job whose heartbeat is older than this is marked failed (its worker died).
 # Jobs beat every 10 s and beat reaps every 20 s, so a dead job is failed within ~50 s.
 JOB_STALE_SECONDS = envint("EMPORTAL_JOB_STALE_SECONDS", 30)
+# A queued job older than this that no worker will take (a later job of its queue started,
+# or the queue is idle) lost its queue message and is marked failed.
+JOB_QUEUED_SECONDS = envint("EMPORTAL_JOB_QUEUED_SECONDS", 120)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],

@@ -3,11 +3,17 @@
 Tasks never touch Job rows directly; they run their work inside `job_running`, which
 claims the job atomically (two workers never run the same job), keeps a heartbeat,
 turns exceptions into a failed state with a message, and pushes every change to the
-project's websocket group. A job whose worker died stops beating and is marked failed
-by `jobs_reap_stale` (run by Celery beat and on every jobs read).
+project's websocket group. A job whose worker died stops beating, and a queued job whose
+queue message was lost is never claimed; `jobs_reap_stale` (run by Celery beat and on
+every jobs read) marks both failed.
+
+At most one job per (volume, lock key) is queued or running: a partial unique index
+enforces it (see Job.Meta), so two requests in flight cannot both start the same work.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import socket
@@ -20,15 +26,20 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
+from emportal.errors import ApplicationError
 from emportal.realtime import broadcast, project_group, volume_group
 from segmentation.models import Job
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10
+
+# The Celery queue each kind is sent to (emportal/celery.py task_routes): jobs of one queue
+# are taken in order, which tells a lost message from a job waiting its turn.
+QUEUE_OF_KIND = {"import": "default", "report": "default", "retrain": "gpu", "segment": "gpu", "cells": "gpu"}
 
 
 class JobCancelled(Exception):
@@ -61,12 +72,54 @@ def _emit(job: Job) -> None:
         broadcast(volume_group(job.volume_id), event)
 
 
+def job_lock_key(kind: str, params: dict[str, Any] | None = None) -> str:
+    """The key at most one active job of a volume may hold: the kind, and for a report also
+    its parameters (two reports over different layers may run side by side)."""
+    if kind == Job.Kind.REPORT:
+        digest = hashlib.sha256(json.dumps(params or {}, sort_keys=True).encode()).hexdigest()[:16]
+        return f"report:{digest}"
+    return kind
+
+
+class JobBusy(ApplicationError):
+    """The volume already has a queued or running job with this lock key (HTTP 409)."""
+
+    def __init__(self, busy: Job) -> None:
+        super().__init__(f"a {busy.kind} job of this volume is already {busy.state} (job {busy.pk})",
+                         code="job_running", status_code=409, detail={"job": job_payload(busy)})
+        self.job = busy
+
+
+def job_active(volume_id: int, lock_key: str) -> Job | None:
+    return Job.objects.filter(volume_id=volume_id, lock_key=lock_key, state__in=Job.ACTIVE).first()
+
+
 def job_create(*, kind: str, project_id: int, volume_id: int | None = None, user: Any = None,
-               params: dict[str, Any] | None = None, enqueue: Callable[[int], None] | None = None) -> Job:
-    """Create a queued job; `enqueue(job_id)` runs after the transaction commits."""
-    job = Job.objects.create(kind=kind, project_id=project_id, volume_id=volume_id,
-                             created_by=user if user and user.is_authenticated else None,
-                             params=params or {}, message="queued")
+               params: dict[str, Any] | None = None, enqueue: Callable[[int], None] | None = None,
+               reuse_active: bool = False) -> Job:
+    """Create a queued job; `enqueue(job_id)` runs after the transaction commits.
+
+    A job of a volume takes that volume's lock key for its kind (`job_lock_key`). When
+    another job holds it, the running one is returned with `reuse_active`, else JobBusy
+    is raised. The unique index decides, so this holds for requests racing each other.
+    """
+    key = job_lock_key(kind, params) if volume_id is not None else ""
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                job = Job.objects.create(kind=kind, project_id=project_id, volume_id=volume_id,
+                                         created_by=user if user and user.is_authenticated else None,
+                                         params=params or {}, message="queued", lock_key=key)
+            break
+        except IntegrityError:
+            busy = job_active(volume_id, key) if key and volume_id is not None else None
+            if busy is None and attempt == 0 and key:
+                continue  # the holder finished between our INSERT and this read: try once more
+            if busy is None:
+                raise
+            if reuse_active:
+                return busy
+            raise JobBusy(busy) from None
     if enqueue is not None:
         transaction.on_commit(lambda: enqueue(job.pk))
     transaction.on_commit(lambda: _emit(job))
@@ -190,19 +243,52 @@ def job_cancel(job: Job) -> Job:
 
 
 def jobs_reap_stale(*, now: Any = None) -> int:
-    """Mark running jobs whose heartbeat stopped as failed; returns how many."""
+    """Mark failed the running jobs whose heartbeat stopped and the queued jobs whose queue
+    message was lost (`_queued_lost`); returns how many."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
-    stale = list(Job.objects.filter(state=Job.State.RUNNING, heartbeat__lt=cutoff))
-    for job in stale:
-        updated = Job.objects.filter(pk=job.pk, state=Job.State.RUNNING, heartbeat__lt=cutoff).update(
-            state=Job.State.FAILED, finished=now, error_code="worker_lost",
-            message=f"the worker stopped responding (no heartbeat for {settings.JOB_STALE_SECONDS} s)")
-        if updated:
-            job.refresh_from_db()
-            _after_failure(job)
-            _emit(job)
-    return len(stale)
+    reaped = 0
+    for job in list(Job.objects.filter(state=Job.State.RUNNING, heartbeat__lt=cutoff)):
+        reaped += _reap(job, Job.objects.filter(heartbeat__lt=cutoff), now=now, error_code="worker_lost",
+                        message=f"the worker stopped responding (no heartbeat for {settings.JOB_STALE_SECONDS} s)")
+    waited = now - timedelta(seconds=settings.JOB_QUEUED_SECONDS)
+    for job in _queued_lost(waited, now - timedelta(seconds=settings.JOB_STALE_SECONDS)):
+        reaped += _reap(job, Job.objects.all(), now=now, error_code="queue_lost",
+                        message=f"no worker took this job in {settings.JOB_QUEUED_SECONDS} s (its queue message "
+                                "was lost, or no worker is running): start it again")
+    return reaped
+
+
+def _queued_lost(waited: Any, recent: Any) -> list[Job]:
+    """Queued jobs created before `waited` that no worker will take.
+
+    A queue is worked in order, so such a job is lost when a later job of its queue has
+    started, or when its queue is idle: nothing of it running and nothing finished since
+    `recent` (a worker between two jobs is not idle). A job waiting behind a long retrain
+    is neither, and stays queued.
+    """
+    lost: list[Job] = []
+    for job in Job.objects.filter(state=Job.State.QUEUED, created__lt=waited):
+        queue = [k for k, q in QUEUE_OF_KIND.items() if q == QUEUE_OF_KIND.get(job.kind)]
+        same_queue = Job.objects.filter(kind__in=queue).exclude(pk=job.pk)
+        overtaken = same_queue.filter(created__gt=job.created, started__isnull=False).exists()
+        busy = (same_queue.filter(state=Job.State.RUNNING).exists()
+                or same_queue.filter(finished__gte=recent).exists())
+        if overtaken or not busy:
+            lost.append(job)
+    return lost
+
+
+def _reap(job: Job, still: Any, *, now: Any, error_code: str, message: str) -> int:
+    # Conditional on the state it was read in: a worker that claims or finishes it first wins.
+    updated = still.filter(pk=job.pk, state=job.state).update(
+        state=Job.State.FAILED, finished=now, error_code=error_code, message=message)
+    if not updated:
+        return 0
+    job.refresh_from_db()
+    _after_failure(job)
+    _emit(job)
+    return 1
 
 
 def _after_failure(job: Job) -> None:

@@ -50,7 +50,7 @@ from annotations.models import CompleteSlice, LabelClass, LabelLayer, Role, Volu
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
 from emportal.realtime import broadcast, volume_group
-from segmentation.jobs import JobCancelled, JobContext, job_create
+from segmentation.jobs import JobBusy, JobCancelled, JobContext, job_active, job_create, job_lock_key
 from segmentation.models import Job, ModelVersion, SegmentationRun
 
 # Keys of TrainConfig a request may set, with their allowed ranges.
@@ -332,10 +332,10 @@ def _ready(volume: Volume) -> None:
 
 
 def _not_running(volume: Volume, kind: str) -> None:
-    busy = Job.objects.filter(volume=volume, kind=kind, state__in=(Job.State.QUEUED, Job.State.RUNNING)).first()
+    """Refuse early with the busy job; job_create's unique index settles a race."""
+    busy = job_active(volume.pk, job_lock_key(kind))
     if busy is not None:
-        raise ApplicationError(f"a {kind} job of this volume is already {busy.state} (job {busy.pk})",
-                               code="job_running", status_code=409, detail={"job": busy.pk})
+        raise JobBusy(busy)
 
 
 def _minutes(value: Any) -> float:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class Job(models.Model):
@@ -21,6 +22,7 @@ class Job(models.Model):
         CANCELLED = "cancelled"
 
     FINISHED = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+    ACTIVE = (State.QUEUED, State.RUNNING)
 
     project = models.ForeignKey("annotations.Project", on_delete=models.CASCADE, related_name="jobs")
     volume = models.ForeignKey("annotations.Volume", null=True, blank=True, on_delete=models.CASCADE,
@@ -40,10 +42,17 @@ class Job(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    lock_key = models.CharField(max_length=80, blank=True, default="",
+                                help_text="at most one queued or running job per (volume, lock_key); '' = no limit")
 
     class Meta:
         ordering = ["-created"]
         indexes = [models.Index(fields=["state", "heartbeat"])]
+        # The database, not a check-then-insert, keeps two requests in flight (a double-click)
+        # from queueing the same work twice: the second INSERT fails, on SQLite and PostgreSQL.
+        constraints = [models.UniqueConstraint(
+            fields=["volume", "lock_key"], condition=Q(state__in=["queued", "running"]) & ~Q(lock_key=""),
+            name="one_active_job_per_volume_and_lock_key")]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.state})"

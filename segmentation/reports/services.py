@@ -143,7 +143,7 @@ def report_create(volume: Volume, user: Any, *, labels_layer: str, cells_layer: 
             report_task.delay(job_id)
 
     return job_create(kind=Job.Kind.REPORT, project_id=volume.project_id, volume_id=volume.pk, user=user,
-                      params=params, enqueue=enqueue)
+                      params=params, enqueue=enqueue, reuse_active=True)
 
 
 class _Progress:

@@ -160,3 +160,114 @@ def test_a_heartbeat_write_that_fails_does_not_end_the_beat(cast: Any, monkeypat
     monkeypatch.undo()
     assert len(calls) >= 3  # it went on beating after the failure
     assert Job.objects.get(pk=job.pk).heartbeat > timezone.now() - timedelta(minutes=1)
+
+
+# ---------------------------------------------------------------- one active job per volume and kind
+def test_a_second_job_of_the_same_kind_on_a_volume_is_refused_by_the_database(cast: Any, tmp_path: Path) -> None:
+    """job_create itself (not a check before it) refuses: the INSERT meets the unique index."""
+    from segmentation.jobs import JobBusy
+    from tests.factories import make_volume
+
+    volume = make_volume(cast.project, tmp_path)
+    first = job_create(kind=Job.Kind.RETRAIN, project_id=cast.project.pk, volume_id=volume.pk)
+    with pytest.raises(JobBusy) as refused:
+        job_create(kind=Job.Kind.RETRAIN, project_id=cast.project.pk, volume_id=volume.pk)
+    assert refused.value.status_code == 409 and refused.value.detail["job"]["id"] == first.pk
+    # Other kinds, and the same kind once the first has finished, go ahead.
+    job_create(kind=Job.Kind.SEGMENT, project_id=cast.project.pk, volume_id=volume.pk)
+    Job.objects.filter(pk=first.pk).update(state=Job.State.SUCCEEDED)
+    again = job_create(kind=Job.Kind.RETRAIN, project_id=cast.project.pk, volume_id=volume.pk)
+    assert Job.objects.filter(volume=volume, kind=Job.Kind.RETRAIN).count() == 2 and again.state == Job.State.QUEUED
+
+
+def test_a_report_with_the_same_parameters_returns_the_active_one(cast: Any, tmp_path: Path) -> None:
+    from tests.factories import make_volume
+
+    volume = make_volume(cast.project, tmp_path)
+    params = {"labels_layer": "manual", "cells_layer": "cells"}
+    first = job_create(kind=Job.Kind.REPORT, project_id=cast.project.pk, volume_id=volume.pk, params=params,
+                       reuse_active=True)
+    same = job_create(kind=Job.Kind.REPORT, project_id=cast.project.pk, volume_id=volume.pk, params=dict(params),
+                      reuse_active=True)
+    other = job_create(kind=Job.Kind.REPORT, project_id=cast.project.pk, volume_id=volume.pk,
+                       params={**params, "meshes": False}, reuse_active=True)
+    assert same.pk == first.pk and other.pk != first.pk
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_retrain_requests_racing_each_other_start_one_job(cast: Any, tmp_path: Path) -> None:
+    """A double-click fires two POSTs at once; threads fire six at a real database."""
+    import threading
+
+    from tests.factories import make_volume
+
+    volume = make_volume(cast.project, tmp_path)
+    barrier = threading.Barrier(6)
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def post() -> None:
+        from django.db import connection
+
+        client = Client()
+        client.force_login(cast.annotator)
+        barrier.wait()
+        try:
+            response = client.post(f"/api/volumes/{volume.pk}/retrain/", {"minutes": 1},
+                                   content_type="application/json")
+            answers.append((response.status_code, response.json()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    jobs = list(Job.objects.filter(volume=volume, kind=Job.Kind.RETRAIN))
+    assert len(jobs) == 1
+    assert sorted(status for status, _ in answers) == [202] + [409] * 5
+    refused = [body for status, body in answers if status == 409]
+    assert all(b["error"]["code"] == "job_running" and b["error"]["detail"]["job"]["id"] == jobs[0].pk
+               for b in refused)
+
+
+# ---------------------------------------------------------------- queued jobs whose message was lost
+def _queued(cast: Any, kind: str, *, age_s: float, volume: Any = None) -> Job:
+    job = job_create(kind=kind, project_id=cast.project.pk, volume_id=volume.pk if volume else None)
+    Job.objects.filter(pk=job.pk).update(created=timezone.now() - timedelta(seconds=age_s))
+    job.refresh_from_db()
+    return job
+
+
+def test_a_queued_job_no_worker_took_on_an_idle_queue_is_failed(cast: Any, settings: Any) -> None:
+    lost = _queued(cast, Job.Kind.SEGMENT, age_s=settings.JOB_QUEUED_SECONDS + 5)
+    young = _queued(cast, Job.Kind.SEGMENT, age_s=1)
+    assert jobs_reap_stale() == 1
+    lost.refresh_from_db()
+    young.refresh_from_db()
+    assert (lost.state, lost.error_code) == (Job.State.FAILED, "queue_lost") and "start it again" in lost.message
+    assert young.state == Job.State.QUEUED
+    with pytest.raises(JobNotClaimed):  # a message that turns up late runs nothing
+        with job_running(lost.pk):
+            pass
+
+
+def test_a_queued_job_waiting_behind_a_long_job_of_its_queue_stays_queued(cast: Any, settings: Any) -> None:
+    waiting = _queued(cast, Job.Kind.SEGMENT, age_s=settings.JOB_QUEUED_SECONDS * 10)
+    running = _queued(cast, Job.Kind.RETRAIN, age_s=settings.JOB_QUEUED_SECONDS * 11)
+    Job.objects.filter(pk=running.pk).update(state=Job.State.RUNNING, started=timezone.now() - timedelta(hours=1),
+                                             heartbeat=timezone.now())
+    other_queue = _queued(cast, Job.Kind.IMPORT, age_s=settings.JOB_QUEUED_SECONDS + 5)
+    assert jobs_reap_stale() == 1
+    assert Job.objects.get(pk=waiting.pk).state == Job.State.QUEUED
+    assert Job.objects.get(pk=other_queue.pk).error_code == "queue_lost"  # its queue (default) is idle
+
+
+def test_a_queued_job_overtaken_by_a_later_job_of_its_queue_is_failed(cast: Any, settings: Any) -> None:
+    skipped = _queued(cast, Job.Kind.CELLS, age_s=settings.JOB_QUEUED_SECONDS + 60)
+    later = _queued(cast, Job.Kind.RETRAIN, age_s=settings.JOB_QUEUED_SECONDS + 30)
+    Job.objects.filter(pk=later.pk).update(state=Job.State.RUNNING, started=timezone.now(), heartbeat=timezone.now())
+    assert jobs_reap_stale() == 1
+    assert Job.objects.get(pk=skipped.pk).error_code == "queue_lost"
+    assert Job.objects.get(pk=later.pk).state == Job.State.RUNNING
