@@ -6,7 +6,7 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,6 +14,8 @@ from rest_framework.views import APIView
 from annotations import selectors, services, strokes
 from annotations.access import project_for_user, volume_for_user
 from annotations.models import Role, Stroke
+from emportal.parsers import JSONParser
+from segmentation.api import JobOutput
 from segmentation.jobs import job_payload
 
 
@@ -94,7 +96,7 @@ class VolumeListApi(APIView):
         project, _ = project_for_user(request.user, project_id)
         return Response(VolumeSummary(selectors.volume_list_for_project(project), many=True).data)
 
-    @extend_schema(request={"multipart/form-data": UploadInput}, responses={202: None})
+    @extend_schema(request={"multipart/form-data": UploadInput}, responses={202: JobOutput})
     def post(self, request: Request, project_id: int) -> Response:
         """Upload a volume file; it streams to disk and is converted by an import job."""
         project, _ = project_for_user(request.user, project_id, min_role=Role.ANNOTATOR)
@@ -114,7 +116,7 @@ class PathImportInput(serializers.Serializer):
 
 
 class VolumeImportPathApi(APIView):
-    @extend_schema(request=PathImportInput, responses={202: None})
+    @extend_schema(request=PathImportInput, responses={202: JobOutput})
     def post(self, request: Request, project_id: int) -> Response:
         """Import a file or folder that already lies inside the server's data root."""
         project, _ = project_for_user(request.user, project_id, min_role=Role.ANNOTATOR)

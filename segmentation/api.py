@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,6 +13,25 @@ from annotations.access import project_for_user
 from annotations.models import Role
 from segmentation.jobs import job_cancel, job_payload, jobs_reap_stale
 from segmentation.models import Job
+
+
+class JobOutput(serializers.Serializer):
+    """A job as `job_payload` shapes it: what every endpoint that queues work answers (202)."""
+
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Job.Kind.choices)
+    state = serializers.ChoiceField(choices=Job.State.choices)
+    progress = serializers.FloatField(help_text="0..1")
+    message = serializers.CharField()
+    error_code = serializers.CharField(help_text="'' unless failed, e.g. invalid_input, worker_lost, queue_lost")
+    volume = serializers.IntegerField(allow_null=True)
+    result = serializers.DictField()
+    created = serializers.DateTimeField(allow_null=True)
+    finished = serializers.DateTimeField(allow_null=True)
+
+
+# What an endpoint that queues a job answers: the job, or 409 naming the one already active.
+QUEUED_RESPONSES = {202: JobOutput, 409: OpenApiTypes.OBJECT}
 
 
 def _job_for_user(request: Request, job_id: int, *, min_role: Role = Role.VIEWER) -> Job:
@@ -23,7 +43,7 @@ def _job_for_user(request: Request, job_id: int, *, min_role: Role = Role.VIEWER
 
 
 class JobListApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=JobOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id)
         jobs_reap_stale()
@@ -32,14 +52,14 @@ class JobListApi(APIView):
 
 
 class JobDetailApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=JobOutput)
     def get(self, request: Request, job_id: int) -> Response:
         jobs_reap_stale()
         return Response(job_payload(_job_for_user(request, job_id)))
 
 
 class JobCancelApi(APIView):
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses=JobOutput)
     def post(self, request: Request, job_id: int) -> Response:
         job = _job_for_user(request, job_id, min_role=Role.ANNOTATOR)
         return Response(job_payload(job_cancel(job)))

@@ -20,6 +20,7 @@ from annotations.defaults import PREDICTION_LAYER
 from annotations.models import Role
 from emportal.errors import ApplicationError
 from segmentation import cells_services, training_services as services
+from segmentation.api import QUEUED_RESPONSES
 from segmentation.jobs import job_payload
 from segmentation.models import ModelVersion, SegmentationRun
 
@@ -95,7 +96,7 @@ class RetrainInput(serializers.Serializer):
 
 
 class RetrainApi(APIView):
-    @extend_schema(request=RetrainInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=RetrainInput, responses=QUEUED_RESPONSES)
     def post(self, request: Request, volume_id: int) -> Response:
         """Queue a retrain on this volume's labels; the job's progress comes over the websocket."""
         volume, _ = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
@@ -113,7 +114,7 @@ class SegmentInput(serializers.Serializer):
 
 
 class SegmentApi(APIView):
-    @extend_schema(request=SegmentInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=SegmentInput, responses=QUEUED_RESPONSES)
     def post(self, request: Request, volume_id: int) -> Response:
         """Queue a prediction of the volume into its "prediction" layer, then suggestions."""
         volume, _ = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
@@ -136,7 +137,7 @@ class CellsInput(serializers.Serializer):
 
 
 class CellsApi(APIView):
-    @extend_schema(request=CellsInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=CellsInput, responses=QUEUED_RESPONSES)
     def post(self, request: Request, volume_id: int) -> Response:
         """Queue cell instances from the painted key slices into the "cells_auto" layer."""
         volume, _ = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)

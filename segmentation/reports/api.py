@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from annotations.access import project_for_user, volume_for_user
 from annotations.models import Role, Volume
 from emportal.errors import ApplicationError
+from segmentation.api import JobOutput
 from segmentation.jobs import job_payload
 from segmentation.models import FeatureReport
 from segmentation.reports import exports, selectors, services
@@ -57,7 +58,7 @@ class VolumeReportsApi(APIView):
             "can_run": role >= Role.ANNOTATOR,
         })
 
-    @extend_schema(request=ReportInput, responses={202: None})
+    @extend_schema(request=ReportInput, responses={202: JobOutput})
     def post(self, request: Request, volume_id: int) -> Response:
         """Queue a report job (annotators and above)."""
         volume, _ = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
