@@ -21,8 +21,16 @@ from django.utils.crypto import constant_time_compare
 from annotations.models import Membership, Project, Role, Volume
 
 
+# Ids the database can hold (signed 64 bits); the driver raises OverflowError for others.
+_ID_LIMIT = 2**63
+
+
+def _storable(object_id: int) -> bool:
+    return -_ID_LIMIT <= object_id < _ID_LIMIT
+
+
 def role_in_project(user: Any, project_id: int) -> Role | None:
-    if not getattr(user, "is_authenticated", False):
+    if not getattr(user, "is_authenticated", False) or not _storable(project_id):
         return None
     role = Membership.objects.filter(project_id=project_id, user=user).values_list("role", flat=True).first()
     return Role(role) if role is not None else None
@@ -46,7 +54,7 @@ def project_for_user(user: Any, project_id: int, *, min_role: Role = Role.VIEWER
 
 def volume_for_user(user: Any, volume_id: int, *, min_role: Role = Role.VIEWER) -> tuple[Volume, Role]:
     """The volume and the user's role on its project."""
-    if not getattr(user, "is_authenticated", False):
+    if not getattr(user, "is_authenticated", False) or not _storable(volume_id):
         raise Http404("not found")
     volume = Volume.objects.select_related("project").filter(pk=volume_id).first()
     if volume is None:
@@ -60,7 +68,7 @@ def ready_volume_row_for_user(user: Any, volume_id: int) -> dict[str, Any]:
     Tiles are the hottest path of the app (hundreds per screen), so this skips model
     instances; any role may read tiles, and anyone else gets 404.
     """
-    if not getattr(user, "is_authenticated", False):
+    if not getattr(user, "is_authenticated", False) or not _storable(volume_id):
         raise Http404("not found")
     with connection.cursor() as cursor:
         cursor.execute(_TILE_ACCESS_SQL, [volume_id, Volume.State.READY, user.pk])
@@ -87,7 +95,7 @@ def ready_volume_row_for_request(request: HttpRequest, volume_id: int) -> dict[s
 
 def _tile_row_from_session(request: HttpRequest, volume_id: int) -> dict[str, Any] | None:
     key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
-    if not key or settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
+    if not key or not _storable(volume_id) or settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
         return None
     with connection.cursor() as cursor:
         cursor.execute(_SESSION_SQL, [key, timezone.now()])

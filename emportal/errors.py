@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -22,12 +22,27 @@ class ApplicationError(Exception):
         self.detail = detail
 
 
+def error_body(exc: ApplicationError) -> dict[str, Any]:
+    """The JSON body of an application error: ``{"error": {"code", "message"[, "detail"]}}``."""
+    body = {"code": exc.code, "message": exc.message}
+    if exc.detail is not None:
+        body["detail"] = exc.detail
+    return {"error": body}
+
+
+def error_response(exc: ApplicationError) -> JsonResponse:
+    """An application error as a plain Django response, for middleware that answers before DRF."""
+    return JsonResponse(error_body(exc), status=exc.status_code)
+
+
+def body_too_large(limit: int) -> ApplicationError:
+    return ApplicationError(f"the request body is larger than the {limit / 1024**2:.1f} MB limit",
+                            code="too_large", status_code=413)
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
-        body = {"code": exc.code, "message": exc.message}
-        if exc.detail is not None:
-            body["detail"] = exc.detail
-        return Response({"error": body}, status=exc.status_code)
+        return Response(error_body(exc), status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

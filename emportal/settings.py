@@ -84,6 +84,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "emportal.middleware.AsyncWhiteNoiseMiddleware",  # WhiteNoise, kept async under Daphne
+    "emportal.middleware.RequestLimitsMiddleware",  # JSON 413 and 404 before a view or the database
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -198,6 +199,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF's JSON parser, refusing a body nested too deeply as a 400 instead of a 500
+    "DEFAULT_PARSER_CLASSES": ["emportal.parsers.JSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "EXCEPTION_HANDLER": "emportal.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
