@@ -1,6 +1,9 @@
 // Small form helpers for the project page: upload with progress, server-side import, members.
 (function () {
   const csrf = () => (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
+  // A form's data-url, read as an attribute: `form.dataset` is shadowed by an input named
+  // "dataset" (the HDF5 dataset field), which sent the import to /projects/1/undefined.
+  const urlOf = (form) => form.getAttribute("data-url");
   const message = (body) => (body && body.error ? body.error.message + (body.error.detail ? " " + JSON.stringify(body.error.detail) : "") : "");
   function jobLink(form, job) {
     const projectJobs = location.pathname.replace(/\/$/, "") + "/jobs/";
@@ -20,12 +23,12 @@
       const body = JSON.parse(xhr.responseText || "{}");
       if (xhr.status === 202) jobLink(upload, body); else upload.querySelector(".status").textContent = message(body) || xhr.statusText;
     };
-    xhr.open("POST", upload.dataset.url);
+    xhr.open("POST", urlOf(upload));
     xhr.setRequestHeader("X-CSRFToken", csrf());
     xhr.send(data);
   });
   async function postJson(form, body) {
-    const response = await fetch(form.dataset.url, { method: "POST", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() }, body: JSON.stringify(body) });
+    const response = await fetch(urlOf(form), { method: "POST", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() }, body: JSON.stringify(body) });
     return [response, await response.json().catch(() => ({}))];
   }
   const path = document.getElementById("path-form");
@@ -33,12 +36,13 @@
     ev.preventDefault();
     const body = Object.fromEntries([...new FormData(path)].filter(([, v]) => v));
     const [response, json] = await postJson(path, body);
-    if (response.status === 202) jobLink(path, json); else path.querySelector(".status").textContent = message(json);
+    if (response.status === 202) jobLink(path, json);
+    else path.querySelector(".status").textContent = message(json) || `The import was refused (${response.status} ${response.statusText}).`;
   });
   const member = document.getElementById("member-form");
   if (member) member.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const [response, json] = await postJson(member, Object.fromEntries(new FormData(member)));
-    if (response.ok) location.reload(); else member.querySelector(".status").textContent = message(json);
+    if (response.ok) location.reload(); else member.querySelector(".status").textContent = message(json) || `${response.status} ${response.statusText}`;
   });
 })();

@@ -1,0 +1,56 @@
+"""The project page in real chromium: importing from the server's data folder."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tifffile
+
+from segmentation.models import Job
+from tests.conftest import login
+from tests.factories import PASSWORD
+
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
+
+@pytest.fixture
+def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data root of this test's own, handed to the server through its environment."""
+    root = tmp_path / "data"
+    (root / "lab").mkdir(parents=True)
+    tifffile.imwrite(root / "lab" / "stack.tif", np.zeros((2, 32, 32), np.uint8), photometric="minisblack")
+    monkeypatch.setenv("DATA_ROOT", str(root))
+    return root
+
+
+def test_the_data_folder_form_queues_the_import_and_says_so(data_root: Path, live_app: str, browser: Any,
+                                                            cast: Any) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    login(page, live_app, cast.manager.username, PASSWORD)
+    page.goto(f"{live_app}/projects/{cast.project.pk}/")
+    posted: list[str] = []
+    page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+    form = page.locator("#path-form")
+    form.locator("input[name=path]").fill("lab/stack.tif")
+    form.locator("input[name=name]").fill("from-the-folder")
+    form.locator("button[type=submit]").click()
+    form.locator(".status a").wait_for(timeout=10000)
+    assert posted == [f"{live_app}/api/projects/{cast.project.pk}/volumes/import-path/"]
+    job = Job.objects.get(kind=Job.Kind.IMPORT)
+    assert form.locator(".status").inner_text().startswith(f"Import job #{job.pk} queued")
+    assert job.params["path"] == str(data_root / "lab" / "stack.tif")
+
+
+def test_a_refused_path_shows_why(data_root: Path, live_app: str, browser: Any, cast: Any) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    login(page, live_app, cast.manager.username, PASSWORD)
+    page.goto(f"{live_app}/projects/{cast.project.pk}/")
+    form = page.locator("#path-form")
+    form.locator("input[name=path]").fill("lab/nothing-here.tif")
+    form.locator("button[type=submit]").click()
+    page.wait_for_function("() => document.querySelector('#path-form .status').textContent.trim() !== ''",
+                           timeout=10000)
+    assert "does not exist" in form.locator(".status").inner_text()
+    assert not Job.objects.exists()
