@@ -53,7 +53,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -70,6 +70,7 @@ __all__ = [
     "LevelInfo",
     "PyramidInfo",
     "pyramid_shapes",
+    "region_plan",
     "write_pyramid",
     "read_info",
     "open_level",
@@ -85,6 +86,10 @@ __all__ = [
 
 DEFAULT_CHUNKS: tuple[int, int, int] = (16, 256, 256)
 MAX_TOP_LEVEL_PX = 512
+#: Source bytes an import reads at once: its memory is a few of these, whatever the page size.
+REGION_BYTES = 64 * 2**20
+#: Y and X extent of an import's read region when the source's tiles are small.
+REGION_PX = 1024
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _LABEL_DTYPES = (np.dtype("uint8"), np.dtype("uint16"), np.dtype("uint32"))
 
@@ -286,12 +291,73 @@ def _create_array(
 # --------------------------------------------------------------------------- intensity
 
 
-def _sample(source: Source, *, n_slices: int = 8, max_px: int = 1_000_000) -> np.ndarray:
-    """A flat sample of voxels from up to ``n_slices`` evenly spaced slices."""
-    z = source.shape[0]
+def region_plan(
+    shape: Sequence[int],
+    read_unit_yx: tuple[int, int] | None,
+    *,
+    chunks: Sequence[int],
+    itemsize: int,
+    budget: int = REGION_BYTES,
+) -> tuple[int, int, int]:
+    """ZYX extent of the regions an import reads from its source at once.
+
+    Y and X are multiples of the store's chunks, so every chunk is written whole, and of
+    the source's read unit, so no tile or strip is decoded twice; strips as wide as the
+    slice are read as whole rows. Z is ``chunks[0]``, fewer where a region would exceed
+    ``budget`` bytes (never below one slice).
+
+    Examples
+    --------
+    >>> region_plan((100, 65536, 65536), (512, 512), chunks=(16, 256, 256), itemsize=1)
+    (16, 1024, 1024)
+    >>> region_plan((100, 65536, 65536), (16, 65536), chunks=(16, 256, 256), itemsize=1)
+    (4, 256, 65536)
+    """
+    _, y, x = (int(v) for v in shape)
+    cz, cy, cx = (int(v) for v in chunks)
+    uy, ux = read_unit_yx or (1, 1)
+
+    def multiple(unit: int, chunk: int, at_least: int) -> int:
+        step = math.lcm(chunk, max(1, unit))
+        return -(-max(at_least, unit) // step) * step
+
+    if 2 * ux > x:  # strips as wide as the slice: read whole rows, as few as allowed
+        h, w = multiple(uy, cy, 1), x
+    else:
+        h, w = multiple(uy, cy, REGION_PX), multiple(ux, cx, REGION_PX)
+    h, w = min(h, y), min(w, x)
+    z = max(1, min(cz, budget // max(1, h * w * itemsize)))
+    return z, h, w
+
+
+def _boxes(shape: Sequence[int], step: Sequence[int]) -> Iterator[tuple[int, int, int, int, int, int]]:
+    """``(z0, z1, y0, y1, x0, x1)`` of a grid of ``step``-sized boxes covering ``shape``."""
+    (nz, ny, nx), (dz, dy, dx) = shape, step
+    for z0 in range(0, nz, dz):
+        for y0 in range(0, ny, dy):
+            for x0 in range(0, nx, dx):
+                yield z0, min(nz, z0 + dz), y0, min(ny, y0 + dy), x0, min(nx, x0 + dx)
+
+
+def _sample(source: Source, *, n_slices: int = 8, max_px: int = 1_000_000, patch: int = 256) -> np.ndarray:
+    """A flat sample of voxels from up to ``n_slices`` evenly spaced slices: each slice
+    strided, read in bands of rows, where it fits :data:`REGION_BYTES`; else a grid of
+    ``patch``-sized regions, so a huge page is neither held nor decoded whole."""
+    z, y, x = source.shape
     picks = sorted(set(np.linspace(0, z - 1, num=min(n_slices, z)).round().astype(int).tolist()))
-    stride = max(1, int(math.sqrt(source.shape[1] * source.shape[2] / (max_px / len(picks)))))
-    parts = [source.read(i, i + 1)[0, ::stride, ::stride].ravel() for i in picks]
+    per_slice = max_px / len(picks)
+    parts = []
+    for i in picks:
+        if y * x * source.dtype.itemsize <= REGION_BYTES:
+            stride = max(1, int(math.sqrt(y * x / per_slice)))
+            band = stride * max(1, 2**20 // (stride * x * source.dtype.itemsize))
+            for y0 in range(0, y, band):
+                parts.append(source.read_region(i, i + 1, y0, min(y, y0 + band), 0, x)[0, ::stride, ::stride].ravel())
+            continue
+        n = max(1, int(math.sqrt(per_slice) // patch))
+        for y0 in np.linspace(0, y - patch, num=n).astype(int):
+            for x0 in np.linspace(0, x - patch, num=n).astype(int):
+                parts.append(source.read_region(i, i + 1, y0, y0 + patch, x0, x0 + patch).ravel())
     return np.concatenate(parts)
 
 
@@ -346,7 +412,8 @@ def write_pyramid(
     Parameters
     ----------
     source : Source
-        Opened source (ZYX); read in slabs of ``chunks[0]`` whole slices.
+        Opened source (ZYX); read in regions of at most :data:`REGION_BYTES` (see
+        :func:`region_plan`), so memory does not grow with the slice size.
     dest : Path
         Folder to create (conventionally ``*.ome.zarr``); must not exist.
     voxel_size_nm : tuple of 3 floats, optional
@@ -355,7 +422,7 @@ def write_pyramid(
     chunks : tuple of 3 ints
         ZYX chunk shape of every level (clipped to the level shape).
     on_progress : callable(float), optional
-        Called with the fraction done (0..1) after each slab. Raising from it aborts
+        Called with the fraction done (0..1) after each region. Raising from it aborts
         the conversion and removes everything written (use it to cancel).
     ngff_version : {"0.4", "0.5"}
         NGFF version (0.4: zarr v2; 0.5: zarr v3).
@@ -423,18 +490,32 @@ def _write_pyramid_into(
 
     group = zarr.open_group(str(root), mode="w-", zarr_format=fmt.zarr_format)
     arrays = [_create_array(group, str(i), s, chunks, dtype, fmt.zarr_format) for i, s in enumerate(shapes)]
-    nz = source.shape[0]
-    step = chunks[0]
-    for z0 in range(0, nz, step):
-        z1 = min(nz, z0 + step)
-        block = _to_stored(source.read(z0, z1), dtype, offset, scale)
-        arrays[0][z0:z1] = block
-        for arr in arrays[1:]:
-            block = downsample_mean(block)
-            arr[z0:z1] = block
-        del block
+    # Level 0 from the source, then each level from the one below, region by region in
+    # whole chunks: memory is a few regions whatever the slice size.
+    total = sum(int(np.prod(shape)) for shape in shapes)
+    done = 0
+
+    def advance(box: tuple[int, ...]) -> None:
+        nonlocal done
+        z0, z1, y0, y1, x0, x1 = box
+        done += (z1 - z0) * (y1 - y0) * (x1 - x0)
         if on_progress is not None:
-            on_progress(z1 / nz)
+            on_progress(done / total)
+
+    step = region_plan(source.shape, source.read_unit_yx, chunks=arrays[0].chunks,
+                       itemsize=max(source.dtype.itemsize, dtype.itemsize))
+    for box in _boxes(source.shape, step):
+        z0, z1, y0, y1, x0, x1 = box
+        arrays[0][z0:z1, y0:y1, x0:x1] = _to_stored(source.read_region(*box), dtype, offset, scale)
+        advance(box)
+    for prev, arr in zip(arrays, arrays[1:]):
+        cz, cy, cx = arr.chunks
+        step = (cz, cy * max(1, REGION_PX // (2 * cy)), cx * max(1, REGION_PX // (2 * cx)))
+        for box in _boxes(arr.shape, step):
+            z0, z1, y0, y1, x0, x1 = box
+            below = prev[z0:z1, 2 * y0 : min(prev.shape[1], 2 * y1), 2 * x0 : min(prev.shape[2], 2 * x1)]
+            arr[z0:z1, y0:y1, x0:x1] = downsample_mean(np.asarray(below))
+            advance(box)
 
     info_limits = np.iinfo(dtype)
     write_multiscales_metadata(

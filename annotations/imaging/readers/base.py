@@ -35,9 +35,13 @@ class Source:
     metadata : dict
         JSON-able facts found in the file (e.g. a partial ``pixel_size_yx_nm``, the
         HDF5 dataset name), for display and for pre-filling a voxel size form.
+    read_unit_yx : tuple[int, int] or None
+        Y x X extent the storage decodes at once (a TIFF tile or strip, a chunk), so a
+        reader of regions can align to it; None when any region is cheap (memory maps).
     """
 
     format: str = "unknown"
+    read_unit_yx: tuple[int, int] | None = None
 
     def __init__(
         self,
@@ -60,35 +64,43 @@ class Source:
         return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
     def read(self, z0: int, z1: int) -> np.ndarray:
-        """Read slices ``z0 <= z < z1``.
+        """Read whole slices ``z0 <= z < z1``; see :meth:`read_region`."""
+        return self.read_region(z0, z1, 0, self.shape[1], 0, self.shape[2])
+
+    def read_region(self, z0: int, z1: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Read the box ``[z0, z1) x [y0, y1) x [x0, x1)``, decoding only the storage
+        units (tiles, strips, chunks) it touches.
 
         Returns
         -------
         numpy.ndarray
-            Shape ``(z1 - z0, Y, X)``, dtype ``self.dtype`` (native byte order), a new
-            array the caller may modify.
+            Shape ``(z1 - z0, y1 - y0, x1 - x0)``, dtype ``self.dtype`` (native byte
+            order), a new array the caller may modify.
 
         Raises
         ------
         IndexError
-            If the range is empty or outside ``[0, Z]``.
+            If a range is empty or outside the volume.
         ValueError
             If the stored data cannot be decoded (corrupt or truncated file).
         """
         if self._closed:
             raise ValueError(f"source {self.path} is closed")
-        z0, z1 = int(z0), int(z1)
-        if not 0 <= z0 < z1 <= self.shape[0]:
-            raise IndexError(f"slice range [{z0}, {z1}) is outside [0, {self.shape[0]})")
+        box = [(int(a), int(b)) for a, b in ((z0, z1), (y0, y1), (x0, x1))]
+        for (a, b), size, axis in zip(box, self.shape, "ZYX"):
+            if not 0 <= a < b <= size:
+                what = "slice" if axis == "Z" else axis
+                raise IndexError(f"{what} range [{a}, {b}) is outside [0, {size})")
+        (z0, z1), (y0, y1), (x0, x1) = box
         try:
-            data = self._read(z0, z1)
+            data = self._read_region(z0, z1, y0, y1, x0, x1)
         except Exception as exc:  # decoders raise anything on corrupt data
             raise ValueError(
                 f"{self.path.name}: cannot decode slices {z0}..{z1 - 1} "
                 f"(corrupt or truncated file): {exc}"
             ) from exc
         data = np.asarray(data)
-        expected = (z1 - z0, *self.shape[1:])
+        expected = (z1 - z0, y1 - y0, x1 - x0)
         if data.size != int(np.prod(expected)):
             raise ValueError(
                 f"{self.path.name}: slices {z0}..{z1 - 1} decoded to shape {data.shape}, "
@@ -96,7 +108,7 @@ class Source:
             )
         return np.ascontiguousarray(data.reshape(expected), dtype=self.dtype)
 
-    def _read(self, z0: int, z1: int) -> np.ndarray:
+    def _read_region(self, z0: int, z1: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -155,10 +167,14 @@ class ArraySource(Source):
         self._array = array
         super().__init__(Path(name), zyx, dtype, _checked_voxel_size(voxel_size_nm, what=name))
 
-    def _read(self, z0: int, z1: int) -> np.ndarray:
+        chunks = getattr(array, "chunks", None)  # zarr and h5py arrays
+        if chunks:
+            self.read_unit_yx = (int(chunks[-2]), int(chunks[-1]))
+
+    def _read_region(self, z0: int, z1: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         if len(self._array.shape) == 2:
-            return np.asarray(self._array)[None]
-        return np.array(self._array[z0:z1])
+            return np.asarray(self._array[y0:y1, x0:x1])[None]
+        return np.array(self._array[z0:z1, y0:y1, x0:x1])
 
 
 # --------------------------------------------------------------------------- helpers
@@ -281,12 +297,27 @@ def _zyx_from_shape(shape: Sequence[int], *, what: str) -> tuple[tuple[int, int,
     return zyx, tuple(index), zpos
 
 
-def _read_template(arr: Any, index: tuple[Any, ...], zpos: int, z0: int, z1: int) -> np.ndarray:
-    if zpos < 0:
-        return np.asarray(arr[index])[None]
+def _read_template(
+    arr: Any, index: tuple[Any, ...], zpos: int, z: tuple[int, int], y: tuple[int, int], x: tuple[int, int]
+) -> np.ndarray:
+    """Read the ZYX box ``z x y x x`` of ``arr`` through an index template from
+    :func:`_zyx_from_axes` or :func:`_zyx_from_shape` (its Y and X are the slices that
+    are not at ``zpos``, in that order)."""
     idx = list(index)
-    idx[zpos] = slice(z0, z1)
+    ypos, xpos = [i for i, v in enumerate(idx) if isinstance(v, slice) and i != zpos]
+    idx[ypos], idx[xpos] = slice(*y), slice(*x)
+    if zpos < 0:
+        return np.asarray(arr[tuple(idx)])[None]
+    idx[zpos] = slice(*z)
     return np.asarray(arr[tuple(idx)])
+
+
+def _unit_from_chunks(chunks: Sequence[int] | None, index: tuple[Any, ...], zpos: int) -> tuple[int, int] | None:
+    """The Y x X part of a chunk shape, located like :func:`_read_template` does."""
+    if not chunks:
+        return None
+    ypos, xpos = [i for i, v in enumerate(index) if isinstance(v, slice) and i != zpos]
+    return int(chunks[ypos]), int(chunks[xpos])
 
 
 def _tree_size(path: Path) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 
 from annotations.imaging.validation import Limits, check_declared_size, check_dtype, check_shape
 
-from annotations.imaging.readers.base import Source, VoxelSize, _plausible_voxel_size, _read_template, _zyx_from_shape, unit_to_nm
+from annotations.imaging.readers.base import Source, VoxelSize, _plausible_voxel_size, _read_template, _unit_from_chunks, _zyx_from_shape, unit_to_nm
 
 # --------------------------------------------------------------------------- HDF5
 
@@ -94,9 +94,10 @@ class Hdf5Source(Source):
         self._dset, self._index, self._zpos = dset, index, zpos
         facts = {"dataset": dataset, "chunks": list(dset.chunks) if dset.chunks else None, "compression": dset.compression}
         super().__init__(path, zyx, dtype, _hdf5_voxel_size(dset), facts)
+        self.read_unit_yx = _unit_from_chunks(dset.chunks, index, zpos)
 
-    def _read(self, z0: int, z1: int) -> np.ndarray:
-        return _read_template(self._dset, self._index, self._zpos, z0, z1)
+    def _read_region(self, z0: int, z1: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        return _read_template(self._dset, self._index, self._zpos, (z0, z1), (y0, y1), (x0, x1))
 
     def close(self) -> None:
         self._file.close()

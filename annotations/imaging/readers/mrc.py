@@ -58,8 +58,8 @@ class MrcSource(Source):
         self._data, self._index, self._zpos = data, index, zpos
         super().__init__(path, zyx, dtype, voxel, {"mode": int(mrc.header.mode)})
 
-    def _read(self, z0: int, z1: int) -> np.ndarray:
-        return np.array(_read_template(self._data, self._index, self._zpos, z0, z1))
+    def _read_region(self, z0: int, z1: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        return np.array(_read_template(self._data, self._index, self._zpos, (z0, z1), (y0, y1), (x0, x1)))
 
     def close(self) -> None:
         self._data = None

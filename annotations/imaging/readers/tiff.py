@@ -10,7 +10,7 @@ import numpy as np
 
 from annotations.imaging.validation import Limits, check_declared_size, check_dtype, check_shape
 
-from annotations.imaging.readers.base import Source, VoxelSize, _plausible_voxel_size, _read_template, _zyx_from_axes, natural_sort_key, unit_to_nm
+from annotations.imaging.readers.base import Source, VoxelSize, _plausible_voxel_size, _read_template, _unit_from_chunks, _zyx_from_axes, natural_sort_key, unit_to_nm
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -66,6 +66,22 @@ def _tiff_voxel_size(tif: Any, *, nz: int) -> tuple[VoxelSize | None, dict[str, 
     return None, facts
 
 
+def _segment_array(tif: Any, series: int, dtype: np.dtype, limits: Limits, *, what: str) -> Any:
+    """The series as a lazy zarr array whose chunks are the file's tiles or strips, so a
+    region read decodes only the segments it touches; a segment larger than
+    ``limits.max_chunk_bytes`` (a whole huge page stored as one strip) is refused."""
+    import zarr
+
+    arr = zarr.open_array(tif.aszarr(series=series, level=0), mode="r")
+    segment = int(np.prod(arr.chunks, dtype=np.int64)) * dtype.itemsize
+    if segment > limits.max_chunk_bytes:
+        raise ValueError(
+            f"{what}: one stored tile or strip decodes to {segment / 2**20:.0f} MiB, over the limit of "
+            f"{limits.max_chunk_bytes / 2**20:.0f} MiB; save it tiled (e.g. 512 x 512 tiles) or with smaller strips"
+        )
+    return arr
+
+
 def _tiff_page_extent(page: Any) -> tuple[int, int, bool]:
     """(end offset of the page data, bytes stored, compressed?) for one TIFF page."""
     offsets = page.dataoffsets
@@ -110,10 +126,18 @@ class TiffSource(Source):
         self._series = series
         self._index, self._zpos = index, zpos
         self._memmap: np.ndarray | None = None
+        self._segments: Any = None
         page_shape = tuple(int(v) for v in pages[0].shape) if pages and pages[0] is not None else ()
         squeezed = tuple(v for v in page_shape if v != 1)
-        self._pagewise = len(pages) == zyx[0] and all(p is not None for p in pages) and squeezed == zyx[1:]
-        if self._pagewise:
+        if s.dataoffset is not None:
+            # Contiguous uncompressed data (any page size, ImageJ hyperstacks > 4 GB): memory map.
+            declared = int(np.prod(s.shape, dtype=np.int64)) * dtype.itemsize
+            check_declared_size(zyx, dtype, file_size - int(s.dataoffset), limits, compressed=False, what=what)
+            file_dtype = np.dtype(s.dtype).newbyteorder(tif.byteorder)
+            mm = np.memmap(tif.filehandle.path, dtype=file_dtype, mode="r", offset=int(s.dataoffset), shape=tuple(s.shape))
+            assert mm.nbytes == declared
+            self._memmap = mm
+        elif len(pages) == zyx[0] and all(p is not None for p in pages) and squeezed == zyx[1:]:
             end = stored = 0
             compressed = False
             for p in pages:
@@ -125,14 +149,8 @@ class TiffSource(Source):
                     f"but the file has {file_size} bytes"
                 )
             check_declared_size(zyx, dtype, stored, limits, compressed=compressed, what=what)
-        elif s.dataoffset is not None:
-            # Contiguous uncompressed data (e.g. ImageJ hyperstacks > 4 GB): memory map.
-            declared = int(np.prod(s.shape, dtype=np.int64)) * dtype.itemsize
-            check_declared_size(zyx, dtype, file_size - int(s.dataoffset), limits, compressed=False, what=what)
-            file_dtype = np.dtype(s.dtype).newbyteorder(tif.byteorder)
-            mm = np.memmap(tif.filehandle.path, dtype=file_dtype, mode="r", offset=int(s.dataoffset), shape=tuple(s.shape))
-            assert mm.nbytes == declared
-            self._memmap = mm
+            self._segments = _segment_array(tif, series, dtype, limits, what=what)
+            self.read_unit_yx = _unit_from_chunks(self._segments.chunks, index, zpos)
         else:
             raise ValueError(
                 f"{what}: unsupported TIFF layout (series {s.axes} {s.shape} stored in "
@@ -140,13 +158,18 @@ class TiffSource(Source):
             )
         voxel_size, facts = _tiff_voxel_size(tif, nz=zyx[0])
         facts.update(axes=s.axes, pages=len(pages), compression=str(pages[0].compression.name) if pages else "")
+        if len(tif.series) > 1:
+            facts["series"] = {"imported": series, "count": len(tif.series),
+                               "shapes": [[int(v) for v in t.shape] for t in tif.series]}
+            facts["notice"] = (
+                f"{what} holds {len(tif.series)} images; imported image {series} "
+                f"({' x '.join(map(str, zyx))}); import another by choosing its number (0-{len(tif.series) - 1})"
+            )
         super().__init__(Path(tif.filehandle.path), zyx, dtype, voxel_size, facts)
 
-    def _read(self, z0: int, z1: int) -> np.ndarray:
-        if self._memmap is not None:
-            return np.array(_read_template(self._memmap, self._index, self._zpos, z0, z1))
-        out = self._tif.asarray(key=list(range(z0, z1)), series=self._series, maxworkers=1)
-        return out
+    def _read_region(self, z0: int, z1: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        arr = self._memmap if self._memmap is not None else self._segments
+        return np.array(_read_template(arr, self._index, self._zpos, (z0, z1), (y0, y1), (x0, x1)))
 
     def close(self) -> None:
         self._memmap = None
@@ -196,6 +219,9 @@ class TiffFolderSource(Source):
                     if i == 0:
                         shape2d, dtype = zyx[1:], dt
                         voxel_size, facts = _tiff_voxel_size(tif, nz=1)
+                    if i == 0:
+                        with TiffSource(f, limits=limits) as first:
+                            self.read_unit_yx = first.read_unit_yx
             except ValueError:
                 raise
             except Exception as exc:
@@ -214,17 +240,16 @@ class TiffFolderSource(Source):
             voxel_size = None
         facts["files"] = len(files)
         self._files = files
+        self._limits = limits
         super().__init__(path, zyx, dtype, voxel_size, facts)
 
-    def _read(self, z0: int, z1: int) -> np.ndarray:
-        import tifffile
-
-        out = np.empty((z1 - z0, *self.shape[1:]), dtype=self.dtype)
+    def _read_region(self, z0: int, z1: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        out = np.empty((z1 - z0, y1 - y0, x1 - x0), dtype=self.dtype)
         for k, f in enumerate(self._files[z0:z1]):
-            plane = tifffile.imread(f, maxworkers=1)
-            if plane.size != out[k].size:
-                raise ValueError(f"{f.name} changed shape to {plane.shape}")
-            out[k] = plane.reshape(self.shape[1:])
+            with TiffSource(f, limits=self._limits) as one:
+                if one.shape != (1, *self.shape[1:]):
+                    raise ValueError(f"{f.name} changed shape to {one.shape}")
+                out[k] = one.read_region(0, 1, y0, y1, x0, x1)[0]
         return out
 
 

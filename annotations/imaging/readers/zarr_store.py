@@ -9,7 +9,7 @@ import numpy as np
 
 from annotations.imaging.validation import Limits, check_declared_size, check_dtype, check_shape
 
-from annotations.imaging.readers.base import Source, VoxelSize, _check_tree_inside, _plausible_voxel_size, _read_template, _tree_size, _zyx_from_axes, _zyx_from_shape, unit_to_nm
+from annotations.imaging.readers.base import Source, VoxelSize, _check_tree_inside, _plausible_voxel_size, _read_template, _unit_from_chunks, _tree_size, _zyx_from_axes, _zyx_from_shape, unit_to_nm
 
 # --------------------------------------------------------------------------- Zarr
 
@@ -85,9 +85,10 @@ class ZarrSource(Source):
         self.format = fmt
         facts = {"dataset": dataset, "chunks": list(arr.chunks)}
         super().__init__(path, zyx, dtype, voxel, facts)
+        self.read_unit_yx = _unit_from_chunks(arr.chunks, index, zpos)
 
-    def _read(self, z0: int, z1: int) -> np.ndarray:
-        return _read_template(self._arr, self._index, self._zpos, z0, z1)
+    def _read_region(self, z0: int, z1: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        return _read_template(self._arr, self._index, self._zpos, (z0, z1), (y0, y1), (x0, x1))
 
 
 def _ome_voxel_size(ms: dict[str, Any], ds0: dict[str, Any], axes: list[Any]) -> VoxelSize | None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import zarr
 
+from annotations.imaging import omezarr
 from annotations.imaging.omezarr import (
     create_label_layer,
     delete_label_layer,
@@ -180,12 +181,51 @@ def test_it_holds_only_one_slab_of_the_source_at_a_time(tmp_path: Path) -> None:
     reads: list[tuple[int, int]] = []
 
     class Spy(ArraySource):
-        def _read(self, z0: int, z1: int) -> np.ndarray:
+        def _read_region(self, z0: int, z1: int, *yx: int) -> np.ndarray:
             reads.append((z0, z1))
-            return super()._read(z0, z1)
+            return super()._read_region(z0, z1, *yx)
 
     write_pyramid(Spy(_smooth((40, 32, 32))), tmp_path / "v.ome.zarr", voxel_size_nm=(1, 1, 1), chunks=(4, 16, 16))
     assert max(z1 - z0 for z0, z1 in reads) <= 4
+
+
+def test_a_slice_larger_than_the_region_budget_is_read_in_tiles_and_equals_a_whole_slice_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vol = _smooth((3, 2500, 1900))
+    whole = write_pyramid(ArraySource(vol), tmp_path / "whole.ome.zarr", voxel_size_nm=(4, 4, 4))
+    boxes: list[tuple[int, ...]] = []
+
+    class Spy(ArraySource):
+        def _read_region(self, *box: int) -> np.ndarray:
+            boxes.append(box)
+            return super()._read_region(*box)
+
+    monkeypatch.setattr(omezarr, "REGION_BYTES", 2**20)
+    monkeypatch.setattr(omezarr, "REGION_PX", 512)
+    tiled = write_pyramid(Spy(vol), tmp_path / "tiled.ome.zarr", voxel_size_nm=(4, 4, 4))
+
+    assert max((z1 - z0) * (y1 - y0) * (x1 - x0) for z0, z1, y0, y1, x0, x1 in boxes) <= 2**20
+    assert [lvl.shape for lvl in tiled.levels] == [lvl.shape for lvl in whole.levels]
+    for level in range(whole.n_levels):
+        a = np.asarray(open_level(tmp_path / "whole.ome.zarr", level)[:])
+        b = np.asarray(open_level(tmp_path / "tiled.ome.zarr", level)[:])
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("unit", "expected"),
+    [(None, (16, 1024, 1024)), ((256, 256), (16, 1024, 1024)), ((8, 40000), (1, 256, 40000)),
+     ((2048, 2048), (4, 2048, 2048)), ((48, 48), (7, 1536, 1536))],
+)
+def test_read_regions_align_to_the_chunks_and_the_tiles_within_the_budget(
+    unit: tuple[int, int] | None, expected: tuple[int, int, int]
+) -> None:
+    plan = omezarr.region_plan((100, 40000, 40000), unit, chunks=(16, 256, 256), itemsize=1, budget=16 * 2**20)
+    assert plan == expected
+    z, h, w = plan
+    assert h % 256 == 0 and (w % 256 == 0 or w == 40000)
+    assert z * h * w <= 16 * 2**20
 
 
 # ----------------------------------------------------------------------------- labels

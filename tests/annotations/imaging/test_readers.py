@@ -331,3 +331,84 @@ def test_it_turns_any_damage_to_a_tiff_into_a_clean_error_or_a_correct_shape(tmp
         except ValueError:
             return
         assert out.shape == src.shape
+
+
+# ----------------------------------------------------------------------------- regions and big pages
+
+
+@pytest.mark.parametrize("layout", [{"tile": (64, 64), "compression": "zlib"},
+                                    {"rowsperstrip": 8, "compression": "zlib"},
+                                    {"contiguous": True}])
+def test_a_region_read_equals_the_same_box_of_the_whole_volume(tmp_path: Path, layout: dict[str, object]) -> None:
+    vol = np.random.default_rng(1).integers(0, 255, (5, 300, 200), dtype=np.uint8)
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, vol, photometric="minisblack", **layout)  # type: ignore[arg-type]
+    with open_source(path) as src:
+        np.testing.assert_array_equal(src.read_region(1, 4, 70, 201, 33, 150), vol[1:4, 70:201, 33:150])
+        with pytest.raises(IndexError, match="Y range"):
+            src.read_region(0, 1, 250, 301, 0, 10)
+
+
+def test_a_tiled_tiff_reports_its_tile_as_the_read_unit(tmp_path: Path) -> None:
+    path = tmp_path / "tiled.tif"
+    tifffile.imwrite(path, np.zeros((2, 256, 512), np.uint8) + 7, tile=(128, 256), compression="zlib",
+                     photometric="minisblack")
+    with open_source(path) as src:
+        assert src.read_unit_yx == (128, 256)
+
+
+def test_a_strip_larger_than_the_chunk_limit_is_refused_with_a_message(tmp_path: Path) -> None:
+    path = tmp_path / "one-strip.tif"
+    tifffile.imwrite(path, np.random.default_rng(0).integers(0, 4, (1, 512, 512), dtype=np.uint8),
+                     rowsperstrip=512, compression="zlib", photometric="minisblack")
+    with pytest.raises(ValueError, match="one stored tile or strip decodes to .* over the limit"):
+        open_source(path, limits=Limits(max_chunk_bytes=64 * 1024))
+
+
+def test_a_tiff_with_several_images_says_which_it_imports(tmp_path: Path) -> None:
+    path = tmp_path / "four.tif"
+    with tifffile.TiffWriter(path) as tw:
+        for side in (64, 32, 48, 16):
+            tw.write(np.full((2, side, side), side, np.uint8), photometric="minisblack")
+    with open_source(path) as src:
+        assert src.shape == (2, 64, 64)
+        assert src.metadata["series"] == {"imported": 0, "count": 4,
+                                          "shapes": [[2, 64, 64], [2, 32, 32], [2, 48, 48], [2, 16, 16]]}
+        assert "holds 4 images; imported image 0" in src.metadata["notice"]
+    with open_source(path, dataset="2") as src:
+        assert src.shape == (2, 48, 48) and src.metadata["series"]["imported"] == 2
+        assert int(src.read(0, 1)[0, 0, 0]) == 48
+
+
+def test_a_folder_of_tiled_slices_is_read_by_region(tmp_path: Path) -> None:
+    vol = np.random.default_rng(2).integers(0, 255, (3, 200, 260), dtype=np.uint8)
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for i, plane in enumerate(vol):
+        tifffile.imwrite(folder / f"s{i}.tif", plane, tile=(64, 64), compression="zlib")
+    with open_source(folder) as src:
+        assert src.read_unit_yx == (64, 64)
+        np.testing.assert_array_equal(src.read_region(0, 3, 10, 150, 100, 260), vol[:, 10:150, 100:260])
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "zarr", "mrc"])
+def test_other_formats_read_regions_and_report_their_chunks(tmp_path: Path, fmt: str) -> None:
+    vol = np.random.default_rng(3).integers(0, 255, (4, 96, 80), dtype=np.uint8)
+    if fmt == "hdf5":
+        path = tmp_path / "v.h5"
+        with h5py.File(path, "w") as f:
+            f.create_dataset("raw", data=vol, chunks=(2, 32, 16))
+        unit: tuple[int, int] | None = (32, 16)
+    elif fmt == "zarr":
+        path = tmp_path / "v.zarr"
+        arr = zarr.create_array(str(path), shape=vol.shape, chunks=(2, 48, 40), dtype=vol.dtype)
+        arr[:] = vol
+        unit = (48, 40)
+    else:
+        path = tmp_path / "v.mrc"
+        with mrcfile.new(path) as mrc:
+            mrc.set_data(vol)
+        unit = None
+    with open_source(path) as src:
+        assert src.read_unit_yx == unit
+        np.testing.assert_array_equal(src.read_region(1, 3, 5, 90, 7, 71), vol[1:3, 5:90, 7:71])
