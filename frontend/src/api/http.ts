@@ -5,6 +5,8 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The parsed error body ({"error": {code, message, detail}}), or null. */
+    readonly body: unknown = null,
   ) {
     super(message);
     this.name = "ApiError";
@@ -30,6 +32,14 @@ export function errorMessage(body: unknown, fallback: string): string {
   return fallback;
 }
 
+/** The job a 409 "job_running" refusal names (the one already queued or running), or null. */
+export function busyJob<J extends { id: number }>(err: unknown): J | null {
+  if (!(err instanceof ApiError) || err.status !== 409) return null;
+  const b = err.body as { error?: { code?: unknown; detail?: { job?: unknown } } } | null;
+  const job = b?.error?.code === "job_running" ? b.error.detail?.job : undefined;
+  return typeof job === "object" && job !== null && typeof (job as { id?: unknown }).id === "number" ? job as J : null;
+}
+
 /** JSON request with the session cookie (and the CSRF header on writes); errors throw ApiError
  *  carrying the server's message, ready to show to the user. */
 export async function request<T>(method: "GET" | "POST" | "DELETE", url: string, body?: unknown): Promise<T> {
@@ -48,7 +58,7 @@ export async function request<T>(method: "GET" | "POST" | "DELETE", url: string,
     } catch {
       /* not JSON: keep the status text */
     }
-    throw new ApiError(res.status, errorMessage(data, res.statusText || `HTTP ${res.status}`));
+    throw new ApiError(res.status, errorMessage(data, res.statusText || `HTTP ${res.status}`), data);
   }
   if (res.status === 204) return undefined as T;
   return (await res.json()) as T;

@@ -4,11 +4,14 @@
  * the viewer on the cell) and, when the volume has ground-truth cells, the per-cell Dice
  * chart of the paper's Fig 2F.
  */
+import { busyJob } from "../api/http";
 import { type Disposable, DisposableSet, listen } from "../core/disposable";
 import { h } from "../core/dom";
+import { singleFlight } from "../core/single_flight";
+import { Trackable } from "../core/trackable";
 import { Chart } from "../training/chart";
 import type { VolumeJobs } from "../training/jobs";
-import { cellDiceTraces, type CellsOptions, isRunning, loopApi, partialLayerWarning, type Run } from "../training/model";
+import { cellDiceTraces, type CellsOptions, isRunning, type LoopJob, loopApi, partialLayerWarning, type Run } from "../training/model";
 import { centreOn, type LoopHost } from "../training/host";
 
 export class CellsPanel implements Disposable {
@@ -26,19 +29,26 @@ export class CellsPanel implements Disposable {
     const run = h("button", { class: "btn", id: "cells-btn", title: "Propagate the cells painted on key slices through the volume" }, "Segment cells");
     const status = h("div", { class: "loop-status", id: "cells-status" });
     this.chart = this.d.add(new Chart("cells-dice-chart", 210));
+    const posting = new Trackable(false);
     const sync = () => {
       const job = jobs.jobs.value.cells;
-      run.disabled = !host.ctx.canPaint || isRunning(job);
+      run.disabled = !host.ctx.canPaint || isRunning(job) || posting.value;
       status.textContent = job === null ? "" : `Cells #${job.id}: ${job.state === "running" ? `${Math.round(job.progress * 100)} % · ` : `${job.state} · `}${job.message}`;
       status.dataset.state = job?.state ?? "";
       status.hidden = job === null || job.state === "succeeded"; // the summary below says it
     };
     this.d.add(jobs.jobs.watch(sync));
     this.d.add(host.session.role.subscribe(sync));
-    this.d.add(listen(run, "click", () => {
+    this.d.add(posting.subscribe(sync));
+    const start = singleFlight(() => {
       const options: CellsOptions = { method: method.value as CellsOptions["method"], compare: compare.checked };
-      void loopApi.cells(host.ctx.info.id, options).then((j) => jobs.apply(j)).catch((e: unknown) => notify(String(e instanceof Error ? e.message : e), "error"));
-    }));
+      return loopApi.cells(host.ctx.info.id, options).then((j) => jobs.apply(j)).catch((e: unknown) => {
+        const busy = busyJob<LoopJob>(e);
+        if (busy !== null) jobs.apply(busy);
+        notify(String(e instanceof Error ? e.message : e), busy !== null ? "info" : "error");
+      });
+    }, posting);
+    this.d.add(listen(run, "click", () => void start()));
     this.d.add(jobs.finished.add((j) => {
       if (j.kind === "cells" && j.state === "succeeded") this.reload();
     }));

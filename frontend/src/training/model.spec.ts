@@ -10,6 +10,7 @@ import {
   openSuggestions,
   partialLayerWarning,
   planePoint,
+  planeVoxel,
   regionCentre,
   type Run,
   thumbnailUrl,
@@ -140,5 +141,15 @@ describe("partialLayerWarning", () => {
     expect(partialLayerWarning(run("partial"))).toBe(
       "The prediction layer is incomplete: job 9 failed (worker lost). Run it again to replace it.",
     );
+  });
+});
+
+describe("planeVoxel", () => {
+  it("clips points off the image to its edge voxels, as the brush does", () => {
+    const shape: [number, number, number] = [5, 40, 60];
+    expect(planeVoxel("z", [2.5, -3.2, 70.1], shape)).toEqual([0, 59]);
+    expect(planeVoxel("z", [2.5, 12.7, 30.2], shape)).toEqual([12, 30]);
+    expect(planeVoxel("y", [9, 3, -1], shape)).toEqual([4, 0]);
+    expect(planeVoxel("x", [-0.5, 45, 3], shape)).toEqual([0, 39]);
   });
 });

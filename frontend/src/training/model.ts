@@ -249,3 +249,14 @@ export function planePoint(axis: "z" | "y" | "x", p: Zyx): [number, number] {
   if (axis === "y") return [p[0], p[2]];
   return [p[0], p[1]];
 }
+
+/**
+ * The voxel [row, col] under a level-0 ZYX point in the view of `axis`, clipped to the
+ * plane of a volume of `shape`, as the paint brush clips: a drag that starts or wanders
+ * off the image still sends points the server accepts.
+ */
+export function planeVoxel(axis: "z" | "y" | "x", p: Zyx, shape: Zyx): [number, number] {
+  const [row, col] = planePoint(axis, p);
+  const [rows, cols] = planePoint(axis, shape);
+  return [Math.min(rows - 1, Math.max(0, Math.floor(row))), Math.min(cols - 1, Math.max(0, Math.floor(col)))];
+}

@@ -5,8 +5,11 @@
  * ../cells/cells_panel.ts. `mountModelPanels` builds them all and returns one disposer.
  */
 import { CellsPanel } from "../cells/cells_panel";
+import { busyJob } from "../api/http";
 import { type Disposable, DisposableSet, listen } from "../core/disposable";
 import { h } from "../core/dom";
+import { singleFlight } from "../core/single_flight";
+import { Trackable } from "../core/trackable";
 import type { SliceView } from "../viewer/slice_view";
 import { Chart } from "./chart";
 import { centreOn, type LoopHost } from "./host";
@@ -22,7 +25,7 @@ import {
   type ModelVersionInfo,
   openSuggestions,
   partialLayerWarning,
-  planePoint,
+  planeVoxel,
   regionCentre,
   type Run,
   thumbnailUrl,
@@ -55,11 +58,12 @@ class TrainingPanel implements Disposable {
     const chart = this.d.add(new Chart("training-chart"));
     const eta = h("span", { class: "loop-eta", id: "training-eta" });
 
+    const posting = { retrain: new Trackable(false), segment: new Trackable(false) };
     const sync = () => {
       const { retrain: r, segment: s } = jobs.jobs.value;
       const canAct = host.ctx.canPaint;
-      retrain.disabled = !canAct || isRunning(r);
-      segment.disabled = !canAct || isRunning(s);
+      retrain.disabled = !canAct || isRunning(r) || posting.retrain.value;
+      segment.disabled = !canAct || isRunning(s) || posting.segment.value;
       const running = isRunning(r) ? r : isRunning(s) ? s : null;
       cancel.hidden = running === null || !canAct;
       (bar.firstChild as HTMLElement).style.width = `${Math.round((running?.progress ?? 0) * 100)}%`;
@@ -84,6 +88,8 @@ class TrainingPanel implements Disposable {
     };
     this.d.add(jobs.jobs.watch(sync));
     this.d.add(host.session.role.subscribe(sync));
+    this.d.add(posting.retrain.subscribe(sync));
+    this.d.add(posting.segment.subscribe(sync));
 
     const start = async (what: "retrain" | "segment") => {
       try {
@@ -92,11 +98,16 @@ class TrainingPanel implements Disposable {
           : await loopApi.segment(volumeId);
         jobs.apply(job);
       } catch (err) {
-        notify(String(err instanceof Error ? err.message : err), "error");
+        const busy = busyJob<LoopJob>(err); // someone (another tab, a colleague) started it first: show that one
+        if (busy !== null) jobs.apply(busy);
+        notify(String(err instanceof Error ? err.message : err), busy !== null ? "info" : "error");
       }
     };
-    this.d.add(listen(retrain, "click", () => void start("retrain")));
-    this.d.add(listen(segment, "click", () => void start("segment")));
+    // A second click while the POST is in flight is dropped (a double-click started two jobs).
+    const startRetrain = singleFlight(() => start("retrain"), posting.retrain);
+    const startSegment = singleFlight(() => start("segment"), posting.segment);
+    this.d.add(listen(retrain, "click", () => void startRetrain()));
+    this.d.add(listen(segment, "click", () => void startSegment()));
     this.d.add(listen(cancel, "click", () => {
       const { retrain: r, segment: s } = jobs.jobs.value;
       const running = isRunning(r) ? r : isRunning(s) ? s : null;
@@ -297,7 +308,7 @@ class AcceptTool implements Disposable {
     const sample = () => {
       const hv = this.host.ctx.hover.value;
       if (points === null || hv === null || hv.axis !== axis) return;
-      const p = planePoint(axis, hv.point);
+      const p = planeVoxel(axis, hv.point, this.host.ctx.info.shape); // clipped, like the brush
       const last = points[points.length - 1];
       if (last === undefined || Math.hypot(last[0] - p[0], last[1] - p[1]) >= 0.5) points.push(p);
     };
