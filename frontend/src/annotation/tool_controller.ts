@@ -41,9 +41,15 @@ const LABEL: Record<StrokeMode, string> = {
   polygon: "polygon fill",
 };
 
+/** How long a brush click waits for a second click before it paints (a double-click only
+ *  sets the crosshair). Chromium's double-click interval on Linux is 400 ms by default. */
+export const DOUBLE_CLICK_MS = 400;
+
 export class ToolController {
   gesture: Gesture | null = null;
   private dragMoved = false;
+  /** A brush or eraser click (no drag) waiting to see whether it is half of a double-click. */
+  private pendingClick: { timer: ReturnType<typeof setTimeout>; send: () => void } | null = null;
 
   constructor(
     private readonly ctx: ViewerContext,
@@ -66,6 +72,7 @@ export class ToolController {
 
   /** Pointer pressed with a tool. Returns true when the controller takes the drag. */
   down(axis: Axis, index: number, row: number, col: number, sample?: PickSampler): boolean {
+    this.flushPendingClick();
     const tool = this.ctx.tools.tool.value;
     if (tool === "picker") {
       void this.pick(axis, index, row, col, sample);
@@ -132,7 +139,14 @@ export class ToolController {
     if (g.kind === "brush") {
       this.gesture = null;
       const pts = decimate(g.points, Math.max(1, g.radius / 2));
-      this.send(g.axis, g.index, pts, g.erase ? "erase" : "paint", g.radius);
+      const send = () => this.send(g.axis, g.index, pts, g.erase ? "erase" : "paint", g.radius);
+      if (g.points.length === 1) {
+        // A click, not a drag: it may be the first half of a double-click.
+        const timer = setTimeout(() => this.flushPendingClick(), DOUBLE_CLICK_MS);
+        this.pendingClick = { timer, send };
+      } else {
+        send();
+      }
     } else if (g.kind === "lasso") {
       if (this.dragMoved && g.points.length >= 3) {
         this.gesture = null;
@@ -144,6 +158,24 @@ export class ToolController {
       }
     }
     this.onChange();
+  }
+
+  /** The second press of a double-click: drop the first click's dot. True if there was one. */
+  cancelPendingClick(): boolean {
+    const p = this.pendingClick;
+    if (p === null) return false;
+    clearTimeout(p.timer);
+    this.pendingClick = null;
+    return true;
+  }
+
+  /** Paint the waiting click now (its double-click window ended, or another gesture began). */
+  flushPendingClick(): void {
+    const p = this.pendingClick;
+    if (p === null) return;
+    clearTimeout(p.timer);
+    this.pendingClick = null;
+    p.send();
   }
 
   /** Close the click-by-click polygon (double-click, Enter, or a click on the first vertex). */

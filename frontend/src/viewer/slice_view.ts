@@ -8,7 +8,7 @@ import { imageTileUrl, labelTileUrl, type TileAddress } from "../api/http";
 import type { Axis, LevelInfo, Zyx } from "../api/types";
 import type { Rgb } from "../annotation/colors";
 import type { PlaneMask } from "../annotation/mask";
-import { ToolController } from "../annotation/tool_controller";
+import { DOUBLE_CLICK_MS, ToolController } from "../annotation/tool_controller";
 import { type Disposable, DisposableSet, listen } from "../core/disposable";
 import { h } from "../core/dom";
 import { Signal, Trackable } from "../core/trackable";
@@ -81,8 +81,12 @@ export class SliceView implements Disposable {
   private dpr = 1;
   private frameRequested = false;
   private fitted = false;
+  /** A view to open at instead of the fit (a link's zoom and centre), applied at the first layout. */
+  private pendingView: ((fitted: ViewState) => ViewState) | null = null;
   private drag: { kind: "pan" | "tool"; x: number; y: number; moved: boolean; button: number } | null = null;
   private mouse: [number, number] | null = null;
+  /** Where and when the last tool click (press and release without a drag) ended. */
+  private lastClick: { x: number; y: number; t: number } | null = null;
 
   constructor(
     readonly axis: Axis,
@@ -150,6 +154,15 @@ export class SliceView implements Disposable {
     this.view.value = fitPlane(this.viewport, rows, cols);
   }
 
+  /**
+   * Show the view `make` returns from the fitted one. Before the first layout it waits for
+   * it: setting the view earlier was overwritten by the first fit (a link's zoom was lost).
+   */
+  openAt(make: (fitted: ViewState) => ViewState): void {
+    if (this.fitted) this.view.value = make(this.view.value);
+    else this.pendingView = make;
+  }
+
   /** Center the view on the focus point, keeping the zoom. */
   centerOnFocus(): void {
     const [r, c] = planeDims(this.axis);
@@ -180,6 +193,9 @@ export class SliceView implements Disposable {
     if (!this.fitted && rect.width > 0) {
       this.fitted = true;
       this.fit();
+      const make = this.pendingView;
+      this.pendingView = null;
+      if (make !== null) this.view.value = make(this.view.value);
     }
     this.render();
   }
@@ -494,6 +510,13 @@ export class SliceView implements Disposable {
           return;
         }
         if (ev.button !== 0) return;
+        // The second press of a double-click sets the crosshair (dblclick below) and paints
+        // nothing: the first click's brush dot, still waiting, is dropped too. (A pointerdown's
+        // `detail` is 0 in Chromium, so the click count is kept here.)
+        const last = this.lastClick;
+        this.lastClick = null;
+        if (last !== null && ev.timeStamp - last.t < DOUBLE_CLICK_MS && Math.hypot(ev.clientX - last.x, ev.clientY - last.y) < 6
+          && this.tools.cancelPendingClick()) return;
         const [row, col] = this.planeAt(ev);
         const took = this.tools.down(this.axis, this.sliceIndex, row, col, (layer) => this.sampleLabel(layer, row, col));
         if (took) {
@@ -535,7 +558,10 @@ export class SliceView implements Disposable {
       this.drag = null;
       this.element.classList.remove("panning");
       if (c.hasPointerCapture(ev.pointerId)) c.releasePointerCapture(ev.pointerId);
-      if (drag.kind === "tool") this.tools.up();
+      if (drag.kind === "tool") {
+        this.tools.up();
+        this.lastClick = drag.moved ? null : { x: ev.clientX, y: ev.clientY, t: ev.timeStamp };
+      }
       else if (!drag.moved && drag.button === 0) this.setFocusAt(ev);
       this.requestRender();
     };

@@ -5,7 +5,7 @@
  */
 import { api } from "../api/http";
 import { VolumeSocket, websocketUrl } from "../api/socket";
-import { isRole, type VolumeInfo } from "../api/types";
+import { isRole, type VolumeInfo, type Zyx } from "../api/types";
 import { HistoryPanel } from "../annotation/history_panel";
 import { AnnotationSession } from "../annotation/session";
 import { ToolController } from "../annotation/tool_controller";
@@ -20,7 +20,7 @@ import { sliceCount } from "./geometry";
 import { LayersPanel } from "./layers_panel";
 import { SliceView } from "./slice_view";
 import { TileCache } from "./tile_cache";
-import { formatUrlState, parseUrlState } from "./url_state";
+import { formatUrlState, parseUrlState, type UrlState } from "./url_state";
 
 const TOOL_KEYS: Record<string, ToolName> = { h: "pan", b: "brush", e: "eraser", f: "fill", p: "polygon", i: "picker" };
 
@@ -58,12 +58,30 @@ export class VolumePage implements Disposable {
     const cache = d.add(new TileCache());
     const ctx = new ViewerContext(info, session, tools, cache);
     const controller = new ToolController(ctx, () => ctx.redraw.dispatch());
-
-    const url = parseUrlState(window.location.hash);
-    if (url.focus !== undefined) ctx.focus.value = url.focus.map((v, i) => Math.min(info.shape[i]! - 1, Math.max(0, v))) as typeof url.focus;
+    d.add(() => controller.flushPendingClick()); // a click made just before leaving still paints
 
     const views = (["z", "y", "x"] as const).map((axis) => d.add(new SliceView(axis, ctx, controller)));
     const [xy, xz, yz] = views as [SliceView, SliceView, SliceView];
+    // A link is a view: crosshair and slice, XY zoom and centre, layers shown, opacities.
+    const restore = (url: UrlState, { recentre }: { recentre: boolean }) => {
+      if (url.focus !== undefined) ctx.focus.value = url.focus.map((v, i) => Math.min(info.shape[i]! - 1, Math.max(0, v))) as Zyx;
+      for (const layer of ctx.layers) {
+        if (url.hidden !== undefined) layer.visible.value = !url.hidden.includes(layer.name);
+        const opacity = url.opacity?.[layer.name];
+        if (opacity !== undefined) layer.opacity.value = opacity;
+      }
+      const { zoom, center } = url;
+      if (zoom !== undefined || center !== undefined) {
+        xy.openAt((v) => {
+          const f = ctx.focus.value;
+          const [centerRow, centerCol] = center ?? (zoom !== undefined ? [f[1] + 0.5, f[2] + 0.5] : [v.centerRow, v.centerCol]);
+          return { centerRow, centerCol, pxPerNm: zoom ?? v.pxPerNm };
+        });
+      } else if (recentre && url.focus !== undefined) {
+        for (const v of views) v.centerOnFocus();
+      }
+    };
+    restore(parseUrlState(window.location.hash), { recentre: false });
 
     // ---- toolbar actions
     const undo = () => session.undo();
@@ -155,21 +173,25 @@ export class VolumePage implements Disposable {
     const writeHash = () => {
       if (hashTimer !== null) clearTimeout(hashTimer);
       hashTimer = setTimeout(() => {
-        history.replaceState(null, "", formatUrlState({ focus: ctx.focus.value, zoom: xy.view.value.pxPerNm }));
+        const v = xy.view.value;
+        history.replaceState(null, "", formatUrlState({
+          focus: ctx.focus.value, zoom: v.pxPerNm, center: [v.centerRow, v.centerCol],
+          hidden: ctx.layers.filter((l) => !l.visible.value).map((l) => l.name),
+          opacity: Object.fromEntries(ctx.layers.map((l) => [l.name, l.opacity.value])),
+        }));
       }, 250);
     };
     d.add(ctx.focus.subscribe(writeHash));
     d.add(xy.view.subscribe(writeHash));
+    for (const layer of ctx.layers) {
+      d.add(layer.visible.subscribe(writeHash));
+      d.add(layer.opacity.subscribe(writeHash));
+    }
     d.add(() => {
       if (hashTimer !== null) clearTimeout(hashTimer);
     });
     // A link to a spot of this same volume (a comment's #z=&y=&x=) moves the views there.
-    d.add(listen(window, "hashchange", () => {
-      const f = parseUrlState(window.location.hash).focus;
-      if (f === undefined) return;
-      ctx.focus.value = f.map((v, i) => Math.min(info.shape[i]! - 1, Math.max(0, v))) as typeof f;
-      for (const v of views) v.centerOnFocus();
-    }));
+    d.add(listen(window, "hashchange", () => restore(parseUrlState(window.location.hash), { recentre: true })));
 
     const layers = d.add(new LayersPanel(ctx));
     const historyPanel = d.add(new HistoryPanel(session.history));
@@ -209,12 +231,6 @@ export class VolumePage implements Disposable {
     const auditUrl = root.dataset.auditUrl;
     d.add(mountReview(layout.querySelector<HTMLElement>(".sidebar")!, { ctx, views, layers }, auditUrl ? { auditUrl } : {}));
     root.classList.add("em-root");
-    if (url.zoom !== undefined) {
-      requestAnimationFrame(() => {
-        xy.view.value = { ...xy.view.value, pxPerNm: url.zoom! };
-        xy.centerOnFocus();
-      });
-    }
 
     // ---- keyboard
     let hoveredAxis: "z" | "y" | "x" = "z";
