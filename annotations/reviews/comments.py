@@ -35,7 +35,10 @@ def _voxel(volume: Volume, z: Any, y: Any, x: Any) -> tuple[int, int, int]:
 
 
 def comment_url(c: Comment) -> str:
-    return f"/volumes/{c.volume_id}/#z={c.z}&y={c.y}&x={c.x}"
+    """The viewer at the comment's voxel; with its review open (`?review=`) when it belongs
+    to one, so the person asked for changes finds *Mark fixed* there."""
+    review = f"?review={c.assignment_id}" if c.assignment_id else ""
+    return f"/volumes/{c.volume_id}/{review}#z={c.z}&y={c.y}&x={c.x}"
 
 
 def comment_add(volume: Volume, user: Any, role: Role, *, z: Any, y: Any, x: Any, text: Any, layer: Any = None,

@@ -120,27 +120,21 @@ def test_assign_request_changes_fix_approve_and_audit(live_app: str, browser: An
     annotator.wait_for_function("() => Number(document.querySelector('#notif-count')?.textContent) >= 2")
     notice = annotator.locator(".notification.kind-changes_requested", has_text="nucleus edge").first
     notice.wait_for()
-    notice.locator("a").click()  # the comment's link: the viewer opens at the pinned voxel
-    annotator.wait_for_url(re.compile(rf"/volumes/{grey_volume.pk}/#z={comment.z}&y={comment.y}&x={comment.x}$"))
-    annotator.wait_for_load_state()
-    annotator.wait_for_selector("#viewer-xy canvas")
-    annotator.wait_for_function(CONNECTED, timeout=20000)
-    assert _focus(annotator) == [comment.z, comment.y, comment.x]
-    spot_link = f"/volumes/{grey_volume.pk}/#z={comment.z}&y={comment.y}&x={comment.x}"
-    assert Notification.objects.get(user=cast.annotator, link=spot_link).read
-    pin = annotator.locator(f"#viewer-xy .review-marker[data-comment='{comment.pk}']")
-    pin.wait_for(state="visible")
-    thread = annotator.locator(f"[data-thread='{comment.pk}']")
-    thread.wait_for()
-    assert "The nucleus edge is missing here" in thread.inner_text()
-    thread.locator(".comment-review-link").click()  # from the thread into reviewer mode, same spot
-    annotator.wait_for_url(re.compile(rf"\?review={assignment.pk}#z={comment.z}&"))
+    notice.locator("a").click()  # the comment's link: the viewer at the pinned voxel, with the review open
+    spot = rf"#z={comment.z}&y={comment.y}&x={comment.x}(&|$)"
+    annotator.wait_for_url(re.compile(rf"/volumes/{grey_volume.pk}/\?review={assignment.pk}{spot}"))
     annotator.wait_for_load_state()
     annotator.wait_for_selector("#viewer-xy canvas")
     annotator.wait_for_function(CONNECTED, timeout=20000)
     annotator.wait_for_function("() => document.querySelector('#review-state')?.textContent === 'changes requested'")
     annotator.wait_for_function("() => document.querySelector('#review-item')?.textContent.startsWith('z 1')")
     assert _focus(annotator) == [comment.z, comment.y, comment.x]
+    assert annotator.locator("[data-action=mark_fixed]").is_visible()  # the fixer can answer right there
+    spot_link = f"/volumes/{grey_volume.pk}/?review={assignment.pk}#z={comment.z}&y={comment.y}&x={comment.x}"
+    assert Notification.objects.get(user=cast.annotator, link=spot_link).read
+    thread = annotator.locator(f"[data-thread='{comment.pk}']")
+    thread.wait_for()
+    assert "The nucleus edge is missing here" in thread.inner_text()
     pin = annotator.locator(f"#viewer-xy .review-marker[data-comment='{comment.pk}']")
     pin.wait_for(state="visible")
     pbox = pin.bounding_box()

@@ -110,7 +110,7 @@ def test_requesting_changes_needs_a_comment_and_pins_it(api: Any, volume: Any) -
     assert (comment.z, comment.y, comment.x, comment.text) == (2, 3, 4, "merge here")
     assert comment.assignment_id == review["id"] and comment.layer.name == "prediction"
     note = Notification.objects.get(kind="changes_requested")
-    assert note.user.username == "annotator" and note.link == f"/volumes/{volume.pk}/#z=2&y=3&x=4"
+    assert note.user.username == "annotator" and note.link == f"/volumes/{volume.pk}/?review={review['id']}#z=2&y=3&x=4"
 
 
 def test_the_whole_loop_notifies_each_person_and_records_the_history_in_order(api: Any, volume: Any) -> None:
