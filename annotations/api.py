@@ -14,6 +14,8 @@ from rest_framework.views import APIView
 from annotations import selectors, services, strokes
 from annotations.access import project_for_user, volume_for_user
 from annotations.models import Role, Stroke
+from annotations.serializers import CompleteSliceInput, StrokeInput, stroke_input_validated, validated
+from emportal.errors import ApplicationError
 from emportal.parsers import JSONParser
 from segmentation.api import JobOutput
 from segmentation.jobs import job_payload
@@ -134,23 +136,8 @@ class VolumeDetailApi(APIView):
     def get(self, request: Request, volume_id: int) -> Response:
         volume, role = volume_for_user(request.user, volume_id)
         if volume.state != volume.State.READY:
-            return Response({"error": {"code": "not_ready", "message": f"volume is {volume.state}"}},
-                            status=status.HTTP_409_CONFLICT)
+            raise ApplicationError(f"volume is {volume.state}", code="not_ready", status_code=status.HTTP_409_CONFLICT)
         return Response(selectors.volume_detail(volume, role))
-
-
-class StrokeInput(serializers.Serializer):
-    """Shape only; the stroke service checks geometry, classes and roles."""
-
-    uuid = serializers.UUIDField()
-    layer = serializers.CharField(max_length=50, default="manual")
-    axis = serializers.ChoiceField(choices=["z", "y", "x"])
-    index = serializers.IntegerField(min_value=0)
-    points = serializers.ListField(child=serializers.ListField(child=serializers.FloatField(), min_length=2,
-                                                               max_length=2), min_length=1, max_length=20000)
-    radius = serializers.FloatField(default=1.0)
-    value = serializers.IntegerField(default=0)
-    mode = serializers.ChoiceField(choices=["paint", "erase", "fill", "polygon"])
 
 
 class StrokeListApi(APIView):
@@ -158,10 +145,7 @@ class StrokeListApi(APIView):
     def post(self, request: Request, volume_id: int) -> Response:
         """Apply a stroke (the REST twin of the websocket message); repeating a UUID changes nothing."""
         volume, role = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
-        data = StrokeInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        payload = {**data.validated_data, "uuid": str(data.validated_data["uuid"])}
-        outcome = strokes.stroke_apply(volume, request.user, role, payload)
+        outcome = strokes.stroke_apply(volume, request.user, role, stroke_input_validated(request.data))
         return Response({"uuid": outcome.uuid, "version": outcome.version, "duplicate": outcome.duplicate},
                         status=status.HTTP_200_OK if outcome.duplicate else status.HTTP_201_CREATED)
 
@@ -187,21 +171,13 @@ class StrokeUndoApi(APIView):
         return Response({"uuid": outcome.uuid, "version": outcome.version})
 
 
-class CompleteSliceInput(serializers.Serializer):
-    layer = serializers.CharField(max_length=50, default="manual")
-    axis = serializers.ChoiceField(choices=["z", "y", "x"])
-    index = serializers.IntegerField(min_value=0)
-    complete = serializers.BooleanField(default=True)
-
-
 class CompleteSliceApi(APIView):
     @extend_schema(request=CompleteSliceInput, responses=CompleteSliceInput)
     def post(self, request: Request, volume_id: int) -> Response:
         volume, role = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
-        data = CompleteSliceInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        strokes.slice_mark_complete(volume, request.user, role, **data.validated_data)
-        return Response(data.validated_data)
+        data = validated(CompleteSliceInput, request.data)
+        strokes.slice_mark_complete(volume, request.user, role, **data)
+        return Response(data)
 
 
 class LayerValueApi(APIView):
@@ -212,5 +188,5 @@ class LayerValueApi(APIView):
         try:
             z, y, x = (int(request.query_params[k]) for k in ("z", "y", "x"))
         except (KeyError, ValueError):
-            return Response({"error": {"code": "invalid", "message": "give integer z, y and x"}}, status=400)
+            raise ApplicationError("give integer z, y and x") from None
         return Response({"value": strokes.layer_value_at(volume, layer, z, y, x)})

@@ -18,9 +18,11 @@ from django.http import Http404
 
 from annotations import strokes
 from annotations.access import project_for_user, volume_for_user
+from annotations.serializers import CompleteSliceInput, StrokeRefInput, stroke_input_validated, validated
 from annotations.socket_groups import group_join, group_leave
 from annotations.stroke_queue import stroke_queue
-from emportal.errors import ApplicationError
+from emportal.errors import ApplicationError, error_body
+from emportal.parsers import json_loads
 from emportal.realtime import broadcast_async, project_group, volume_group
 
 CLOSE_NOT_FOUND = 4404
@@ -38,6 +40,22 @@ class _ForwardingConsumer(AsyncJsonWebsocketConsumer):
             await self.websocket_receive(message)
         else:
             await super().dispatch(message)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """A frame that is not JSON text is answered with an error, as REST answers such a body."""
+        try:
+            content = await self.decode_json(text_data) if text_data else None
+        except ValueError as exc:
+            await self.send_json({"type": "error", "code": "parse_error", "message": f"JSON parse error - {exc}"})
+            return
+        if content is None:
+            await self.send_json({"type": "error", "code": "parse_error", "message": "send JSON text frames"})
+            return
+        await self.receive_json(content, **kwargs)
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        return json_loads(text_data)
 
     async def join(self, group: str) -> None:
         await group_join(group, self)
@@ -73,25 +91,30 @@ class VolumeConsumer(_ForwardingConsumer):
                 uid = stroke.get("uuid") if isinstance(stroke, dict) else None
                 if not isinstance(stroke, dict):
                     raise ApplicationError("a stroke message needs a stroke object")
-                outcome = await stroke_queue().apply(self.volume, self.scope["user"], self.role, stroke)
+                outcome = await stroke_queue().apply(self.volume, self.scope["user"], self.role,
+                                                     stroke_input_validated(stroke))
                 await self.send_json({"type": "ack", "uuid": outcome.uuid, "version": outcome.version})
                 if outcome.event is not None:  # the echo after the ack, to the others; a resent duplicate has none
                     await broadcast_async(self.group, outcome.event, skip=self.channel_name)
             elif kind in ("undo", "redo"):
                 uid = content.get("uuid")
+                ref = validated(StrokeRefInput, content)
                 toggle = strokes.stroke_undo if kind == "undo" else strokes.stroke_redo
-                await database_sync_to_async(toggle)(self.volume, self.scope["user"], self.role, uid)
+                await database_sync_to_async(toggle)(self.volume, self.scope["user"], self.role, str(ref["uuid"]))
             elif kind == "mark_complete":
                 await database_sync_to_async(strokes.slice_mark_complete)(
-                    self.volume, self.scope["user"], self.role, axis=content.get("axis"),
-                    index=content.get("index"), complete=bool(content.get("complete", True)))
+                    self.volume, self.scope["user"], self.role, **validated(CompleteSliceInput, content))
             else:
                 raise ApplicationError(f"message type {kind!r} is not supported", code="unsupported")
         except ApplicationError as exc:
-            error = {"type": "error", "code": exc.code, "message": exc.message}
-            if uid is not None:
-                error["uuid"] = str(uid)
-            await self.send_json(error)
+            await self.send_error(exc, uid)
+
+    async def send_error(self, exc: ApplicationError, uid: Any = None) -> None:
+        """The API's error shape (emportal.errors), as a message of type "error"."""
+        error = {"type": "error", **error_body(exc)["error"]}
+        if uid is not None:
+            error["uuid"] = str(uid)
+        await self.send_json(error)
 
 
 class ProjectConsumer(_ForwardingConsumer):

@@ -115,6 +115,9 @@ def _checked_value(volume: Volume, layer: LabelLayer, mode: str, value: Any) -> 
 
 
 def _gesture(data: Mapping[str, Any]) -> raster.Gesture:
+    index = data.get("index")
+    if isinstance(index, bool) or not isinstance(index, int):  # int() would paint slice 5 for 5.9, 1 for true
+        raise _refuse(f"index {index!r} is not an integer")
     try:
         points = tuple((float(p[0]), float(p[1])) for p in data["points"][: raster.MAX_POINTS + 1])
         return raster.Gesture(axis=str(data["axis"]), index=int(data["index"]), points=points,
@@ -238,14 +241,21 @@ def _seen(uid: str) -> tuple[Any, ...] | None:
     return _fetchone(_SEEN_SQL, [Stroke._meta.get_field("uuid").get_db_prep_value(uuidlib.UUID(uid), connection)])
 
 
+def _uuid_text(value: Any) -> str:
+    """A UUID given as text, in its canonical form; a number is not a UUID (``UUID(str(5 * 10**30))`` parses)."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        return str(uuidlib.UUID(value))
+    except ValueError:
+        raise _refuse(f"uuid {value!r} is not a UUID") from None
+
+
 def _claim_uuid(volume: Volume, role: Role, data: Mapping[str, Any]) -> tuple[str, StrokeOutcome | None]:
     """Check the role and the UUID; a UUID seen before gives its earlier outcome (idempotency)."""
     if role < Role.ANNOTATOR:
         raise _refuse("viewers cannot paint", code="forbidden", status=403)
-    try:
-        uid = str(uuidlib.UUID(str(data.get("uuid"))))
-    except ValueError:
-        raise _refuse(f"uuid {data.get('uuid')!r} is not a UUID") from None
+    uid = _uuid_text(data.get("uuid"))
     row = _seen(uid)
     if row is None:
         return uid, None
@@ -412,10 +422,7 @@ def layer_replay(volume: Volume, layer_name: str, box: raster.Box | None = None)
 def _toggle(volume: Volume, user: Any, role: Role, uid: str, *, active: bool) -> StrokeOutcome:
     if role < Role.ANNOTATOR:
         raise _refuse("viewers cannot undo", code="forbidden", status=403)
-    try:
-        uid = str(uuidlib.UUID(str(uid)))
-    except ValueError:
-        raise _refuse(f"uuid {uid!r} is not a UUID") from None
+    uid = _uuid_text(uid)
     stroke = Stroke.objects.filter(uuid=uid, layer__volume=volume).select_related("layer").first()
     if stroke is None:
         raise _refuse("no such stroke on this volume", code="unknown_stroke", status=404)
