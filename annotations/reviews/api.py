@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from drf_spectacular.types import OpenApiTypes
@@ -19,7 +19,7 @@ from annotations.access import project_for_user, volume_for_user
 from annotations.models import LabelClass, LabelLayer, Role
 from annotations.reviews import assignments, audit, comments, diff, notifications
 from annotations.reviews.models import Comment
-from emportal.errors import ApplicationError
+from emportal.errors import ApplicationError, error_response
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -176,10 +176,6 @@ class DiffApi(APIView):
         return Response(diff.layers_diff(volume, q.get("a"), q.get("b"), z0=q.get("z0"), z1=q.get("z1")))
 
 
-def _json_error(exc: ApplicationError) -> JsonResponse:
-    return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=exc.status_code)
-
-
 @require_GET
 def diff_tile(request: HttpRequest, volume_id: int, axis: str, index: int, level: int, ty: int, tx: int
               ) -> HttpResponse:
@@ -190,7 +186,7 @@ def diff_tile(request: HttpRequest, volume_id: int, axis: str, index: int, level
         layer_a, layer_b = diff.diff_layers_of(_LayersOnly(layers, volume_id), request.GET.get("a"),
                                                request.GET.get("b"))
     except ApplicationError as exc:
-        return _json_error(exc)
+        return error_response(exc)
     etag = (f'"diff-{volume_id}-{layer_a.name}-v{layer_a.version}-{layer_b.name}-v{layer_b.version}'
             f'-{axis}{index}-{level}-{ty}-{tx}"')
 
