@@ -80,11 +80,40 @@ def member_set_role(project: Project, username: str, role: str) -> Membership:
 
 # --- volumes -------------------------------------------------------------------------
 
+def _import_voxel_size(path: Path, dataset: str | None, given: tuple[float, ...] | None,
+                       *, shown_as: str | None = None) -> tuple[float, float, float]:
+    """Open the source's header before any job starts: an unreadable file is refused at
+    once, and a voxel size neither given nor stated by the file is asked for instead of
+    becoming 1 nm. Messages name the file as the user knows it (``shown_as``, for uploads
+    stored under another name). Returns the voxel size the import will use."""
+    root = Path(settings.DATA_ROOT)
+    name = shown_as or path.name
+    try:
+        with readers.open_source(path, dataset=dataset, root=root if path.is_relative_to(root) else None) as source:
+            stated, facts = source.voxel_size_nm, source.metadata
+    except ValueError as exc:
+        raise ApplicationError(str(exc).replace(path.name, name), code="unreadable_source") from None
+    if given is not None:
+        return tuple(float(v) for v in given)  # type: ignore[return-value]
+    if stated is None:
+        partial = facts.get("pixel_size_yx_nm")
+        hint = f" (it gives {partial[0]:g} x {partial[1]:g} nm in Y x X, not Z)" if partial else ""
+        raise ApplicationError(f"{name} does not state its voxel size{hint}; give voxel_size_nm "
+                               "as z, y, x in nm", code="voxel_size_required")
+    return stated
+
+
 def _start_import(project: Project, *, path: Path, name: str, user: Any,
                   voxel_size_nm: tuple[float, float, float] | None, remove_source: bool,
-                  dataset: str | None = None) -> Job:
+                  dataset: str | None = None, shown_as: str | None = None) -> Job:
     from annotations.tasks import volume_import_task
 
+    try:
+        voxel_size_nm = _import_voxel_size(path, dataset, voxel_size_nm, shown_as=shown_as)
+    except ApplicationError:
+        if remove_source:
+            shutil.rmtree(path.parent, ignore_errors=True)
+        raise
     with transaction.atomic():
         volume = Volume.objects.create(project=project, name=name, created_by=user if user and
                                        user.is_authenticated else None,
@@ -128,7 +157,7 @@ def volume_import_from_upload(project: Project, upload: Any, *, user: Any = None
         for chunk in upload.chunks():
             out.write(chunk)
     return _start_import(project, path=target, name=name or Path(original).stem, user=user,
-                         voxel_size_nm=voxel_size_nm, remove_source=True)
+                         voxel_size_nm=voxel_size_nm, remove_source=True, shown_as=original)
 
 
 def volume_import_local(project: Project, path: Path, *, name: str | None = None, dataset: str | None = None,
@@ -137,6 +166,7 @@ def volume_import_local(project: Project, path: Path, *, name: str | None = None
     """Import `path` in this process (management commands, the demo), recorded as a job."""
     from segmentation.jobs import job_running
 
+    voxel_size_nm = _import_voxel_size(path, dataset, voxel_size_nm)
     with transaction.atomic():
         volume = Volume.objects.create(project=project, name=name or path.stem, source={"file": path.name})
         job = job_create(kind=Job.Kind.IMPORT, project_id=project.pk, volume_id=volume.pk,
@@ -161,16 +191,22 @@ def volume_import_run(ctx: JobContext) -> None:
         source = readers.open_source(source_path, dataset=job.params.get("dataset"),
                                      root=root if root and source_path.is_relative_to(root) else None)
         try:
-            voxel = job.params.get("voxel_size_nm") or source.voxel_size_nm or (1.0, 1.0, 1.0)
+            voxel = job.params.get("voxel_size_nm") or source.voxel_size_nm
+            if voxel is None:
+                raise ValueError(f"{source_path.name} does not state its voxel size; give it (z, y, x in nm)")
             voxel = tuple(float(v) for v in voxel)
             info = omezarr.write_pyramid(
                 source, dest, voxel_size_nm=voxel,
                 on_progress=lambda f: ctx.progress(0.95 * f, f"converting: {int(100 * f)} %"))
         finally:
             source.close()
+        notice = source.metadata.get("notice")
+        if notice:
+            volume.source = {**volume.source, "notice": notice}
         volume_finish_import(volume, info=info, voxel_size_nm=voxel, source_format=source.format)
-        job.result = {"volume": volume.pk, "shape": list(volume.shape)}
-        job.message = f"imported {volume.name}: {' x '.join(map(str, volume.shape))} voxels"
+        job.result = {"volume": volume.pk, "shape": list(volume.shape), **({"notice": notice} if notice else {})}
+        job.message = f"imported {volume.name}: {' x '.join(map(str, volume.shape))} voxels" + \
+            (f". {notice}" if notice else "")
     except BaseException:
         Volume.objects.filter(pk=volume.pk).update(state=Volume.State.FAILED)
         shutil.rmtree(dest, ignore_errors=True)

@@ -30,7 +30,8 @@ def test_an_import_runs_on_the_worker_and_its_progress_arrives_over_the_websocke
         connected, _ = await communicator.connect()
         assert connected
         response = await sync_to_async(client.post)(
-            f"/api/projects/{cast.project.pk}/volumes/import-path/", {"path": "bx1.tif", "name": "Bx1"},
+            f"/api/projects/{cast.project.pk}/volumes/import-path/",
+            {"path": "bx1.tif", "name": "Bx1", "voxel_size_nm": [4, 4, 4]},
             content_type="application/json")
         assert response.status_code == 202, response.content
         events: list[dict[str, Any]] = []

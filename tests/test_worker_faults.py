@@ -50,7 +50,8 @@ def test_an_import_whose_worker_is_killed_fails_cleanly_and_a_retry_succeeds(
     client.force_login(cast.annotator)
     worker = _start_worker(settings, tmp_path / "w1.log")
     try:
-        job_id = client.post(f"/api/projects/{cast.project.pk}/volumes/import-path/", {"path": "big.tif"},
+        job_id = client.post(f"/api/projects/{cast.project.pk}/volumes/import-path/",
+                             {"path": "big.tif", "voxel_size_nm": [4, 4, 4]},
                              content_type="application/json").json()["id"]
         _wait(lambda: Job.objects.get(pk=job_id).progress > 0.05, 120, "the import to make progress")
     finally:
@@ -67,7 +68,8 @@ def test_an_import_whose_worker_is_killed_fails_cleanly_and_a_retry_succeeds(
 
     worker = _start_worker(settings, tmp_path / "w2.log")
     try:
-        retry = client.post(f"/api/projects/{cast.project.pk}/volumes/import-path/", {"path": "big.tif"},
+        retry = client.post(f"/api/projects/{cast.project.pk}/volumes/import-path/",
+                            {"path": "big.tif", "voxel_size_nm": [4, 4, 4]},
                             content_type="application/json").json()["id"]
         _wait(lambda: Job.objects.get(pk=retry).state in Job.FINISHED, 180, "the retry")
     finally:

@@ -35,6 +35,7 @@
   if (path) path.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const body = Object.fromEntries([...new FormData(path)].filter(([, v]) => v));
+    if (body.voxel_size_nm) body.voxel_size_nm = body.voxel_size_nm.split(",").map(Number);
     const [response, json] = await postJson(path, body);
     if (response.status === 202) jobLink(path, json);
     else path.querySelector(".status").textContent = message(json) || `The import was refused (${response.status} ${response.statusText}).`;

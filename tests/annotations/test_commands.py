@@ -62,3 +62,12 @@ def test_load_demo_with_shared_data_adds_the_real_crop_with_painted_slices(setti
     real = Volume.objects.get(name=REAL_NAME)
     assert real.shape == (20, 1024, 1024) and real.voxel_size_nm == (40.0, 5.9, 5.9)
     assert real.layers.get(name="manual").strokes.count() == 2  # two painted slices, logged as strokes
+
+
+def test_import_volume_asks_for_a_voxel_size_the_file_does_not_state(tmp_path: Path) -> None:
+    call_command("add_member", "Bx3", "carol", "manager", stdout=StringIO())
+    path = tmp_path / "bx3.tif"
+    tifffile.imwrite(path, np.zeros((2, 16, 16), np.uint8), photometric="minisblack")
+    with pytest.raises(CommandError, match="bx3.tif does not state its voxel size; give --voxel-size-nm"):
+        call_command("import_volume", str(path), "--project", "Bx3", stdout=StringIO(), stderr=StringIO())
+    assert not Volume.objects.exists()

@@ -36,11 +36,19 @@ def test_the_data_folder_form_queues_the_import_and_says_so(data_root: Path, liv
     form.locator("input[name=path]").fill("lab/stack.tif")
     form.locator("input[name=name]").fill("from-the-folder")
     form.locator("button[type=submit]").click()
+    page.wait_for_function("() => document.querySelector('#path-form .status').textContent.trim() !== ''",
+                           timeout=10000)
+    assert "stack.tif does not state its voxel size" in form.locator(".status").inner_text()
+    assert not Job.objects.exists()
+
+    form.locator("input[name=voxel_size_nm]").fill("10,4,4")
+    form.locator("button[type=submit]").click()
     form.locator(".status a").wait_for(timeout=10000)
-    assert posted == [f"{live_app}/api/projects/{cast.project.pk}/volumes/import-path/"]
+    assert posted == [f"{live_app}/api/projects/{cast.project.pk}/volumes/import-path/"] * 2
     job = Job.objects.get(kind=Job.Kind.IMPORT)
     assert form.locator(".status").inner_text().startswith(f"Import job #{job.pk} queued")
     assert job.params["path"] == str(data_root / "lab" / "stack.tif")
+    assert job.params["voxel_size_nm"] == [10.0, 4.0, 4.0]
 
 
 def test_a_refused_path_shows_why(data_root: Path, live_app: str, browser: Any, cast: Any) -> None:

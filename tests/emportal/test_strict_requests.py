@@ -6,7 +6,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
+import tifffile
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -75,9 +77,9 @@ def test_an_upload_may_exceed_the_json_limit_but_not_the_upload_limit(cast: Any,
     settings.UPLOAD_MAX_BYTES = 50_000
     client = _client(cast.manager)
     path = tmp_path / "small.tif"
-    path.write_bytes(b"\0" * 5000)  # over the JSON limit, under the upload limit: reaches the import
+    tifffile.imwrite(path, np.zeros((1, 70, 70), np.uint8))  # over the JSON limit, under the upload limit
     with path.open("rb") as handle:
-        response = client.post(f"/api/projects/{cast.project.pk}/volumes/", {"file": handle})
+        response = client.post(f"/api/projects/{cast.project.pk}/volumes/", {"file": handle, "voxel_size_nm": "4,4,4"})
     assert response.status_code == 202, response.content[:300]
     path.write_bytes(b"\0" * 60_000)
     with path.open("rb") as handle:
