@@ -190,3 +190,20 @@ class LayerValueApi(APIView):
         except (KeyError, ValueError):
             raise ApplicationError("give integer z, y and x") from None
         return Response({"value": strokes.layer_value_at(volume, layer, z, y, x)})
+
+
+class VoxelSizeInput(serializers.Serializer):
+    voxel_size_nm = serializers.ListField(child=serializers.FloatField(min_value=1e-3, max_value=1e6),
+                                          min_length=3, max_length=3, help_text="z, y, x in nm")
+
+
+class VolumeVoxelSizeApi(APIView):
+    @extend_schema(request=VoxelSizeInput, responses=VoxelSizeInput)
+    def put(self, request: Request, volume_id: int) -> Response:
+        """A manager corrects the voxel size (the image's and every label layer's scales, an
+        audit event); the volume's latest feature report is computed again."""
+        volume, _ = volume_for_user(request.user, volume_id, min_role=Role.MANAGER)
+        data = VoxelSizeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        volume = services.volume_set_voxel_size(volume, request.user, tuple(data.validated_data["voxel_size_nm"]))
+        return Response({"voxel_size_nm": list(volume.voxel_size_nm)})

@@ -238,3 +238,27 @@ def volume_finish_import(volume: Volume, *, info: Any, voxel_size_nm: tuple[floa
     LabelLayer.objects.get_or_create(volume=volume, name=MANUAL_LAYER,
                                      defaults={"kind": LabelLayer.Kind.LABELS})
     return volume
+
+
+def volume_set_voxel_size(volume: Volume, user: Any, voxel_size_nm: tuple[float, ...]) -> Volume:
+    """A manager corrects a volume's voxel size: the OME-Zarr scales of the image and every
+    label layer, the volume's record, an audit event, and a signal on which reports made
+    in the old units are computed again."""
+    from annotations.reviews.audit import audit_record
+    from annotations.signals import volume_voxel_size_changed
+
+    new = tuple(float(v) for v in voxel_size_nm)
+    if len(new) != 3 or not all(1e-3 <= v <= 1e6 for v in new):
+        raise ApplicationError(f"voxel size must be three numbers z, y, x in 0.001..1e6 nm, got {list(voxel_size_nm)}")
+    if volume.state != Volume.State.READY:
+        raise ApplicationError(f"volume is {volume.state}", code="not_ready", status_code=409)
+    old = volume.voxel_size_nm
+    if new == old:
+        return volume
+    omezarr.set_voxel_size(volume_zarr_path(volume), new)
+    with transaction.atomic():
+        volume.voxel_z_nm, volume.voxel_y_nm, volume.voxel_x_nm = new
+        volume.save(update_fields=["voxel_z_nm", "voxel_y_nm", "voxel_x_nm"])
+        audit_record(volume, user, "voxel_size_changed", detail={"from": list(old), "to": list(new)})
+        transaction.on_commit(lambda: volume_voxel_size_changed.send(sender=Volume, volume=volume, user=user))
+    return volume

@@ -42,6 +42,7 @@ api_urlpatterns = [
     path("projects/<int:project_id>/volumes/import-path/", api.VolumeImportPathApi.as_view(),
          name="api-volume-import-path"),
     path("volumes/<int:volume_id>/", api.VolumeDetailApi.as_view(), name="api-volume"),
+    path("volumes/<int:volume_id>/voxel-size/", api.VolumeVoxelSizeApi.as_view(), name="api-volume-voxel-size"),
     path("volumes/<int:volume_id>/strokes/", api.StrokeListApi.as_view(), name="api-strokes"),
     path("volumes/<int:volume_id>/strokes/<str:uuid>/undo/", api.StrokeUndoApi.as_view(), name="api-stroke-undo"),
     path("volumes/<int:volume_id>/strokes/<str:uuid>/redo/", api.StrokeUndoApi.as_view(redo=True),

@@ -73,6 +73,7 @@ __all__ = [
     "region_plan",
     "write_pyramid",
     "read_info",
+    "set_voxel_size",
     "open_level",
     "create_label_layer",
     "delete_label_layer",
@@ -615,6 +616,26 @@ def read_info(dest: Path) -> PyramidInfo:
         ngff_version=version,
         labels=labels,
     )
+
+
+def set_voxel_size(dest: Path, voxel_size_nm: Sequence[float]) -> None:
+    """Rewrite the scales and translations of every level of the volume at ``dest`` and
+    of its label layers for a new level-0 voxel size (nm, ZYX); no voxel is touched."""
+    from annotations.imaging.readers.base import _checked_voxel_size
+
+    dest = Path(dest)
+    voxel = _checked_voxel_size(voxel_size_nm, what="voxel_size_nm")
+    assert voxel is not None
+    for path in [dest, *(dest / "labels" / name for name in read_info(dest).labels)]:
+        group = zarr.open_group(str(path), mode="r+")
+        attrs = dict(group.attrs)
+        ome = dict(attrs["ome"]) if "ome" in attrs else attrs
+        multiscales = [dict(m) for m in ome["multiscales"]]
+        fresh = _datasets_meta(len(multiscales[0]["datasets"]), voxel)
+        multiscales[0]["datasets"] = [{**old, "coordinateTransformations": new["coordinateTransformations"]}
+                                      for old, new in zip(multiscales[0]["datasets"], fresh)]
+        ome["multiscales"] = multiscales
+        group.attrs.update({"ome": ome} if "ome" in attrs else ome)
 
 
 def open_level(dest: Path, level: int, *, mode: str = "r") -> zarr.Array:

@@ -327,3 +327,19 @@ def phantom_truth_write(volume: Volume, *, seed: int = 7, phantom: Any = None) -
     _write_whole_layer(volume, truth, _phantom_to_project(volume.project, phantom.labels))
     _write_whole_layer(volume, cells, phantom.cells)
     return truth, cells
+
+
+def reports_recompute_after_voxel_size_change(sender: Any, volume: Volume, user: Any, **_: Any) -> Job | None:
+    """Queue the volume's latest report again with its own parameters: every µm³ and µm
+    in it was measured with the old voxel size. Connected in SegmentationConfig.ready()."""
+    latest = FeatureReport.objects.filter(volume=volume).select_related("job").first()
+    if latest is None:
+        return None
+    params = latest.job.params if latest.job is not None else {}
+    try:
+        return report_create(volume, user, labels_layer=latest.labels_layer, cells_layer=latest.cells_layer,
+                             fenestration_closing_nm=params.get("fenestration_closing_nm", 0.0),
+                             meshes=params.get("meshes", True))
+    except ApplicationError as exc:
+        log.warning("report of volume %s not recomputed after its voxel size changed: %s", volume.pk, exc.message)
+        return None

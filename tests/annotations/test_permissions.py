@@ -34,6 +34,7 @@ ROUTES: dict[str, Route] = {
     "api-volumes": Route("get", {"project_id": "p"}, "viewer"),
     "api-volume-import-path": Route("post", {"project_id": "p"}, "annotator", {}),
     "api-volume": Route("get", {"volume_id": "v"}, "viewer"),
+    "api-volume-voxel-size": Route("put", {"volume_id": "v"}, "manager", {"voxel_size_nm": [0, 1, 1]}),
     "api-strokes": Route("post", {"volume_id": "v"}, "annotator", {"uuid": "not-a-uuid"}),
     "api-stroke-undo": Route("post", {"volume_id": "v", "uuid": "00000000-0000-0000-0000-000000000000"},
                              "annotator", may_404=True),
@@ -150,7 +151,7 @@ def _url(world: dict[str, Any], name: str) -> str:
 def _call(client: Client, route: Route, url: str) -> int:
     if route.method == "get":
         return client.get(url).status_code
-    return client.post(url, route.body or {}, content_type="application/json").status_code
+    return getattr(client, route.method)(url, route.body or {}, content_type="application/json").status_code
 
 
 @pytest.mark.parametrize("name", sorted(ROUTES))
