@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from annotations.models import Stroke, Volume
+from annotations.models import LabelClass, LabelLayer, Stroke, Volume
 from annotations.reviews.models import AuditEvent
 
 CSV_HEADER = ["at", "actor", "action", "layer", "detail"]
@@ -43,9 +43,15 @@ def _event_row(event: AuditEvent) -> dict[str, Any]:
             "layer": event.layer, "detail": event.detail}
 
 
-def _stroke_row(stroke: Stroke) -> dict[str, Any]:
-    detail = {"uuid": str(stroke.uuid), "mode": stroke.mode, "axis": stroke.axis, "index": stroke.index,
-              "value": stroke.value, "active": stroke.active}
+def _stroke_row(stroke: Stroke, class_names: dict[int, str]) -> dict[str, Any]:
+    detail: dict[str, Any] = {"uuid": str(stroke.uuid), "mode": stroke.mode, "axis": stroke.axis,
+                              "index": stroke.index, "value": stroke.value, "active": stroke.active}
+    # Say what was painted as people know it: the class name on a class layer, the cell id on
+    # a cell layer (the trail showed "value 4"). The raw value stays for the CSV.
+    if stroke.value and stroke.layer.kind == LabelLayer.Kind.LABELS:
+        detail["class"] = class_names.get(stroke.value, f"unknown class {stroke.value}")
+    elif stroke.value and stroke.layer.kind == LabelLayer.Kind.INSTANCES:
+        detail["cell"] = stroke.value
     return {"at": stroke.created, "actor": stroke.user.username if stroke.user else None, "action": "stroke",
             "layer": stroke.layer.name, "detail": detail}
 
@@ -62,8 +68,10 @@ def audit_trail(volume: Volume, *, since: datetime | None = None, limit: int = 1
     strokes = Stroke.objects.filter(layer__volume=volume).select_related("user", "layer")
     if since is not None:
         events, strokes = events.filter(at__gte=since), strokes.filter(created__gte=since)
+    class_names = dict(LabelClass.objects.filter(project_id=volume.project_id, kind=LabelClass.Kind.SEMANTIC)
+                       .values_list("value", "name"))
     rows = ([_event_row(e) for e in events.order_by("at", "id")[:limit]]
-            + [_stroke_row(s) for s in strokes.order_by("created", "id")[:limit]])
+            + [_stroke_row(s, class_names) for s in strokes.order_by("created", "id")[:limit]])
     rows.sort(key=lambda row: row["at"])  # stable: each source keeps its id order on equal times
     return rows[:limit]
 

@@ -185,7 +185,7 @@ export class VolumeResultsPage implements Disposable {
     this.downloads.replaceChildren();
     this.body.hidden = true;
     const note = this.canRun
-      ? "No report yet for this volume. Pick the layers below and run one."
+      ? "No report yet for this volume. Pick the layers above and run one."
       : "No report yet for this volume. An annotator can run one.";
     this.root.querySelector("#no-report")?.remove();
     this.root.insertBefore(h("p", { class: "card empty", id: "no-report" }, note), this.body);

@@ -10,7 +10,7 @@ import { LayerDisplay } from "../viewer/context";
 import { planeToScreen } from "../viewer/view_transform";
 import { type Comment, reviewApi } from "./api";
 import { cursorVoxel, formatTime, jumpTo, notify, type ReviewHost } from "./host";
-import { markersOnSlice } from "./markers";
+import { markersOnSlice, threadNumbers } from "./markers";
 
 const POLL_MS = 8000;
 
@@ -66,6 +66,7 @@ export class CommentMarkers implements Disposable {
         const on = this.display.visible.value && this.display.opacity.value > 0;
         layer.hidden = !on;
         layer.style.opacity = String(this.display.opacity.value);
+        const numbers = threadNumbers(store.threads.value);
         const markers = on ? markersOnSlice(store.threads.value, view.axis, view.sliceIndex, { showResolved: store.showResolved.value }) : [];
         const seen = new Set<number>();
         const vp = view.viewport;
@@ -87,8 +88,9 @@ export class CommentMarkers implements Disposable {
           const inside = sx >= -10 && sy >= -10 && sx <= vp.width + 10 && sy <= vp.height + 10;
           pin.hidden = !inside;
           pin.style.transform = `translate(${Math.round(sx)}px, ${Math.round(sy)}px)`;
-          pin.title = `${c.author ?? "?"}: ${c.text}`;
-          pin.textContent = String(1 + (c.replies?.length ?? 0));
+          const replies = c.replies?.length ?? 0;
+          pin.title = `#${numbers.get(c.id) ?? "?"} ${c.author ?? "?"}: ${c.text}${replies > 0 ? ` (${replies} ${replies === 1 ? "reply" : "replies"})` : ""}`;
+          pin.textContent = String(numbers.get(c.id) ?? "?");
           pin.classList.toggle("resolved", c.resolved);
           pin.classList.toggle("selected", store.selected.value === c.id);
         }
@@ -247,7 +249,8 @@ export class CommentsPanel implements Disposable {
     const el = h(
       "div",
       { class: `comment-thread${c.resolved ? " resolved" : ""}${this.store.selected.value === c.id ? " selected" : ""}`, "data-thread": c.id },
-      h("div", { class: "comment-meta" }, h("strong", {}, c.author ?? "?"), ` · ${formatTime(c.created)} · `, link,
+      h("div", { class: "comment-meta" }, h("span", { class: "comment-number", title: "its pin on the slice" },
+        `#${threadNumbers(this.store.threads.value).get(c.id) ?? "?"}`), " ", h("strong", {}, c.author ?? "?"), ` · ${formatTime(c.created)} · `, link,
         c.resolved ? h("span", { class: "comment-badge" }, `resolved${c.resolved_by ? ` by ${c.resolved_by}` : ""}`) : null),
       h("div", { class: "comment-text" }, c.text),
       c.assignment !== null && c.assignment !== this.assignmentId

@@ -47,3 +47,11 @@ describe("audit rows", () => {
     expect(filterAudit(rows, " ")).toHaveLength(2);
   });
 });
+
+describe("describeDetail of a stroke", () => {
+  it("names the class painted instead of its value", () => {
+    const text = describeDetail({ uuid: "u", mode: "paint", axis: "z", index: 3, value: 4, active: true, class: "mitochondria" });
+    expect(text).toContain("class mitochondria");
+    expect(text).not.toContain("value");
+  });
+});

@@ -56,8 +56,9 @@ export function assignmentBody(v: FormValues): NewAssignment {
 export function describeDetail(detail: unknown): string {
   if (detail === null || detail === undefined) return "";
   if (typeof detail !== "object") return String(detail);
+  const named = "class" in detail || "cell" in detail; // then the raw label value says nothing more
   return Object.entries(detail as Record<string, unknown>)
-    .filter(([k, v]) => k !== "uuid" && v !== null && v !== undefined && v !== "" && !(Array.isArray(v) && v.length === 0))
+    .filter(([k, v]) => k !== "uuid" && !(named && k === "value") && v !== null && v !== undefined && v !== "" && !(Array.isArray(v) && v.length === 0))
     .map(([k, v]) => `${k.replace(/_/g, " ")} ${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
     .join(" · ");
 }

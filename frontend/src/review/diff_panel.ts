@@ -37,6 +37,7 @@ export class DiffPanel implements Disposable {
     syncKinds();
     this.d.add(listen(a, "change", syncKinds));
 
+    const key = h("div", { class: "diff-key", id: "diff-key", hidden: true });
     const apply = () => {
       const on = show.checked && a.value !== b.value;
       const versions = host.ctx.session.versions.value;
@@ -48,6 +49,8 @@ export class DiffPanel implements Disposable {
       };
       for (const v of host.views) v.overlays.value = on ? [overlay] : [];
       this.element.classList.toggle("active", on);
+      key.hidden = !on;
+      if (on) key.replaceChildren(...this.colourKey(la, lb, kindOf.get(la)));
       if (on) void this.load(la, lb);
       else if (show.checked) this.result.replaceChildren(h("div", { class: "muted" }, "Pick two different layers."));
       else this.result.replaceChildren();
@@ -67,8 +70,19 @@ export class DiffPanel implements Disposable {
       h("label", { class: "layer-name diff-toggle" }, show, h("span", {}, "Diff: where A and B disagree")),
       h("div", { class: "diff-pick" }, h("span", {}, "A"), a, h("span", {}, "B"), b),
       h("div", { class: "layer-opacity-row" }, opacity),
+      key,
       this.result,
     );
+  }
+
+  /** What the overlay's colours mean: only disagreeing voxels are drawn, in B's colour
+   *  (A's where B is empty); agreement stays clear. */
+  private colourKey(a: string, b: string, kind: string | undefined): Array<HTMLElement | string> {
+    const head = h("div", { class: "muted" }, `Drawn only where ${a} and ${b} disagree, in ${b}'s colour (${a}'s where ${b} is empty); where they agree it stays clear.`);
+    if (kind === "instances") return [head, h("div", { class: "muted" }, "Each cell keeps its own colour.")];
+    const classes = this.host.ctx.info.classes.filter((c) => c.kind === "semantic" && c.value > 0);
+    return [head, h("ul", { class: "diff-swatches" }, ...classes.map((c) =>
+      h("li", { "data-class": c.name }, h("span", { class: "swatch", style: `background: ${c.color}` }), c.name)))];
   }
 
   private async load(a: string, b: string): Promise<void> {

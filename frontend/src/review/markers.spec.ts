@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { markersOnSlice, reviewIdFrom } from "./markers";
+import { markersOnSlice, reviewIdFrom, threadNumbers } from "./markers";
 
 const comments = [
   { id: 1, z: 2, y: 30, x: 40, resolved: false },
@@ -28,5 +28,13 @@ describe("comment markers", () => {
     expect(reviewIdFrom("?review=12")).toBe(12);
     expect(reviewIdFrom("?review=12abc")).toBeNull();
     expect(reviewIdFrom("")).toBeNull();
+  });
+});
+
+describe("threadNumbers", () => {
+  it("numbers threads 1..n by when they started, whatever their order or state", () => {
+    const numbers = threadNumbers([{ id: 9 }, { id: 4 }, { id: 12 }]);
+    expect([numbers.get(4), numbers.get(9), numbers.get(12)]).toEqual([1, 2, 3]);
+    expect(new Set(numbers.values()).size).toBe(3);
   });
 });

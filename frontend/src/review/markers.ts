@@ -38,6 +38,16 @@ export function markersOnSlice<T extends Pinned>(
   return out;
 }
 
+/**
+ * The number each thread is pinned as, 1..n in the order the threads were started (by id),
+ * so two threads never share a number and a number stays put when others are resolved.
+ * (Pins showed the message count, so every new thread read "1".)
+ */
+export function threadNumbers(threads: readonly { id: number }[]): Map<number, number> {
+  const ids = threads.map((t) => t.id).sort((a, b) => a - b);
+  return new Map(ids.map((id, i) => [id, i + 1]));
+}
+
 /** Assignment id of a volume-page URL search string (?review=12), or null. */
 export function reviewIdFrom(search: string): number | null {
   const raw = new URLSearchParams(search).get("review");

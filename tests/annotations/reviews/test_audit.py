@@ -40,6 +40,14 @@ def test_it_records_undo_redo_and_complete_marks_after_the_stroke_in_order(cast:
     assert rows[3]["detail"] == {"axis": "z", "index": 1}
 
 
+def test_a_stroke_names_the_class_it_painted(cast: Any, tmp_path: Any) -> None:
+    volume = make_volume(cast.project, tmp_path)
+    _paint(volume, cast.annotator)
+    [row] = audit_trail(volume)
+    expected = cast.project.label_classes.get(value=2).name
+    assert row["detail"]["class"] == expected and row["detail"]["value"] == 2
+
+
 def test_the_api_merges_review_actions_with_strokes_and_exports_csv(cast: Any, tmp_path: Any) -> None:
     from tests.annotations.reviews.conftest import Api, new_review
 
