@@ -40,6 +40,13 @@
     if (response.status === 202) jobLink(path, json);
     else path.querySelector(".status").textContent = message(json) || `The import was refused (${response.status} ${response.statusText}).`;
   });
+  for (const form of document.querySelectorAll(".voxel-form")) form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const value = new FormData(form).get("voxel_size_nm").split(",").map(Number);
+    const response = await fetch(urlOf(form), { method: "PUT", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() }, body: JSON.stringify({ voxel_size_nm: value }) });
+    const json = await response.json().catch(() => ({}));
+    form.querySelector(".status").textContent = response.ok ? "saved" : message(json) || `${response.status} ${response.statusText}`;
+  });
   const member = document.getElementById("member-form");
   if (member) member.addEventListener("submit", async (ev) => {
     ev.preventDefault();

@@ -10,7 +10,7 @@ import tifffile
 
 from segmentation.models import Job
 from tests.conftest import login
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, make_volume
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
@@ -62,3 +62,37 @@ def test_a_refused_path_shows_why(data_root: Path, live_app: str, browser: Any, 
                            timeout=10000)
     assert "does not exist" in form.locator(".status").inner_text()
     assert not Job.objects.exists()
+
+
+def test_a_manager_corrects_a_voxel_size_in_the_volume_table(live_app: str, browser: Any, cast: Any,
+                                                             tmp_path: Path) -> None:
+    volume = make_volume(cast.project, tmp_path, voxel_size_nm=(1.0, 1.0, 1.0))
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    login(page, live_app, cast.manager.username, PASSWORD)
+    page.goto(f"{live_app}/projects/{cast.project.pk}/")
+    form = page.locator(".voxel-form")
+    assert form.locator("input").input_value() == "1,1,1"
+    form.locator("input").fill("40,5.9,5.9")
+    form.locator("button").click()
+    page.wait_for_function("() => document.querySelector('.voxel-form .status').textContent !== ''", timeout=10000)
+    assert form.locator(".status").inner_text() == "saved"
+    volume.refresh_from_db()
+    assert volume.voxel_size_nm == (40.0, 5.9, 5.9)
+    page.screenshot(path=str(tmp_path / "project-voxel-size.png"))
+
+    form.locator("input").fill("40,0,5.9")
+    form.locator("button").click()
+    page.wait_for_function("() => document.querySelector('.voxel-form .status').textContent !== 'saved'",
+                           timeout=10000)
+    assert "voxel_size_nm" in form.locator(".status").inner_text() or "greater" in form.locator(".status").inner_text()
+    volume.refresh_from_db()
+    assert volume.voxel_size_nm == (40.0, 5.9, 5.9)
+
+
+def test_a_viewer_sees_the_voxel_size_but_no_form(live_app: str, browser: Any, cast: Any, tmp_path: Path) -> None:
+    make_volume(cast.project, tmp_path, voxel_size_nm=(8.0, 4.0, 4.0))
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    login(page, live_app, cast.viewer.username, PASSWORD)
+    page.goto(f"{live_app}/projects/{cast.project.pk}/")
+    assert page.locator(".voxel-form").count() == 0
+    assert "8 × 4 × 4" in page.locator("#volumes").inner_text()
