@@ -331,6 +331,20 @@ def region_plan(
     return z, h, w
 
 
+def _levels_in_whole_chunks(step: Sequence[int], shape: Sequence[int], chunks: Sequence[Sequence[int]]) -> int:
+    """How many levels (from 0) a region of ``step`` voxels at level 0 fills in whole
+    chunks: its Y and X extents are multiples of the level's chunk times ``2**level``, or
+    it spans the whole axis. Those levels are written straight from the region."""
+    n = 1
+    for level in range(1, len(chunks)):
+        fits = all(extent >= size or extent % (chunk * 2**level) == 0
+                   for extent, size, chunk in zip(step[1:], shape[1:], chunks[level][1:]))
+        if not fits:
+            break
+        n += 1
+    return n
+
+
 def _boxes(shape: Sequence[int], step: Sequence[int]) -> Iterator[tuple[int, int, int, int, int, int]]:
     """``(z0, z1, y0, y1, x0, x1)`` of a grid of ``step``-sized boxes covering ``shape``."""
     (nz, ny, nx), (dz, dy, dx) = shape, step
@@ -491,32 +505,36 @@ def _write_pyramid_into(
 
     group = zarr.open_group(str(root), mode="w-", zarr_format=fmt.zarr_format)
     arrays = [_create_array(group, str(i), s, chunks, dtype, fmt.zarr_format) for i, s in enumerate(shapes)]
-    # Level 0 from the source, then each level from the one below, region by region in
-    # whole chunks: memory is a few regions whatever the slice size.
+    # Each source region fills whole chunks of level 0 and of the levels below it it still
+    # covers whole chunks of; coarser levels are then built from the finest of those,
+    # region by region. Memory is a few regions whatever the slice size.
     total = sum(int(np.prod(shape)) for shape in shapes)
     done = 0
 
-    def advance(box: tuple[int, ...]) -> None:
+    def write(arr: zarr.Array, box: tuple[int, ...], block: np.ndarray) -> None:
         nonlocal done
-        z0, z1, y0, y1, x0, x1 = box
-        done += (z1 - z0) * (y1 - y0) * (x1 - x0)
+        z0, y0, x0 = box[0], box[2], box[4]
+        arr[z0 : z0 + block.shape[0], y0 : y0 + block.shape[1], x0 : x0 + block.shape[2]] = block
+        done += block.size
         if on_progress is not None:
             on_progress(done / total)
 
     step = region_plan(source.shape, source.read_unit_yx, chunks=arrays[0].chunks,
                        itemsize=max(source.dtype.itemsize, dtype.itemsize))
+    direct = _levels_in_whole_chunks(step, shapes[0], [a.chunks for a in arrays])
     for box in _boxes(source.shape, step):
-        z0, z1, y0, y1, x0, x1 = box
-        arrays[0][z0:z1, y0:y1, x0:x1] = _to_stored(source.read_region(*box), dtype, offset, scale)
-        advance(box)
-    for prev, arr in zip(arrays, arrays[1:]):
+        block = _to_stored(source.read_region(*box), dtype, offset, scale)
+        write(arrays[0], box, block)
+        for level in range(1, direct):
+            block = downsample_mean(block)
+            z0, z1, y0, y1, x0, x1 = box
+            write(arrays[level], (z0, z1, y0 >> level, 0, x0 >> level, 0), block)
+    for prev, arr in zip(arrays[direct - 1 :], arrays[direct:]):
         cz, cy, cx = arr.chunks
-        step = (cz, cy * max(1, REGION_PX // (2 * cy)), cx * max(1, REGION_PX // (2 * cx)))
-        for box in _boxes(arr.shape, step):
+        for box in _boxes(arr.shape, (cz, cy * max(1, REGION_PX // (2 * cy)), cx * max(1, REGION_PX // (2 * cx)))):
             z0, z1, y0, y1, x0, x1 = box
             below = prev[z0:z1, 2 * y0 : min(prev.shape[1], 2 * y1), 2 * x0 : min(prev.shape[2], 2 * x1)]
-            arr[z0:z1, y0:y1, x0:x1] = downsample_mean(np.asarray(below))
-            advance(box)
+            write(arr, box, downsample_mean(np.asarray(below)))
 
     info_limits = np.iinfo(dtype)
     write_multiscales_metadata(
