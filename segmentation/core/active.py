@@ -2,7 +2,8 @@
 
 Per voxel and class, uncertainty is the binary entropy (bits, 0..1) of the predicted
 probability, averaged over the flip test-time augmentations, plus (with ``tta=True``) the
-mean absolute disagreement of the flips with their mean. Voxels already labeled do not
+mean absolute disagreement of the flips with their mean (0..0.5), capped at 1 so that every
+score lies within [0, 1] (:func:`flip_uncertainty`). Voxels already labeled do not
 count. Tiles are ``tile x tile`` squares of one Z slice on a fixed grid; a tile's score is
 the mean uncertainty of its unlabeled voxels (averaged over classes, or per class with
 ``per_class=True``). Tiles whose labeled share exceeds ``max_labeled_fraction`` are
@@ -40,7 +41,7 @@ from scipy import ndimage
 from segmentation.core.inference import PredictProgress, block_regions, predict_block
 from segmentation.core.modelfile import TrainedModel, load_model, resolve_device
 
-__all__ = ["Suggestion", "binary_entropy", "edge_band", "tile_scores", "rank_tiles", "suggest_regions"]
+__all__ = ["Suggestion", "binary_entropy", "flip_uncertainty", "edge_band", "tile_scores", "rank_tiles", "suggest_regions"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,34 @@ def binary_entropy(p: np.ndarray) -> np.ndarray:
     """Entropy in bits of Bernoulli probabilities ``p`` (any shape), 0 at 0/1, 1 at 0.5."""
     p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
     return (-(p * np.log2(p) + (1 - p) * np.log2(1 - p))).astype(np.float32)
+
+
+def flip_uncertainty(probs: np.ndarray) -> np.ndarray:
+    """Uncertainty in [0, 1] from the probabilities of F flipped predictions.
+
+    Parameters
+    ----------
+    probs : float array, shape (F, ...), values in [0, 1]; F = 1 without test-time flips.
+
+    Returns
+    -------
+    float32 array of shape ``probs.shape[1:]``: the binary entropy of the flips' mean, plus
+    their mean absolute disagreement with it when F > 1, capped at 1. A voxel is at most
+    completely unsure: flips that disagree around a mean near 0.5 (entropy 1 already) added
+    up to 0.5 on top, and suggestion scores, tile means of this, came out above 1. Below the
+    cap the sum is unchanged, so rankings differ only among voxels that reach it.
+
+    Examples
+    --------
+    >>> float(flip_uncertainty(np.array([0.0, 1.0, 0.0, 1.0])))
+    1.0
+    """
+    probs = np.asarray(probs)
+    mean = probs.mean(0)
+    u = binary_entropy(mean)
+    if probs.shape[0] > 1:
+        u = np.minimum(u + np.abs(probs - mean).mean(0), 1.0)
+    return u.astype(np.float32)
 
 
 class _FlippedYX:
@@ -123,12 +152,9 @@ def _block_uncertainty(model: TrainedModel, image: Any, region: tuple[slice, sli
             p = p[:, :, :, ::-1]
         probs.append(p)
     stack = np.stack(probs)
-    mean = stack.mean(0)
-    u = binary_entropy(mean)
-    if tta:
-        u = u + np.abs(stack - mean).mean(0)
+    u = flip_uncertainty(stack)
     if edge:
-        u[edge_band(mean > 0.5, edge)] = 0.0
+        u[edge_band(stack.mean(0) > 0.5, edge)] = 0.0
     return u
 
 

@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from segmentation.core.active import binary_entropy, edge_band, rank_tiles, suggest_regions, tile_scores
+from segmentation.core.active import (binary_entropy, edge_band, flip_uncertainty, rank_tiles, suggest_regions,
+                                      tile_scores)
+from segmentation.core.classes import ClassSpec
+from segmentation.core.modelfile import Normalization, TrainedModel
+from segmentation.core.resunet import ResUNetConfig
 from segmentation.core.training import TrainConfig, train
 from tests.segmentation.core.synthetic import blobs
 
@@ -140,3 +144,26 @@ def test_it_can_score_only_what_lies_away_from_predicted_boundaries(models):
     plain, _ = tile_scores(model, img, tile=32, tta=False, device="cpu")
     inner, _ = tile_scores(model, img, tile=32, tta=False, device="cpu", edge=2)
     assert np.all(inner <= plain + 1e-6) and inner.sum() < 0.9 * plain.sum()
+
+
+class _LeftRight(torch.nn.Module):
+    """Sure of the class on the left half of what it sees and sure of none on the right: X flips disagree fully."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        sign = torch.where(torch.arange(w) < w // 2, 1.0, -1.0)
+        return (20 * sign).expand(b, 1, h, w).clone()
+
+
+def test_scores_stay_within_0_and_1_when_the_flips_disagree():
+    spec = ClassSpec.build(CLASSES, None)
+    model = TrainedModel(_LeftRight(), ResUNetConfig(in_slices=1, out_channels=len(spec.heads), base_width=4, depth=2),
+                         spec, Normalization(lo=0.0, hi=255.0))
+    scores, _ = tile_scores(model, np.full((2, 64, 64), 128, np.uint8), tile=32, device="cpu")
+    assert scores.max() <= 1.0 and scores.min() > 0.99  # mean 0.5 (entropy 1) plus disagreement 0.5 gave 1.5
+
+
+def test_flip_uncertainty_is_the_plain_sum_below_the_cap():
+    probs = np.array([0.0, 0.0, 0.0, 0.4])  # mean 0.1, mean absolute disagreement 0.15
+    assert flip_uncertainty(probs) == pytest.approx(binary_entropy(np.array(0.1)) + 0.15, abs=1e-6)
+    assert flip_uncertainty(probs[:1]) == pytest.approx(0.0, abs=1e-5)  # one prediction: entropy alone
