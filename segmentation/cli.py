@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import time
 from collections.abc import Sequence
+
+_STARTED = time.perf_counter()  # before the commands' imports (torch...): train --minutes counts them
 
 _COMMAND_MODULES = ("training", "cells", "features")
 
@@ -28,8 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, started: float | None = None) -> int:
+    """Run one subcommand; ``started`` is the ``time.perf_counter()`` its time budget counts from (default: now)."""
+    started = time.perf_counter() if started is None else started
     args = build_parser().parse_args(argv)
+    args.started = started
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError, FileNotFoundError) as exc:
@@ -38,4 +44,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(started=_STARTED))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,11 @@ def _ints(text: str | None) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- commands
+_SAVE_SECONDS = 1.0  # kept back from --minutes for writing the model file
+
+
 def _train(args: argparse.Namespace) -> int:
+    started = getattr(args, "started", None) or time.perf_counter()  # --minutes is the whole run, loading and saving too
     from segmentation.core.classes import ClassSpec, parse_classes
     from segmentation.core.modelfile import save_model
     from segmentation.core.training import TrainConfig, train
@@ -116,10 +121,12 @@ def _train(args: argparse.Namespace) -> int:
     result = train(
         image, labels, classes=spec, minutes=args.minutes, device=args.device, init=args.init, seed=args.seed,
         complete_slices=_ints(args.complete_slices), config=config, progress_bar=True,
+        deadline=started + args.minutes * 60.0 - _SAVE_SECONDS,
     )
     save_model(args.out, result.model)
     summary = {
-        "out": args.out, "steps": result.steps, "stopped": result.stopped, "seconds": round(result.seconds, 1),
+        "out": args.out, "steps": result.steps, "stopped": result.stopped,
+        "seconds": round(time.perf_counter() - started, 1),
         "train_slices": result.train_slices, "val_slices": result.val_slices, "val_dice": result.val_dice,
     }
     print(json.dumps(summary))
@@ -171,6 +178,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             values = sorted(set(np.unique(truth).tolist()) - {0})
             classes = {str(v): int(v) for v in values}
         res2 = dice_iou(pred, truth, classes=classes, slices=sl, hierarchy=_parse_hierarchy(args.hierarchy), ignore=args.ignore)
+        # dice_iou scores a class absent from both as 1.0; asked for by name, that is a mistake (a typo'd value)
+        absent = [f"{name}={classes[name]}" for name, r in res2.items() if r["truth_voxels"] == 0 and r["pred_voxels"] == 0]
+        if absent:
+            where = " in the scored voxels" if sl is not None or args.ignore is not None else ""
+            raise ValueError(f"class {', '.join(absent)} is in neither --pred nor --truth{where}: nothing to score")
         out = {name: {"dice": r["dice"], "iou": r["iou"]} for name, r in res2.items()}
     print(json.dumps(out))
     return 0
@@ -203,7 +215,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--hierarchy", help="CHILD=PARENT,... (default: the paper's nesting for known names)")
     p.add_argument("--descendants", choices=("negative", "ignore"), default="negative",
                    help="what painting a class means for its sub-classes' heads")
-    p.add_argument("--minutes", type=float, default=10.0, help="time budget (default %(default)s)")
+    p.add_argument("--minutes", type=float, default=10.0,
+                   help="wall-time budget of the whole command, loading and saving included (default %(default)s)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--init", help="model file to fine-tune from")
     p.add_argument("--seed", type=int, default=0)

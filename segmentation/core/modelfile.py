@@ -113,18 +113,27 @@ def load_model(source: str | os.PathLike[str] | TrainedModel | Mapping[str, Any]
         p = Path(source)
         if not p.is_file():
             raise FileNotFoundError(f"model file {str(p)!r} does not exist")
-        payload = torch.load(p, map_location="cpu", weights_only=True)
+        try:
+            payload = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, KeyError, EOFError, RuntimeError... by content
+            raise ValueError(f"{str(p)!r} is not an {FORMAT} model file (torch cannot read it: "
+                             f"{type(exc).__name__})") from None
     if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
         raise ValueError(f"{source!r} is not an {FORMAT} model file")
-    config = ResUNetConfig.from_dict(dict(payload["config"]))
-    net = ResUNet(config)
-    net.load_state_dict(payload["state_dict"])
+    try:
+        config = ResUNetConfig.from_dict(dict(payload["config"]))
+        net = ResUNet(config)
+        net.load_state_dict(payload["state_dict"])
+        classes = ClassSpec.from_dict(payload["classes"])
+        normalization = Normalization(**payload["normalization"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{source!r} is a damaged {FORMAT} model file ({type(exc).__name__}: {exc})") from None
     net.to(device).eval()
     return TrainedModel(
         net=net,
         config=config,
-        classes=ClassSpec.from_dict(payload["classes"]),
-        normalization=Normalization(**payload["normalization"]),
+        classes=classes,
+        normalization=normalization,
         meta=dict(payload.get("meta", {})),
         scale=int(payload.get("scale", 1)),
     )

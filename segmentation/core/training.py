@@ -338,6 +338,9 @@ def _validate(model: TrainedModel, data: LabeledSlices, device: torch.device, *,
     return {name: float(2 * inter[0, 0, j] / (ps[0, 0, j] + ts[0, 0, j])) for j, name in enumerate(model.classes.heads) if ts[0, 0, j] > 0}
 
 
+CALIBRATION_PASSES = 4  # calibrate() costs about this many validation passes (two neighbour slices each, counts)
+
+
 def calibrate(model: TrainedModel, data: LabeledSlices, device: torch.device,
               around: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """Per head, the threshold in THRESHOLDS and neighbour weight in Z_BLENDS with the best Dice
@@ -421,6 +424,7 @@ def train(
     on_progress: Callable[[TrainProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     progress_bar: bool = False,
+    deadline: float | None = None,
 ) -> TrainResult:
     """Train (or fine-tune) a ResUNet on sparse labels for at most ``minutes``.
 
@@ -440,6 +444,11 @@ def train(
         the starting and the tuned weights are judged on the same voxels and newly painted
         regions always train. At least one labeled slice must remain for training.
     on_progress, should_stop : callbacks (see module docstring).
+    deadline : a ``time.perf_counter()`` value by which the call returns, setup, validation
+        and calibration included (``minutes`` alone bounds only the optimisation loop). The
+        loop then ends when the next step and the work after the loop would pass it; that
+        work is estimated from a timed validation pass (calibration counts as
+        ``CALIBRATION_PASSES`` of them). At least one step is always taken.
 
     Returns
     -------
@@ -514,7 +523,15 @@ def train(
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
 
+    val_pass = finish = 0.0  # seconds of one validation pass, and of the work after the loop (deadline only)
+    if deadline is not None and val_data is not None:
+        timed = time.perf_counter()
+        _validate(judged, val_data, dev, freeze_norm=freeze_norm)
+        val_pass = time.perf_counter() - timed
+        finish = val_pass * (1 + (CALIBRATION_PASSES if config.calibrate else 0))
     budget = minutes * 60.0
+    if deadline is not None:  # the learning-rate schedule then runs out at the deadline too
+        budget = max(1e-3, min(budget, deadline - time.perf_counter() - finish))
     report_every = max(5.0, min(60.0, budget / 15.0))
     curve: list[tuple[int, float | None, float | None]] = []
     best_val, best_state, best_per_class, stale = -1.0, None, {}, 0
@@ -580,6 +597,10 @@ def train(
             break
         if now - loop_start >= budget:
             break
+        if deadline is not None:
+            report_due = now - last_report >= report_every
+            if now + (now - loop_start) / step + finish + (val_pass if report_due else 0.0) >= deadline:
+                break
         if now - last_report >= report_every:
             last_report = now
             if report():
