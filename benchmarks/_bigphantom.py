@@ -49,18 +49,22 @@ from segmentation.core.phantom import _GREY, CLASS_VALUES  # one table of grey v
 __all__ = ["BigPhantom", "Block", "CLASS_VALUES", "Tube"]
 
 # Materials: what a voxel is made of; the grey value and the class follow from it.
-_EXTRA, _CYTO, _MEMB, _NUCLEO, _ENVELOPE, _NUCLEOLUS, _MATRIX, _CRISTA, _MITO_MEMB, _LUMEN, _RIM, _LYSO = range(12)
+# Protrusions have their own cytoplasm and membrane materials (same look) so that later
+# tubes neither carve a cleft into nor paint over earlier ones.
+(_EXTRA, _CYTO, _MEMB, _NUCLEO, _ENVELOPE, _NUCLEOLUS, _MATRIX, _CRISTA, _MITO_MEMB, _LUMEN, _RIM, _LYSO,
+ _TUBE, _TUBE_MEMB) = range(14)
 _MATERIAL_GREY = np.array(
     [_GREY[k] for k in ("extracellular", "cytoplasm", "membrane", "nucleoplasm", "envelope", "nucleolus",
-                        "mito_matrix", "mito_crista", "mito_membrane", "endosome_lumen", "endosome_rim", "lysosome")],
+                        "mito_matrix", "mito_crista", "mito_membrane", "endosome_lumen", "endosome_rim", "lysosome",
+                        "cytoplasm", "membrane")],
     np.float32,
 )
 # Texture before the blur (std of white noise): the blur (sigma 0.8 px in Y and X) keeps
 # ~0.35 of it, so cytoplasm ends near the phantom's 6 grey levels and nucleoplasm near 5.
-_MATERIAL_TEXTURE = np.zeros(12, np.float32)
-_MATERIAL_TEXTURE[[_CYTO, _MITO_MEMB, _MATRIX, _CRISTA]] = 17.0
+_MATERIAL_TEXTURE = np.zeros(14, np.float32)
+_MATERIAL_TEXTURE[[_CYTO, _MITO_MEMB, _MATRIX, _CRISTA, _TUBE]] = 17.0
 _MATERIAL_TEXTURE[_NUCLEO] = 14.0
-_MATERIAL_CLASS = np.zeros(12, np.uint8)
+_MATERIAL_CLASS = np.zeros(14, np.uint8)
 _MATERIAL_CLASS[[_NUCLEO, _ENVELOPE]] = CLASS_VALUES["nucleus"]
 _MATERIAL_CLASS[_NUCLEOLUS] = CLASS_VALUES["nucleolus"]
 _MATERIAL_CLASS[[_MATRIX, _CRISTA, _MITO_MEMB]] = CLASS_VALUES["mitochondrion"]
@@ -386,11 +390,15 @@ class BigPhantom:
         second = first.copy()
         ids = np.zeros(len(pts), np.uint32)
         for sh in self._cells_near(pts.min(axis=0), pts.max(axis=0), self._reach):
-            d = self._distance(sh, z, y, x)
-            closer = d < first
-            np.minimum(second, np.where(closer, first, d), out=second)
-            np.minimum(first, d, out=first)
-            ids[closer] = sh.id
+            near = np.flatnonzero(((pts - sh.centre) ** 2).sum(axis=1) < self._reach**2)
+            if len(near) == 0:
+                continue  # farther than its reach: clamped at _dmax anyway
+            d = self._distance(sh, z[near], y[near], x[near])
+            f1 = first[near]
+            closer = d < f1
+            second[near] = np.minimum(second[near], np.where(closer, f1, d))
+            first[near] = np.minimum(f1, d)
+            ids[near[closer]] = sh.id
         ids, _cell, _memb, deep = self._classify(ids, first, second, self._far_field(z, y, x), self._gap_field(z, y, x))
         return ids, deep
 
@@ -536,7 +544,7 @@ class BigPhantom:
                 break
             theta = rng.uniform(0, 2 * np.pi)
             direction = np.array([0.0, np.sin(theta), np.cos(theta)])
-            radius = max(rng.uniform(50.0, 100.0), 0.8 * vmax)
+            radius = max(rng.uniform(50.0, 100.0), vmax)
             length = rng.uniform(2000.0, 6000.0)
             height = rng.uniform(500.0, 2000.0) * (1 if rng.integers(0, 2) else -1)
             ray = sh.centre + np.arange(1, int(self.spacing / step))[:, None] * step * direction
@@ -807,8 +815,8 @@ class BigPhantom:
         region_ids[gap] = 0
         inside = soft & (dist2 <= f(r * r))
         region_ids[inside] = t.cell_id
-        region[inside] = _CYTO
-        region[inside & (dist2 > f(max(r - wall, 0.0) ** 2))] = _MEMB
+        region[inside] = _TUBE
+        region[inside & (dist2 > f(max(r - wall, 0.0) ** 2))] = _TUBE_MEMB
 
     # ------------------------------------------------------------------ image
 
