@@ -6,7 +6,7 @@
 Volumes are multipage TIFFs (ZYX) or zarr arrays (``.zarr``). The interior may be a
 mask, a 0/255 image or a probability map; the keys hold cell ids painted on a few
 slices (0 elsewhere). The output holds uint32 cell ids (uint16 when they fit).
-A one-line JSON summary goes to stdout; progress to stderr with ``--progress``.
+A one-line JSON summary goes to stdout; progress to stderr unless ``--quiet``.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def run_cells(args: argparse.Namespace) -> int:
     last = [-1.0]
 
     def progress(f: float) -> None:
-        if args.progress and (f >= last[0] + 0.05 or f >= 1.0):
+        if not args.quiet and (f >= last[0] + 0.05 or f >= 1.0):
             last[0] = f
             print(f"progress {f:.2f}", file=sys.stderr, flush=True)
 
@@ -113,5 +113,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--method", choices=CELL_METHODS, default="fusion", help="default fusion")
     p.add_argument("--key-slices", default=None, help="key slice numbers, e.g. 0,20,40 (default: slices holding ids)")
     p.add_argument("--threshold", type=float, default=0.5, help="cut for a probability interior (default 0.5)")
-    p.add_argument("--progress", action="store_true", help="print progress to stderr")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--progress", action="store_true", help="progress on stderr (the default; kept for old scripts)")
     p.set_defaults(func=run_cells)

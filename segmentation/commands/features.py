@@ -125,7 +125,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--image", required=True, help="EM volume (.tif, .zarr or .npy), ZYX")
     p.add_argument("--labels", required=True, help="class label volume: innermost class value per voxel")
     p.add_argument("--cells", required=True, help="cell instance ids, 0 outside cells")
-    p.add_argument("--voxel-size-nm", required=True, nargs=3, type=float, metavar=("Z", "Y", "X"))
+    p.add_argument("--voxel-size-nm", required=True, nargs=3, type=float, metavar=("Z", "Y", "X"),
+                   help="voxel size in nanometres, Z Y X")
     p.add_argument("--out", required=True, help="report path: .csv, .xlsx or .parquet")
     p.add_argument(
         "--classes",

@@ -97,6 +97,18 @@ def _parse_hierarchy(text: str | None) -> dict[str, str | None] | None:
     return out
 
 
+def _out_folder_exists(path: str) -> None:
+    """Refuse an output in a missing folder before any work (train found out after training)."""
+    folder = Path(path).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise ValueError(f"--out {path!r}: the folder {str(folder)!r} does not exist")
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """The progress flag every subcommand shares: progress goes to stderr unless ``--quiet``."""
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
 def _ints(text: str | None) -> list[int]:
     return [int(s) for s in text.split(",") if s.strip()] if text else []
 
@@ -111,6 +123,7 @@ def _train(args: argparse.Namespace) -> int:
     from segmentation.core.modelfile import save_model
     from segmentation.core.training import TrainConfig, train
 
+    _out_folder_exists(args.out)
     image = read_volume(args.image, lazy=True)
     labels = read_volume(args.labels, lazy=True)
     spec = ClassSpec.build(parse_classes(args.classes), _parse_hierarchy(args.hierarchy), descendants=args.descendants)
@@ -120,7 +133,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     result = train(
         image, labels, classes=spec, minutes=args.minutes, device=args.device, init=args.init, seed=args.seed,
-        complete_slices=_ints(args.complete_slices), config=config, progress_bar=True,
+        complete_slices=_ints(args.complete_slices), config=config, progress_bar=not args.quiet,
         deadline=started + args.minutes * 60.0 - _SAVE_SECONDS,
     )
     save_model(args.out, result.model)
@@ -137,11 +150,12 @@ def _predict(args: argparse.Namespace) -> int:
     from segmentation.core.inference import PostProcess, predict_volume
     from segmentation.core.modelfile import load_model, resolve_device
 
+    _out_folder_exists(args.out)
     image = read_volume(args.image, lazy=True)
     model = load_model(args.model, device=resolve_device(args.device))
     block = (args.block[0], args.block[1], args.block[2])
     post = None if args.no_postprocess else PostProcess()
-    kwargs = dict(block=block, window=args.window, overlap=args.overlap, tta=args.tta, device=args.device, postprocess=post, progress_bar=True)
+    kwargs = dict(block=block, window=args.window, overlap=args.overlap, tta=args.tta, device=args.device, postprocess=post, progress_bar=not args.quiet)
     if _is_zarr(args.out):
         import zarr
 
@@ -198,13 +212,15 @@ def _suggest(args: argparse.Namespace) -> int:
     regions = suggest_regions(
         args.model, image, labels=labels, k=args.k, tile=args.tile, per_class=args.per_class, tta=not args.no_tta,
         z_spacing=args.voxel_size_nm[0] / args.voxel_size_nm[2] if args.voxel_size_nm else 1.0,
-        device=args.device, progress_bar=True,
+        device=args.device, progress_bar=not args.quiet,
     )
     print(json.dumps([r.to_dict() for r in regions]))
     return 0
 
 
 # ----------------------------------------------------------------------------- parser
+_DEVICE_HELP = "auto: CUDA when available, else the CPU (default auto)"
+
 def register(subparsers: Any) -> None:
     """Add the ``train``, ``predict``, ``evaluate`` and ``suggest`` subcommands."""
     p = subparsers.add_parser("train", help="train a ResUNet on sparse labels (0 = unlabeled)")
@@ -217,35 +233,39 @@ def register(subparsers: Any) -> None:
                    help="what painting a class means for its sub-classes' heads")
     p.add_argument("--minutes", type=float, default=10.0,
                    help="wall-time budget of the whole command, loading and saving included (default %(default)s)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help=_DEVICE_HELP)
     p.add_argument("--init", help="model file to fine-tune from")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of numpy, torch and the patch sampler (default %(default)s)")
     p.add_argument("--complete-slices", help="Z indices (a,b,...) whose unpainted voxels are background")
     p.add_argument("--context", type=int, default=1, help="input slices: 1 = 2D, 3 or 5 = 2.5D")
     p.add_argument("--width", type=int, default=16, help="feature maps of the first level")
     p.add_argument("--depth", type=int, default=4, help="resolution levels")
     p.add_argument("--patch", type=int, help="patch side (default 160 CPU, 256 CUDA)")
     p.add_argument("--batch", type=int, help="patches per step (default 4 CPU, 16 CUDA)")
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--max-steps", type=int)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW (default %(default)s)")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps, even with time left")
     p.add_argument("--scale", type=int, default=1, help="work on the image downsampled by this factor in Y and X")
+    add_quiet(p)
     p.set_defaults(func=_train)
 
     p = subparsers.add_parser("predict", help="segment a volume block by block")
-    p.add_argument("--model", required=True)
-    p.add_argument("--image", required=True)
+    p.add_argument("--model", required=True, help="model file written by train (.pt)")
+    p.add_argument("--image", required=True, help="image volume (TIFF ZYX or zarr)")
     p.add_argument("--out", required=True, help="label volume (TIFF, or .zarr written block by block)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--block", type=int, nargs=3, default=(8, 1024, 1024), metavar=("Z", "Y", "X"))
-    p.add_argument("--window", type=int, default=512)
-    p.add_argument("--overlap", type=int, default=32)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help=_DEVICE_HELP)
+    p.add_argument("--block", type=int, nargs=3, default=(8, 1024, 1024), metavar=("Z", "Y", "X"),
+                   help="voxels read and written at a time (default %(default)s)")
+    p.add_argument("--window", type=int, default=512, help="side of the network's sliding window (default %(default)s)")
+    p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring windows in pixels (default %(default)s)")
     p.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
-    p.add_argument("--no-postprocess", action="store_true")
+    p.add_argument("--no-postprocess", action="store_true",
+                   help="skip the clean-up of the predicted masks (hole filling, small-object removal)")
+    add_quiet(p)
     p.set_defaults(func=_predict)
 
     p = subparsers.add_parser("evaluate", help="Dice/IoU per class, or per cell with --instances; prints JSON")
-    p.add_argument("--pred", required=True)
-    p.add_argument("--truth", required=True)
+    p.add_argument("--pred", required=True, help="predicted label volume (TIFF or zarr)")
+    p.add_argument("--truth", required=True, help="true label volume of the same shape")
     p.add_argument("--classes", help="NAME=VALUE,... (default: every nonzero truth value)")
     p.add_argument("--hierarchy", help="CHILD=PARENT,...: a class then includes its sub-classes")
     p.add_argument("--slices", help="Z range a:b to score")
@@ -254,16 +274,17 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_evaluate)
 
     p = subparsers.add_parser("suggest", help="regions to label next (JSON list, best first)")
-    p.add_argument("--model", required=True)
-    p.add_argument("--image", required=True)
+    p.add_argument("--model", required=True, help="model file written by train (.pt)")
+    p.add_argument("--image", required=True, help="image volume (TIFF ZYX or zarr)")
     p.add_argument("--labels", help="current labels; labeled tiles are skipped")
-    p.add_argument("--k", type=int, default=4)
-    p.add_argument("--tile", type=int, default=256)
-    p.add_argument("--per-class", action="store_true")
+    p.add_argument("--k", type=int, default=4, help="how many regions (default %(default)s)")
+    p.add_argument("--tile", type=int, default=256, help="side of a region in pixels (default %(default)s)")
+    p.add_argument("--per-class", action="store_true", help="rank each class on its own: --k regions per class")
     p.add_argument("--no-tta", action="store_true", help="entropy only, no flip disagreement")
     p.add_argument("--voxel-size-nm", type=float, nargs=3, metavar=("Z", "Y", "X"),
                    help="spread the regions physically: serial sections count at their thickness (default: isotropic)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help=_DEVICE_HELP)
+    add_quiet(p)
     p.set_defaults(func=_suggest)
 
 

@@ -1,6 +1,7 @@
 """The command line refuses what it cannot honour, plainly, and keeps the budgets it is given."""
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 import tifffile
 import torch
 
-from segmentation.cli import main
+from segmentation.cli import build_parser, main
 
 torch.set_num_threads(1)  # tiny tensors: threads only add overhead on the shared 2-core machine
 
@@ -69,3 +70,34 @@ def test_train_minutes_is_the_whole_wall_time(files: Path, capsys: pytest.Captur
     assert summary["steps"] > 0 and (tmp_path / "m.pt").exists()
     assert seconds <= 9 * 1.1  # the validation, calibration and saving after the loop overran by 40-75 %
     assert summary["seconds"] == pytest.approx(seconds, abs=0.5)
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_every_option_of_every_subcommand_has_help() -> None:
+    missing = [(name, a.option_strings[0]) for name, sub in _subcommands().items()
+               for a in sub._actions if a.option_strings and not a.help]
+    assert missing == []
+
+
+def test_every_subcommand_that_reports_progress_is_silenced_by_quiet() -> None:
+    subcommands = _subcommands()
+    assert {name for name, sub in subcommands.items() if "--quiet" in sub._option_string_actions} == \
+        set(subcommands) - {"evaluate"}  # evaluate has no progress to report
+
+
+@pytest.mark.parametrize("command", ["train", "predict"])
+def test_an_output_in_a_missing_folder_is_refused_before_any_work(files: Path, capsys: pytest.CaptureFixture[str],
+                                                                  tmp_path: Path, command: str) -> None:
+    out = tmp_path / "missing" / "out.pt"
+    started = time.perf_counter()
+    argv = {"train": ["--labels", str(files / "sparse.tif"), "--minutes", "1"],
+            "predict": ["--model", str(tmp_path / "nowhere.pt")]}[command]
+    status = main([command, "--image", str(files / "image.tif"), "--out", str(out), "--device", "cpu", *argv])
+    err = capsys.readouterr().err
+    assert status == 2 and f"the folder {str(out.parent)!r} does not exist" in err
+    assert time.perf_counter() - started < 5  # refused up front, not after a minute of training
+    assert not out.parent.exists()
