@@ -10,6 +10,11 @@ import { defineConfig } from "vitest/config";
 import { mockBackend } from "./mock/mock_backend.ts";
 
 const root = import.meta.dirname;
+const backend = process.env.EMPORTAL_BACKEND ?? "http://127.0.0.1:8000";
+// EMPORTAL_NO_MOCK=1: talk to a running Django instead of the mock (log in on :8000 first;
+// the session cookie is shared because cookies ignore the port).
+const proxy: Record<string, string | ProxyOptions> =
+  process.env.EMPORTAL_NO_MOCK === "1" ? { "/api": backend, "/ws": { target: backend, ws: true } } : {};
 
 export default defineConfig(({ command }) => ({
   plugins: command === "serve" && process.env.EMPORTAL_NO_MOCK !== "1" ? [mockBackend()] : [],
@@ -36,14 +41,7 @@ export default defineConfig(({ command }) => ({
   server: {
     host: "127.0.0.1",
     port: 5173,
-    // EMPORTAL_NO_MOCK=1: talk to a running Django instead of the mock (log in on :8000 first;
-    // the session cookie is shared because cookies ignore the port).
-    proxy: (process.env.EMPORTAL_NO_MOCK === "1"
-        ? {
-            "/api": process.env.EMPORTAL_BACKEND ?? "http://127.0.0.1:8000",
-            "/ws": { target: process.env.EMPORTAL_BACKEND ?? "http://127.0.0.1:8000", ws: true },
-          }
-        : {}) as Record<string, string | ProxyOptions>,
+    proxy,
   },
   test: {
     include: ["src/**/*.spec.ts", "mock/**/*.spec.ts"],

@@ -5,8 +5,9 @@
  * completeness, jobs. Not shipped: vite.config.ts only loads it for `vite serve`.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import type { Plugin } from "vite";
-import { WebSocket, WebSocketServer } from "ws";
+import { type RawData, WebSocket, WebSocketServer } from "ws";
 import { rasterizeBrush, rasterizePolygon } from "../src/annotation/brush.ts";
 import { instanceColor, parseHexColor } from "../src/annotation/colors.ts";
 import { encodePng } from "./png.ts";
@@ -69,6 +70,17 @@ interface Stroke {
   radius: number;
   value: number;
   mode: string;
+}
+/** What the viewer sends on the socket (src/api/types.ts ClientMessage, with the mock's Stroke). */
+type ClientMessage =
+  | { type: "stroke"; stroke: Stroke }
+  | { type: "undo" | "redo"; uuid: string }
+  | { type: "mark_complete"; axis: Axis; index: number; complete: boolean };
+
+/** A frame's text: ws hands over one Buffer, an ArrayBuffer or (fragmented) a Buffer list. */
+function frameText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
+  return Buffer.isBuffer(data) ? data.toString("utf8") : Buffer.from(data).toString("utf8");
 }
 
 function planeShape(axis: Axis): [number, number] {
@@ -162,7 +174,7 @@ export function mockBackend(): Plugin {
         }
       }, 2000).unref();
       const wss = new WebSocketServer({ noServer: true });
-      server.httpServer?.on("upgrade", (req: IncomingMessage, socket, head) => {
+      server.httpServer?.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
         if (!req.url?.startsWith("/ws/volumes/")) return;
         wss.handleUpgrade(req, socket, head, (ws) => {
           clients.add(ws);
@@ -170,9 +182,9 @@ export function mockBackend(): Plugin {
           ws.send(JSON.stringify({ type: "hello", user: "demo", role, version }));
           ws.on("close", () => clients.delete(ws));
           ws.on("message", (data) => {
-            const msg = JSON.parse(String(data));
+            const msg = JSON.parse(frameText(data)) as ClientMessage;
             if (msg.type === "stroke") {
-              const s = msg.stroke as Stroke;
+              const s = msg.stroke;
               const seen = strokes.get(s.uuid);
               if (seen !== undefined) {
                 ws.send(JSON.stringify({ type: "ack", uuid: s.uuid, version }));

@@ -37,7 +37,7 @@ export class Toolbar implements Disposable {
           "aria-pressed": "false",
         },
         h("span", { class: "tool-icon", "aria-hidden": "true" }, info.icon),
-        h("span", { class: "tool-name" }, info.label.split(" ")[0]!),
+        h("span", { class: "tool-name" }, info.label.split(" ")[0]),
       );
       d.add(listen(b, "click", () => (t.tool.value = info.name)));
       return b;

@@ -25,9 +25,9 @@ describe("singleFlight", () => {
 
   it("frees itself when the action fails", async () => {
     let calls = 0;
-    const click = singleFlight(async () => {
+    const click = singleFlight(() => {
       calls++;
-      throw new Error("409");
+      return Promise.reject(new Error("409"));
     });
     await expect(click()).rejects.toThrow("409");
     await expect(click()).rejects.toThrow("409");

@@ -13,6 +13,11 @@ import { type CellTable, type ReportInfo, cell3dUrl, meshUrl, plyUrl, reportsApi
 import { columnIndex, formatValue, headerLabel } from "./table_model";
 import { cellViewerUrl } from "./viewer_link";
 
+/** `instanceof THREE.Mesh` narrows to Mesh<any, any>; this keeps geometry and material typed. */
+function isMesh(o: THREE.Object3D): o is THREE.Mesh {
+  return o instanceof THREE.Mesh;
+}
+
 const CELL_OPACITY = 0.22;
 /** Classes that hold other classes (the nucleus) are drawn see-through so their contents show. */
 const CONTAINER_OPACITY = 0.55;
@@ -60,9 +65,9 @@ export class CellView implements Disposable {
     this.d.add(() => {
       cancelAnimationFrame(this.frame);
       this.scene.traverse((o) => {
-        if (o instanceof THREE.Mesh) {
+        if (isMesh(o)) {
           o.geometry.dispose();
-          (o.material as THREE.Material).dispose();
+          for (const m of [o.material].flat()) m.dispose();
         }
       });
       this.renderer.dispose();
@@ -105,14 +110,13 @@ export class CellView implements Disposable {
     if (gltf === null || this.d.isDisposed) return;
     const meshes: THREE.Mesh[] = [];
     gltf.scene.traverse((o) => {
-      if (o instanceof THREE.Mesh) meshes.push(o);
+      if (isMesh(o)) meshes.push(o);
     });
     for (const mesh of meshes) {
       const name = mesh.name || mesh.parent?.name || "";
       const isCell = name === "cell";
       const see = isCell || containers.has(name);
-      const old = mesh.material as THREE.Material;
-      old.dispose();
+      for (const old of [mesh.material].flat()) old.dispose();
       mesh.material = new THREE.MeshStandardMaterial({
         color: new THREE.Color(isCell ? "#b4bcc8" : (report.colors[name] ?? "#999999")),
         roughness: 0.55,

@@ -52,14 +52,28 @@ export function assignmentBody(v: FormValues): NewAssignment {
   return body;
 }
 
+/** A JSON value as text: scalars as themselves, objects and arrays as JSON. */
+function jsonText(v: unknown): string {
+  switch (typeof v) {
+    case "string":
+      return v;
+    case "number":
+    case "boolean":
+    case "bigint":
+      return String(v);
+    default:
+      return JSON.stringify(v) ?? "";
+  }
+}
+
 /** One line for an audit row's detail: "z 3 · value 2 · comment: fix the edge". */
 export function describeDetail(detail: unknown): string {
   if (detail === null || detail === undefined) return "";
-  if (typeof detail !== "object") return String(detail);
+  if (typeof detail !== "object") return jsonText(detail);
   const named = "class" in detail || "cell" in detail; // then the raw label value says nothing more
   return Object.entries(detail as Record<string, unknown>)
     .filter(([k, v]) => k !== "uuid" && !(named && k === "value") && v !== null && v !== undefined && v !== "" && !(Array.isArray(v) && v.length === 0))
-    .map(([k, v]) => `${k.replace(/_/g, " ")} ${typeof v === "object" ? JSON.stringify(v) : String(v)}`)
+    .map(([k, v]) => `${k.replace(/_/g, " ")} ${jsonText(v)}`)
     .join(" · ");
 }
 

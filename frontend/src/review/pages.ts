@@ -107,21 +107,23 @@ class Dashboard {
     const actions = h("td", { class: "row-actions" }, h("a", { class: "button small", href: a.url }, "Open"));
     if (this.isManager) {
       const del = h("button", { class: "link danger", type: "button", title: "Delete this assignment" }, "Delete");
-      del.addEventListener("click", async () => {
-        if (!window.confirm(`Delete assignment #${a.id}?`)) return;
-        try {
-          await reviewApi.remove(a.id);
-        } catch (err) {
-          window.alert((err as Error).message);
-        }
-        void this.load();
-      });
+      del.addEventListener("click", () => void this.remove(a));
       actions.append(" ", del);
     }
     return h("tr", { "data-assignment": a.id, class: a.overdue ? "overdue" : "" },
       h("td", {}, String(a.id)), h("td", {}, a.volume_name), h("td", {}, a.layer), h("td", {}, part),
       h("td", {}, a.reviewer ?? "—"), h("td", {}, a.fixer ?? "—"),
       h("td", { class: a.overdue ? "late nowrap" : "nowrap" }, a.due ?? "—"), h("td", {}, stateBadge(a.state)), h("td", {}, progressCell(a)), actions);
+  }
+
+  private async remove(a: Assignment): Promise<void> {
+    if (!window.confirm(`Delete assignment #${a.id}?`)) return;
+    try {
+      await reviewApi.remove(a.id);
+    } catch (err) {
+      window.alert((err as Error).message);
+    }
+    void this.load();
   }
 
   private bindForm(): void {
@@ -153,20 +155,24 @@ class Dashboard {
     scope.addEventListener("change", syncScope);
     syncVolume();
     syncScope();
-    form.addEventListener("submit", async (ev) => {
+    form.addEventListener("submit", (ev) => {
       ev.preventDefault();
-      const raw = Object.fromEntries(new FormData(form)) as Record<string, string>;
-      const values: FormValues = { volume: "", layer: "", scope: "slices", z0: "0", z1: "0", cells: "", reviewer: "", fixer: "", due: "", note: "", ...raw };
-      try {
-        const created = await reviewApi.create(this.projectId, assignmentBody(values));
-        status.className = "status ok";
-        status.textContent = `Assignment #${created.id} created; ${created.reviewer} and ${created.fixer} were notified.`;
-        void this.load();
-      } catch (err) {
-        status.className = "status error";
-        status.textContent = (err as Error).message;
-      }
+      void this.submit(form, status);
     });
+  }
+
+  private async submit(form: HTMLFormElement, status: HTMLElement): Promise<void> {
+    const raw = Object.fromEntries(new FormData(form)) as Record<string, string>;
+    const values: FormValues = { volume: "", layer: "", scope: "slices", z0: "0", z1: "0", cells: "", reviewer: "", fixer: "", due: "", note: "", ...raw };
+    try {
+      const created = await reviewApi.create(this.projectId, assignmentBody(values));
+      status.className = "status ok";
+      status.textContent = `Assignment #${created.id} created; ${created.reviewer} and ${created.fixer} were notified.`;
+      void this.load();
+    } catch (err) {
+      status.className = "status error";
+      status.textContent = (err as Error).message;
+    }
   }
 }
 
@@ -217,10 +223,17 @@ class NotificationsPage {
 
   constructor(root: HTMLElement) {
     root.replaceChildren(this.list);
-    document.getElementById("notifications-read-all")?.addEventListener("click", async () => {
-      await reviewApi.markRead("all");
-      void this.load();
-    });
+    document.getElementById("notifications-read-all")?.addEventListener("click", () => void this.markRead("all"));
+    void this.load();
+  }
+
+  /** A failed mark was an unhandled rejection: the click did nothing and said nothing. */
+  private async markRead(ids: number[] | "all"): Promise<void> {
+    try {
+      await reviewApi.markRead(ids);
+    } catch (err) {
+      window.alert((err as Error).message);
+    }
     void this.load();
   }
 
@@ -238,20 +251,16 @@ class NotificationsPage {
     }
     this.list.replaceChildren(...items.map((n) => {
       const link = h("a", { href: n.link || "#", class: "notification-link" }, n.text);
-      link.addEventListener("click", async (ev) => {
+      link.addEventListener("click", (ev) => {
         if (n.read) return;
         ev.preventDefault();
-        try {
-          await reviewApi.markRead([n.id]);
-        } finally {
+        // Follow the link whether or not the mark succeeded; a failure leaves it unread.
+        void reviewApi.markRead([n.id]).catch(() => undefined).finally(() => {
           window.location.href = n.link || window.location.href;
-        }
+        });
       });
       const read = h("button", { class: "link", type: "button", hidden: n.read }, "Mark read");
-      read.addEventListener("click", async () => {
-        await reviewApi.markRead([n.id]);
-        void this.load();
-      });
+      read.addEventListener("click", () => void this.markRead([n.id]));
       return h("li", { class: `notification kind-${n.kind}${n.read ? " read" : ""}`, "data-kind": n.kind },
         h("span", { class: "kind" }, n.kind.replace("_", " ")), link, h("span", { class: "muted small" }, formatTime(n.created)), read);
     }));

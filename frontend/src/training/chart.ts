@@ -42,8 +42,8 @@ export class Chart implements Disposable {
       if (this.disposed) return;
       const merged = { ...BASE_LAYOUT, ...layout };
       const config = { displayModeBar: false, responsive: true };
-      if (this.drawn) await P.react(this.element, traces as never, merged as never, config);
-      else await P.newPlot(this.element, traces as never, merged as never, config);
+      if (this.drawn) await P.react(this.element, traces, merged, config);
+      else await P.newPlot(this.element, traces, merged, config);
       this.drawn = true;
       this.element.dataset.points = String(traces.reduce((n, t) => n + ((t.x as unknown[] | undefined)?.length ?? 0), 0));
     }).catch((err: unknown) => {

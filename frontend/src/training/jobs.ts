@@ -25,7 +25,7 @@ export class VolumeJobs implements Disposable {
     private readonly session: AnnotationSession,
   ) {
     this.disposers.add(socket.messages.add((m) => {
-      if (m.type === "job" && m.job.volume === volumeId) this.apply(m.job as unknown as LoopJob);
+      if (m.type === "job" && m.job.volume === volumeId) this.apply(m.job);
     }));
     void loopApi.jobs(projectId).then((list) => {
       const next = { ...this.jobs.value };

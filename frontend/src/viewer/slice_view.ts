@@ -37,7 +37,8 @@ export const AXIS_COLOR: Record<Axis, string> = { z: "#4ea1ff", y: "#5fd38d", x:
  */
 export interface TileOverlay {
   key: string;
-  url(a: TileAddress): string;
+  /** A plain function (it is passed on unbound), not a method. */
+  url: (a: TileAddress) => string;
   opacity: number;
 }
 
