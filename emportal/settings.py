@@ -108,6 +108,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # {% load vite_assets %}: the frontend's hashed bundles (emportal is not an app).
+            "libraries": {"vite_assets": "emportal.vite_assets"},
         },
     },
 ]

@@ -1,6 +1,8 @@
 /**
- * Build: two ES-module entries with fixed names (no hashes) so Django templates can
- * reference /static/volume.js, /static/volume.css and /static/jobs.js directly.
+ * Build: one ES-module entry per page. Every file is named after a hash of its content
+ * (volume-Bx3f9a1c.js), so a deploy never serves a browser yesterday's JavaScript or CSS
+ * under a cached name; dist/.vite/manifest.json maps each entry to its files, and the
+ * Django templates resolve them through it ({% vite_script "volume" %}, emportal/vite_assets.py).
  * Dev (`npm run dev`): index.html / jobs.html are page shells like the Django ones, and
  * the mock backend in mock/ answers /api/ and /ws/ so the viewer runs without Django.
  */
@@ -21,6 +23,7 @@ export default defineConfig(({ command }) => ({
   build: {
     outDir: "dist",
     emptyOutDir: true,
+    manifest: true,
     modulePreload: false,
     cssCodeSplit: true,
     rollupOptions: {
@@ -32,9 +35,9 @@ export default defineConfig(({ command }) => ({
         reviews: resolve(root, "src/review/pages.ts"),
       },
       output: {
-        entryFileNames: "[name].js",
-        chunkFileNames: "chunks/[name].js",
-        assetFileNames: "[name][extname]",
+        entryFileNames: "[name]-[hash].js",
+        chunkFileNames: "chunks/[name]-[hash].js",
+        assetFileNames: "[name]-[hash][extname]",
       },
     },
   },

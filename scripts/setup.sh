@@ -42,7 +42,8 @@ if [ -f frontend/package.json ]; then
   fi
   src_sum=$(find frontend/src frontend/package.json frontend/vite.config.* frontend/tsconfig*.json -type f \
             -exec sha256sum {} + 2>/dev/null | sort | sha256sum | cut -d' ' -f1)
-  if [ "$(cat frontend/dist/.emportal.sha 2>/dev/null)" != "$src_sum" ]; then
+  # The templates find the content-hashed bundles through Vite's manifest (emportal/vite_assets.py).
+  if [ "$(cat frontend/dist/.emportal.sha 2>/dev/null)" != "$src_sum" ] || [ ! -f frontend/dist/.vite/manifest.json ]; then
     say "building the frontend"
     (cd frontend && npm run build --silent)
     echo "$src_sum" > frontend/dist/.emportal.sha

@@ -1,4 +1,4 @@
-/** Entry point of the jobs page (served as /static/jobs.js); styles are injected so the page needs no CSS link. */
+/** Entry point of the jobs page (the "jobs" bundle); styles are injected so the page needs no CSS link. */
 import css from "./styles/jobs.css?inline";
 import { JobsPage } from "./jobs/jobs_page";
 

@@ -1,4 +1,4 @@
-/** Entry point of the volume page (served as /static/volume.js). */
+/** Entry point of the volume page (the "volume" bundle). */
 import "./styles/volume.css";
 import { VolumePage } from "./viewer/volume_page";
 

@@ -1,4 +1,4 @@
-/** Entry of the 3D cell view (served as /static/cell3d.js): three.js stays out of the results page bundle. */
+/** Entry of the 3D cell view (the "cell3d" bundle): three.js stays out of the results page bundle. */
 import css from "./results.css?inline";
 import { CellView } from "./cell_view";
 

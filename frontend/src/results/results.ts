@@ -1,4 +1,4 @@
-/** Entry of the results pages (served as /static/results.js): a volume's report, or a project's volumes side by side. */
+/** Entry of the results pages (the "results" bundle): a volume's report, or a project's volumes side by side. */
 import css from "./results.css?inline";
 import { ProjectResultsPage } from "./project_results";
 import { VolumeResultsPage } from "./volume_results";

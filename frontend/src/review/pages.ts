@@ -1,5 +1,5 @@
 /**
- * Entry of the review pages (served as /static/reviews.js): the project's review dashboard
+ * Entry of the review pages (the "reviews" bundle): the project's review dashboard
  * (with the manager's form), a volume's audit trail, and the user's notifications. The
  * Django templates in emportal/templates/reviews/ are the shells.
  */
