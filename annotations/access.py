@@ -19,6 +19,8 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from annotations.models import Membership, Project, Role, Volume
+from emportal.tokens.models import ApiToken
+from emportal.tokens.selectors import key_from_authorization, token_digest, token_for_key
 
 
 # Ids the database can hold (signed 64 bits); the driver raises OverflowError for others.
@@ -88,9 +90,30 @@ def ready_volume_row_for_request(request: HttpRequest, volume_id: int) -> dict[s
     signed data intact, known backend, user active, session hash matching the password).
     Anything short of a clean match falls back to ``request.user``, so the answer, a
     flushed session included, is always Django's.
+
+    A request with ``Authorization: Token <key>`` is the token's user alone, never the
+    session's (as in DRF): one raw query from the key's hash to the membership; an
+    unknown or revoked token is refused (403), a member-less one gets 404.
     """
+    key = key_from_authorization(request.headers.get("Authorization"))
+    if key is not None:
+        return _tile_row_from_token(key, volume_id)
     row = _tile_row_from_session(request, volume_id)
     return row if row is not None else ready_volume_row_for_user(request.user, volume_id)
+
+
+def _tile_row_from_token(key: str, volume_id: int) -> dict[str, Any]:
+    row = None
+    if _storable(volume_id):
+        with connection.cursor() as cursor:
+            cursor.execute(_TILE_ACCESS_WITH_TOKEN_SQL, [volume_id, Volume.State.READY, token_digest(key), True])
+            row = cursor.fetchone()
+    if row is None:
+        if token_for_key(key) is None:  # only on this path: tell a bad token from a volume it may not read
+            raise PermissionDenied("invalid or revoked token")
+        raise Http404("not found")
+    levels = json.loads(row[2]) if isinstance(row[2], str) else row[2]
+    return {"pk": volume_id, "project_id": row[0], "zarr_path": row[1], "levels": levels}
 
 
 def _tile_row_from_session(request: HttpRequest, volume_id: int) -> dict[str, Any] | None:
@@ -137,4 +160,11 @@ _TILE_ACCESS_WITH_USER_SQL = (
     f"JOIN {Membership._meta.db_table} m ON m.project_id = v.project_id "
     f"JOIN {get_user_model()._meta.db_table} u ON u.id = m.user_id "
     "WHERE v.id = %s AND v.state = %s AND m.user_id = %s"
+)
+_TILE_ACCESS_WITH_TOKEN_SQL = (
+    f"SELECT v.project_id, v.zarr_path, v.levels FROM {Volume._meta.db_table} v "
+    f"JOIN {Membership._meta.db_table} m ON m.project_id = v.project_id "
+    f"JOIN {ApiToken._meta.db_table} t ON t.user_id = m.user_id "
+    f"JOIN {get_user_model()._meta.db_table} u ON u.id = m.user_id "
+    "WHERE v.id = %s AND v.state = %s AND t.digest = %s AND u.is_active = %s"
 )

@@ -79,7 +79,7 @@ def _respond(request: HttpRequest, etag: str, render: Any, fmt: str, cache_contr
     response["ETag"] = etag
     response["Cache-Control"] = cache_control
     response["X-Content-Type-Options"] = "nosniff"
-    patch_vary_headers(response, ("Cookie",))  # the answer depends on who asks
+    patch_vary_headers(response, ("Cookie", "Authorization"))  # the answer depends on who asks
     return response
 
 

@@ -1,4 +1,8 @@
-"""ASGI entry point for Daphne: HTTP through Django, websockets through Channels."""
+"""ASGI entry point for Daphne: HTTP through Django, websockets through Channels.
+
+Websockets authenticate with an API token in the handshake (emportal.tokens.websocket)
+or else with the session cookie, behind the origin check that protects the cookie.
+"""
 from __future__ import annotations
 
 import os
@@ -13,10 +17,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from annotations.routing import websocket_urlpatterns  # noqa: E402
+from emportal.tokens.websocket import TokenOrSessionAuth  # noqa: E402
+
+_sockets = URLRouter(websocket_urlpatterns)
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": TokenOrSessionAuth(token_app=_sockets,
+                                        session_app=AllowedHostsOriginValidator(AuthMiddlewareStack(_sockets))),
     }
 )

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "channels",
     "annotations",
     "segmentation",
+    "emportal.tokens",
 ]
 
 MIDDLEWARE = [
@@ -198,7 +199,11 @@ JOB_STALE_SECONDS = envint("EMPORTAL_JOB_STALE_SECONDS", 30)
 JOB_QUEUED_SECONDS = envint("EMPORTAL_JOB_QUEUED_SECONDS", 120)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # An API token first: a request that carries one is the token's user (no CSRF check, as
+    # there is no ambient credential), and a request with none gets 401 with
+    # "WWW-Authenticate: Token". The session (with its CSRF check) serves the browser.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["emportal.tokens.authentication.ApiTokenAuthentication",
+                                       "rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # DRF's JSON parser, refusing a body nested too deeply as a 400 instead of a 500

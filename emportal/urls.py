@@ -9,6 +9,7 @@ from annotations.urls import api_urlpatterns as annotation_api, page_urlpatterns
 from segmentation.reports import urls as reports_urls
 from emportal.login import RateLimitedLoginView
 from segmentation.urls import api_urlpatterns as segmentation_api
+from emportal.tokens import urls as token_urls
 
 urlpatterns = [
     path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
@@ -19,7 +20,9 @@ urlpatterns = [
     path("api/", include(reports_urls.api_urlpatterns)),
     path("api/", include("segmentation.urls_models")),
     path("api/", include(review_api)),
+    path("api/", include(token_urls.api_urlpatterns)),
     path("", include(page_urlpatterns)),
     path("", include(reports_urls.page_urlpatterns)),
     path("", include(review_pages)),
+    path("", include(token_urls.page_urlpatterns)),
 ]

@@ -99,11 +99,17 @@ ROUTES: dict[str, Route] = {
     "reviews-dashboard": Route("get", {"project_id": "p"}, "viewer"),
     "volume-audit": Route("get", {"volume_id": "v"}, "viewer"),
     "notifications": Route("get", {}, "viewer"),
+    # a user's own API tokens (tests/emportal/test_tokens.py)
+    "account": Route("get", {}, "viewer"),
+    "api-tokens": Route("get", {}, "viewer"),
 }
 # Routes outside the per-project matrix, each with its reason.
 PUBLIC = {"login", "logout", "schema"}  # the login form, logging out, the API description
 # A user's own notifications belong to no project (tested in tests/annotations/reviews/).
 PUBLIC |= {"api-notifications", "api-notifications-read"}
+# Revoking an API token names the user's own token, not a project's object; another user's
+# token is a 404 (tests/emportal/test_tokens.py).
+PUBLIC |= {"api-token"}
 
 
 def _named_routes(patterns: list[Any], prefix: str = "") -> dict[str, str]:
@@ -168,7 +174,7 @@ def test_each_role_gets_the_answer_its_rank_deserves(world: dict[str, Any], name
             assert status == 403, f"{role}: {status} for {url}"
     client = Client()
     client.force_login(world["cast"].outsider)
-    if name not in ("api-projects", "home", "notifications"):  # lists: an outsider sees only their own
+    if name not in ("api-projects", "home", "notifications", "account", "api-tokens"):  # lists: only their own
         assert _call(client, route, url) == 404, f"outsider: {url}"
 
 
@@ -176,7 +182,8 @@ def test_each_role_gets_the_answer_its_rank_deserves(world: dict[str, Any], name
 def test_anonymous_visitors_learn_nothing(world: dict[str, Any], name: str) -> None:
     url = _url(world, name)
     status = _call(Client(), ROUTES[name], url)
-    assert status in ((403, 404) if url.startswith("/api/") else (302,)), f"{status} for {url}"
+    # 401 (with "WWW-Authenticate: Token") from DRF, 403/404 from the plain tile views
+    assert status in ((401, 403, 404) if url.startswith("/api/") else (302,)), f"{status} for {url}"
 
 
 def test_project_list_shows_only_the_users_projects(cast: Any) -> None:
