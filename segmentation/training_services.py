@@ -44,7 +44,7 @@ from django.db import transaction
 from django.db.models import F
 
 from annotations.defaults import CELLS_LAYER, MANUAL_LAYER, PREDICTION_LAYER
-from annotations.imaging import omezarr
+from annotations.imaging import chunkio, omezarr
 from annotations.layers import layer_create
 from annotations.models import CompleteSlice, LabelClass, LabelLayer, Role, Volume
 from annotations.storage import volume_zarr_path
@@ -253,6 +253,19 @@ class TrainingLabels:
         if self.background:
             out = np.where((c == 0) & (m == 0), self.background, out)
         return out.astype(self.dtype, copy=False)
+
+    def candidate_slices(self) -> set[int] | None:
+        """The slices that may hold a label: those inside chunks any layer read here has on
+        disk (None when a layer's storage cannot tell, so every slice may)."""
+        found: set[int] = set()
+        for array in (self.manual, self.cells, *(source.labels for source in self.trusted)):
+            if array is None:
+                continue
+            stored = chunkio.stored_z_slices(array)
+            if stored is None:
+                return None
+            found |= stored
+        return found
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if isinstance(key, (int, np.integer)):

@@ -208,3 +208,24 @@ def region_io(array: Any) -> RegionIO:
         if direct is not None and direct.shape == tuple(array.shape):
             return direct
     return ZarrRegions(array)
+
+
+def stored_z_slices(array: Any) -> set[int] | None:
+    """Z indices inside the chunks a local zarr v2 array holds on disk: a chunk never written
+    reads as the fill value, so every other slice is fill alone. None when the array is not
+    one :class:`DirectChunks` reads (then any slice may hold data)."""
+    root = getattr(getattr(array, "store", None), "root", None)
+    direct = DirectChunks.open(Path(root) / array.path) if root is not None else None
+    if direct is None:
+        return None
+    depth = direct.chunks[0]
+    if direct.separator == "/":
+        names = [p.name for p in direct.folder.iterdir() if p.is_dir()]
+    else:
+        names = [p.name.split(".", 1)[0] for p in direct.folder.iterdir() if p.is_file() and p.name[0].isdigit()]
+    out: set[int] = set()
+    for name in set(names):
+        if name.isdigit():
+            start = int(name) * depth
+            out.update(range(start, min(start + depth, direct.shape[0])))
+    return out

@@ -33,16 +33,20 @@ class LabeledSlices:
     labels : integer, shape (n, Y, X).
     complete : bool, shape (n,): slices whose unpainted voxels count as background.
     z : the slices' indices in the volume.
+    boxes : each slice's ``(y0, y1, x0, x1)`` in the volume (level 0); its image and labels
+        are that cut, padded at the ends to the common shape.
     """
 
     images: np.ndarray
     labels: np.ndarray
     complete: np.ndarray
     z: list[int]
+    boxes: list[tuple[int, int, int, int]] | None = None
 
     def subset(self, index: Sequence[int]) -> LabeledSlices:
         idx = list(index)
-        return LabeledSlices(self.images[idx], self.labels[idx], self.complete[idx], [self.z[i] for i in idx])
+        boxes = [self.boxes[i] for i in idx] if self.boxes is not None else None
+        return LabeledSlices(self.images[idx], self.labels[idx], self.complete[idx], [self.z[i] for i in idx], boxes)
 
 
 def _pad_to(a: np.ndarray, size: int) -> np.ndarray:

@@ -223,34 +223,80 @@ def smallest_objects(data: LabeledSlices, spec: ClassSpec, scale: int, *, percen
 
 
 def labeled_slices(labels: Any, *, complete_slices: Iterable[int] = ()) -> list[int]:
-    """Z indices of slices holding any nonzero label, or marked complete."""
-    complete = set(int(z) for z in complete_slices)
-    z = int(labels.shape[0])
-    return sorted({k for k in range(z) if k in complete or np.any(np.asarray(labels[k]))})
+    """Z indices of slices holding any nonzero label, or marked complete.
+
+    When ``labels`` has a ``candidate_slices()`` method (a volume's label layers know which
+    chunks were ever written) only those slices are read, so the empty slices of a whole
+    biopsy cost nothing.
+    """
+    depth = int(labels.shape[0])
+    complete = {int(z) for z in complete_slices if 0 <= int(z) < depth}
+    finder = getattr(labels, "candidate_slices", None)
+    candidates = finder() if callable(finder) else None
+    zs = range(depth) if candidates is None else sorted(z for z in candidates if 0 <= z < depth)
+    return sorted(complete | {k for k in zs if k not in complete and np.any(np.asarray(labels[k]))})
 
 
-def _stack(image: Any, z: int, halo: int, norm: Normalization, scale: int) -> np.ndarray:
-    """Slice ``z`` with ``halo`` neighbours each side (edges repeated, as prediction reads them), normalised and downsampled."""
-    return downsample(norm.apply(_read(image, slice(z, z + 1), slice(None), slice(None), halo, int(image.shape[0]))), scale)
+Box = tuple[int, int, int, int]
 
 
-def _gather(image: Any, labels: Any, zs: list[int], halo: int, norm: Normalization, complete: set[int], scale: int) -> LabeledSlices:
-    imgs, labs = [], []
+def _label_box(lab: np.ndarray, margin: int, scale: int) -> Box:
+    """``(y0, y1, x0, x1)`` around a plane's labeled voxels, ``margin`` wider each side
+    (clipped to the plane), ``y0``/``x0`` on multiples of ``scale``; the whole plane when
+    nothing is labeled."""
+    rows, cols = np.flatnonzero(lab.any(axis=1)), np.flatnonzero(lab.any(axis=0))
+    if rows.size == 0:
+        return 0, lab.shape[0], 0, lab.shape[1]
+    y0, x0 = (max(0, int(v) - margin) // scale * scale for v in (rows[0], cols[0]))
+    return y0, min(lab.shape[0], int(rows[-1]) + 1 + margin), x0, min(lab.shape[1], int(cols[-1]) + 1 + margin)
+
+
+def _pad_yx(a: np.ndarray, shape: tuple[int, int], mode: str) -> np.ndarray:
+    """Pad the last two axes of ``a`` at their ends up to ``shape`` (``mode`` as np.pad)."""
+    pad = [(0, 0)] * (a.ndim - 2) + [(0, shape[0] - a.shape[-2]), (0, shape[1] - a.shape[-1])]
+    return np.pad(a, pad, mode=mode) if any(after for _, after in pad) else a
+
+
+def _stack(image: Any, z: int, box: Box, halo: int, norm: Normalization, scale: int) -> np.ndarray:
+    """The ``box`` of slice ``z`` with ``halo`` neighbours each side (edges repeated, as
+    prediction reads them), normalised and downsampled."""
+    y0, y1, x0, x1 = box
+    block = _read(image, slice(z, z + 1), slice(y0, y1), slice(x0, x1), halo, int(image.shape[0]))
+    return downsample(norm.apply(block), scale)
+
+
+def _gather(image: Any, labels: Any, zs: list[int], halo: int, norm: Normalization, complete: set[int], scale: int,
+            margin: int) -> LabeledSlices:
+    """The labeled slices, each cut to its labeled voxels plus ``margin`` pixels around them
+    (complete slices whole), so memory follows what was painted, not the slice size. Cuts
+    are padded to one shape at their ends: unlabeled there, the image's edge repeated."""
+    imgs, labs, boxes = [], [], []
     c = scale // 2  # label of the centre voxel of each scale x scale square
     for z in zs:
         lab = np.asarray(labels[z])
+        box = (0, lab.shape[0], 0, lab.shape[1]) if z in complete else _label_box(lab, margin, scale)
+        lab = lab[box[0] : box[1], box[2] : box[3]]
         if scale > 1:
             lab = np.pad(lab, ((0, -lab.shape[0] % scale), (0, -lab.shape[1] % scale)))[c::scale, c::scale]
-        imgs.append(_stack(image, z, halo, norm, scale))
+        imgs.append(_stack(image, z, box, halo, norm, scale))
         labs.append(lab)
-    return LabeledSlices(np.stack(imgs), np.stack(labs), np.array([z in complete for z in zs], bool), list(zs))
+        boxes.append(box)
+    shape = (max(a.shape[-2] for a in labs), max(a.shape[-1] for a in labs))
+    return LabeledSlices(np.stack([_pad_yx(a, shape, "edge") for a in imgs]),
+                         np.stack([_pad_yx(a, shape, "constant") for a in labs]),
+                         np.array([z in complete for z in zs], bool), list(zs), boxes)
 
 
-def _around(image: Any, zs: list[int], halo: int, norm: Normalization, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """The stacks (as in :func:`_gather`) of the slice below and above each of ``zs`` (edges repeated)."""
-    depth = int(image.shape[0])
-    return (np.stack([_stack(image, max(z - 1, 0), halo, norm, scale) for z in zs]),
-            np.stack([_stack(image, min(z + 1, depth - 1), halo, norm, scale) for z in zs]))
+def _around(image: Any, data: LabeledSlices, halo: int, norm: Normalization, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """The stacks (as in :func:`_gather`, same cuts and shape) of the slice below and above
+    each of ``data``'s slices (edges repeated)."""
+    depth, shape = int(image.shape[0]), data.labels.shape[-2:]
+
+    def side(step: int) -> np.ndarray:
+        return np.stack([_pad_yx(_stack(image, min(max(z + step, 0), depth - 1), box, halo, norm, scale), shape, "edge")
+                         for z, box in zip(data.z, data.boxes)])
+
+    return side(-1), side(+1)
 
 
 def _split(zs: list[int], fraction: float) -> tuple[list[int], list[int]]:
@@ -276,8 +322,8 @@ def _split_columns(data: LabeledSlices, spec: ClassSpec, fraction: float) -> tup
     train_labels[..., cut:] = 0
     val_labels[..., :cut] = 0
     none = np.zeros(len(data.z), bool)
-    return (LabeledSlices(data.images, train_labels, none, list(data.z)),
-            LabeledSlices(data.images, val_labels, none, list(data.z)))
+    return (LabeledSlices(data.images, train_labels, none, list(data.z), data.boxes),
+            LabeledSlices(data.images, val_labels, none, list(data.z), data.boxes))
 
 
 def _train_mode(net: torch.nn.Module, *, freeze_norm: bool) -> None:
@@ -499,18 +545,17 @@ def train(
         train_z, val_z = [z for z in zs if z not in held], [z for z in zs if z in held]
         if not train_z:
             raise ValueError(f"val_slices {sorted(held)} leave no labeled slice to train on (labeled: {zs})")
-    data = _gather(image, labels, zs, halo, norm, complete, scale)
+    cuda = dev.type == "cuda"
+    patch = config.patch or (256 if cuda else 160)
+    patch = -(-patch // net_config.divisor) * net_config.divisor
+    batch = config.batch or (16 if cuda else 4)
+    data = _gather(image, labels, zs, halo, norm, complete, scale, margin=patch * scale)
     if config.val_split == "columns" and val_slices is None:
         train_z, val_z = zs, zs
         train_data, val_data = _split_columns(data, spec, config.val_fraction)
     else:
         train_data = data.subset([zs.index(z) for z in train_z])
         val_data = data.subset([zs.index(z) for z in val_z]) if val_z else None
-
-    cuda = dev.type == "cuda"
-    patch = config.patch or (256 if cuda else 160)
-    patch = -(-patch // net_config.divisor) * net_config.divisor
-    batch = config.batch or (16 if cuda else 4)
     sampler = PatchSampler(train_data, spec, patch=patch, rng=rng, label_bias=config.label_bias, balance=config.slice_balance,
                            elastic=config.elastic)
     net = _init_net(net_config, spec, init_model).to(dev)
@@ -616,7 +661,7 @@ def train(
         net.load_state_dict(best_state)
     net.eval()
     if config.calibrate and val_data is not None:
-        around = _around(image, val_data.z, halo, norm, scale) if image.shape[0] > 1 else None
+        around = _around(image, val_data, halo, norm, scale) if image.shape[0] > 1 else None
         thresholds, z_blend = calibrate(model, val_data, dev, around)
     elif init_model is not None:  # nothing held out: a fine-tuned model keeps its starting point's calibration
         thresholds, z_blend = (dict(init_model.meta.get(key) or {}) for key in ("thresholds", "z_blend"))

@@ -109,6 +109,14 @@ def test_the_labels_hash_changes_when_the_labels_do(cast: Any, pv: Any) -> None:
     assert len(hashes) == 2
 
 
+def test_training_labels_name_only_slices_inside_written_chunks_as_candidates(cast: Any, pv: Any) -> None:
+    labels, *_ = services.training_labels_for(pv.volume)
+    depth = omezarr.open_label_level(volume_zarr_path(pv.volume), MANUAL_LAYER, 0).chunks[0]
+    expected = {z for painted in LABELED for z in range(painted // depth * depth, (painted // depth + 1) * depth)}
+    assert labels.candidate_slices() == expected
+    assert services.TrainingLabels(np.zeros((3, 4, 4), np.uint8)).candidate_slices() is None  # not a zarr store
+
+
 def test_a_cancelled_retrain_leaves_the_previous_version_active(cast: Any, pv: Any, monkeypatch: Any) -> None:
     _retrain(pv.volume, cast.annotator)
     first = ModelVersion.objects.get()

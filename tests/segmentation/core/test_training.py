@@ -9,7 +9,7 @@ import torch
 from segmentation.core.classes import ClassSpec
 from segmentation.core.inference import predict_probabilities, predict_volume
 from segmentation.core.metrics import dice_iou
-from segmentation.core.modelfile import load_model, save_model
+from segmentation.core.modelfile import Normalization, load_model, save_model
 from segmentation.core.sampling import LabeledSlices, PatchSampler, elastic
 from segmentation.core.training import (MIN_CALIBRATION_VOXELS, THRESHOLDS, TrainConfig, _around, _Average, _gather, _split_columns, calibrate,
                                          context_slices,
@@ -326,11 +326,11 @@ def test_it_calibrates_each_heads_threshold_on_enough_held_out_voxels_and_predic
     labels = np.zeros(img.shape, np.uint8)
     labels[zs] = np.where(p > 0.725, 2, 1)
     assert (p > 0.725).sum() >= MIN_CALIBRATION_VOXELS
-    held_out = _gather(img, labels, zs, model.halo, model.normalization, set(), model.scale)
+    held_out = _gather(img, labels, zs, model.halo, model.normalization, set(), model.scale, margin=0)
     chosen = calibrate(model, held_out, torch.device("cpu"))[0]["mito"]
     too_few = labels.copy()
     too_few[too_few == 2] = 0  # unlabeled: only background is held out
-    assert calibrate(model, _gather(img, too_few, zs, model.halo, model.normalization, set(), model.scale),
+    assert calibrate(model, _gather(img, too_few, zs, model.halo, model.normalization, set(), model.scale, margin=0),
                      torch.device("cpu")) == ({}, {})  # nothing to calibrate on: 0.5
 
     def dice(t: float) -> float:
@@ -354,8 +354,8 @@ def test_it_mixes_neighbouring_slices_when_held_out_labels_are_smooth_along_z_an
     def chosen(truth):
         labels = np.zeros(img.shape, np.uint8)
         labels[zs] = np.where(truth[zs] > 0.5, 2, 1)
-        held_out = _gather(img, labels, zs, model.halo, model.normalization, set(), model.scale)
-        return calibrate(model, held_out, torch.device("cpu"), _around(img, zs, model.halo, model.normalization, model.scale))
+        held_out = _gather(img, labels, zs, model.halo, model.normalization, set(), model.scale, margin=0)
+        return calibrate(model, held_out, torch.device("cpu"), _around(img, held_out, model.halo, model.normalization, model.scale))
 
     thresholds, z_blend = chosen(smooth)
     # the labels were made with the largest weight; a lighter one can tie with it, and ties go to less mixing
@@ -384,3 +384,50 @@ def test_a_model_fine_tuned_without_held_out_slices_keeps_the_calibration_it_sta
                   config=TrainConfig(patch=48, batch=4, max_steps=2))
     assert tuned.val_slices == [] and tuned.model.meta["thresholds"] == {"mito": 0.65}
     assert tuned.model.meta["z_blend"] == {"mito": 0.2}
+
+
+# ----------------------------------------------------------------------------- labels anywhere in a big volume
+
+
+class _Reads:
+    """A ZYX array-like that records which slices were read, optionally naming candidates."""
+
+    def __init__(self, array: np.ndarray, candidates: set[int] | None = None) -> None:
+        self.array, self.shape, self.dtype, self.read = array, array.shape, array.dtype, []
+        if candidates is not None:
+            self.candidate_slices = lambda: candidates
+
+    def __getitem__(self, key):
+        self.read.append(key[0] if isinstance(key, tuple) else key)
+        return self.array[key]
+
+
+def test_only_the_slices_the_labels_name_as_candidates_are_read():
+    lab = np.zeros((40, 16, 16), np.uint8)
+    lab[9, 3, 3] = lab[30, 5, 5] = 1
+    every = _Reads(lab)
+    assert labeled_slices(every) == [9, 30] and len(every.read) == 40
+    named = _Reads(lab, candidates={8, 9, 10, 11, 28, 29, 30, 31})
+    assert labeled_slices(named, complete_slices=[2]) == [2, 9, 30]
+    assert sorted(named.read) == [8, 9, 10, 11, 28, 29, 30, 31]
+
+
+def test_gathered_slices_are_cut_to_the_painted_region_plus_a_margin_not_the_slice():
+    img = np.random.default_rng(0).integers(0, 255, (3, 2000, 1500)).astype(np.uint8)
+    lab = np.zeros(img.shape, np.uint8)
+    lab[1, 700:720, 300:330] = 2
+    lab[2, 1900:1910, 1400:1420] = 1  # near the far corner: the cut stops at the edge
+    norm = Normalization.measure(img)
+    data = _gather(img, lab, [1, 2], 1, norm, set(), 1, margin=100)
+
+    assert data.boxes == [(600, 820, 200, 430), (1800, 2000, 1300, 1500)]
+    assert data.images.shape == (2, 3, 220, 230) and data.labels.shape == (2, 220, 230)
+    np.testing.assert_array_equal(data.labels[0], lab[1, 600:820, 200:430])
+    np.testing.assert_array_equal(data.images[0, 1], norm.apply(img[1, 600:820, 200:430]))
+    assert (data.labels[1, 200:, :] == 0).all() and (data.labels[1] != 0).sum() == 200  # padding is unlabeled
+
+    whole = _gather(img, lab, [1, 2], 1, norm, {2}, 2, margin=100)
+    assert whole.boxes[1] == (0, 2000, 0, 1500) and whole.labels.shape == (2, 1000, 750)  # complete: whole slice
+    above, below = _around(img, data, 1, norm, 1)
+    assert above.shape == below.shape == data.images.shape
+    np.testing.assert_array_equal(below[0, 1], norm.apply(img[2, 600:820, 200:430]))
