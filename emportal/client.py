@@ -8,8 +8,10 @@ Create a token on the account page (click your user name at the top right), then
     project = portal.projects()[0]
     job = portal.wait(portal.upload(project["id"], "cell.tif", voxel_size_nm=(8, 4, 4)))
     volume_id = job.volume
+    # ... paint a few slices (and cell keys) in the browser, then:
     portal.wait(portal.retrain(volume_id, minutes=5))
     portal.wait(portal.segment(volume_id))
+    portal.wait(portal.cells(volume_id))
     report = portal.wait(portal.report(volume_id))
     table = portal.report_table(report.result["report"])   # a pandas DataFrame
 
@@ -175,6 +177,10 @@ class EMPortal:
         if model is not None:
             body["model"] = model
         return Job.from_payload(self._json("POST", f"/api/volumes/{volume_id}/segment/", json=body))
+
+    def cells(self, volume_id: int) -> Job:
+        """Cell instances from the painted key slices into the volume's "cells_auto" layer."""
+        return Job.from_payload(self._json("POST", f"/api/volumes/{volume_id}/cells/", json={}))
 
     def report(self, volume_id: int, *, labels_layer: str | None = None, cells_layer: str | None = None,
                meshes: bool = True) -> Job:

@@ -49,9 +49,9 @@ def test_a_script_logs_in_with_a_token_lists_uploads_and_waits_for_the_import(
 
 
 @pytest.mark.slow
-def test_a_script_retrains_segments_and_reads_a_report_as_a_dataframe(
+def test_a_script_retrains_segments_finds_cells_and_reads_a_report_as_a_dataframe(
         live_app: str, celery_worker: Any, cast: Any, tmp_path: Path) -> None:
-    volume = phantom_volume(cast.project, tmp_path, truth_cells=True).volume
+    volume = phantom_volume(cast.project, tmp_path, cells=True, truth_cells=True).volume
     _, key = token_create(cast.annotator, "client test")
     portal = EMPortal(live_app, token=key)
 
@@ -60,6 +60,8 @@ def test_a_script_retrains_segments_and_reads_a_report_as_a_dataframe(
     assert trained.kind == "retrain" and trained.result["model_version"]
     segmented = portal.wait(portal.segment(volume.pk), timeout=300, progress=False)
     assert segmented.kind == "segment" and JobRow.objects.get(pk=segmented.id).state == "succeeded"
+    celled = portal.wait(portal.cells(volume.pk), timeout=300, progress=False)
+    assert celled.kind == "cells" and volume.layers.filter(name="cells_auto").exists()
 
     reported = portal.wait(portal.report(volume.pk, labels_layer="manual", cells_layer="cells_truth", meshes=False),
                            timeout=300, progress=False)
