@@ -7,7 +7,10 @@ project. Then, interleaved request by request so the machine's load weighs on bo
 - *tiles*: 256² PNG tiles of random slices, positions and pyramid levels through the
   whole Django request path (routing, session, role check, view), as ``tiles.py`` does;
 - *strokes*: ``stroke_apply`` in process (validation, stroke log, level-0 chunk write: the
-  server's part of the websocket ack; the transport does not depend on the volume).
+  server's part of the websocket ack; the transport does not depend on the volume);
+- *retrain*: the same two 384² patches of the truth painted on two slices of each volume,
+  then ``train()`` on the volume's own stores as Retrain calls it (``--train-steps`` steps):
+  seconds to set up (finding the labeled slices, normalisation, gathering) and per step.
 
 The figures are p50/p95 on the big volume as a ratio of the crop's (aim: within 10 %,
 i.e. ratio <= 1.10). Writes benchmarks/results/big_interactive.json.
@@ -36,12 +39,47 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"n": len(values), "p50_ms": float(statistics.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
 
 
+def _retrain(volumes: dict[str, object], steps: int) -> dict[str, dict[str, list[float]]]:
+    """Setup and per-step seconds of ``train()`` on each volume, labels painted alike."""
+    from annotations.defaults import MANUAL_LAYER
+    from annotations.imaging import omezarr
+    from annotations.storage import volume_zarr_path
+    from segmentation.core.training import TrainConfig, train
+    from segmentation.training_services import training_labels_for
+
+    out: dict[str, dict[str, list[float]]] = {"retrain_setup": {}, "retrain_step": {}}
+    for name, volume in volumes.items():
+        dest = volume_zarr_path(volume)  # type: ignore[arg-type]
+        image = omezarr.open_level(dest, 0)
+        manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0, mode="r+")
+        labels, values, parents, *_ = training_labels_for(volume)  # type: ignore[arg-type]
+        for z in (volume.shape_z // 3, 2 * volume.shape_z // 3):  # type: ignore[attr-defined]
+            patch = np.asarray(image[z, 200:584, 200:584])
+            dark = np.where(patch < np.median(patch), values["mitochondrion"], values["background"])
+            manual[z, 200:584, 200:584] = dark.astype(manual.dtype)
+        polls: list[float] = []  # train() asks should_stop() once per step
+
+        def polled() -> bool:
+            polls.append(time.perf_counter())
+            return False
+
+        started = time.perf_counter()
+        train(image, labels, classes=values, hierarchy=parents, minutes=30, device="cpu",
+              config=TrainConfig(max_steps=steps, calibrate=False), should_stop=polled)
+        out["retrain_setup"][name] = [polls[0] - started]
+        out["retrain_step"][name] = [(polls[-1] - polls[0]) / max(1, len(polls) - 1)]
+        print(f"retrain on {name}: setup {out['retrain_setup'][name][0]:.1f} s, "
+              f"{out['retrain_step'][name][0]:.2f} s per step", flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--big-shape", type=int, nargs=3, default=(512, 4096, 4096))
     parser.add_argument("--crop-shape", type=int, nargs=3, default=(20, 1024, 1024))
     parser.add_argument("--tiles", type=int, default=400, help="tiles per volume")
     parser.add_argument("--strokes", type=int, default=200, help="strokes per volume")
+    parser.add_argument("--train-steps", type=int, default=30, help="retrain steps per volume (0: skip)")
     args = parser.parse_args()
     scratch = django_scratch()
 
@@ -108,6 +146,9 @@ def main() -> None:
                 t0 = time.perf_counter()
                 action(volumes[name])
                 timings[kind][name].append(time.perf_counter() - t0)
+
+    if args.train_steps:
+        timings.update(_retrain(volumes, args.train_steps))
 
     results: dict[str, object] = {"generated": generated, "big_shape": list(args.big_shape),
                                   "crop_shape": list(args.crop_shape)}
