@@ -157,7 +157,7 @@ class Stroke(models.Model):
         ERASE = "erase"
         FILL = "fill"
         POLYGON = "polygon"
-        REPLACE = "replace"  # bulk writes: demo slices, accepted predictions
+        REPLACE = "replace"  # bulk writes: demo slices, accepted predictions, label imports (StrokeBlock)
 
     layer = models.ForeignKey(LabelLayer, on_delete=models.CASCADE, related_name="strokes")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
@@ -187,6 +187,29 @@ class Stroke(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mode} {self.uuid} on {self.layer}"
+
+
+class StrokeBlock(models.Model):
+    """One box of a stroke too large for one row (a label import), stored like a Stroke's effect.
+
+    The stroke's own `mask` is then empty and its box spans all its blocks; replay and undo
+    read only the blocks a box touches, so neither holds the whole volume in memory.
+    """
+
+    stroke = models.ForeignKey(Stroke, on_delete=models.CASCADE, related_name="blocks")
+    z0 = models.PositiveIntegerField()
+    z1 = models.PositiveIntegerField()
+    y0 = models.PositiveIntegerField()
+    y1 = models.PositiveIntegerField()
+    x0 = models.PositiveIntegerField()
+    x1 = models.PositiveIntegerField()
+    mask = models.BinaryField()
+    after = models.BinaryField()
+    before = models.BinaryField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["stroke", "z0", "z1"])]
 
 
 # The review feature's rows live in their own module but belong to this app (and its migrations).

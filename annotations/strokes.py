@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import uuid as uuidlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,7 +30,7 @@ from django.db.models.functions import Greatest
 
 from annotations import pyramid_updates, raster
 from annotations.imaging import chunkio, omezarr
-from annotations.models import CompleteSlice, LabelClass, LabelLayer, Role, Stroke, Volume
+from annotations.models import CompleteSlice, LabelClass, LabelLayer, Role, Stroke, StrokeBlock, Volume
 from annotations.reviews import audit
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
@@ -266,7 +266,8 @@ def _claim_uuid(volume: Volume, role: Role, data: Mapping[str, Any]) -> tuple[st
         seen = Stroke.objects.select_related("layer").get(pk=row[0])
         box = _box_of(seen)
         with layer_lock(volume, seen.layer.name):
-            _write(volume, seen.layer, [(box, layer_replay(volume, seen.layer.name, box))])
+            for part in _parts(box):
+                _write(volume, seen.layer, [(part, layer_replay(volume, seen.layer.name, part))])
     return uid, StrokeOutcome(uuid=uid, version=version, duplicate=True)
 
 
@@ -405,6 +406,9 @@ def layer_replay(volume: Volume, layer_name: str, box: raster.Box | None = None)
     (z0, z1), (y0, y1), (x0, x1) = box
     strokes = layer.strokes.filter(active=True, z0__lt=z1, z1__gt=z0, y0__lt=y1, y1__gt=y0, x0__lt=x1, x1__gt=x0)
     for stroke in strokes.order_by("id").iterator():
+        if not stroke.mask:  # a blockwise stroke (label import): its effect lies in StrokeBlock rows
+            _replay_blocks(stroke, box, out)
+            continue
         own = _box_of(stroke)
         inter = raster.box_intersection(own, box)
         if inter is None:
@@ -417,6 +421,35 @@ def layer_replay(volume: Volume, layer_name: str, box: raster.Box | None = None)
             after = raster.unpack_array(stroke.after, _shape(own), dtype)[raster.box_slices(inter, own)]
             target[mask] = after[mask]
     return out
+
+
+def _replay_blocks(stroke: Stroke, box: raster.Box, out: np.ndarray) -> None:
+    """Apply the blocks of a blockwise stroke that touch `box` to `out` (the content of `box`)."""
+    (z0, z1), (y0, y1), (x0, x1) = box
+    for block in stroke.blocks.filter(z0__lt=z1, z1__gt=z0, y0__lt=y1, y1__gt=y0, x0__lt=x1, x1__gt=x0):
+        own = _box_of(block)  # type: ignore[arg-type]
+        inter = raster.box_intersection(own, box)
+        if inter is None:
+            continue
+        mask = raster.unpack_mask(block.mask, _shape(own))[raster.box_slices(inter, own)]
+        after = raster.unpack_array(block.after, _shape(own), out.dtype)[raster.box_slices(inter, own)]
+        out[raster.box_slices(inter, box)][mask] = after[mask]
+
+
+# Undo, redo and repairs rebuild a stroke's box from the log in parts of at most this many
+# voxels, so that undoing a whole-volume label import holds one part in memory, not the volume.
+REPLAY_PART_VOXELS = 2**24
+
+
+def _parts(box: raster.Box) -> list[raster.Box]:
+    """`box` cut into slabs of whole rows (Z, then Y) of at most REPLAY_PART_VOXELS voxels."""
+    (z0, z1), (y0, y1), (x0, x1) = box
+    row = max(x1 - x0, 1)
+    rows = max(REPLAY_PART_VOXELS // row, 1)
+    if rows >= y1 - y0:
+        dz = max(rows // max(y1 - y0, 1), 1)
+        return [((z, min(z + dz, z1)), (y0, y1), (x0, x1)) for z in range(z0, z1, dz)]
+    return [((z, z + 1), (y, min(y + rows, y1)), (x0, x1)) for z in range(z0, z1) for y in range(y0, y1, rows)]
 
 
 def _toggle(volume: Volume, user: Any, role: Role, uid: str, *, active: bool) -> StrokeOutcome:
@@ -438,7 +471,8 @@ def _toggle(volume: Volume, user: Any, role: Role, uid: str, *, active: bool) ->
         with transaction.atomic():
             Stroke.objects.filter(pk=stroke.pk).update(active=active)
             version = _bump(layer)
-        _write(volume, layer, [(box, layer_replay(volume, layer.name, box))])
+        for part in _parts(box):
+            _write(volume, layer, [(part, layer_replay(volume, layer.name, part))])
     broadcast(volume_group(volume.pk), {"type": "redo" if active else "undo", "uuid": uid, "layer": layer.name,
                                         "version": version, "user": getattr(user, "username", "")})
     audit.audit_stroke_toggled(volume, user, layer.name, uid, active=active)
@@ -471,6 +505,53 @@ def layer_write_slices(volume: Volume, name: str, slices: Mapping[int, np.ndarra
                 uid=str(uuidlib.uuid4()), user=user, axis="z", index=int(z), mode=Stroke.Mode.REPLACE, value=0,
                 radius=0, points=[], box=box, mask=np.ones(after.shape, bool), after=after)])
     return outcome.version if outcome else layer.version
+
+
+def layer_replace_blocks(volume: Volume, layer: LabelLayer, blocks: Iterable[tuple[raster.Box, np.ndarray, np.ndarray]],
+                         *, uid: str, user: Any = None) -> StrokeOutcome:
+    """Log and apply ONE stroke of mode "replace" given block by block: a label import.
+
+    `blocks` yields (box, mask, after): in `box`, the voxels of the bool `mask` become
+    `after` (both shaped like the box). Each block is logged (mask, after and the layer's
+    before, compressed) as it comes, so memory holds one block. The stroke stays inactive
+    until every block is logged; an exception from `blocks` deletes it, leaving the layer
+    and the log as they were. Then, as for any stroke, the row turns active (one version)
+    before the chunks are written from the log. Undo, redo and replay treat it like any
+    other stroke (``layer_replay`` reads only the blocks a box touches).
+    """
+    io = _region_io(volume, layer.name)
+    with layer_lock(volume, layer.name):
+        (z0, z1), (y0, y1), (x0, x1) = ((0, n) for n in volume.shape)
+        stroke = Stroke.objects.create(
+            layer=layer, user=user if getattr(user, "is_authenticated", False) else None, uuid=uid, axis="z",
+            index=0, mode=Stroke.Mode.REPLACE, value=0, radius=0, points=[], z0=z0, z1=z1, y0=y0, y1=y1, x0=x0,
+            x1=x1, mask=b"", after=None, before=b"", active=False, version=layer.version)
+        top = 0
+        try:
+            for box, mask, after in blocks:
+                after = after.astype(io.dtype, copy=False)
+                (bz0, bz1), (by0, by1), (bx0, bx1) = box
+                StrokeBlock.objects.create(stroke=stroke, z0=bz0, z1=bz1, y0=by0, y1=by1, x0=bx0, x1=bx1,
+                                           mask=raster.pack_mask(mask), after=raster.pack_array(after),
+                                           before=raster.pack_array(io.read(box)))
+                top = max(top, int(after[mask].max(initial=0)))
+        except BaseException:
+            stroke.delete()
+            raise
+        with transaction.atomic():
+            version = _bump(layer, max_value=top)
+            Stroke.objects.filter(pk=stroke.pk).update(active=True, version=version)
+        for block in stroke.blocks.iterator():
+            box = _box_of(block)  # type: ignore[arg-type]
+            mask = raster.unpack_mask(block.mask, _shape(box))
+            current = io.read(box)
+            current[mask] = raster.unpack_array(block.after, _shape(box), io.dtype)[mask]
+            _write(volume, layer, [(box, current)])
+    broadcast(volume_group(volume.pk), {
+        "type": "stroke", "version": version,
+        "stroke": {"uuid": uid, "layer": layer.name, "axis": "z", "index": 0, "points": [], "radius": 0,
+                   "value": 0, "mode": Stroke.Mode.REPLACE, "source": "import", "user": getattr(user, "username", "")}})
+    return StrokeOutcome(uuid=uid, version=version)
 
 
 def slice_mark_complete(volume: Volume, user: Any, role: Role, *, layer: str = "manual", axis: Any, index: Any,
@@ -534,6 +615,6 @@ def stroke_accept_prediction(volume: Volume, user: Any, role: Role, data: Mappin
     return outcome
 
 
-__all__ = ["StrokeOutcome", "layer_lock", "layer_replay", "layer_value_at", "layer_write_slices",
-           "slice_mark_complete", "stroke_accept_prediction", "stroke_apply", "stroke_redo", "stroke_undo",
-           "strokes_apply"]
+__all__ = ["StrokeOutcome", "layer_lock", "layer_replace_blocks", "layer_replay", "layer_value_at",
+           "layer_write_slices", "slice_mark_complete", "stroke_accept_prediction", "stroke_apply", "stroke_redo",
+           "stroke_undo", "strokes_apply"]

@@ -15,3 +15,14 @@ def volume_import_task(job_id: int) -> None:
             volume_import_run(ctx)
     except JobNotClaimed:
         return
+
+
+@shared_task(name="annotations.tasks.label_import")
+def label_import_task(job_id: int) -> None:
+    from annotations.label_import import label_import_run
+
+    try:
+        with job_running(job_id) as ctx:
+            label_import_run(ctx)
+    except JobNotClaimed:
+        return

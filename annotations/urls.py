@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from annotations import api, tiles, views
+from annotations import api, api_label_import, tiles, views
 
 
 class AxisConverter:
@@ -47,6 +47,7 @@ api_urlpatterns = [
     path("volumes/<int:volume_id>/strokes/<str:uuid>/undo/", api.StrokeUndoApi.as_view(), name="api-stroke-undo"),
     path("volumes/<int:volume_id>/strokes/<str:uuid>/redo/", api.StrokeUndoApi.as_view(redo=True),
          name="api-stroke-redo"),
+    path("volumes/<int:volume_id>/labels/import/", api_label_import.LabelImportApi.as_view(), name="api-label-import"),
     path("volumes/<int:volume_id>/complete-slices/", api.CompleteSliceApi.as_view(), name="api-complete-slices"),
     path("volumes/<int:volume_id>/layers/<slug:layer>/value/", api.LayerValueApi.as_view(), name="api-layer-value"),
     path(f"volumes/<int:volume_id>/tiles/{TILE}", tiles.image_tile, name="api-tile"),

@@ -39,7 +39,8 @@ HEARTBEAT_SECONDS = 10
 
 # The Celery queue each kind is sent to (emportal/celery.py task_routes): jobs of one queue
 # are taken in order, which tells a lost message from a job waiting its turn.
-QUEUE_OF_KIND = {"import": "default", "report": "default", "retrain": "gpu", "segment": "gpu", "cells": "gpu"}
+QUEUE_OF_KIND = {"import": "default", "labels": "default", "report": "default",
+                 "retrain": "gpu", "segment": "gpu", "cells": "gpu"}
 
 
 class JobCancelled(Exception):
@@ -294,11 +295,11 @@ def _reap(job: Job, still: Any, *, now: Any, error_code: str, message: str) -> i
 def _after_failure(job: Job) -> None:
     """Leave nothing half-done behind a job whose worker died (its own cleanup never ran).
 
-    An import hides its volume; a retrain deletes the weights it wrote without a version
-    row; a report deletes its hidden ``.partial-<job>-*`` folders. A segment or cells job
-    needs nothing here: its layer reads as partial from the failed job (see
-    ``training_services.layer_write_state``). A cleanup that fails is logged, never
-    raised, so the reaper goes on with the other jobs.
+    An import hides its volume; a label import deletes its unfinished stroke; a retrain
+    deletes the weights it wrote without a version row; a report deletes its hidden
+    ``.partial-<job>-*`` folders. A segment or cells job needs nothing here: its layer
+    reads as partial from the failed job (see ``training_services.layer_write_state``).
+    A cleanup that fails is logged, never raised, so the reaper goes on with the other jobs.
     """
     try:
         if job.kind == Job.Kind.IMPORT and job.volume_id:
@@ -306,6 +307,10 @@ def _after_failure(job: Job) -> None:
 
             Volume.objects.filter(pk=job.volume_id, state=Volume.State.IMPORTING).update(
                 state=Volume.State.FAILED)
+        elif job.kind == Job.Kind.LABELS:
+            from annotations.label_import import label_import_leftovers_remove
+
+            label_import_leftovers_remove(job)
         elif job.kind == Job.Kind.RETRAIN:
             from segmentation.training_services import retrain_leftovers_remove
 

@@ -13,6 +13,7 @@ class Job(models.Model):
         SEGMENT = "segment"
         CELLS = "cells"
         REPORT = "report"
+        LABELS = "labels"  # a label volume imported into a layer of an existing volume
 
     class State(models.TextChoices):
         QUEUED = "queued"

@@ -40,6 +40,7 @@ ROUTES: dict[str, Route] = {
                              "annotator", may_404=True),
     "api-stroke-redo": Route("post", {"volume_id": "v", "uuid": "00000000-0000-0000-0000-000000000000"},
                              "annotator", may_404=True),
+    "api-label-import": Route("post", {"volume_id": "v"}, "annotator", {"path": "nowhere.tif"}),
     "api-complete-slices": Route("post", {"volume_id": "v"}, "annotator", {"axis": "z", "index": 0}),
     "api-layer-value": Route("get", {"volume_id": "v", "layer": "manual"}, "viewer"),
     "api-tile": Route("get", {"volume_id": "v", "axis": "z", "index": 0, "level": 0, "ty": 0, "tx": 0,
