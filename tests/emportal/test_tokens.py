@@ -65,7 +65,8 @@ def test_a_revoked_token_stops_working_at_once(cast: Any, tmp_path: Any) -> None
     client = _token_client(key)
     tile = f"/api/volumes/{volume.pk}/tiles/z/0/0/0/0.png"
     assert client.get(f"/api/volumes/{volume.pk}/").status_code == 200
-    assert client.get(tile).status_code == 200
+    answer = client.get(tile)
+    assert answer.status_code == 200 and "Authorization" in answer["Vary"]  # no cache shares it between users
     assert client.delete(f"/api/tokens/{token.pk}/").status_code == 204  # a token may revoke itself
     assert not ApiToken.objects.filter(pk=token.pk).exists()
     refused = client.get(f"/api/volumes/{volume.pk}/")
@@ -74,6 +75,15 @@ def test_a_revoked_token_stops_working_at_once(cast: Any, tmp_path: Any) -> None
     assert client.get(tile).status_code == 403
     assert Client(HTTP_AUTHORIZATION="Token emp_made-up").get(tile).status_code == 403
     assert Client(HTTP_AUTHORIZATION="Token").get("/api/projects/").status_code == 401
+
+
+def test_a_deactivated_users_tokens_stop_working(cast: Any, tmp_path: Any) -> None:
+    volume = make_volume(cast.project, tmp_path)
+    _, key = token_create(cast.viewer, "old laptop")
+    cast.viewer.is_active = False
+    cast.viewer.save(update_fields=["is_active"])
+    assert _token_client(key).get("/api/projects/").status_code == 401
+    assert _token_client(key).get(f"/api/volumes/{volume.pk}/tiles/z/0/0/0/0.png").status_code == 403
 
 
 def test_a_token_is_the_tokens_user_even_beside_another_session(cast: Any, tmp_path: Any) -> None:
@@ -192,7 +202,8 @@ def test_websockets_accept_a_token_and_refuse_a_bad_one(live_app: str, cast: Any
     assert hello["user"] == "annotator"
     # Another project's member is refused by the consumer's role check, as with the session.
     assert asyncio.run(_handshake(url, headers={"Authorization": f"Token {outsider}"}))[0] == 403
-    assert asyncio.run(_handshake(url, headers={"Cookie": _cookie(cast.outsider), "Origin": "http://127.0.0.1"}))[0] == 403
+    outsider_session = {"Cookie": _cookie(cast.outsider), "Origin": "http://127.0.0.1"}
+    assert asyncio.run(_handshake(url, headers=outsider_session))[0] == 403
 
 
 def _cookie(user: Any) -> str:
