@@ -12,9 +12,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from annotations.defaults import MANUAL_LAYER, PAPER_CLASSES, hex_to_rgba
+from annotations.defaults import MANUAL_LAYER, PAPER_CLASSES
 from annotations.imaging import omezarr, readers, validation
-from annotations.models import LabelClass, LabelLayer, Membership, Project, Role, Volume
+from annotations.layers import layer_create
+from annotations.models import LabelClass, Membership, Project, Role, Volume
 from annotations.storage import upload_dir, volume_zarr_path
 from emportal.errors import ApplicationError
 from segmentation.jobs import JobContext, job_create
@@ -196,7 +197,7 @@ def volume_import_run(ctx: JobContext) -> None:
                 raise ValueError(f"{source_path.name} does not state its voxel size; give it (z, y, x in nm)")
             voxel = tuple(float(v) for v in voxel)
             info = omezarr.write_pyramid(
-                source, dest, voxel_size_nm=voxel,
+                source, dest, voxel_size_nm=voxel, name=volume.name,
                 on_progress=lambda f: ctx.progress(0.95 * f, f"converting: {int(100 * f)} %"))
         finally:
             source.close()
@@ -220,8 +221,7 @@ def volume_finish_import(volume: Volume, *, info: Any, voxel_size_nm: tuple[floa
                          source_format: str = "") -> Volume:
     """Record the pyramid on the volume, create its manual label layer, mark it ready."""
     dest = volume_zarr_path(volume)
-    colors = {c.value: hex_to_rgba(c.color) for c in volume.project.label_classes.filter(kind="semantic")}
-    omezarr.create_label_layer(dest, MANUAL_LAYER, dtype="uint16", colors=colors)
+    layer_create(volume, MANUAL_LAYER)
     z, y, x = info.levels[0].shape
     volume.shape_z, volume.shape_y, volume.shape_x = int(z), int(y), int(x)
     volume.voxel_z_nm, volume.voxel_y_nm, volume.voxel_x_nm = (float(v) for v in voxel_size_nm)
@@ -235,8 +235,6 @@ def volume_finish_import(volume: Volume, *, info: Any, voxel_size_nm: tuple[floa
     volume.source = {**volume.source, "format": source_format}
     volume.state = Volume.State.READY
     volume.save()
-    LabelLayer.objects.get_or_create(volume=volume, name=MANUAL_LAYER,
-                                     defaults={"kind": LabelLayer.Kind.LABELS})
     return volume
 
 

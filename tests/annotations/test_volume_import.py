@@ -163,3 +163,17 @@ def test_an_upload_of_an_unsupported_type_is_refused_before_anything_is_stored(c
     response = client.post(f"/api/projects/{cast.project.pk}/volumes/", {"file": upload})
     assert response.status_code == 400 and response.json()["error"]["code"] == "unsupported_format"
     assert not Volume.objects.exists()
+
+
+def test_the_store_names_the_volume_and_its_label_classes_for_other_viewers(cast: Any, tmp_path: Path) -> None:
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    job = volume_import_local(cast.project, _mrc(tmp_path), name="Bx1 block 3")
+    dest = volume_zarr_path(Volume.objects.get(pk=job.volume_id))
+    image = next(iter(Reader(parse_url(str(dest)))()))
+    assert image.metadata["name"] == "Bx1 block 3"
+    labels = next(n for n in Reader(parse_url(str(dest / "labels" / "manual")))() if n.metadata.get("name") == "manual")
+    mito = cast.project.label_classes.get(name="mitochondrion")
+    assert labels.metadata["properties"][mito.value]["name"] == "mitochondrion"
+    assert labels.metadata["color"][mito.value] is not None
