@@ -271,7 +271,7 @@ def test_a_stroke_resent_after_its_writer_died_before_the_chunks_reaches_the_lay
     proc.wait(timeout=60)
     lost = Stroke.objects.get(layer__volume=painted)
     # The client never got its ack, so it sends the same stroke again (the viewer's resend).
-    # Today it is answered as a duplicate (the client takes that as its ack) and never painted.
+    # Its row is in the log but its chunks never landed: the resend paints it from the log.
     stroke_apply(painted, cast.annotator, Role.ANNOTATOR, {**BIG, "uuid": str(lost.uuid)})
     np.testing.assert_array_equal(_level(painted, 0), layer_replay(painted, MANUAL_LAYER))
 

@@ -85,8 +85,9 @@ def test_it_refuses_to_start_without_painted_cells(cast: Any, tmp_path: Path) ->
     with pytest.raises(ApplicationError) as err:
         cells.volume_cells(pv.volume, cast.annotator, **NO_QUEUE)
     assert err.value.code == "no_keys"
-    with pytest.raises(ApplicationError):
+    with pytest.raises(ApplicationError) as err:  # refused for its method, before the missing keys
         cells.volume_cells(pv.volume, cast.annotator, method="watershed", **NO_QUEUE)
+    assert err.value.code == "invalid" and "method 'watershed'" in err.value.message
 
 
 def test_interior_values_are_the_cell_class_and_everything_nested_in_it(cast: Any, tmp_path: Path) -> None:
