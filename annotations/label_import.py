@@ -393,7 +393,7 @@ def _import_blocks(ctx: JobContext, volume: Volume, layer: LabelLayer, source: r
                              "or to 0 to ignore it")
 
     outcome = strokes.layer_replace_blocks(volume, layer, blocks(), uid=uid, user=ctx.job.created_by)
-    ctx.progress(1.0, "imported")
+    ctx.progress(1.0)
     by_name = ({"cells": len(cells)} if mapping is None
                else {names.get(v, f"class {v}"): n for v, n in sorted(counts.items())})
     return LabelImportResult(stroke=outcome.uuid, layer=layer.name, kind=layer.kind, mode=mode, voxels=voxels,
