@@ -136,7 +136,7 @@ class VolumeDetailApi(APIView):
     def get(self, request: Request, volume_id: int) -> Response:
         volume, role = volume_for_user(request.user, volume_id)
         if volume.state != volume.State.READY:
-            raise ApplicationError(f"volume is {volume.state}", code="not_ready", status_code=status.HTTP_409_CONFLICT)
+            raise ApplicationError(f"volume is {volume.state}", code="volume_not_ready", status_code=status.HTTP_409_CONFLICT)
         return Response(selectors.volume_detail(volume, role))
 
 

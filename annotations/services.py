@@ -249,7 +249,7 @@ def volume_set_voxel_size(volume: Volume, user: Any, voxel_size_nm: tuple[float,
     if len(new) != 3 or not all(1e-3 <= v <= 1e6 for v in new):
         raise ApplicationError(f"voxel size must be three numbers z, y, x in 0.001..1e6 nm, got {list(voxel_size_nm)}")
     if volume.state != Volume.State.READY:
-        raise ApplicationError(f"volume is {volume.state}", code="not_ready", status_code=409)
+        raise ApplicationError(f"volume is {volume.state}", code="volume_not_ready", status_code=409)
     old = volume.voxel_size_nm
     if new == old:
         return volume

@@ -123,7 +123,7 @@ def report_create(volume: Volume, user: Any, *, labels_layer: str, cells_layer: 
     second one. ``enqueue`` defaults to the Celery task; tests pass their own.
     """
     if volume.state != Volume.State.READY:
-        raise ApplicationError(f"volume is {volume.state}", code="not_ready", status_code=409)
+        raise ApplicationError(f"volume is {volume.state}", code="volume_not_ready", status_code=409)
     _layer(volume, labels_layer, LabelLayer.Kind.LABELS)
     _layer(volume, cells_layer, LabelLayer.Kind.INSTANCES)
     report_classes(volume.project)

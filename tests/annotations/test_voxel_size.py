@@ -80,3 +80,16 @@ def test_only_a_manager_may_change_it_over_the_api(cast: Any, tmp_path: Path) ->
     response = client.put(url, {"voxel_size_nm": [4, 4, 4]}, content_type="application/json")
     assert response.status_code == 200 and response.json() == {"voxel_size_nm": [4.0, 4.0, 4.0]}
     assert Volume.objects.get(pk=volume.pk).voxel_size_nm == (4.0, 4.0, 4.0)
+
+
+def test_a_volume_still_importing_is_refused_with_the_one_not_ready_code(cast: Any, tmp_path: Path) -> None:
+    volume = make_volume(cast.project, tmp_path)
+    Volume.objects.filter(pk=volume.pk).update(state=Volume.State.IMPORTING)
+    volume.refresh_from_db()
+    with pytest.raises(ApplicationError) as refused:
+        volume_set_voxel_size(volume, cast.manager, (4.0, 4.0, 4.0))
+    assert refused.value.code == "volume_not_ready" and refused.value.status_code == 409
+    client = Client()
+    client.force_login(cast.viewer)
+    response = client.get(f"/api/volumes/{volume.pk}/")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "volume_not_ready"
