@@ -40,13 +40,53 @@
     if (response.status === 202) jobLink(path, json);
     else path.querySelector(".status").textContent = message(json) || `The import was refused (${response.status} ${response.statusText}).`;
   });
-  for (const form of document.querySelectorAll(".voxel-form")) form.addEventListener("submit", async (ev) => {
+  // Delegated: the volume table is swapped in place when an import finishes.
+  document.addEventListener("submit", async (ev) => {
+    const form = ev.target.closest && ev.target.closest(".voxel-form");
+    if (!form) return;
     ev.preventDefault();
     const value = new FormData(form).get("voxel_size_nm").split(",").map(Number);
     const response = await fetch(urlOf(form), { method: "PUT", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() }, body: JSON.stringify({ voxel_size_nm: value }) });
     const json = await response.json().catch(() => ({}));
     form.querySelector(".status").textContent = response.ok ? "saved" : message(json) || `${response.status} ${response.statusText}`;
   });
+  // Imports show their progress here and a finished one joins the table, without a reload:
+  // the project's socket carries every job event; the table is re-read from this page.
+  const live = document.getElementById("imports-live");
+  async function refreshVolumes() {
+    const html = await (await fetch(location.href, { credentials: "same-origin" })).text();
+    const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("volumes-section");
+    if (fresh) document.getElementById("volumes-section").replaceWith(fresh);
+  }
+  function showImport(job) {
+    const id = `import-${job.id}`;
+    let item = document.getElementById(id);
+    if (!item) {
+      item = document.createElement("li");
+      item.id = id;
+      item.innerHTML = '<span class="what"></span> <progress max="1"></progress>';
+      live.append(item);
+    }
+    item.querySelector(".what").textContent = `Import #${job.id}: ${job.message || job.state}`;
+    item.querySelector("progress").value = job.progress;
+    item.dataset.state = job.state;
+    if (job.state === "succeeded") {
+      refreshVolumes().then(() => setTimeout(() => item.remove(), 4000));
+      item.querySelector("progress").remove();
+    } else if (job.state === "failed" || job.state === "cancelled") {
+      item.querySelector("progress").remove();
+    }
+  }
+  function follow() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}/ws/projects/${live.dataset.project}/`);
+    socket.onmessage = (ev) => {
+      const data = JSON.parse(ev.data);
+      if (data.type === "job" && data.job.kind === "import") showImport(data.job);
+    };
+    socket.onclose = () => setTimeout(follow, 2000);
+  }
+  if (live) follow();
   const member = document.getElementById("member-form");
   if (member) member.addEventListener("submit", async (ev) => {
     ev.preventDefault();

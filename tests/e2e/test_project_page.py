@@ -96,3 +96,38 @@ def test_a_viewer_sees_the_voxel_size_but_no_form(live_app: str, browser: Any, c
     page.goto(f"{live_app}/projects/{cast.project.pk}/")
     assert page.locator(".voxel-form").count() == 0
     assert "8 × 4 × 4" in page.locator("#volumes").inner_text()
+
+
+def test_an_import_shows_its_progress_and_joins_the_table_without_a_reload(
+    data_root: Path, live_app: str, celery_worker: Any, browser: Any, cast: Any
+) -> None:
+    tifffile.imwrite(data_root / "lab" / "bx2.tif", np.zeros((24, 512, 512), np.uint8) + 90,
+                     photometric="minisblack")
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    login(page, live_app, cast.manager.username, PASSWORD)
+    page.goto(f"{live_app}/projects/{cast.project.pk}/")
+    assert "No volumes yet" in page.locator("#volumes-section").inner_text()
+    page.evaluate("""() => {
+        window.__notReloaded = true;
+        window.__seen = [];
+        new MutationObserver(() => document.querySelectorAll('#imports-live li').forEach(
+            (li) => window.__seen.push([li.dataset.state, li.textContent]))
+        ).observe(document.getElementById('imports-live'), {subtree: true, childList: true, attributes: true,
+                                                              characterData: true});
+    }""")
+    form = page.locator("#path-form")
+    form.locator("input[name=path]").fill("lab/bx2.tif")
+    form.locator("input[name=name]").fill("Bx2 live")
+    form.locator("input[name=voxel_size_nm]").fill("4,4,4")
+    form.locator("button[type=submit]").click()
+
+    page.locator("#imports-live li").wait_for(timeout=30000)
+    page.locator("#volumes a", has_text="Bx2 live").wait_for(timeout=120000)
+    assert page.evaluate("window.__notReloaded") is True  # the table changed in place
+    assert "24 × 512 × 512" in page.locator("#volumes").inner_text()
+    job = Job.objects.get(kind=Job.Kind.IMPORT)
+    seen = page.evaluate("window.__seen")
+    assert all(text.startswith(f"Import #{job.pk}: ") for _, text in seen)
+    assert [state for state, _ in seen][-1] == "succeeded"
+    assert any(state == "running" for state, _ in seen)  # progress was shown while it ran
+    page.screenshot(path=str(data_root.parent / "project-live-import.png"))
