@@ -199,7 +199,7 @@ class _Target:
 
 def _target(volume: Volume, layer: str, kind: str | None, mapping: Any) -> _Target:
     if volume.state != Volume.State.READY:
-        raise _refuse(f"volume is {volume.state}", code="not_ready", status=409)
+        raise _refuse(f"volume is {volume.state}", code="volume_not_ready", status=409)
     if not _LAYER_NAME.match(layer or ""):
         raise _refuse(f"layer name {layer!r} must be 1-50 letters, digits, '-' or '_'", code="invalid_layer")
     existing = volume.layers.filter(name=layer).first()
