@@ -169,7 +169,7 @@ def _open_labels(path: Path, dataset: str | None, *, root: Path | None, shown_as
     elif dataset and path.is_dir() and (path / dataset).is_dir() and not _is_array(path / dataset):
         path, dataset = path / dataset, None
     try:
-        return readers.open_source(path, dataset=dataset, root=root)
+        return readers.open_source(path, dataset=dataset, root=root, limits=validation.Limits(dtypes=validation.LABEL_DTYPES))
     except ValueError as exc:
         raise ValueError(str(exc).replace(path.name, shown_as) if path.is_file() else str(exc)) from None
 
@@ -370,9 +370,9 @@ def _import_blocks(ctx: JobContext, volume: Volume, layer: LabelLayer, source: r
         for i, box in enumerate(boxes):
             data = source.read_region(*(v for lohi in box for v in lohi))
             mapped, values, missing = map_block(data, mapping)
-            if mapping is None and len(values) and (values[0] < 0 or values[-1] > strokes.MAX_INSTANCE_ID):
-                raise ValueError(f"{shown_as} holds cell id {int(values[0] if values[0] < 0 else values[-1])}, "
-                                 f"outside 0..{strokes.MAX_INSTANCE_ID}")
+            outside = values[(values < 0) | (values > strokes.MAX_INSTANCE_ID)] if mapping is None else values[:0]
+            if len(outside):
+                raise ValueError(f"{shown_as} holds cell id {int(outside[0])}, outside 0..{strokes.MAX_INSTANCE_ID}")
             unmapped.update(int(v) for v in missing)
             ctx.progress(0.9 * (i + 1) / len(boxes), f"importing {shown_as}: block {i + 1} of {len(boxes)}")
             if unmapped:

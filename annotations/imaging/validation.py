@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "SUPPORTED_DTYPES",
+    "LABEL_DTYPES",
     "Limits",
     "check_dtype",
     "check_shape",
@@ -28,6 +29,11 @@ __all__ = [
 #: Voxel types accepted from sources; anything else is refused (convert it elsewhere).
 SUPPORTED_DTYPES: tuple[np.dtype, ...] = tuple(
     np.dtype(t) for t in ("uint8", "uint16", "int16", "float32")
+)
+#: Voxel types a label file may hold: class values or cell ids of any integer width (their
+#: range is checked against the layer they go to).
+LABEL_DTYPES: tuple[np.dtype, ...] = SUPPORTED_DTYPES + tuple(
+    np.dtype(t) for t in ("int8", "int32", "uint32", "int64", "uint64")
 )
 
 
@@ -50,12 +56,16 @@ class Limits:
     max_chunk_bytes : int
         Largest decoded storage chunk (Zarr/HDF5) accepted, so one chunk read cannot
         exhaust memory. Default 512 MiB.
+    dtypes : tuple of numpy.dtype
+        Voxel types accepted: :data:`SUPPORTED_DTYPES` for images, :data:`LABEL_DTYPES`
+        for label files.
     """
 
     max_voxels: int = 2**37
     max_dimension: int = 65536
     max_compression_ratio: float = 1000.0
     max_chunk_bytes: int = 512 * 2**20
+    dtypes: tuple[np.dtype, ...] = SUPPORTED_DTYPES
 
     def __post_init__(self) -> None:
         for name in ("max_voxels", "max_dimension", "max_chunk_bytes"):
@@ -68,14 +78,15 @@ class Limits:
             )
 
 
-def check_dtype(dtype: np.dtype | type | str, *, what: str) -> np.dtype:
-    """Return ``np.dtype(dtype)`` if it is supported, else raise ``ValueError``.
+def check_dtype(dtype: np.dtype | type | str, *, what: str,
+                allowed: tuple[np.dtype, ...] = SUPPORTED_DTYPES) -> np.dtype:
+    """Return ``np.dtype(dtype)`` if it is one of ``allowed``, else raise ``ValueError``.
 
     Big-endian variants are accepted (they are byte-swapped on read).
     """
     dt = np.dtype(dtype)
-    if dt.newbyteorder("=") not in SUPPORTED_DTYPES:
-        names = ", ".join(str(d) for d in SUPPORTED_DTYPES)
+    if dt.newbyteorder("=") not in allowed:
+        names = ", ".join(str(d) for d in allowed)
         raise ValueError(
             f"{what}: voxel type {dt} is not supported (supported: {names}); "
             "convert the data before importing"

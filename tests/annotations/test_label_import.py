@@ -195,9 +195,9 @@ def test_an_unknown_class_or_a_wrong_shape_is_refused_before_any_job(volume: Vol
 
 def test_cell_instance_labels_keep_their_ids_in_a_new_instances_layer(volume: Volume, cast: Any, tmp_path: Path,
                                                                       small_blocks: None) -> None:
-    cells = np.zeros(SHAPE, np.uint16)
+    cells = np.zeros(SHAPE, np.uint32)  # ids past 65535: a uint32 file, which images may not be
     cells[:, 2:20, 2:20] = 300
-    cells[:, 22:38, 30:58] = 40000
+    cells[:, 22:38, 30:58] = 70000
     path = tmp_path / "cells.h5"
     with h5py.File(path, "w") as f:
         f.create_dataset("seg/cells", data=cells)
@@ -207,7 +207,7 @@ def test_cell_instance_labels_keep_their_ids_in_a_new_instances_layer(volume: Vo
                              dataset="seg/cells")
     assert job.state == Job.State.SUCCEEDED, job.message
     layer = volume.layers.get(name="cells_in")
-    assert layer.kind == LabelLayer.Kind.INSTANCES and layer.max_value == 40000
+    assert layer.kind == LabelLayer.Kind.INSTANCES and layer.max_value == 70000
     assert np.array_equal(_layer(volume, "cells_in"), cells)
     assert job.result["counts"] == {"cells": 2} and job.result["voxels"] == int((cells != 0).sum())
     with pytest.raises(ApplicationError, match="layer 'manual' holds classes, not cell ids"):

@@ -162,7 +162,7 @@ class ArraySource(Source):
             shape = (1, *shape)
         elif len(shape) != 3:
             raise ValueError(f"array must be ZYX or YX, got shape {array.shape}")
-        dtype = check_dtype(array.dtype, what=name)
+        dtype = check_dtype(array.dtype, what=name, allowed=limits.dtypes)
         zyx = check_shape(shape, limits, what=name)
         self._array = array
         super().__init__(Path(name), zyx, dtype, _checked_voxel_size(voxel_size_nm, what=name))

@@ -76,7 +76,7 @@ class Hdf5Source(Source):
             raise ValueError(f"{what}: dataset {dataset!r} stores its data in other files; refusing it")
         zyx, index, zpos = _zyx_from_shape(dset.shape, what=f"{what}:{dataset}")
         check_shape(zyx, limits, what=what)
-        dtype = check_dtype(dset.dtype, what=f"{what}:{dataset}")
+        dtype = check_dtype(dset.dtype, what=f"{what}:{dataset}", allowed=limits.dtypes)
         file_size = path.stat().st_size
         if dset.chunks is None:
             offset = dset.id.get_offset()

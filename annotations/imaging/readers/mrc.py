@@ -46,7 +46,7 @@ class MrcSource(Source):
                 raise ValueError(f"{what}: MRC file holds no data")
             zyx, index, zpos = _zyx_from_shape(data.shape, what=what)
             check_shape(zyx, limits, what=what)
-            dtype = check_dtype(data.dtype, what=what)
+            dtype = check_dtype(data.dtype, what=what, allowed=limits.dtypes)
             check_declared_size(zyx, dtype, int(data.nbytes), limits, compressed=False, what=what)
             vs = mrc.voxel_size
             voxel = _plausible_voxel_size((float(vs.z) / 10, float(vs.y) / 10, float(vs.x) / 10))

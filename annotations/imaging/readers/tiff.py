@@ -121,7 +121,7 @@ class TiffSource(Source):
         s = tif.series[series]
         zyx, index, zpos = _zyx_from_axes(s.shape, s.axes, what=what)
         check_shape(zyx, limits, what=what)
-        dtype = check_dtype(s.dtype, what=what)
+        dtype = check_dtype(s.dtype, what=what, allowed=limits.dtypes)
         pages = list(s.pages)
         self._series = series
         self._index, self._zpos = index, zpos
@@ -209,7 +209,7 @@ class TiffFolderSource(Source):
                     zyx, _, _ = _zyx_from_axes(s.shape, s.axes, what=f.name)
                     if zyx[0] != 1:
                         raise ValueError(f"{what}/{f.name}: holds {zyx[0]} slices; expected one per file")
-                    dt = check_dtype(s.dtype, what=f.name)
+                    dt = check_dtype(s.dtype, what=f.name, allowed=limits.dtypes)
                     for p in s.pages:
                         e, b, c = _tiff_page_extent(p)
                         if e > f.stat().st_size:

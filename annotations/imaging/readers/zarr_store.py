@@ -76,7 +76,7 @@ class ZarrSource(Source):
         else:
             zyx, index, zpos = _zyx_from_shape(arr.shape, what=what)
         check_shape(zyx, limits, what=what)
-        dtype = check_dtype(arr.dtype, what=what)
+        dtype = check_dtype(arr.dtype, what=what, allowed=limits.dtypes)
         chunk_bytes = int(np.prod(arr.chunks)) * dtype.itemsize
         if chunk_bytes > limits.max_chunk_bytes:
             raise ValueError(f"{what}: chunk of {chunk_bytes} bytes exceeds the limit of {limits.max_chunk_bytes}")

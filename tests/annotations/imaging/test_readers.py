@@ -412,3 +412,15 @@ def test_other_formats_read_regions_and_report_their_chunks(tmp_path: Path, fmt:
     with open_source(path) as src:
         assert src.read_unit_yx == unit
         np.testing.assert_array_equal(src.read_region(1, 3, 5, 90, 7, 71), vol[1:3, 5:90, 7:71])
+
+
+def test_label_files_may_hold_wide_integers_that_images_may_not(tmp_path: Path) -> None:
+    from annotations.imaging.validation import LABEL_DTYPES
+
+    path = tmp_path / "cells.tif"
+    ids = np.arange(2 * 8 * 8, dtype=np.uint32).reshape(2, 8, 8) * 100_000
+    tifffile.imwrite(path, ids, photometric="minisblack")
+    with pytest.raises(ValueError, match="voxel type uint32 is not supported"):
+        open_source(path)
+    with open_source(path, limits=Limits(dtypes=LABEL_DTYPES)) as src:
+        np.testing.assert_array_equal(src.read(0, 2), ids)
