@@ -163,7 +163,7 @@ class LayerTiffApi(APIView):
         volume = _layer_volume(request, volume_id, layer)
         handle = exports.layer_tiff_file(volume, layer)
         return FileResponse(handle, as_attachment=True, content_type="image/tiff",
-                            filename=f"{slugify(volume.name) or 'volume'}-{layer}.tif")
+                            filename=f"{slugify(volume.name) or 'volume'}-{layer}.ome.tif")
 
 
 class LayerZarrZipApi(APIView):

@@ -1,9 +1,10 @@
 """Label layers as downloadable files, made blockwise so a volume is never in memory whole.
 
-* Multipage TIFF: level 0 is read a chunk-deep slab of planes at a time and handed to
-  tifffile as a page iterator; the file is written to an anonymous temporary file (TIFF
-  needs its offsets patched, so it cannot be a pure stream) that the response streams.
-  BigTIFF is chosen by tifffile when the layer exceeds 4 GB.
+* OME-TIFF: level 0 is read a chunk-deep slab of planes at a time and handed to tifffile
+  as a page iterator, zlib-compressed, with the voxel size as OME PhysicalSize (µm), so
+  Fiji (Bio-Formats), QuPath and napari open it at the right scale; the file is written to
+  an anonymous temporary file (TIFF needs its offsets patched, so it cannot be a pure
+  stream) that the response streams. BigTIFF is chosen by tifffile past 4 GB.
 * OME-Zarr (zip): the layer's NGFF label group (every pyramid level, the ``image-label``
   colours) is copied file by file into a zip written to a non-seekable sink, each file's
   bytes handed out as soon as it is in; chunks are stored as they are (already
@@ -37,7 +38,7 @@ def _pages(level0: object, n_planes: int, step: int) -> Iterator[np.ndarray]:
 
 
 def layer_tiff_file(volume: Volume, layer: str) -> BinaryIO:
-    """Level 0 of ``layer`` as a multipage TIFF (one page per z plane), in an unlinked temp file.
+    """Level 0 of ``layer`` as a calibrated OME-TIFF (one page per z plane), in an unlinked temp file.
 
     Returns
     -------
@@ -49,9 +50,12 @@ def layer_tiff_file(volume: Volume, layer: str) -> BinaryIO:
     fd, path = tempfile.mkstemp(suffix=".tif")
     os.close(fd)
     try:
+        z_um, y_um, x_um = (v / 1000 for v in volume.voxel_size_nm)
         tifffile.imwrite(
             path, _pages(level0, shape[0], int(level0.chunks[0])), shape=shape, dtype=level0.dtype,
-            photometric="minisblack", metadata={"axes": "ZYX", "voxel_size_nm": list(volume.voxel_size_nm)})
+            photometric="minisblack", compression="zlib", ome=True,
+            metadata={"axes": "ZYX", "Name": f"{volume.name} {layer}", "PhysicalSizeZ": z_um,
+                      "PhysicalSizeY": y_um, "PhysicalSizeX": x_um})
         handle = open(path, "rb")  # noqa: SIM115 - the response closes it
     finally:
         os.unlink(path)

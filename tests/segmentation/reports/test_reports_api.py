@@ -16,6 +16,8 @@ from django.conf import settings
 from django.test import Client
 
 from annotations.imaging import omezarr
+from annotations.imaging.readers import Limits, open_source
+from annotations.imaging.validation import LABEL_DTYPES
 from annotations.storage import volume_zarr_path
 from segmentation.models import FeatureReport, Job
 from segmentation.reports.services import report_compute
@@ -122,9 +124,15 @@ def test_label_layers_download_as_tiff_and_ome_zarr_zip_equal_to_the_stored_laye
         stored = np.asarray(omezarr.open_label_level(volume_zarr_path(volume), layer, 0)[:])
         tif = client.get(f"/api/volumes/{volume.pk}/layers/{layer}/export.tif")
         assert tif["Content-Type"] == "image/tiff"
-        with tifffile.TiffFile(io.BytesIO(_body(tif))) as handle:
-            assert len(handle.pages) == volume.shape_z
+        assert tif["Content-Disposition"].endswith(f'-{layer}.ome.tif"')
+        exported = Path(settings.MEDIA_ROOT) / f"{layer}.ome.tif"
+        exported.write_bytes(_body(tif))
+        with tifffile.TiffFile(exported) as handle:
+            assert len(handle.pages) == volume.shape_z and handle.is_ome
+            assert handle.pages.first.compression == tifffile.COMPRESSION.ADOBE_DEFLATE
             assert np.array_equal(handle.asarray(), stored)
+        with open_source(exported, limits=Limits(dtypes=LABEL_DTYPES)) as source:  # calibrated, as Fiji reads it
+            assert source.voxel_size_nm == pytest.approx(volume.voxel_size_nm)
 
         response = client.get(f"/api/volumes/{volume.pk}/layers/{layer}/export.ome.zarr.zip")
         assert response.streaming
