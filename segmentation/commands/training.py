@@ -60,7 +60,19 @@ class _Squeezed:
         return np.asarray(self.array[(0,) * self.lead + key])
 
 
-def _write_volume(path: str, array: np.ndarray) -> None:
+def _voxel_size_of(path: str) -> tuple[float, float, float] | None:
+    """The voxel size (nm, ZYX) a TIFF, HDF5, MRC or OME-Zarr states in its header, if any."""
+    from annotations.imaging.readers import open_source
+
+    try:
+        with open_source(Path(path)) as source:
+            return source.voxel_size_nm
+    except (ValueError, OSError):
+        return None
+
+
+def _write_volume(path: str, array: np.ndarray, *, voxel_size_nm: tuple[float, float, float] | None = None) -> None:
+    """Zarr, or a zlib TIFF with ZYX axes: an OME-TIFF calibrated in µm when the voxel size is known."""
     if _is_zarr(path):
         import zarr
 
@@ -69,7 +81,13 @@ def _write_volume(path: str, array: np.ndarray) -> None:
     else:
         import tifffile
 
-        tifffile.imwrite(path, array, compression="zlib")
+        axes = "ZYX"[-array.ndim:]
+        if voxel_size_nm is None:
+            tifffile.imwrite(path, array, compression="zlib", photometric="minisblack", metadata={"axes": axes})
+            return
+        um = dict(zip("ZYX", (v / 1000 for v in voxel_size_nm)))
+        tifffile.imwrite(path, array, compression="zlib", photometric="minisblack", ome=True,
+                         metadata={"axes": axes, **{f"PhysicalSize{ax}": um[ax] for ax in axes}})
 
 
 def _chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -165,7 +183,7 @@ def _predict(args: argparse.Namespace) -> int:
         predict_volume(model, image, out=out, **kwargs)  # type: ignore[arg-type]
     else:
         labels = predict_volume(model, image, **kwargs)  # type: ignore[arg-type]
-        _write_volume(args.out, np.asarray(labels))
+        _write_volume(args.out, np.asarray(labels), voxel_size_nm=_voxel_size_of(args.image))
     return 0
 
 

@@ -96,3 +96,20 @@ def test_it_prints_per_cell_dice_for_instances(tmp_path, capsys):
 def test_it_reports_a_missing_file_as_an_error(tmp_path, capsys):
     assert main(["evaluate", "--pred", str(tmp_path / "nope.tif"), "--truth", str(tmp_path / "nope.tif")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_prediction_tiff_keeps_the_images_voxel_size(files, capsys, tmp_path):
+    from annotations.imaging.readers import open_source
+
+    d = files
+    run(capsys, "train", "--image", d / "image.tif", "--labels", d / "sparse.tif", "--out", tmp_path / "m.pt",
+        "--minutes", "1", "--max-steps", "1", *FAST)
+    calibrated = tmp_path / "calibrated.tif"
+    tifffile.imwrite(calibrated, tifffile.imread(d / "image.tif"), imagej=True, resolution=(1 / 0.0059, 1 / 0.0059),
+                     metadata={"spacing": 0.04, "unit": "um", "axes": "ZYX"})
+    for image, expected in ((calibrated, (40.0, 5.9, 5.9)), (d / "image.tif", None)):
+        out = tmp_path / f"pred-{image.stem}.tif"
+        run(capsys, "predict", "--model", tmp_path / "m.pt", "--image", image, "--out", out, "--device", "cpu",
+            "--window", "32")
+        with open_source(out) as pred:
+            assert pred.shape == (5, 48, 48) and pred.voxel_size_nm == (pytest.approx(expected) if expected else None)
