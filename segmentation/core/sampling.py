@@ -27,18 +27,19 @@ __all__ = ["LabeledSlices", "PatchSampler", "augment", "elastic"]
 
 @dataclass
 class LabeledSlices:
-    """Image and label slices used for training, already normalised.
+    """Image and label regions used for training, already normalised: labeled slices, or the
+    parts of them around their labels, so memory follows what was painted.
 
-    images : float32, shape (n, in_slices, Y, X): each labeled slice with its neighbours.
-    labels : integer, shape (n, Y, X).
-    complete : bool, shape (n,): slices whose unpainted voxels count as background.
-    z : the slices' indices in the volume.
-    boxes : each slice's ``(y0, y1, x0, x1)`` in the volume (level 0); its image and labels
-        are that cut, padded at the ends to the common shape.
+    images : per region, float32 (in_slices, H, W): the region with its Z neighbours. Regions
+        differ in H and W; a stacked (n, in_slices, H, W) array serves where all are alike.
+    labels : per region, integer (H, W).
+    complete : bool, shape (n,): regions whose unpainted voxels count as background.
+    z : the regions' slice indices in the volume (a slice may give several regions).
+    boxes : each region's ``(y0, y1, x0, x1)`` in its slice (level 0), when cut.
     """
 
-    images: np.ndarray
-    labels: np.ndarray
+    images: Sequence[np.ndarray]
+    labels: Sequence[np.ndarray]
     complete: np.ndarray
     z: list[int]
     boxes: list[tuple[int, int, int, int]] | None = None
@@ -46,7 +47,8 @@ class LabeledSlices:
     def subset(self, index: Sequence[int]) -> LabeledSlices:
         idx = list(index)
         boxes = [self.boxes[i] for i in idx] if self.boxes is not None else None
-        return LabeledSlices(self.images[idx], self.labels[idx], self.complete[idx], [self.z[i] for i in idx], boxes)
+        return LabeledSlices([self.images[i] for i in idx], [self.labels[i] for i in idx], self.complete[idx],
+                             [self.z[i] for i in idx], boxes)
 
 
 def _pad_to(a: np.ndarray, size: int) -> np.ndarray:
@@ -126,13 +128,13 @@ class PatchSampler:
             cx += int(self.rng.integers(-p // 4, p // 4 + 1))
         else:
             i = int(self.rng.choice(len(d.z), p=self.slice_p))
-            cy = int(self.rng.integers(0, d.labels.shape[1]))
-            cx = int(self.rng.integers(0, d.labels.shape[2]))
-        H, W = d.labels.shape[1:]
+            cy = int(self.rng.integers(0, d.labels[i].shape[0]))
+            cx = int(self.rng.integers(0, d.labels[i].shape[1]))
+        H, W = d.labels[i].shape
         y0 = int(np.clip(cy - p // 2, 0, max(H - p, 0)))
         x0 = int(np.clip(cx - p // 2, 0, max(W - p, 0)))
-        img = _pad_to(d.images[i, :, y0 : y0 + p, x0 : x0 + p], p)
-        lab = _pad_to(d.labels[i, y0 : y0 + p, x0 : x0 + p].astype(np.int64), p)
+        img = _pad_to(d.images[i][:, y0 : y0 + p, x0 : x0 + p], p)
+        lab = _pad_to(d.labels[i][y0 : y0 + p, x0 : x0 + p].astype(np.int64), p)
         lab = np.where(lab < self.t_lut.shape[0], lab, 0)
         target = np.moveaxis(self.t_lut[lab], -1, 0)
         weight = np.moveaxis(self.w_lut[lab], -1, 0)

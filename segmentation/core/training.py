@@ -238,23 +238,38 @@ def labeled_slices(labels: Any, *, complete_slices: Iterable[int] = ()) -> list[
 
 
 Box = tuple[int, int, int, int]
+#: Side of the grid cells in which labels are grouped into regions (see :func:`_label_regions`).
+REGION_CELL = 256
 
 
-def _label_box(lab: np.ndarray, margin: int, scale: int) -> Box:
-    """``(y0, y1, x0, x1)`` around a plane's labeled voxels, ``margin`` wider each side
-    (clipped to the plane), ``y0``/``x0`` on multiples of ``scale``; the whole plane when
-    nothing is labeled."""
-    rows, cols = np.flatnonzero(lab.any(axis=1)), np.flatnonzero(lab.any(axis=0))
-    if rows.size == 0:
-        return 0, lab.shape[0], 0, lab.shape[1]
-    y0, x0 = (max(0, int(v) - margin) // scale * scale for v in (rows[0], cols[0]))
-    return y0, min(lab.shape[0], int(rows[-1]) + 1 + margin), x0, min(lab.shape[1], int(cols[-1]) + 1 + margin)
+def _label_regions(lab: np.ndarray, margin: int, scale: int) -> list[tuple[Box, np.ndarray | None]]:
+    """The parts of a plane to train on: each group of labels (labels closer than about two
+    margins, on a grid of :data:`REGION_CELL` cells) as ``(box, keep)`` where ``box`` is
+    ``(y0, y1, x0, x1)`` around the group, ``margin`` wider each side (clipped; ``y0``/``x0``
+    on multiples of ``scale``) and ``keep`` marks the group's voxels in the box (None: all of
+    them), so labels of a neighbouring group inside a box are not counted twice."""
+    from scipy import ndimage
 
-
-def _pad_yx(a: np.ndarray, shape: tuple[int, int], mode: str) -> np.ndarray:
-    """Pad the last two axes of ``a`` at their ends up to ``shape`` (``mode`` as np.pad)."""
-    pad = [(0, 0)] * (a.ndim - 2) + [(0, shape[0] - a.shape[-2]), (0, shape[1] - a.shape[-1])]
-    return np.pad(a, pad, mode=mode) if any(after for _, after in pad) else a
+    h, w = lab.shape
+    ys, xs = np.nonzero(lab)
+    if ys.size == 0:
+        return [((0, h, 0, w), None)]
+    cell = REGION_CELL
+    occupied = np.zeros((-(-h // cell), -(-w // cell)), bool)
+    occupied[ys // cell, xs // cell] = True
+    reach = max(1, -(-margin // cell))
+    groups, n = ndimage.label(ndimage.binary_dilation(occupied, iterations=reach), structure=np.ones((3, 3)))
+    of_voxel = groups[ys // cell, xs // cell]
+    out: list[tuple[Box, np.ndarray | None]] = []
+    for g in range(1, n + 1):
+        gy, gx = ys[of_voxel == g], xs[of_voxel == g]
+        y0, x0 = (max(0, int(v.min()) - margin) // scale * scale for v in (gy, gx))
+        box = (y0, min(h, int(gy.max()) + 1 + margin), x0, min(w, int(gx.max()) + 1 + margin))
+        keep = None
+        if n > 1:
+            keep = groups[np.arange(box[0], box[1])[:, None] // cell, np.arange(box[2], box[3])[None, :] // cell] == g
+        out.append((box, keep))
+    return out
 
 
 def _stack(image: Any, z: int, box: Box, halo: int, norm: Normalization, scale: int) -> np.ndarray:
@@ -267,34 +282,33 @@ def _stack(image: Any, z: int, box: Box, halo: int, norm: Normalization, scale: 
 
 def _gather(image: Any, labels: Any, zs: list[int], halo: int, norm: Normalization, complete: set[int], scale: int,
             margin: int) -> LabeledSlices:
-    """The labeled slices, each cut to its labeled voxels plus ``margin`` pixels around them
-    (complete slices whole), so memory follows what was painted, not the slice size. Cuts
-    are padded to one shape at their ends: unlabeled there, the image's edge repeated."""
-    imgs, labs, boxes = [], [], []
+    """The labeled slices as regions around their groups of labels, ``margin`` pixels wider
+    (complete slices whole), so memory follows what was painted, not the slice size."""
+    imgs, labs, boxes, zz = [], [], [], []
     c = scale // 2  # label of the centre voxel of each scale x scale square
     for z in zs:
-        lab = np.asarray(labels[z])
-        box = (0, lab.shape[0], 0, lab.shape[1]) if z in complete else _label_box(lab, margin, scale)
-        lab = lab[box[0] : box[1], box[2] : box[3]]
-        if scale > 1:
-            lab = np.pad(lab, ((0, -lab.shape[0] % scale), (0, -lab.shape[1] % scale)))[c::scale, c::scale]
-        imgs.append(_stack(image, z, box, halo, norm, scale))
-        labs.append(lab)
-        boxes.append(box)
-    shape = (max(a.shape[-2] for a in labs), max(a.shape[-1] for a in labs))
-    return LabeledSlices(np.stack([_pad_yx(a, shape, "edge") for a in imgs]),
-                         np.stack([_pad_yx(a, shape, "constant") for a in labs]),
-                         np.array([z in complete for z in zs], bool), list(zs), boxes)
+        plane = np.asarray(labels[z])
+        whole = ((0, plane.shape[0], 0, plane.shape[1]), None)
+        for box, keep in [whole] if z in complete else _label_regions(plane, margin, scale):
+            lab = plane[box[0] : box[1], box[2] : box[3]]
+            lab = np.where(keep, lab, 0) if keep is not None else lab.copy()  # a view would keep the plane
+            if scale > 1:
+                lab = np.pad(lab, ((0, -lab.shape[0] % scale), (0, -lab.shape[1] % scale)))[c::scale, c::scale]
+            imgs.append(_stack(image, z, box, halo, norm, scale))
+            labs.append(lab)
+            boxes.append(box)
+            zz.append(z)
+    return LabeledSlices(imgs, labs, np.array([z in complete for z in zz], bool), zz, boxes)
 
 
-def _around(image: Any, data: LabeledSlices, halo: int, norm: Normalization, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """The stacks (as in :func:`_gather`, same cuts and shape) of the slice below and above
-    each of ``data``'s slices (edges repeated)."""
-    depth, shape = int(image.shape[0]), data.labels.shape[-2:]
+def _around(image: Any, data: LabeledSlices, halo: int, norm: Normalization, scale: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The stacks (as in :func:`_gather`, the same regions) of the slice below and above each
+    of ``data``'s regions (edges repeated)."""
+    depth = int(image.shape[0])
+    boxes = data.boxes or [(0, int(image.shape[1]), 0, int(image.shape[2]))] * len(data.z)
 
-    def side(step: int) -> np.ndarray:
-        return np.stack([_pad_yx(_stack(image, min(max(z + step, 0), depth - 1), box, halo, norm, scale), shape, "edge")
-                         for z, box in zip(data.z, data.boxes)])
+    def side(step: int) -> list[np.ndarray]:
+        return [_stack(image, min(max(z + step, 0), depth - 1), box, halo, norm, scale) for z, box in zip(data.z, boxes)]
 
     return side(-1), side(+1)
 
@@ -314,13 +328,12 @@ def _split_columns(data: LabeledSlices, spec: ClassSpec, fraction: float) -> tup
     unpainted voxels of one part never count for the other)."""
     if spec.background is None and data.complete.any():
         raise ValueError("val_split 'columns' with slices marked complete needs a background class")
-    labels = data.labels.copy()
-    for i in np.flatnonzero(data.complete):
-        labels[i][labels[i] == 0] = spec.background
-    cut = int(round(labels.shape[-1] * (1.0 - fraction)))
-    train_labels, val_labels = labels.copy(), labels.copy()
-    train_labels[..., cut:] = 0
-    val_labels[..., :cut] = 0
+    train_labels, val_labels = [], []
+    for lab, complete in zip(data.labels, data.complete):
+        lab = np.where(lab == 0, spec.background, lab) if complete else lab
+        cut = int(round(lab.shape[-1] * (1.0 - fraction)))
+        train_labels.append(np.concatenate([lab[..., :cut], np.zeros_like(lab[..., cut:])], axis=-1))
+        val_labels.append(np.concatenate([np.zeros_like(lab[..., :cut]), lab[..., cut:]], axis=-1))
     none = np.zeros(len(data.z), bool)
     return (LabeledSlices(data.images, train_labels, none, list(data.z), data.boxes),
             LabeledSlices(data.images, val_labels, none, list(data.z), data.boxes))
@@ -554,8 +567,9 @@ def train(
         train_z, val_z = zs, zs
         train_data, val_data = _split_columns(data, spec, config.val_fraction)
     else:
-        train_data = data.subset([zs.index(z) for z in train_z])
-        val_data = data.subset([zs.index(z) for z in val_z]) if val_z else None
+        held = set(val_z)
+        train_data = data.subset([i for i, z in enumerate(data.z) if z not in held])
+        val_data = data.subset([i for i, z in enumerate(data.z) if z in held]) if val_z else None
     sampler = PatchSampler(train_data, spec, patch=patch, rng=rng, label_bias=config.label_bias, balance=config.slice_balance,
                            elastic=config.elastic)
     net = _init_net(net_config, spec, init_model).to(dev)
@@ -672,7 +686,7 @@ def train(
         "seed": seed, "minutes": minutes, "steps": step, "stopped": stopped, "device": str(dev),
         "patch": patch, "batch": batch, "scale": scale, "train_slices": train_z, "val_slices": val_z,
         "curve": [list(c) for c in curve], "val_dice": best_per_class,
-        "labeled_voxels": int(sum(int((data.labels[i] != 0).sum()) for i in range(len(zs)))),
+        "labeled_voxels": int(sum(int((lab != 0).sum()) for lab in data.labels)),
         "min_object_px": smallest_objects(train_data, spec, scale), "thresholds": thresholds, "z_blend": z_blend,
         "init": None if init is None else (str(init) if not isinstance(init, TrainedModel) else "model"),
     }

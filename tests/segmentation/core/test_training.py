@@ -303,11 +303,11 @@ def test_it_never_lets_training_see_the_labels_of_held_out_columns():
     labels = np.zeros((2, 8, 10), np.uint8)
     labels[0] = 2
     data = LabeledSlices(np.zeros((2, 1, 8, 10), np.float32), labels, np.array([False, True]), [0, 3])
-    fit, held = _split_columns(data, spec, 0.2)
-    assert not fit.labels[..., 8:].any() and (fit.labels[..., :8] != 0).all()
-    assert not held.labels[..., :8].any() and (held.labels[..., 8:] != 0).all()
-    assert (held.labels[1][..., 8:] == 1).all()  # the complete slice's unpainted voxels: background
-    assert not fit.complete.any() and not held.complete.any()
+    fit, held = (np.stack(part.labels) for part in _split_columns(data, spec, 0.2))
+    assert not fit[..., 8:].any() and (fit[..., :8] != 0).all()
+    assert not held[..., :8].any() and (held[..., 8:] != 0).all()
+    assert (held[1][..., 8:] == 1).all()  # the complete slice's unpainted voxels: background
+    assert not any(part.complete.any() for part in _split_columns(data, spec, 0.2))
 
 
 def test_it_gives_isotropic_volumes_neighbouring_slices_and_thick_sections_none():
@@ -412,22 +412,37 @@ def test_only_the_slices_the_labels_name_as_candidates_are_read():
     assert sorted(named.read) == [8, 9, 10, 11, 28, 29, 30, 31]
 
 
-def test_gathered_slices_are_cut_to_the_painted_region_plus_a_margin_not_the_slice():
+def test_gathered_slices_are_cut_to_each_group_of_labels_plus_a_margin_not_the_whole_slice():
     img = np.random.default_rng(0).integers(0, 255, (3, 2000, 1500)).astype(np.uint8)
     lab = np.zeros(img.shape, np.uint8)
     lab[1, 700:720, 300:330] = 2
-    lab[2, 1900:1910, 1400:1420] = 1  # near the far corner: the cut stops at the edge
+    lab[2, 1900:1910, 1400:1420] = 1  # two groups far apart on one slice: two regions, not the whole slice
+    lab[2, 40:50, 60:70] = 2
+    lab[2, 1950, 1000] = 1  # near the first group: it joins it
     norm = Normalization.measure(img)
     data = _gather(img, lab, [1, 2], 1, norm, set(), 1, margin=100)
 
-    assert data.boxes == [(600, 820, 200, 430), (1800, 2000, 1300, 1500)]
-    assert data.images.shape == (2, 3, 220, 230) and data.labels.shape == (2, 220, 230)
+    assert data.z == [1, 2, 2]
+    assert data.boxes == [(600, 820, 200, 430), (0, 150, 0, 170), (1800, 2000, 900, 1500)]
+    assert [im.shape for im in data.images] == [(3, 220, 230), (3, 150, 170), (3, 200, 600)]
     np.testing.assert_array_equal(data.labels[0], lab[1, 600:820, 200:430])
-    np.testing.assert_array_equal(data.images[0, 1], norm.apply(img[1, 600:820, 200:430]))
-    assert (data.labels[1, 200:, :] == 0).all() and (data.labels[1] != 0).sum() == 200  # padding is unlabeled
+    np.testing.assert_array_equal(data.images[0][1], norm.apply(img[1, 600:820, 200:430]))
+    assert sum(int((part != 0).sum()) for part in data.labels[1:]) == int((lab[2] != 0).sum())  # none twice
 
     whole = _gather(img, lab, [1, 2], 1, norm, {2}, 2, margin=100)
-    assert whole.boxes[1] == (0, 2000, 0, 1500) and whole.labels.shape == (2, 1000, 750)  # complete: whole slice
+    assert whole.boxes[-1] == (0, 2000, 0, 1500) and whole.labels[-1].shape == (1000, 750)  # complete: whole
     above, below = _around(img, data, 1, norm, 1)
-    assert above.shape == below.shape == data.images.shape
-    np.testing.assert_array_equal(below[0, 1], norm.apply(img[2, 600:820, 200:430]))
+    assert [a.shape for a in above] == [b.shape for b in below] == [im.shape for im in data.images]
+    np.testing.assert_array_equal(below[0][1], norm.apply(img[2, 600:820, 200:430]))
+
+
+def test_training_on_labels_scattered_over_a_large_slice_holds_regions_not_slices():
+    img = np.random.default_rng(1).integers(0, 255, (2, 4096, 4096)).astype(np.uint8)
+    lab = np.zeros(img.shape, np.uint8)
+    for y, x in ((100, 100), (100, 3900), (3900, 100), (3900, 3900), (2000, 2000)):
+        lab[1, y : y + 20, x : x + 20] = 2
+        lab[1, y + 20 : y + 30, x : x + 20] = 1
+    data = _gather(img, lab, [1], 2, Normalization.measure(img), set(), 1, margin=160)
+    held = sum(im.nbytes for im in data.images)
+    assert len(data.z) == 5 and held < 5 * 5 * 4 * 400 * 400  # five 350² regions, not one 4096² slice (335 MB)
+    assert all(lab.base is None for lab in data.labels)  # copies: a view would keep its whole plane alive
