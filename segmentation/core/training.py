@@ -281,13 +281,16 @@ def _stack(image: Any, z: int, box: Box, halo: int, norm: Normalization, scale: 
 
 
 def _gather(image: Any, labels: Any, zs: list[int], halo: int, norm: Normalization, complete: set[int], scale: int,
-            margin: int) -> LabeledSlices:
+            margin: int, check: Callable[[np.ndarray], None] | None = None) -> LabeledSlices:
     """The labeled slices as regions around their groups of labels, ``margin`` pixels wider
-    (complete slices whole), so memory follows what was painted, not the slice size."""
+    (complete slices whole), so memory follows what was painted, not the slice size.
+    ``check`` sees each label plane as it is read (each is read once)."""
     imgs, labs, boxes, zz = [], [], [], []
     c = scale // 2  # label of the centre voxel of each scale x scale square
     for z in zs:
         plane = np.asarray(labels[z])
+        if check is not None:
+            check(plane)
         whole = ((0, plane.shape[0], 0, plane.shape[1]), None)
         for box, keep in [whole] if z in complete else _label_regions(plane, margin, scale):
             lab = plane[box[0] : box[1], box[2] : box[3]]
@@ -547,8 +550,6 @@ def train(
     zs = labeled_slices(labels, complete_slices=complete)
     if not zs:
         raise ValueError("labels hold no labeled voxel (all 0) and no slice is marked complete")
-    for z in zs:
-        spec.check_labels(np.asarray(labels[z]))
     norm = Normalization.measure(image, seed=seed)
     halo = net_config.in_slices // 2
     if val_slices is None:
@@ -562,7 +563,7 @@ def train(
     patch = config.patch or (256 if cuda else 160)
     patch = -(-patch // net_config.divisor) * net_config.divisor
     batch = config.batch or (16 if cuda else 4)
-    data = _gather(image, labels, zs, halo, norm, complete, scale, margin=patch * scale)
+    data = _gather(image, labels, zs, halo, norm, complete, scale, margin=patch * scale, check=spec.check_labels)
     if config.val_split == "columns" and val_slices is None:
         train_z, val_z = zs, zs
         train_data, val_data = _split_columns(data, spec, config.val_fraction)
