@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -19,6 +19,10 @@ from segmentation.api import QUEUED_RESPONSES
 from segmentation.jobs import job_payload
 
 
+@extend_schema_field({"oneOf": [
+    {"type": "object", "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "integer"}]}},
+    {"type": "string", "example": "1=mitochondrion,2=nucleus"},
+]})
 class MappingField(serializers.Field):
     """{"1": "mitochondrion", "2": "nucleus"}, or the same as text "1=mitochondrion,2=nucleus"
     (a multipart form may also send the object as JSON text)."""
