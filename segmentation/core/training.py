@@ -222,19 +222,23 @@ def smallest_objects(data: LabeledSlices, spec: ClassSpec, scale: int, *, percen
     return {name: max(1, int(np.percentile(v, percentile, method="lower")) * scale * scale) for name, v in sizes.items() if v}
 
 
-def labeled_slices(labels: Any, *, complete_slices: Iterable[int] = ()) -> list[int]:
-    """Z indices of slices holding any nonzero label, or marked complete.
-
-    When ``labels`` has a ``candidate_slices()`` method (a volume's label layers know which
-    chunks were ever written) only those slices are read, so the empty slices of a whole
-    biopsy cost nothing.
-    """
+def _candidate_slices(labels: Any, complete: set[int]) -> list[int]:
+    """The slices that may hold a label: those ``labels.candidate_slices()`` names when it has
+    that method (a volume's label layers know which chunks were ever written), else every
+    slice; complete slices always."""
     depth = int(labels.shape[0])
-    complete = {int(z) for z in complete_slices if 0 <= int(z) < depth}
     finder = getattr(labels, "candidate_slices", None)
     candidates = finder() if callable(finder) else None
-    zs = range(depth) if candidates is None else sorted(z for z in candidates if 0 <= z < depth)
-    return sorted(complete | {k for k in zs if k not in complete and np.any(np.asarray(labels[k]))})
+    found = range(depth) if candidates is None else candidates
+    return sorted({z for z in found if 0 <= z < depth} | {z for z in complete if 0 <= z < depth})
+
+
+def labeled_slices(labels: Any, *, complete_slices: Iterable[int] = ()) -> list[int]:
+    """Z indices of slices holding any nonzero label, or marked complete; only the candidate
+    slices are read (see :func:`_candidate_slices`), so the empty slices of a whole biopsy cost
+    nothing."""
+    complete = {int(z) for z in complete_slices}
+    return [z for z in _candidate_slices(labels, complete) if z in complete or np.any(np.asarray(labels[z]))]
 
 
 Box = tuple[int, int, int, int]
@@ -282,13 +286,16 @@ def _stack(image: Any, z: int, box: Box, halo: int, norm: Normalization, scale: 
 
 def _gather(image: Any, labels: Any, zs: list[int], halo: int, norm: Normalization, complete: set[int], scale: int,
             margin: int, check: Callable[[np.ndarray], None] | None = None) -> LabeledSlices:
-    """The labeled slices as regions around their groups of labels, ``margin`` pixels wider
-    (complete slices whole), so memory follows what was painted, not the slice size.
-    ``check`` sees each label plane as it is read (each is read once)."""
+    """The labeled ones of slices ``zs`` as regions around their groups of labels, ``margin``
+    pixels wider (complete slices whole), so memory follows what was painted, not the slice
+    size; slices without a label and not complete give nothing. ``check`` sees each label
+    plane as it is read (each is read once)."""
     imgs, labs, boxes, zz = [], [], [], []
     c = scale // 2  # label of the centre voxel of each scale x scale square
     for z in zs:
         plane = np.asarray(labels[z])
+        if z not in complete and not plane.any():
+            continue
         if check is not None:
             check(plane)
         whole = ((0, plane.shape[0], 0, plane.shape[1]), None)
@@ -547,11 +554,17 @@ def train(
         net_config = ResUNetConfig(in_slices=c.in_slices, out_channels=len(spec.heads), base_width=c.base_width, depth=c.depth)
     else:
         net_config = ResUNetConfig(config.in_slices, len(spec.heads), config.base_width, config.depth)
-    zs = labeled_slices(labels, complete_slices=complete)
-    if not zs:
-        raise ValueError("labels hold no labeled voxel (all 0) and no slice is marked complete")
     norm = Normalization.measure(image, seed=seed)
     halo = net_config.in_slices // 2
+    cuda = dev.type == "cuda"
+    patch = config.patch or (256 if cuda else 160)
+    patch = -(-patch // net_config.divisor) * net_config.divisor
+    batch = config.batch or (16 if cuda else 4)
+    data = _gather(image, labels, _candidate_slices(labels, complete), halo, norm, complete, scale,
+                   margin=patch * scale, check=spec.check_labels)
+    zs = sorted(set(data.z))
+    if not zs:
+        raise ValueError("labels hold no labeled voxel (all 0) and no slice is marked complete")
     if val_slices is None:
         train_z, val_z = _split(zs, config.val_fraction)
     else:
@@ -559,11 +572,6 @@ def train(
         train_z, val_z = [z for z in zs if z not in held], [z for z in zs if z in held]
         if not train_z:
             raise ValueError(f"val_slices {sorted(held)} leave no labeled slice to train on (labeled: {zs})")
-    cuda = dev.type == "cuda"
-    patch = config.patch or (256 if cuda else 160)
-    patch = -(-patch // net_config.divisor) * net_config.divisor
-    batch = config.batch or (16 if cuda else 4)
-    data = _gather(image, labels, zs, halo, norm, complete, scale, margin=patch * scale, check=spec.check_labels)
     if config.val_split == "columns" and val_slices is None:
         train_z, val_z = zs, zs
         train_data, val_data = _split_columns(data, spec, config.val_fraction)
