@@ -28,8 +28,8 @@ from annotations import layers, strokes
 from annotations.imaging import omezarr, readers, validation
 from annotations.models import LabelClass, LabelLayer, Stroke, Volume
 from annotations.reviews.audit import audit_record
-from annotations.services import UPLOAD_SUFFIXES
-from annotations.storage import upload_dir, volume_zarr_path
+from annotations.services import upload_store
+from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
 from segmentation.jobs import JobContext, job_create, job_running
 from segmentation.models import Job
@@ -271,21 +271,7 @@ def label_import_from_upload(volume: Volume, upload: Any, *, user: Any = None, l
                              mode: str = "merge") -> Job:
     """Move an uploaded label file (streamed to disk by Django) aside and queue its import;
     refused like a volume upload: unknown file types and files over UPLOAD_MAX_BYTES."""
-    original = Path(upload.name or "upload").name
-    suffix = Path(original).suffix.lower()
-    if suffix not in UPLOAD_SUFFIXES:
-        raise _refuse(f"{original!r}: unsupported file type {suffix or '(none)'}; upload one of "
-                      f"{', '.join(UPLOAD_SUFFIXES)} (an OME-Zarr: from the server's data folder)",
-                      code="unsupported_format")
-    if upload.size > settings.UPLOAD_MAX_BYTES:
-        raise _refuse(f"{original!r} is {upload.size} bytes; the limit is {settings.UPLOAD_MAX_BYTES}",
-                      code="too_large", status=413)
-    folder = upload_dir() / uuidlib.uuid4().hex
-    folder.mkdir(parents=True)
-    target = folder / f"labels{suffix}"
-    with target.open("wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
+    target, original = upload_store(upload, stem="labels", hint=" (an OME-Zarr: from the server's data folder)")
     return _start(volume, target, user=user, layer=layer, kind=kind, mapping=mapping, dataset=dataset, mode=mode,
                   remove_source=True, shown_as=original, root=None, enqueue=True)
 

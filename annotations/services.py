@@ -140,23 +140,32 @@ def volume_import_from_path(project: Project, user_path: str, *, user: Any = Non
                          voxel_size_nm=voxel_size_nm, remove_source=False, dataset=dataset)
 
 
-def volume_import_from_upload(project: Project, upload: Any, *, user: Any = None, name: str | None = None,
-                              voxel_size_nm: tuple[float, float, float] | None = None) -> Job:
-    """Move an uploaded file (already streamed to disk by Django) aside and queue its import."""
+def upload_store(upload: Any, *, stem: str, hint: str = "") -> tuple[Path, str]:
+    """Check an upload (already streamed to disk by Django) and move it into a folder of its
+    own under the upload dir as ``<stem><suffix>``; returns that path and the user's file name.
+    Unknown file types (``hint`` is added to that refusal) and files over UPLOAD_MAX_BYTES are
+    refused before anything is stored."""
     original = Path(upload.name or "upload").name
     suffix = Path(original).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
         raise ApplicationError(f"{original!r}: unsupported file type {suffix or '(none)'}; "
-                               f"upload one of {', '.join(UPLOAD_SUFFIXES)}", code="unsupported_format")
+                               f"upload one of {', '.join(UPLOAD_SUFFIXES)}{hint}", code="unsupported_format")
     if upload.size > settings.UPLOAD_MAX_BYTES:
         raise ApplicationError(f"{original!r} is {upload.size} bytes; the limit is {settings.UPLOAD_MAX_BYTES}",
                                code="too_large", status_code=413)
     folder = upload_dir() / uuid.uuid4().hex
     folder.mkdir(parents=True)
-    target = folder / f"upload{suffix}"
+    target = folder / f"{stem}{suffix}"
     with target.open("wb") as out:
         for chunk in upload.chunks():
             out.write(chunk)
+    return target, original
+
+
+def volume_import_from_upload(project: Project, upload: Any, *, user: Any = None, name: str | None = None,
+                              voxel_size_nm: tuple[float, float, float] | None = None) -> Job:
+    """Move an uploaded file aside (:func:`upload_store`) and queue its import."""
+    target, original = upload_store(upload, stem="upload")
     return _start_import(project, path=target, name=name or Path(original).stem, user=user,
                          voxel_size_nm=voxel_size_nm, remove_source=True, shown_as=original)
 
