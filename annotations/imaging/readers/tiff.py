@@ -13,6 +13,8 @@ from annotations.imaging.validation import Limits, check_declared_size, check_dt
 from annotations.imaging.readers.base import Source, VoxelSize, _plausible_voxel_size, _read_template, _unit_from_chunks, _zyx_from_axes, natural_sort_key, unit_to_nm
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
+#: Slice files a folder source keeps open between region reads (an import's slab is 16 deep).
+OPEN_SLICES = 32
 
 # --------------------------------------------------------------------------- TIFF
 
@@ -241,15 +243,33 @@ class TiffFolderSource(Source):
         facts["files"] = len(files)
         self._files = files
         self._limits = limits
+        self._open: dict[int, TiffSource] = {}
         super().__init__(path, zyx, dtype, voxel_size, facts)
+
+    def _slice(self, z: int) -> TiffSource:
+        """Slice ``z``'s file, opened once while regions of its slab are read: the last
+        :data:`OPEN_SLICES` stay open, the oldest is closed first."""
+        one = self._open.pop(z, None)
+        if one is None:
+            one = TiffSource(self._files[z], limits=self._limits)
+            if one.shape != (1, *self.shape[1:]):
+                one.close()
+                raise ValueError(f"{self._files[z].name} changed shape to {one.shape}")
+            while len(self._open) >= OPEN_SLICES:
+                self._open.pop(next(iter(self._open))).close()
+        self._open[z] = one  # most recently used last
+        return one
 
     def _read_region(self, z0: int, z1: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         out = np.empty((z1 - z0, y1 - y0, x1 - x0), dtype=self.dtype)
-        for k, f in enumerate(self._files[z0:z1]):
-            with TiffSource(f, limits=self._limits) as one:
-                if one.shape != (1, *self.shape[1:]):
-                    raise ValueError(f"{f.name} changed shape to {one.shape}")
-                out[k] = one.read_region(0, 1, y0, y1, x0, x1)[0]
+        for k, z in enumerate(range(z0, z1)):
+            out[k] = self._slice(z).read_region(0, 1, y0, y1, x0, x1)[0]
         return out
+
+    def close(self) -> None:
+        for one in self._open.values():
+            one.close()
+        self._open.clear()
+        super().close()
 
 

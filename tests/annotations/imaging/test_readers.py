@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from annotations.imaging.readers import ArraySource, Limits, natural_sort_key, open_source
+from annotations.imaging.readers import tiff as tiff_reader
 
 
 def _read_all(path: Path, **kwargs: object) -> tuple[np.ndarray, object]:
@@ -380,7 +381,7 @@ def test_a_tiff_with_several_images_says_which_it_imports(tmp_path: Path) -> Non
         assert int(src.read(0, 1)[0, 0, 0]) == 48
 
 
-def test_a_folder_of_tiled_slices_is_read_by_region(tmp_path: Path) -> None:
+def test_a_folder_of_tiled_slices_is_read_by_region(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     vol = np.random.default_rng(2).integers(0, 255, (3, 200, 260), dtype=np.uint8)
     folder = tmp_path / "slices"
     folder.mkdir()
@@ -388,7 +389,17 @@ def test_a_folder_of_tiled_slices_is_read_by_region(tmp_path: Path) -> None:
         tifffile.imwrite(folder / f"s{i}.tif", plane, tile=(64, 64), compression="zlib")
     with open_source(folder) as src:
         assert src.read_unit_yx == (64, 64)
+        opened = []
+        real = tiff_reader.TiffSource
+
+        def counting(path: Path, **kwargs: object) -> object:
+            opened.append(path.name)
+            return real(path, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(tiff_reader, "TiffSource", counting)
         np.testing.assert_array_equal(src.read_region(0, 3, 10, 150, 100, 260), vol[:, 10:150, 100:260])
+        np.testing.assert_array_equal(src.read_region(0, 3, 150, 200, 0, 100), vol[:, 150:200, 0:100])
+        assert sorted(opened) == ["s0.tif", "s1.tif", "s2.tif"]  # each slice file opened once for both regions
 
 
 @pytest.mark.parametrize("fmt", ["hdf5", "zarr", "mrc"])
