@@ -17,19 +17,24 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 
-# Python: a venv with the pinned requirements (torch pinned to the CPU wheel).
+# Python: a venv with the pinned runtime requirements (torch pinned to the CPU wheel); with
+# --dev (scripts/test.sh) also the test and check tools of requirements-dev.txt.
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $PYTHON"
   "$PYTHON" -m venv .venv
 fi
-req_sum=$(sha256sum requirements.txt | cut -d' ' -f1)
-if [ "$(cat .venv/.requirements.sha 2>/dev/null)" != "$req_sum" ]; then
-  say "installing Python packages"
+kind=runtime; req=requirements.txt
+[ "${1:-}" = --dev ] && { kind=dev; req=requirements-dev.txt; }
+req_sum=$(cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -d' ' -f1)
+have=$(cat .venv/.requirements.sha 2>/dev/null || true)
+# A dev install holds the runtime too, so it satisfies either kind.
+if [ "$have" != "$req_sum dev" ] && [ "$have" != "$req_sum $kind" ]; then
+  say "installing Python packages ($req)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements.txt
-  echo "$req_sum" > .venv/.requirements.sha
+  .venv/bin/python -m pip install -q -r "$req"
+  echo "$req_sum $kind" > .venv/.requirements.sha
 fi
 
 # Frontend: npm packages and the Vite build, redone only when the sources changed.

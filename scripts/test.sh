@@ -6,7 +6,7 @@
 # failed; the exit status is non-zero if any did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --dev
 
 status=0
 # The frontend first: its checks take seconds, pytest takes many minutes.

@@ -2,7 +2,7 @@
 # Runs the test suite against PostgreSQL 15 started in a temporary data directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EMPORTAL_NEED_POSTGRES=1 bash scripts/setup.sh
+EMPORTAL_NEED_POSTGRES=1 bash scripts/setup.sh --dev
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 DATA=$(mktemp -d)
 PGPORT=${PGPORT:-54329}
