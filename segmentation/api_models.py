@@ -19,7 +19,7 @@ from annotations.access import project_for_user, volume_for_user
 from annotations.defaults import PREDICTION_LAYER
 from annotations.models import Role
 from emportal.errors import ApplicationError
-from segmentation import cells_services, training_services as services
+from segmentation import cells_services, segment_services, training_services as services
 from segmentation.api import QUEUED_RESPONSES
 from segmentation.jobs import job_payload
 from segmentation.models import ModelVersion, SegmentationRun
@@ -43,7 +43,7 @@ def _run_for_user(request: Request, run_id: int, *, min_role: Role = Role.VIEWER
 
 def _run_or_null(run: SegmentationRun | None) -> HttpResponse:
     # DRF renders None as an empty body; the panels want the JSON literal null.
-    return JsonResponse(services.run_payload(run) if run else None, safe=False)
+    return JsonResponse(segment_services.run_payload(run) if run else None, safe=False)
 
 
 # ---------------------------------------------------------------- model versions
@@ -125,8 +125,8 @@ class SegmentApi(APIView):
             model = ModelVersion.objects.filter(pk=data.validated_data["model"], project_id=volume.project_id).first()
             if model is None:
                 raise ApplicationError("no such model version in this project", code="not_found", status_code=404)
-        job = services.volume_segment(volume, request.user, model_version=model, k=data.validated_data["k"],
-                                      tile=data.validated_data.get("tile"), tta=data.validated_data["tta"])
+        job = segment_services.volume_segment(volume, request.user, model_version=model, k=data.validated_data["k"],
+                                              tile=data.validated_data.get("tile"), tta=data.validated_data["tta"])
         return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
 
 
@@ -150,7 +150,7 @@ class CellsApi(APIView):
     def get(self, request: Request, volume_id: int) -> Response:
         """The latest cells run: the cell list and, with ground truth, per-cell Dice (null when none)."""
         volume, _ = volume_for_user(request.user, volume_id)
-        run = services.latest_run(volume, cells_services.CELLS_AUTO_LAYER)
+        run = segment_services.latest_run(volume, cells_services.CELLS_AUTO_LAYER)
         return _run_or_null(run)
 
 
@@ -160,7 +160,7 @@ class SuggestionListApi(APIView):
     def get(self, request: Request, volume_id: int) -> Response:
         """The latest prediction run with its regions to label next (null before any Segment)."""
         volume, _ = volume_for_user(request.user, volume_id)
-        run = services.latest_run(volume, PREDICTION_LAYER)
+        run = segment_services.latest_run(volume, PREDICTION_LAYER)
         return _run_or_null(run)
 
 
@@ -168,7 +168,7 @@ class SuggestionDismissApi(APIView):
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, run_id: int, index: int) -> Response:
         run = _run_for_user(request, run_id, min_role=Role.ANNOTATOR)
-        return Response(services.run_payload(services.suggestion_dismiss(run, index, request.user)))
+        return Response(segment_services.run_payload(segment_services.suggestion_dismiss(run, index, request.user)))
 
 
 class ThumbnailApi(APIView):
@@ -182,7 +182,8 @@ class ThumbnailApi(APIView):
         except (KeyError, ValueError):
             raise ApplicationError("give integer z, y0, x0, y1, x1 (and size)", code="invalid") from None
         overlay = request.query_params.get("overlay") or None
-        body = services.region_thumbnail_png(volume, z=z, y0=y0, x0=x0, y1=y1, x1=x1, size=size, overlay=overlay)
+        body = segment_services.region_thumbnail_png(volume, z=z, y0=y0, x0=x0, y1=y1, x1=x1, size=size,
+                                                     overlay=overlay)
         response = HttpResponse(body, content_type="image/png")
         response["Cache-Control"] = "private, max-age=60"
         return response
@@ -207,6 +208,6 @@ class AcceptPredictionApi(APIView):
         data = AcceptInput(data=request.data)
         data.is_valid(raise_exception=True)
         payload: dict[str, Any] = {**data.validated_data, "uuid": str(data.validated_data["uuid"])}
-        outcome = services.prediction_accept(volume, request.user, role, payload)
+        outcome = segment_services.prediction_accept(volume, request.user, role, payload)
         return Response({"uuid": outcome.uuid, "version": outcome.version, "duplicate": outcome.duplicate},
                         status=status.HTTP_200_OK if outcome.duplicate else status.HTTP_201_CREATED)

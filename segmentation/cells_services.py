@@ -10,7 +10,7 @@
   says so in its message.
 * output: the non-editable "cells_auto" instances layer, written slab by slab (its
   version bumped before each slab and after the last, and marked partial until the job
-  succeeds: see training_services.layer_write_state), and a
+  succeeds: see segment_services.layer_write_state), and a
   SegmentationRun (layer "cells_auto") listing every cell (voxels, um^3, slices spanned,
   centroid) and, when the volume has a ground-truth instances layer ("cells_truth"),
   per-cell Dice (paper Fig 2F), for every method when asked to compare.
@@ -31,7 +31,8 @@ from emportal.errors import ApplicationError
 from emportal.realtime import broadcast, volume_group
 from segmentation.jobs import JobContext, job_create
 from segmentation.models import Job, SegmentationRun
-from segmentation.training_services import _bump_layer, _not_running, _ready, _store_result, latest_run, run_payload
+from segmentation.segment_services import _bump_layer, latest_run, run_payload
+from segmentation.training_services import _not_running, _ready, _store_result
 
 CELLS_AUTO_LAYER = "cells_auto"
 TRUTH_LAYER = "cells_truth"
@@ -157,7 +158,7 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
     # The version is bumped before each slab is written and once after the last: label
     # tiles are cached by version (their ETag), so a tile cached before a slab changed
     # never looks current afterwards, even when the worker dies mid-loop. "writes" marks
-    # the layer partial until this job succeeds (training_services.layer_write_state).
+    # the layer partial until this job succeeds (segment_services.layer_write_state).
     for i, z0 in enumerate(range(0, cells.shape[0], SLAB)):
         z1 = min(z0 + SLAB, cells.shape[0])
         version = _bump_layer(layer, max_value=top)

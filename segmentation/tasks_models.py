@@ -23,7 +23,7 @@ def retrain_task(job_id: int) -> None:
 
 @shared_task(name="segmentation.tasks.segment")
 def segment_task(job_id: int) -> None:
-    from segmentation.training_services import volume_segment_run
+    from segmentation.segment_services import volume_segment_run
 
     try:
         with job_running(job_id) as ctx:

@@ -174,7 +174,7 @@ def _previous_layer(volume: Any, name: str, kind: str) -> Any:
     from annotations.layers import layer_create
     from annotations.storage import volume_zarr_path
     from segmentation.models import SegmentationRun
-    from segmentation.training_services import _bump_layer
+    from segmentation.segment_services import _bump_layer
 
     layer = layer_create(volume, name, kind=kind, editable=False)
     dest = volume_zarr_path(volume)
@@ -231,7 +231,7 @@ class _Segment:
     """Killed after the first of two prediction blocks landed (pyramid updated, version bumped)."""
 
     # call 1 is the bump before the first write, call 2 the bump after the first block
-    kind, target, call = Job.Kind.SEGMENT, "segmentation.training_services:_bump_layer", 2
+    kind, target, call = Job.Kind.SEGMENT, "segmentation.segment_services:_bump_layer", 2
 
     def setup(self, cast: Any, tmp_path: Path) -> dict[str, Any]:
         from annotations.models import LabelLayer

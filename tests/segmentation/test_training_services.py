@@ -1,27 +1,22 @@
-"""Retrain, segment, suggestions and accept-prediction services on a tiny phantom volume."""
+"""Retrain services on a tiny phantom volume (segment: test_segment_services.py)."""
 from __future__ import annotations
 
-import io
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from annotations.defaults import MANUAL_LAYER, PREDICTION_LAYER
+from annotations.defaults import MANUAL_LAYER
 from annotations.imaging import omezarr
-from annotations.models import Role, Stroke
 from annotations.storage import volume_zarr_path
-from annotations.strokes import stroke_undo
 from emportal.errors import ApplicationError
 from segmentation import training_services as services
 from segmentation.core.modelfile import load_model
 from segmentation.jobs import JobContext, job_running
-from segmentation.models import Job, ModelVersion, SegmentationRun
+from segmentation.models import Job, ModelVersion
 from tests.segmentation.phantom_volumes import LABELED, TINY, phantom_volume
 
 pytestmark = pytest.mark.django_db
@@ -35,14 +30,6 @@ def _retrain(volume: Any, user: Any, **kwargs: Any) -> Job:
                                  max_steps=kwargs.pop("max_steps", 4), **kwargs, **NO_QUEUE)
     with job_running(job.pk) as ctx:
         services.model_retrain_run(ctx)
-    job.refresh_from_db()
-    return job
-
-
-def _segment(volume: Any, user: Any, **kwargs: Any) -> Job:
-    job = services.volume_segment(volume, user, **kwargs, **NO_QUEUE)
-    with job_running(job.pk) as ctx:
-        services.volume_segment_run(ctx)
     job.refresh_from_db()
     return job
 
@@ -165,33 +152,6 @@ def test_it_refuses_bad_training_parameters(cast: Any, pv: Any, bad: dict[str, A
         services.model_retrain(pv.volume, cast.annotator, **{"minutes": 1, **bad}, **NO_QUEUE)
 
 
-def test_segment_refuses_without_a_model(cast: Any, pv: Any) -> None:
-    with pytest.raises(ApplicationError) as err:
-        services.volume_segment(pv.volume, cast.annotator, **NO_QUEUE)
-    assert err.value.code == "no_model"
-
-
-def test_segment_writes_a_read_only_prediction_layer_and_ranks_unlabeled_regions(cast: Any, pv: Any) -> None:
-    _retrain(pv.volume, cast.annotator, max_steps=6)
-    job = _segment(pv.volume, cast.annotator, k=4)
-    assert job.state == Job.State.SUCCEEDED, job.message
-    layer = pv.volume.layers.get(name=PREDICTION_LAYER)
-    assert not layer.editable and layer.version >= 1 and job.result["version"] == layer.version
-    dest = volume_zarr_path(pv.volume)
-    pred = np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, 0)[:])
-    classes = set(ModelVersion.objects.get().classes.values())
-    assert pred.all() and set(np.unique(pred).tolist()) <= classes  # every voxel got a class
-    run = SegmentationRun.objects.get()
-    assert run.job_id == job.pk and run.layer == PREDICTION_LAYER and run.model_version.active
-    suggestions = run.outputs["suggestions"]
-    assert len(suggestions) == 4 and all(s["z"] not in LABELED for s in suggestions)
-    # the best tile first; on a volume this small later picks may be fill-ups near earlier ones,
-    # listed after the spread-out picks whatever their score (segmentation.core.active)
-    assert suggestions[0]["score"] == max(s["score"] for s in suggestions)
-    assert len({(s["z"], s["y0"], s["x0"]) for s in suggestions}) == 4
-    assert sum(run.outputs["class_voxels"].values()) + 0 <= pred.size and run.outputs["timings"]["blocks"] >= 1
-
-
 def test_a_retrain_whose_version_row_fails_deletes_the_weights_it_wrote(
         cast: Any, pv: Any, settings: Any, monkeypatch: Any) -> None:
     _retrain(pv.volume, cast.annotator)
@@ -209,94 +169,6 @@ def test_a_retrain_whose_version_row_fails_deletes_the_weights_it_wrote(
     assert written and not written[0].exists()
     assert sorted(p.name for p in (Path(settings.MEDIA_ROOT) / "models").iterdir()) == [Path(first.weights).name]
     assert list(ModelVersion.objects.values_list("pk", "active")) == [(first.pk, True)]
-
-
-def test_a_segment_that_dies_mid_write_marks_the_prediction_partial_until_a_segment_succeeds(
-        cast: Any, pv: Any, monkeypatch: Any) -> None:
-    from django.test import Client
-
-    client = Client()
-    client.force_login(cast.viewer)
-
-    def shown() -> dict[str, Any]:
-        return client.get(f"/api/volumes/{pv.volume.pk}/suggestions/").json()
-
-    _retrain(pv.volume, cast.annotator)
-    first = _segment(pv.volume, cast.annotator, k=2)
-    assert shown()["id"] == first.result["run"] and shown()["layer_state"]["state"] == "complete"
-    layer = pv.volume.layers.get(name=PREDICTION_LAYER)
-    before = layer.version
-    seen: list[dict[str, Any]] = []
-    real = omezarr.update_label_pyramid
-
-    def dies_after_the_first_block(*args: Any, **kwargs: Any) -> None:
-        real(*args, **kwargs)
-        seen.append(shown())
-        raise RuntimeError("worker lost")
-
-    monkeypatch.setattr(omezarr, "update_label_pyramid", dies_after_the_first_block)
-    failed = _segment(pv.volume, cast.annotator, k=2)
-    assert failed.state == Job.State.FAILED
-    assert seen[0]["id"] == first.result["run"] and seen[0]["layer_state"]["state"] == "writing"
-    state = shown()["layer_state"]
-    assert shown()["id"] == first.result["run"]  # the run list is unchanged, and says the layer is not its own
-    assert state["state"] == "partial" and state["job"] == failed.pk and "partial" in state["message"]
-    layer.refresh_from_db()
-    assert layer.version > before  # tiles cached before the failed write are stale now
-
-    monkeypatch.setattr(omezarr, "update_label_pyramid", real)
-    again = _segment(pv.volume, cast.annotator, k=2)
-    assert again.state == Job.State.SUCCEEDED, again.message
-    assert shown()["id"] == again.result["run"]
-    assert shown()["layer_state"] == {"state": "complete", "job": again.pk, "job_state": "succeeded", "message": ""}
-
-
-def test_a_dismissed_suggestion_stays_dismissed(cast: Any, pv: Any) -> None:
-    _retrain(pv.volume, cast.annotator)
-    _segment(pv.volume, cast.annotator, k=3)
-    run = SegmentationRun.objects.get()
-    services.suggestion_dismiss(run, 1, cast.annotator)
-    run.refresh_from_db()
-    assert [s["dismissed"] for s in run.outputs["suggestions"]] == [False, True, False]
-    with pytest.raises(ApplicationError):
-        services.suggestion_dismiss(run, 3, cast.annotator)
-
-
-def test_accepting_the_prediction_under_a_brush_copies_it_into_the_manual_layer_and_undo_restores(
-        cast: Any, pv: Any) -> None:
-    _retrain(pv.volume, cast.annotator)
-    _segment(pv.volume, cast.annotator)
-    dest = volume_zarr_path(pv.volume)
-    pred = np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, 0)[4])
-    uid = str(uuid.uuid4())
-    outcome = services.prediction_accept(pv.volume, cast.annotator, Role.ANNOTATOR, {
-        "uuid": uid, "axis": "z", "index": 4, "points": [[30, 20], [30, 60]], "radius": 5})
-    manual = np.asarray(omezarr.open_label_level(dest, MANUAL_LAYER, 0)[4])
-    assert np.array_equal(manual[27:34, 25:56], pred[27:34, 25:56])  # inside the brush: the prediction
-    assert not manual[:20].any() and not manual[45:].any()  # outside: untouched
-    stroke = Stroke.objects.get(uuid=uid)
-    assert stroke.mode == Stroke.Mode.REPLACE and stroke.version == outcome.version
-    stroke_undo(pv.volume, cast.annotator, Role.ANNOTATOR, uid)
-    assert not np.asarray(omezarr.open_label_level(dest, MANUAL_LAYER, 0)[4]).any()
-
-
-def test_viewers_cannot_accept_the_prediction(cast: Any, pv: Any) -> None:
-    _retrain(pv.volume, cast.annotator)
-    _segment(pv.volume, cast.annotator)
-    with pytest.raises(ApplicationError) as err:
-        services.prediction_accept(pv.volume, cast.viewer, Role.VIEWER, {
-            "uuid": str(uuid.uuid4()), "axis": "z", "index": 4, "points": [[30, 20]], "radius": 5})
-    assert err.value.status_code == 403
-
-
-def test_a_thumbnail_shows_the_region_at_the_asked_size(cast: Any, pv: Any) -> None:
-    png = services.region_thumbnail_png(pv.volume, z=3, y0=0, x0=0, y1=48, x1=96, size=64)
-    img = Image.open(io.BytesIO(png))
-    assert img.size == (64, 32) and img.mode == "RGB"
-    grey = np.asarray(img)
-    assert grey.std() > 5  # it shows the image, not a flat fill
-    with pytest.raises(ApplicationError):
-        services.region_thumbnail_png(pv.volume, z=99, y0=0, x0=0, y1=8, x1=8)
 
 
 def test_activating_an_earlier_version_makes_it_the_only_active_one(cast: Any, pv: Any) -> None:

@@ -1,0 +1,271 @@
+"""Segment: the active model's prediction of a volume and the regions to label next.
+
+Writes live here (`volume_segment`, `suggestion_dismiss`, `prediction_accept`); the
+Celery task in tasks_models.py only claims the job and calls `volume_segment_run`. The
+science is segmentation.core (inference.predict_volume, active.suggest_regions).
+
+Segment writes the non-editable "prediction" layer block by block (the layer version
+is bumped before the first block, then each block's pyramid is updated and the version
+bumped as it lands, so viewers watch it fill) and records a SegmentationRun with the
+regions to label next. Until the job succeeds the layer reads as "writing", and as
+"partial" if it failed or its worker died (``layer_write_state``, in every run payload).
+"""
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.db.models import F
+
+from annotations.defaults import MANUAL_LAYER, PREDICTION_LAYER
+from annotations.imaging import omezarr
+from annotations.layers import layer_create
+from annotations.models import LabelClass, LabelLayer, Role, Volume
+from annotations.storage import volume_zarr_path
+from emportal.errors import ApplicationError
+from emportal.realtime import broadcast, volume_group
+from segmentation.jobs import JobContext, job_create
+from segmentation.models import Job, ModelVersion, SegmentationRun
+from segmentation.training_services import _not_running, _ready, _store_result, model_weights_path
+
+PREDICT_BLOCK = (16, 1024, 1024)  # chunk-aligned (chunks are 16 x 256 x 256)
+
+
+# ---------------------------------------------------------------- payloads
+def run_payload(run: SegmentationRun) -> dict[str, Any]:
+    """A run as the panels read it; ``layer_state`` says whether its layer still holds
+    only finished runs' output (see :func:`layer_write_state`)."""
+    return {"id": run.pk, "volume": run.volume_id, "model_version": run.model_version_id, "job": run.job_id,
+            "layer": run.layer, "outputs": run.outputs, "created": run.created.isoformat() if run.created else None,
+            "layer_state": layer_write_state(run.volume_id, run.layer)}
+
+
+def layer_write_state(volume_id: int, layer: str) -> dict[str, Any]:
+    """Whether a job-written layer ("prediction", "cells_auto") is whole, being written or partial.
+
+    A segment or cells job records ``"writes": <layer>`` in its result before its first
+    write to the layer, so the newest such job tells the layer's state:
+
+    * ``"complete"``: it succeeded (or no job ever wrote the layer this way); the layer is
+      that job's output, the one its latest run describes.
+    * ``"writing"``: it is queued or running; blocks land one by one.
+    * ``"partial"``: it failed or was cancelled after writing some blocks (its worker may
+      have been killed): the layer mixes its blocks with the previous output, which the
+      latest run no longer describes; the next successful job makes it complete again.
+
+    Returns {"state", "job" (id or None), "job_state", "message"}.
+    """
+    job = (Job.objects.filter(volume_id=volume_id, result__writes=layer).order_by("-pk")
+           .only("pk", "state", "message", "result").first())
+    if job is None:
+        return {"state": "complete", "job": None, "job_state": None, "message": ""}
+    if job.state == Job.State.SUCCEEDED:
+        state, message = "complete", ""
+    elif job.state in (Job.State.QUEUED, Job.State.RUNNING):
+        state, message = "writing", f"job {job.pk} is writing the {layer} layer"
+    else:
+        state = "partial"
+        message = (f"the {layer} layer is partial: job {job.pk} {job.state} while writing it"
+                   f" ({job.message}); run it again")
+    return {"state": state, "job": job.pk, "job_state": job.state, "message": message}
+
+
+
+
+# ---------------------------------------------------------------- segment
+def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | None = None, k: int = 6,
+                   tile: int | None = None, tta: bool = False, enqueue: Any = None) -> Job:
+    """Queue a prediction of the volume by `model_version` (default: the active one)."""
+    _ready(volume)
+    _not_running(volume, Job.Kind.SEGMENT)
+    model = model_version or ModelVersion.objects.filter(project_id=volume.project_id, active=True).first()
+    if model is None:
+        raise ApplicationError("this project has no trained model yet: press Retrain first", code="no_model",
+                               status_code=409)
+    if model.project_id != volume.project_id:
+        raise ApplicationError(f"model v{model.pk} belongs to another project", code="invalid")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
+        raise ApplicationError(f"k {k!r} is not an integer in 1..50", code="invalid")
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or not 16 <= tile <= 2048):
+        raise ApplicationError(f"tile {tile!r} is not an integer in 16..2048", code="invalid")
+    if enqueue is None:
+        from segmentation.tasks_models import segment_task
+
+        def enqueue(job_id: int) -> None:
+            segment_task.delay(job_id)
+    return job_create(kind=Job.Kind.SEGMENT, project_id=volume.project_id, volume_id=volume.pk, user=user,
+                      params={"model_version": model.pk, "k": k, "tile": tile, "tta": bool(tta)}, enqueue=enqueue)
+
+
+def _bump_layer(layer: LabelLayer, *, max_value: int = 0) -> int:
+    from django.db.models.functions import Greatest
+
+    LabelLayer.objects.filter(pk=layer.pk).update(version=F("version") + 1,
+                                                  max_value=Greatest(F("max_value"), max_value))
+    layer.refresh_from_db(fields=["version", "max_value"])
+    return layer.version
+
+
+def default_tile(shape: tuple[int, int, int]) -> int:
+    """Suggestion tile side: 256 px, smaller on small slices so there are several per slice."""
+    side = min(shape[1], shape[2])
+    return int(max(16, min(256, 2 ** int(math.log2(max(16, side // 2))))))
+
+
+def volume_segment_run(ctx: JobContext) -> SegmentationRun:
+    """The segment job's work: predict into the prediction layer, then rank regions to label."""
+    from annotations.strokes import layer_lock
+    from segmentation.core.active import suggest_regions
+    from segmentation.core.inference import PredictProgress, PredictStats, block_regions, predict_volume
+    from segmentation.core.modelfile import load_model, resolve_device
+
+    job = ctx.job
+    volume = Volume.objects.select_related("project").get(pk=job.volume_id)
+    model_row = ModelVersion.objects.filter(pk=job.params.get("model_version")).first()
+    if model_row is None:
+        raise ValueError(f"model version {job.params.get('model_version')} no longer exists")
+    dest = volume_zarr_path(volume)
+    device = resolve_device("auto")
+    ctx.progress(0.01, f"loading model v{model_row.pk}")
+    model = load_model(model_weights_path(model_row), device=device)
+    layer = layer_create(volume, PREDICTION_LAYER, kind=LabelLayer.Kind.LABELS, editable=False)
+    image = omezarr.open_level(dest, 0)
+    out = omezarr.open_label_level(dest, PREDICTION_LAYER, 0, mode="r+")
+    regions = block_regions(volume.shape, PREDICT_BLOCK)
+    counts: dict[int, int] = {}
+    stats = PredictStats()
+    version = [layer.version]
+
+    def predicting(done: int) -> dict[str, Any]:
+        # "writes" marks the layer as being written until this job succeeds (layer_write_state).
+        return {"phase": "predicting", "writes": PREDICTION_LAYER, "layer": PREDICTION_LAYER,
+                "version": version[0], "blocks": [done, len(regions)], "model_version": model_row.pk}
+
+    def on_block(p: PredictProgress) -> None:
+        zs, ys, xs = regions[p.done - 1]
+        omezarr.update_label_pyramid(dest, PREDICTION_LAYER, z=(zs.start, zs.stop), y=(ys.start, ys.stop),
+                                     x=(xs.start, xs.stop))
+        block = np.asarray(out[zs, ys, xs])
+        for value, n in zip(*np.unique(block, return_counts=True)):
+            counts[int(value)] = counts.get(int(value), 0) + int(n)
+        version[0] = _bump_layer(layer, max_value=int(block.max(initial=0)))
+        _store_result(ctx, predicting(p.done))
+        ctx.progress(0.02 + 0.68 * p.done / p.total, f"predicted block {p.done} of {p.total}")
+
+    with layer_lock(volume, PREDICTION_LAYER):
+        _store_result(ctx, predicting(0))
+        # A version no cached tile carries before the first write: a kill between a block's
+        # write and its bump must not leave tiles cached before the job looking current.
+        version[0] = _bump_layer(layer)
+        predict_volume(model, image, out=out, block=PREDICT_BLOCK, device=device, tta=bool(job.params.get("tta")),
+                       on_progress=on_block, stats=stats)
+    tile = int(job.params.get("tile") or default_tile(volume.shape))
+    k = int(job.params.get("k", 6))
+    ctx.progress(0.72, "ranking regions to label next")
+    manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0)
+    t0 = time.perf_counter()
+    suggestions = suggest_regions(model, image, labels=manual, k=k, tile=tile, tta=False, device=device,
+                                  z_spacing=volume.voxel_z_nm / volume.voxel_x_nm,
+                                  on_progress=lambda p: ctx.progress(0.72 + 0.26 * p.done / p.total,
+                                                                     "ranking regions to label next"))
+    suggest_s = time.perf_counter() - t0
+    names = {v: n for n, v in model.classes.values.items()}
+    outputs = {
+        "kind": "prediction",
+        "version": version[0],
+        "timings": {k_: round(v, 3) if isinstance(v, float) else v for k_, v in asdict(stats).items()}
+        | {"suggest_s": round(suggest_s, 3)},
+        "class_voxels": {names.get(v, str(v)): n for v, n in sorted(counts.items()) if v},
+        "tile": tile,
+        "suggestions": [{**s.to_dict(), "score": round(s.score, 6), "dismissed": False} for s in suggestions],
+    }
+    run = SegmentationRun.objects.create(volume=volume, model_version=model_row, job_id=job.pk,
+                                         layer=PREDICTION_LAYER, outputs=outputs)
+    job.result = {"phase": "done", "run": run.pk, "writes": PREDICTION_LAYER, "layer": PREDICTION_LAYER,
+                  "version": version[0], "model_version": model_row.pk, "suggestions": len(suggestions)}
+    job.message = f"segmented with model v{model_row.pk}; {len(suggestions)} regions to label next"
+    broadcast(volume_group(volume.pk), {"type": "run", "run": run_payload(run)})
+    return run
+
+
+# ---------------------------------------------------------------- suggestions
+def latest_run(volume: Volume, layer: str) -> SegmentationRun | None:
+    return SegmentationRun.objects.filter(volume=volume, layer=layer).order_by("-created", "-pk").first()
+
+
+def suggestion_dismiss(run: SegmentationRun, index: int, user: Any) -> SegmentationRun:
+    """Hide one suggested region of a run (for everyone on the volume)."""
+    with transaction.atomic():
+        run = SegmentationRun.objects.select_for_update().get(pk=run.pk)
+        suggestions = list(run.outputs.get("suggestions", []))
+        if not 0 <= index < len(suggestions):
+            raise ApplicationError(f"run {run.pk} has no suggestion {index}", code="not_found", status_code=404)
+        suggestions[index] = {**suggestions[index], "dismissed": True,
+                              "dismissed_by": getattr(user, "username", "")}
+        run.outputs = {**run.outputs, "suggestions": suggestions}
+        run.save(update_fields=["outputs"])
+    broadcast(volume_group(run.volume_id), {"type": "run", "run": run_payload(run)})
+    return run
+
+
+def region_thumbnail_png(volume: Volume, *, z: int, y0: int, x0: int, y1: int, x1: int, size: int = 96,
+                         overlay: str | None = None) -> bytes:
+    """A PNG of one region of slice z, at most `size` px a side, read from the coarsest
+    pyramid level that still has `size` px over the region; optionally with a label
+    layer blended over it in the class colours."""
+    from PIL import Image
+
+    Z, Y, X = volume.shape
+    if not (0 <= z < Z and 0 <= y0 < y1 <= Y and 0 <= x0 < x1 <= X):
+        raise ApplicationError(f"region z={z} y={y0}:{y1} x={x0}:{x1} is off the volume", code="off_volume")
+    if not 8 <= size <= 512:
+        raise ApplicationError(f"size {size} is not in 8..512", code="invalid")
+    dest = volume_zarr_path(volume)
+    level = 0
+    while level + 1 < len(volume.levels) and max(y1 - y0, x1 - x0) / 2 ** (level + 1) >= size:
+        level += 1
+    f = 2 ** level
+    ys, xs = slice(y0 // f, max(y0 // f + 1, -(-y1 // f))), slice(x0 // f, max(x0 // f + 1, -(-x1 // f)))
+    plane = np.asarray(omezarr.open_level(dest, level)[z, ys, xs], np.float32)
+    lo, hi = (volume.window or [float(plane.min()), float(plane.max())])[:2]
+    grey = np.clip((plane - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
+    rgb = np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
+    if overlay is not None and volume.layers.filter(name=overlay).exists():
+        labels = np.asarray(omezarr.open_label_level(dest, overlay, level)[z, ys, xs])
+        colors = {c.value: c.rgba[:3] for c in LabelClass.objects.filter(project_id=volume.project_id)}
+        background = LabelClass.objects.filter(project_id=volume.project_id, name="background").values_list(
+            "value", flat=True).first()
+        for value, color in colors.items():
+            if value == background:
+                continue
+            mask = labels == value
+            rgb[mask] = 0.55 * rgb[mask] + 0.45 * np.array(color, np.float32)
+    img = Image.fromarray(rgb.astype(np.uint8), "RGB")
+    scale = size / max(img.width, img.height)
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.NEAREST
+                     if scale >= 1 else Image.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- accept prediction
+def prediction_accept(volume: Volume, user: Any, role: Role, data: Mapping[str, Any]) -> Any:
+    """Copy the predicted labels under a brush gesture into the manual layer, as one
+    logged stroke (so undo, redo and replay treat it like painting)."""
+    from annotations.strokes import stroke_accept_prediction
+
+    if not volume.layers.filter(name=PREDICTION_LAYER).exists():
+        raise ApplicationError("this volume has no prediction yet: press Segment first", code="no_prediction",
+                               status_code=409)
+    return stroke_accept_prediction(volume, user, role, data)
+
+
+__all__ = ["PREDICT_BLOCK", "default_tile", "latest_run", "layer_write_state", "prediction_accept",
+           "region_thumbnail_png", "run_payload", "suggestion_dismiss", "volume_segment", "volume_segment_run"]
