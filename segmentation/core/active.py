@@ -14,17 +14,15 @@ picks, so suggestions spread over the volume and over slices; if that leaves few
 ``k``, passed-over tiles fill up, first those only held back by the per-slice limit, then
 the rest, each in score order. Counting slices at their thickness matters on serial
 sections: an organelle runs through many 40 nm sections, so the same spot a few sections
-away is the same lesson (on the SBEM crop, a rule of "two slices apart is elsewhere" let most
-of the four picks land in one dense corner, and painting them taught less than four random
-tiles; counted physically, they beat random ones on average, docs/ACCURACY.md).
+away is the same lesson (on the SBEM crop, counting slices instead of distance lets most of
+the four picks crowd into one dense corner, and painting them teaches less than four random
+tiles; counted physically, they beat random ones on average: the loop tables of
+docs/ACCURACY.md).
 
-What the score ranks (measured on the CDeep3M SBEM crop with a model trained on one
-slice, see docs/ACCURACY.md): the tile mean of the entropy follows the tile's real error
-rate closely (Spearman 0.79 over 128 pool tiles; expected error ``p(1-p)`` 0.81, share of
-voxels with ``0.2 < p < 0.8`` 0.87), and the four tiles it picks hold 2.2x the errors of
-random tiles (the error-oracle's four: 2.4x); for the 10-minute model of session 6 (Dice
-0.854), 0.82 and 2.4x the average tile (oracle 3.6x; ``benchmarks/suggestion_errors.py``).
-Tiles with little foreground are not pushed down on purpose: a tile of background the model
+What the score ranks: the tile mean of the entropy follows the tile's real voxel error rate
+(Spearman 0.82 over the 128 pool tiles of the SBEM crop, 0.87 on the ssTEM stack), and the
+four best-ranked tiles hold 2.4x (SBEM) and 4.7x (ssTEM) the error of the average tile
+(``benchmarks/suggestion_errors.py``; docs/ACCURACY.md). Tiles with little foreground are not pushed down on purpose: a tile of background the model
 half-believes is mitochondrion (myelin, for one) is exactly what needs painting.
 """
 from __future__ import annotations
@@ -182,7 +180,8 @@ def tile_scores(
     edge : voxels within this many pixels of a predicted object's boundary count as certain.
         Every boundary carries a band of p ~ 0.5 that painting cannot make sharper than the
         truth's own boundary noise, so by default a tile scores partly for how much boundary
-        it holds. Measured in the loop benchmark (docs/ACCURACY.md): no better than random tiles.
+        it holds. Ignoring that band did no better than random tiles in the loop benchmark
+        (docs/notes/accuracy-2026-11-26.md), so it is off unless asked for.
 
     Returns
     -------
