@@ -9,8 +9,7 @@ mitochondria Dice is scored on the evaluation slices. Every round validates on r
 validation slice (``train(..., val_slices=...)``), so painted tiles always train and the
 starting and tuned weights of a round are judged on the same voxels. Two arms run in the same process
 from the same round-0 model: tiles chosen by :func:`segmentation.core.active.suggest_regions`'
-ranking of the whole volume (as the app ranks it; since session 7, before which it ranked the stack
-of pool slices alone), and tiles chosen at random among unlabeled pool tiles (the baseline).
+ranking of the whole volume (as the app ranks it), and tiles chosen at random among unlabeled pool tiles (the baseline).
 
 Usage (from the project root)::
 
