@@ -4,9 +4,9 @@ A stroke writes level 0 before its ack; recomputing the coarser levels costs as 
 again, and the painter sees level 0 (or their own preview) while painting. So strokes
 hand their changed box to one background thread per process, which recomputes the
 pyramid under the layer's file lock. It lets boxes gather for up to ``delay`` seconds
-first and writes each coarse chunk once for all of them: at 16 painters the per-stroke
-update competed with the next stroke for this process's GIL (the stroke
-benchmark's p95 fell from 26-31 to 22 ms without it), and merged it costs a fraction.
+first and writes each coarse chunk once for all of them: at 16 painters an update per
+stroke competes with the next stroke for this process's GIL and lengthens the latency tail
+(docs/notes/benchmarks-2026-11-26.md), and merged it costs a fraction.
 
 Whoever reads a coarser level in this process calls :func:`wait` first (the label tile
 views do), so a tile never shows a level older than the strokes already acknowledged.
