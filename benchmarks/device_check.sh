@@ -1,6 +1,6 @@
 #!/bin/bash
-# The accuracy and loop benchmarks side by side on one GPU, within one device call (docs/ACCURACY.md,
-# "On a GPU (NVIDIA H200, session 10)"): eleven jobs, each with its own budget, every job killed after
+# The accuracy and loop benchmarks side by side on one GPU, within one device call (the H200 rows of
+# docs/ACCURACY.md come from it): eleven jobs, each with its own budget, every job killed after
 # JOB_TIMEOUT_S so the call ends in time. Logs and result JSONs land in one archive, OUT/results.tgz.
 #
 #   bash benchmarks/device_check.sh DATA_DIR OUT [MINUTES=5] [LOOP_MINUTES=1.5] [JOB_TIMEOUT_S=500]
