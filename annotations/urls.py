@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from annotations import api, api_label_import, tiles, views
+from annotations import api, api_label_import, store_http, tiles, views
 
 
 class AxisConverter:
@@ -33,6 +33,7 @@ page_urlpatterns = [
     path("projects/<int:project_id>/", views.project_page, name="project"),
     path("projects/<int:project_id>/jobs/", views.jobs_page, name="jobs"),
     path("volumes/<int:volume_id>/", views.volume_page, name="volume"),
+    path("stores/<str:token>/<path:path>", store_http.signed_store_file, name="store-signed"),
 ]
 
 api_urlpatterns = [
@@ -52,4 +53,6 @@ api_urlpatterns = [
     path("volumes/<int:volume_id>/layers/<slug:layer>/value/", api.LayerValueApi.as_view(), name="api-layer-value"),
     path(f"volumes/<int:volume_id>/tiles/{TILE}", tiles.image_tile, name="api-tile"),
     path(f"volumes/<int:volume_id>/layers/<slug:layer>/tiles/{TILE}", tiles.label_tile, name="api-label-tile"),
+    path("volumes/<int:volume_id>/store-link/", store_http.StoreLinkApi.as_view(), name="api-volume-store-link"),
+    path("volumes/<int:volume_id>/store/<path:path>", store_http.volume_store_file, name="api-volume-store"),
 ]

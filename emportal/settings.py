@@ -169,6 +169,23 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = str(VAR_DIR / "uploads")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
+
+def _origins(name: str, default: str) -> list[str]:
+    """Comma-separated web origins (scheme://host[:port]); refuses anything else."""
+    origins = [o.strip() for o in envstr(name, default).split(",") if o.strip()]
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+            raise ValueError(f"{name}: {origin!r} is not an origin like https://host[:port]")
+    return origins
+
+
+# Web apps whose pages may read the stores over HTTP (/stores/, /api/volumes/<id>/store/):
+# answers carry Access-Control-Allow-Origin for these origins alone, never with credentials.
+EMPORTAL_CORS_ORIGINS = _origins("EMPORTAL_CORS_ORIGINS", "https://neuroglancer-demo.appspot.com")
+# The Neuroglancer app that the viewer's "Open in Neuroglancer" opens.
+EMPORTAL_NEUROGLANCER_URL = envstr("EMPORTAL_NEUROGLANCER_URL", "https://neuroglancer-demo.appspot.com/")
+
 REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Redis pub/sub, not the list-based core layer: events are fire-and-forget fan-outs (echoes,
 # job progress) to the processes' socket hubs, so a PUBLISH does what the core layer needed

@@ -47,6 +47,8 @@ ROUTES: dict[str, Route] = {
                               "fmt": "png"}, "viewer"),
     "api-label-tile": Route("get", {"volume_id": "v", "layer": "manual", "axis": "x", "index": 3, "level": 0,
                                     "ty": 0, "tx": 0, "fmt": "png"}, "viewer"),
+    "api-volume-store": Route("get", {"volume_id": "v", "path": ".zattrs"}, "viewer"),
+    "api-volume-store-link": Route("get", {"volume_id": "v"}, "viewer"),
     # jobs
     "api-jobs": Route("get", {"project_id": "p"}, "viewer"),
     "api-job": Route("get", {"job_id": "j"}, "viewer"),
@@ -111,6 +113,9 @@ PUBLIC |= {"api-notifications", "api-notifications-read"}
 # Revoking an API token names the user's own token, not a project's object; another user's
 # token is a 404 (tests/emportal/test_tokens.py).
 PUBLIC |= {"api-token"}
+# A signed store link is its own credential (one volume, one member, expiring, checked against
+# the membership at each request): tests/annotations/test_store_http.py.
+PUBLIC |= {"store-signed"}
 
 
 def _named_routes(patterns: list[Any], prefix: str = "") -> dict[str, str]:
