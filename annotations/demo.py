@@ -47,7 +47,7 @@ def _import_array(project: Project, name: str, data: np.ndarray, voxel_size_nm: 
         path = Path(tmp) / "volume.tif"
         tifffile.imwrite(path, data, photometric="minisblack")
         job = volume_import_local(project, path, name=name, voxel_size_nm=voxel_size_nm)
-    if job.state != job.State.SUCCEEDED:
+    if job.state != job.State.SUCCEEDED or job.volume_id is None:
         raise RuntimeError(f"demo import of {name!r} failed: {job.message}")
     note(f"imported {name}")
     return Volume.objects.get(pk=job.volume_id)
@@ -65,7 +65,7 @@ def demo_load(password: str, *, note: Callable[[str], None] = log.info) -> Proje
     phantom = None
     if PHANTOM_NAME not in ready:
         phantom = make_phantom(PHANTOM_SHAPE, seed=PHANTOM_SEED)
-        volume = _import_array(project, PHANTOM_NAME, phantom.image, tuple(phantom.voxel_size_nm), note)
+        volume = _import_array(project, PHANTOM_NAME, phantom.image, phantom.voxel_size_nm, note)
         truth = _phantom_to_project_values(project, phantom.labels)
         key = [PHANTOM_SHAPE[0] // 4, 3 * PHANTOM_SHAPE[0] // 4]
         layer_write_slices(volume, MANUAL_LAYER, {z: truth[z] for z in key})

@@ -132,7 +132,7 @@ def pack_mask(mask: np.ndarray) -> bytes:
     return zlib.compress(np.packbits(mask, axis=None).tobytes(), 6)
 
 
-def unpack_mask(data: bytes, shape: Sequence[int]) -> np.ndarray:
+def unpack_mask(data: bytes | memoryview, shape: Sequence[int]) -> np.ndarray:
     bits = np.frombuffer(zlib.decompress(data), np.uint8)
     return np.unpackbits(bits, count=int(np.prod(shape))).reshape(shape).astype(bool)
 
@@ -141,5 +141,5 @@ def pack_array(array: np.ndarray) -> bytes:
     return zlib.compress(np.ascontiguousarray(array).tobytes(), 6)
 
 
-def unpack_array(data: bytes, shape: Sequence[int], dtype: np.dtype | str) -> np.ndarray:
+def unpack_array(data: bytes | memoryview, shape: Sequence[int], dtype: np.dtype | str) -> np.ndarray:
     return np.frombuffer(zlib.decompress(data), dtype=dtype).reshape(shape).copy()

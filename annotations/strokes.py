@@ -78,7 +78,7 @@ _CLASS_SQL = f"SELECT 1 FROM {_CLASSES} WHERE project_id = %s AND value = %s AND
 _BUMP_SQL = (f"UPDATE {_LAYERS} SET version = version + %s, "
              "max_value = CASE WHEN max_value < %s THEN %s ELSE max_value END WHERE id = %s")
 _STROKE_FIELDS = [f for f in Stroke._meta.concrete_fields if not f.primary_key]
-_INSERT_SQL = (f"INSERT INTO {_STROKES} ({', '.join(connection.ops.quote_name(f.column) for f in _STROKE_FIELDS)}) "
+_INSERT_SQL = (f"INSERT INTO {_STROKES} ({', '.join(connection.ops.quote_name(str(f.column)) for f in _STROKE_FIELDS)}) "
                f"VALUES ({', '.join(['%s'] * len(_STROKE_FIELDS))})")
 
 
@@ -400,7 +400,9 @@ def stroke_apply(volume: Volume, user: Any, role: Role, data: Mapping[str, Any],
 def layer_replay(volume: Volume, layer_name: str, box: raster.Box | None = None) -> np.ndarray:
     """The content of `box` (default: the whole layer) rebuilt from the active strokes alone."""
     layer = volume.layers.get(name=layer_name)
-    box = box or tuple((0, n) for n in volume.shape)  # type: ignore[assignment]
+    if box is None:
+        (nz, ny, nx) = volume.shape
+        box = ((0, nz), (0, ny), (0, nx))
     dtype = _region_io(volume, layer_name).dtype
     out = np.zeros(_shape(box), dtype)
     (z0, z1), (y0, y1), (x0, x1) = box

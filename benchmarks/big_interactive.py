@@ -59,7 +59,7 @@ def _retrain(volumes: dict[str, object], steps: int) -> dict[str, dict[str, list
             manual[z, 200:584, 200:584] = dark.astype(manual.dtype)
         polls: list[float] = []  # train() asks should_stop() once per step
 
-        def polled() -> bool:
+        def polled(polls: list[float] = polls) -> bool:
             polls.append(time.perf_counter())
             return False
 
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--strokes", type=int, default=200, help="strokes per volume")
     parser.add_argument("--train-steps", type=int, default=30, help="retrain steps per volume (0: skip)")
     args = parser.parse_args()
-    scratch = django_scratch()
+    _scratch = django_scratch()  # kept alive for the whole run
 
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler

@@ -148,7 +148,7 @@ def main() -> None:
                 batches = [[_stroke(rng, value) for _ in range(args.strokes)] for _ in range(clients)]
                 t0 = time.perf_counter()
 
-                async def run_all() -> list[list[float]]:
+                async def run_all(batches: list[list[dict]] = batches, rate: float = rate) -> list[list[float]]:
                     return await asyncio.gather(*(_client(url, cookie, batch, rate, seed)
                                                   for seed, batch in enumerate(batches)))
 

@@ -191,7 +191,7 @@ def downsample_mean(block: np.ndarray) -> np.ndarray:
     out = np.empty((block.shape[0], (block.shape[1] + 1) // 2, (block.shape[2] + 1) // 2), dtype=block.dtype)
     wide = np.uint16 if block.dtype == np.uint8 else np.uint32
     for k in range(block.shape[0]):  # slice by slice keeps temporaries to one slice
-        b = _pad_even(block[k : k + 1]).astype(wide)
+        b: np.ndarray[Any, Any] = _pad_even(block[k : k + 1]).astype(wide)
         s = b[:, 0::2, 0::2] + b[:, 0::2, 1::2] + b[:, 1::2, 0::2] + b[:, 1::2, 1::2]
         out[k] = ((s + 2) // 4)[0]
     return out
@@ -558,7 +558,7 @@ def _write_pyramid_into(
             },
         },
     )
-    attrs = dict(group.attrs)
+    attrs = _attr_dict(group)
     attrs["emportal"] = {
         "source_dtype": str(source.dtype),
         "intensity": {"offset": offset, "scale": scale},
@@ -573,13 +573,18 @@ def _write_pyramid_into(
 # --------------------------------------------------------------------------- reading
 
 
+def _attr_dict(group: zarr.Group) -> dict[str, Any]:
+    """A group's attributes as a plain dict (zarr types them as JSON unions)."""
+    return dict(group.attrs.asdict())
+
+
 def _attrs(path: Path) -> tuple[dict[str, Any], dict[str, Any], str]:
     """(ome attributes, all attributes, ngff version) of the group at ``path``."""
     try:
         group = zarr.open_group(str(path), mode="r")
     except Exception as exc:
         raise ValueError(f"{path} is not an OME-Zarr volume: {exc}") from exc
-    attrs = dict(group.attrs)
+    attrs = _attr_dict(group)
     if "ome" in attrs:
         ome = dict(attrs["ome"])
         return ome, attrs, str(ome.get("version", "0.5"))
@@ -646,7 +651,7 @@ def set_voxel_size(dest: Path, voxel_size_nm: Sequence[float]) -> None:
     assert voxel is not None
     for path in [dest, *(dest / "labels" / name for name in read_info(dest).labels)]:
         group = zarr.open_group(str(path), mode="r+")
-        attrs = dict(group.attrs)
+        attrs = _attr_dict(group)
         ome = dict(attrs["ome"]) if "ome" in attrs else attrs
         multiscales = [dict(m) for m in ome["multiscales"]]
         fresh = _datasets_meta(len(multiscales[0]["datasets"]), voxel)
@@ -673,7 +678,7 @@ def _open_multiscale_level(group_path: Path, level: int, mode: str) -> zarr.Arra
     path = group_path / str(int(level))
     if not path.is_dir():
         raise IndexError(f"level {level} does not exist in {group_path.name}")
-    return zarr.open_array(str(path), mode=mode)  # type: ignore[arg-type]
+    return zarr.open_array(str(path), mode=mode)
 
 
 # --------------------------------------------------------------------------- labels
@@ -760,7 +765,7 @@ def create_label_layer(
             meta["colors"] = color_meta
         if prop_meta:
             meta["properties"] = prop_meta
-        attrs = dict(group.attrs)
+        attrs = _attr_dict(group)
         if fmt.zarr_format == 3:
             attrs["ome"] = {**attrs.get("ome", {}), "image-label": meta}
         else:
@@ -775,7 +780,7 @@ def create_label_layer(
 
 
 def _set_label_list(labels_group: zarr.Group, fmt: Any, change: Callable[[list[str]], list[str]]) -> None:
-    attrs = dict(labels_group.attrs)
+    attrs = _attr_dict(labels_group)
     if fmt.zarr_format == 3:
         ome = dict(attrs.get("ome", {}))
         ome["labels"] = change(list(ome.get("labels", [])))
@@ -829,7 +834,7 @@ def _label_levels(dest: str, name: str) -> tuple[zarr.Array, ...]:
     stroke's chunk write; a layer's levels never change until it is deleted (which
     clears this cache).
     """
-    levels = []
+    levels: list[zarr.Array] = []
     while True:
         try:
             levels.append(open_label_level(Path(dest), name, len(levels), mode="r+"))

@@ -102,7 +102,7 @@ class ReviewTransitionApi(APIView):
 
 
 class ItemInput(TransitionInput):
-    action = None
+    action = None  # type: ignore[assignment]  # DRF: None drops the inherited field
     kind = serializers.CharField(max_length=10)
     key = serializers.IntegerField(min_value=0)
     decision = serializers.CharField(max_length=30)
@@ -131,7 +131,7 @@ class CommentInput(serializers.Serializer):
     text = serializers.CharField(max_length=5000, allow_blank=True, trim_whitespace=False)
     layer = serializers.CharField(max_length=50, required=False, allow_blank=True, allow_null=True)
     assignment = serializers.IntegerField(required=False, allow_null=True)
-    parent = serializers.IntegerField(required=False, allow_null=True)
+    parent = serializers.IntegerField(required=False, allow_null=True)  # type: ignore[assignment]  # a field, not Field.parent
 
 
 class VolumeCommentsApi(APIView):

@@ -131,5 +131,5 @@ def comments_list(volume: Volume, *, open_only: bool = False, assignment: Any = 
     roots_list = list(roots.order_by("id")[:2000])
     replies: dict[int, list[dict[str, Any]]] = {r.pk: [] for r in roots_list}
     for reply in rows.filter(parent_id__in=list(replies)).order_by("id"):
-        replies[reply.parent_id].append(comment_payload(reply))
+        replies[reply.parent_id or 0].append(comment_payload(reply))  # parent_id is one of the roots
     return [{**comment_payload(r), "replies": replies[r.pk]} for r in roots_list]

@@ -179,7 +179,7 @@ def _resolve_by_tracking(
             continue  # only links that touch an unreached region matter here
         ia, ib, inter, iou, cov = link_slices(regions[z], regions[z + 1])
         pairs.append((ia, ib, inter, iou, cov))
-        for a, b, i, u, c in zip(ia.tolist(), ib.tolist(), inter.tolist(), iou.tolist(), cov.tolist()):
+        for a, b, u, c in zip(ia.tolist(), ib.tolist(), iou.tolist(), cov.tolist()):
             if is_open[a] and is_open[b] and (u >= min_iou or c >= min_coverage):
                 ra, rb = find(a), find(b)
                 if ra != rb:

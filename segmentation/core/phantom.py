@@ -514,7 +514,7 @@ def make_phantom(
             ax = np.array([r * 0.85, r, r * 1.15])
             ax[0] = min(ax[0], r)
             allowed = ndi.binary_erosion(labels_c == CLASS_VALUES["nucleus"], border_value=1)
-            got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax, rot, shape_c), tries=20, min_voxels=_full(ax))
+            got = _place(rng, allowed, cand, lambda p, ax=ax, rot=rot, shape_c=shape_c: _ellipsoid(p, ax, rot, shape_c), tries=20, min_voxels=_full(ax))
             if got is None:
                 continue
             ncentre, nbox, nmask, _ncoords = got
@@ -565,10 +565,10 @@ def make_phantom(
             rot = _random_rotation(rng)
             ax = np.array([rng.uniform(8, 13), rng.uniform(2.6, 3.6), rng.uniform(2.4, 3.2)])
             allowed = cyto & (labels_c == 0)
-            got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax, rot, shape_c), tries=30, min_voxels=_full(ax))
+            got = _place(rng, allowed, cand, lambda p, ax=ax, rot=rot, shape_c=shape_c: _ellipsoid(p, ax, rot, shape_c), tries=30, min_voxels=_full(ax))
             if got is None:
                 ax = ax * 0.6
-                got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax, rot, shape_c), tries=30, min_voxels=_full(ax))
+                got = _place(rng, allowed, cand, lambda p, ax=ax, rot=rot, shape_c=shape_c: _ellipsoid(p, ax, rot, shape_c), tries=30, min_voxels=_full(ax))
             if got is None:
                 continue
             _c, mbox, mmask, mcoords = got
@@ -583,9 +583,9 @@ def make_phantom(
                 ax = np.array([r, r, r]) * rng.uniform(0.85, 1.15, 3)
                 rot = _random_rotation(rng)
                 allowed = cyto & (labels_c == 0)
-                got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax, rot, shape_c), tries=40, min_voxels=_full(ax))
+                got = _place(rng, allowed, cand, lambda p, ax=ax, rot=rot, shape_c=shape_c: _ellipsoid(p, ax, rot, shape_c), tries=40, min_voxels=_full(ax))
                 if got is None:
-                    got = _place(rng, allowed, cand, lambda p: _ellipsoid(p, ax * 0.7, rot, shape_c), tries=40, min_voxels=_full(ax * 0.7))
+                    got = _place(rng, allowed, cand, lambda p, ax=ax, rot=rot, shape_c=shape_c: _ellipsoid(p, ax * 0.7, rot, shape_c), tries=40, min_voxels=_full(ax * 0.7))
                 if got is None:
                     continue
                 _c, obox, omask, _ = got

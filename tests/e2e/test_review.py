@@ -191,7 +191,7 @@ def test_assign_request_changes_fix_approve_and_audit(live_app: str, browser: An
     assert positions == sorted(positions), actions
     who = manager.eval_on_selector_all("#audit-table .audit-row", "rows => rows.map(r => r.children[1].textContent)")
     assert who[positions[0]] == "manager" and who[positions[4]] == "annotator" and who[positions[7]] == "reviewer"
-    csv = manager.evaluate("() => fetch('/api/volumes/%d/audit/?format=csv').then(r => r.text())" % grey_volume.pk)
+    csv = manager.evaluate(f"() => fetch('/api/volumes/{grey_volume.pk}/audit/?format=csv').then(r => r.text())")
     assert csv.splitlines()[0] == "at,actor,action,layer,detail" and "review_approve" in csv
 
 

@@ -104,7 +104,7 @@ def _urls_with_a_huge_id(route: str, known: dict[str, int]) -> Iterator[str]:
     """The route with each int parameter in turn beyond 64 bits, the others set to rows that exist."""
     ints = [m["name"] for m in _PARAM.finditer(route) if m["conv"] == "int"]
     for huge_name in ints:
-        def fill(m: re.Match[str]) -> str:
+        def fill(m: re.Match[str], huge_name: str = huge_name) -> str:
             if m["conv"] == "int":
                 return str(2**63) if m["name"] == huge_name else str(known.get(m["name"], 0))
             return _SAMPLE.get(m["conv"] or "str", "x")

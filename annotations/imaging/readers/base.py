@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -222,17 +222,17 @@ def _checked_voxel_size(value: Sequence[float] | None, *, what: str) -> VoxelSiz
     vs = tuple(float(v) for v in value)
     if len(vs) != 3 or not all(np.isfinite(v) and v > 0 for v in vs):
         raise ValueError(f"{what}: voxel size must be 3 positive finite numbers (nm), got {value!r}")
-    return vs  # type: ignore[return-value]
+    return vs[0], vs[1], vs[2]
 
 
-def _plausible_voxel_size(value: Sequence[float]) -> VoxelSize | None:
+def _plausible_voxel_size(value: Iterable[Any]) -> VoxelSize | None:
     """Voxel size if all entries are finite and positive, else None (missing metadata)."""
     try:
         vs = tuple(float(v) for v in value)
     except (TypeError, ValueError):
         return None
     if len(vs) == 3 and all(np.isfinite(v) and v > 0 for v in vs):
-        return vs  # type: ignore[return-value]
+        return vs[0], vs[1], vs[2]
     return None
 
 

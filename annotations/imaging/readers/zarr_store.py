@@ -55,8 +55,8 @@ class ZarrSource(Source):
                     axes_names = "".join(n[0] for n in names).upper()
                 voxel = _ome_voxel_size(ms, ds0, axes)
             elif dataset is None:
-                arrays = [name for name, _ in node.members(max_depth=None) if isinstance(_, zarr.Array)]
-                arrays = [a for a in arrays if len(node[a].shape) >= 2]
+                arrays = [name for name, member in node.members(max_depth=None)
+                          if isinstance(member, zarr.Array) and len(member.shape) >= 2]
                 if not arrays:
                     raise ValueError(f"{what}: Zarr group holds no image array")
                 if len(arrays) > 1:
