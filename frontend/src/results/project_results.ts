@@ -3,6 +3,7 @@
  * Fig 2G/2H across Bx1, Bx2, PDAC and MCF7: mean organelle share per volume (stacked),
  * nucleus solidity and fenestrated nucleolar volume per volume (box + every cell).
  */
+import { ProjectJobs } from "../api/project_events";
 import { type Disposable, DisposableSet } from "../core/disposable";
 import { h } from "../core/dom";
 import { PlotView } from "./plot_view";
@@ -22,6 +23,10 @@ export class ProjectResultsPage implements Disposable {
   ) {
     root.replaceChildren(h("p", { class: "muted" }, "loading…"));
     void this.load();
+    // A report finished anywhere in the project joins the comparison without a reload.
+    this.d.add(new ProjectJobs(projectId, (job) => {
+      if (job.kind === "report" && job.state === "succeeded") void this.load();
+    }));
   }
 
   private async load(): Promise<void> {

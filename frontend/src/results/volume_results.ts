@@ -4,6 +4,7 @@
  * sortable and filterable cell table whose rows open the viewer on the cell, downloads,
  * and (annotators) a form that runs a new report with live progress.
  */
+import { ProjectJobs, reportEventAction } from "../api/project_events";
 import type { Job } from "../api/types";
 import { type Disposable, DisposableSet, listen } from "../core/disposable";
 import { h } from "../core/dom";
@@ -44,6 +45,8 @@ export class VolumeResultsPage implements Disposable {
   private table: CellTable | null = null;
   private selectedCell: number | null = null;
   private polling: number | null = null;
+  /** The report job this page follows (its own or one seen on the project socket). */
+  private watching: number | null = null;
   private runPanelD = new DisposableSet();
 
   private readonly select = h("select", { id: "report-select", "aria-label": "Report" });
@@ -148,6 +151,16 @@ export class VolumeResultsPage implements Disposable {
       if (this.polling !== null) window.clearTimeout(this.polling);
     });
     void this.refresh();
+    // A report run from another tab, by a colleague or after a voxel-size correction shows
+    // its progress here and appears when done, through the project socket.
+    const projectId = Number(root.dataset.projectId);
+    if (Number.isInteger(projectId)) {
+      this.d.add(new ProjectJobs(projectId, (job) => {
+        const action = reportEventAction(job, this.volumeId, this.watching !== null);
+        if (action === "watch") this.watchJob(job);
+        else if (action === "refresh") void this.refresh(typeof job.result?.report === "number" ? job.result.report : undefined);
+      }));
+    }
   }
 
   /** Reload the list of reports; select `preferId` (or keep the current, or the newest). */
@@ -259,6 +272,7 @@ export class VolumeResultsPage implements Disposable {
       if (button !== null) button.disabled = true;
     };
     show(job);
+    this.watching = job.id;
     const tick = async () => {
       this.polling = null;
       let current: Job & { result?: { report?: number } };
@@ -275,6 +289,7 @@ export class VolumeResultsPage implements Disposable {
         return;
       }
       if (button !== null) button.disabled = false;
+      this.watching = null;
       if (current.state === "succeeded") {
         if (bar !== null) bar.hidden = true;
         this.root.querySelector("#no-report")?.remove();

@@ -14,7 +14,7 @@ export class VolumeJobs implements Disposable {
   readonly jobs = new Trackable<LoopJobs>({ retrain: null, segment: null, cells: null });
   /** A job of this volume reached a final state (panels reload what it made). */
   readonly finished = new Signal<[LoopJob]>();
-  /** A job wrote a layer this page did not know at load: a reload shows it. */
+  /** A job wrote a layer this page does not know yet: the page reads and draws it. */
   readonly newLayer = new Signal<[string]>();
   private readonly disposers = new DisposableSet();
 

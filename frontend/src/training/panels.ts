@@ -5,11 +5,12 @@
  * ../cells/cells_panel.ts. `mountModelPanels` builds them all and returns one disposer.
  */
 import { CellsPanel } from "../cells/cells_panel";
-import { busyJob } from "../api/http";
+import { api, busyJob } from "../api/http";
 import { type Disposable, DisposableSet, listen } from "../core/disposable";
 import { h } from "../core/dom";
 import { singleFlight } from "../core/single_flight";
 import { Trackable } from "../core/trackable";
+import { missingLayers } from "../viewer/context";
 import type { SliceView } from "../viewer/slice_view";
 import { Chart } from "./chart";
 import { centreOn, type LoopHost } from "./host";
@@ -357,20 +358,23 @@ export function mountModelPanels(sidebar: HTMLElement, host: LoopHost): Disposab
   const suggestions = d.add(new SuggestionsPanel(host, jobs, notify));
   const models = d.add(new ModelsPanel(host, jobs, notify));
   const cells = d.add(new CellsPanel(host, jobs, notify));
-  const reload = h("div", { class: "panel loop-reload", id: "loop-reload", hidden: true });
-  d.add(jobs.newLayer.add((layer) => {
-    reload.hidden = false;
-    reload.replaceChildren(`New layer "${layer}" is ready. `, h("a", { href: window.location.href, id: "loop-reload-link" }, "Reload to show it"));
-    const link = reload.querySelector("a")!;
-    d.add(listen(link, "click", (ev) => {
-      ev.preventDefault();
-      window.location.reload();
-    }));
-  }));
+  // A job made a layer this page did not have (prediction after Segment, cells_auto after
+  // Segment cells): read the volume again and draw it, no reload.
+  const addLayers = async () => {
+    try {
+      const fresh = await api.volume(info.id);
+      for (const layer of missingLayers(host.ctx.layers.map((l) => l.name), fresh.layers)) {
+        if (host.ctx.addLayer(layer) !== null) notify(`New layer "${layer.name}" is shown.`, "info");
+      }
+    } catch (e: unknown) {
+      notify(`Could not show the new layer: ${String(e)}`, "error");
+    }
+  };
+  d.add(jobs.newLayer.add(() => void addLayers()));
   const anchor = sidebar.firstElementChild?.nextSibling ?? null;
-  for (const el of [reload, training.element, suggestions.element, models.element, cells.element]) sidebar.insertBefore(el, anchor);
+  for (const el of [training.element, suggestions.element, models.element, cells.element]) sidebar.insertBefore(el, anchor);
   d.add(() => {
-    for (const el of [reload, training.element, suggestions.element, models.element, cells.element]) el.remove();
+    for (const el of [training.element, suggestions.element, models.element, cells.element]) el.remove();
   });
   return d;
 }

@@ -1,5 +1,5 @@
 /** State shared by the three slice views and the panels of one volume page. */
-import type { Axis, VolumeInfo, Zyx } from "../api/types";
+import type { Axis, LayerInfo, VolumeInfo, Zyx } from "../api/types";
 import type { AnnotationSession } from "../annotation/session";
 import type { ToolState } from "../annotation/tools";
 import { Signal, Trackable, tupleEquals } from "../core/trackable";
@@ -21,6 +21,16 @@ export class LayerDisplay {
   }
 }
 
+function displayFor(layer: LayerInfo): LayerDisplay {
+  return new LayerDisplay(layer.name, layer.kind, layer.name === "prediction" ? 0.4 : 0.6);
+}
+
+/** Layers of a fresh volume read that `known` does not hold yet, in the server's order. */
+export function missingLayers(known: readonly string[], fetched: readonly LayerInfo[]): LayerInfo[] {
+  const have = new Set(known);
+  return fetched.filter((l) => !have.has(l.name));
+}
+
 export interface HoverPoint {
   axis: Axis;
   /** Continuous level-0 ZYX under the cursor. */
@@ -39,6 +49,8 @@ export class ViewerContext {
   /** Zoom (CSS px per nm) shared by the views, so they stay at one scale. */
   readonly redraw = new Signal();
   readonly layers: LayerDisplay[];
+  /** A layer a job wrote while the page was open (prediction, cells_auto) joined the views. */
+  readonly layerAdded = new Signal<[LayerDisplay]>();
 
   constructor(
     readonly info: VolumeInfo,
@@ -53,9 +65,23 @@ export class ViewerContext {
     );
     this.window = new Trackable<[number, number]>([info.window[0], info.window[1]], tupleEquals);
     this.layers = [new LayerDisplay("image", "image", 1)];
-    for (const l of info.layers) {
-      this.layers.push(new LayerDisplay(l.name, l.kind, l.name === "prediction" ? 0.4 : 0.6));
-    }
+    for (const l of info.layers) this.layers.push(displayFor(l));
+  }
+
+  /**
+   * Show a layer the server made after this page loaded: it joins the volume's layer list
+   * (the session and tools read that list), the version map and the drawn layers, and
+   * `layerAdded` tells the views and panels. A layer already known is left alone.
+   */
+  addLayer(layer: LayerInfo): LayerDisplay | null {
+    if (this.layer(layer.name) !== undefined) return null;
+    this.info.layers.push(layer);
+    const versions = this.session.versions.value;
+    this.session.versions.value = { ...versions, [layer.name]: Math.max(versions[layer.name] ?? 0, layer.version ?? 0) };
+    const display = displayFor(layer);
+    this.layers.push(display);
+    this.layerAdded.dispatch(display);
+    return display;
   }
 
   layer(name: string): LayerDisplay | undefined {

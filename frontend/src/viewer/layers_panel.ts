@@ -1,13 +1,15 @@
-/** Layer list (visibility, opacity) with the image contrast window. */
+/** Layer list (visibility, opacity, solo) with the image contrast window. */
 import { type Disposable, DisposableSet, type Disposer, listen } from "../core/disposable";
 import { h } from "../core/dom";
 import type { LayerDisplay, ViewerContext } from "./context";
+import { type SoloState, soloToggle } from "./solo";
 
 const TITLES: Record<string, string> = {
   image: "Image",
   manual: "Manual labels",
   prediction: "Predictions",
   cells: "Cells",
+  cells_auto: "Cells (automatic)",
   review: "Review markers",
 };
 
@@ -15,9 +17,13 @@ export class LayersPanel implements Disposable {
   readonly element: HTMLElement;
   private readonly disposers = new DisposableSet();
   private readonly contrast: HTMLElement;
+  private solo: SoloState | null = null;
+  /** The last row of a tile layer: rows of layers added later go after it. */
+  private lastTileRow: HTMLElement | null = null;
 
-  constructor(ctx: ViewerContext) {
+  constructor(private readonly ctx: ViewerContext) {
     const rows = ctx.layers.map((layer) => this.row(layer));
+    this.lastTileRow = rows[rows.length - 1] ?? null;
 
     const [lo, hi] = windowRange(ctx.info.dtype);
     const loIn = h("input", { type: "range", id: "window-lo", min: lo, max: hi, step: 1, "aria-label": "window low" });
@@ -52,11 +58,29 @@ export class LayersPanel implements Disposable {
       h("label", { class: "contrast-row" }, h("span", {}, "max"), hiIn),
     );
     this.element = h("section", { class: "panel", id: "layers-panel" }, h("h2", {}, "Layers"), ...rows, this.contrast);
+    // A job's new layer (prediction, cells_auto) gets its row at once, no reload.
+    this.disposers.add(ctx.layerAdded.add((layer) => {
+      const row = this.row(layer);
+      this.element.insertBefore(row, this.lastTileRow?.nextSibling ?? this.contrast);
+      this.lastTileRow = row;
+      row.classList.add("just-added");
+    }));
+  }
+
+  /** Show `name` alone over the image, or end its solo (napari's alt-click on the eye). */
+  toggleSolo(name: string): void {
+    const current = Object.fromEntries(this.ctx.layers.map((l) => [l.name, l.visible.value]));
+    const { visible, state } = soloToggle(current, name, this.solo);
+    this.solo = state;
+    for (const l of this.ctx.layers) l.visible.value = visible[l.name] ?? l.visible.value;
+    for (const el of this.element.querySelectorAll<HTMLElement>(".layer-row")) {
+      el.classList.toggle("solo", el.dataset.layer === state?.layer);
+    }
   }
 
   /** Add a row for a layer drawn by a feature outside the tile layers (e.g. review markers). */
   addLayer(layer: LayerDisplay): Disposer {
-    const row = this.row(layer);
+    const row = this.row(layer, false);
     this.element.insertBefore(row, this.contrast);
     return () => row.remove();
   }
@@ -68,7 +92,7 @@ export class LayersPanel implements Disposable {
   }
 
   /** A row of the layer list (visibility checkbox, opacity slider) for `layer`. */
-  private row(layer: LayerDisplay): HTMLElement {
+  private row(layer: LayerDisplay, canSolo = true): HTMLElement {
     const check = h("input", { type: "checkbox", class: "layer-visible", "aria-label": `show ${layer.name}` });
     const opacity = h("input", {
       type: "range",
@@ -79,12 +103,25 @@ export class LayersPanel implements Disposable {
       "aria-label": `${layer.name} opacity`,
     });
     const value = h("span", { class: "layer-opacity-value" });
+    const solo = layer.kind === "image" || !canSolo ? null : h("button", {
+      class: "btn small layer-solo", "aria-label": `solo ${layer.name}`,
+      title: "Show only this layer over the image; again to bring the others back (or Alt-click the box)",
+    }, "solo");
     const row: HTMLElement = h(
       "div",
       { class: "layer-row", id: `layer-${layer.name}`, "data-layer": layer.name, "data-kind": layer.kind },
-      h("label", { class: "layer-name" }, check, h("span", {}, TITLES[layer.name] ?? layer.name)),
+      h("div", { class: "layer-head" }, h("label", { class: "layer-name" }, check, h("span", {}, TITLES[layer.name] ?? layer.name)), solo),
       h("div", { class: "layer-opacity-row" }, opacity, value),
     );
+    if (solo !== null) {
+      this.disposers.add(listen(solo, "click", () => this.toggleSolo(layer.name)));
+      // Alt-click on the box solos instead of toggling (napari, webKnossos).
+      this.disposers.add(listen(check, "click", (ev: MouseEvent) => {
+        if (!ev.altKey) return;
+        ev.preventDefault();
+        this.toggleSolo(layer.name);
+      }));
+    }
     this.disposers.add(layer.visible.watch((v) => {
       check.checked = v;
       row.classList.toggle("hidden-layer", !v);

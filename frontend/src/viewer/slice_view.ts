@@ -126,10 +126,15 @@ export class SliceView implements Disposable {
     d.add(ctx.tools.tool.subscribe(redraw));
     d.add(this.view.subscribe(redraw));
     d.add(this.overlays.subscribe(redraw));
-    for (const l of ctx.layers) {
+    const follow = (l: LayerDisplay) => {
       d.add(l.visible.subscribe(redraw));
       d.add(l.opacity.subscribe(redraw));
-    }
+    };
+    ctx.layers.forEach(follow);
+    d.add(ctx.layerAdded.add((l) => {
+      follow(l);
+      redraw();
+    }));
     const ro = new ResizeObserver(() => this.resize());
     ro.observe(this.element);
     d.add(() => ro.disconnect());

@@ -15,7 +15,7 @@ import { type Disposable, DisposableSet, every, listen } from "../core/disposabl
 import { h } from "../core/dom";
 import { mountReview } from "../review/mount";
 import { mountModelPanels } from "../training/panels";
-import { ViewerContext } from "./context";
+import { type LayerDisplay, ViewerContext } from "./context";
 import { sliceCount } from "./geometry";
 import { LayersPanel } from "./layers_panel";
 import { SliceView } from "./slice_view";
@@ -183,10 +183,12 @@ export class VolumePage implements Disposable {
     };
     d.add(ctx.focus.subscribe(writeHash));
     d.add(xy.view.subscribe(writeHash));
-    for (const layer of ctx.layers) {
+    const hashFollows = (layer: LayerDisplay) => {
       d.add(layer.visible.subscribe(writeHash));
       d.add(layer.opacity.subscribe(writeHash));
-    }
+    };
+    ctx.layers.forEach(hashFollows);
+    d.add(ctx.layerAdded.add(hashFollows));
     d.add(() => {
       if (hashTimer !== null) clearTimeout(hashTimer);
     });
