@@ -138,27 +138,36 @@ _SAVE_SECONDS = 1.0  # kept back from --minutes for writing the model file
 def _train(args: argparse.Namespace) -> int:
     started = getattr(args, "started", None) or time.perf_counter()  # --minutes is the whole run, loading and saving too
     from segmentation.core.classes import ClassSpec, parse_classes
+    from segmentation.core.defaults import defaults_meta, training_defaults
     from segmentation.core.modelfile import save_model
-    from segmentation.core.training import TrainConfig, train
+    from segmentation.core.training import train
 
     _out_folder_exists(args.out)
     image = read_volume(args.image, lazy=True)
     labels = read_volume(args.labels, lazy=True)
     spec = ClassSpec.build(parse_classes(args.classes), _parse_hierarchy(args.hierarchy), descendants=args.descendants)
-    config = TrainConfig(
-        patch=args.patch, batch=args.batch, in_slices=args.context, base_width=args.width, depth=args.depth,
-        max_steps=args.max_steps, lr=args.lr, scale=args.scale,
-    )
+    voxel_size = args.voxel_size_nm or _voxel_size_of(args.image)
+    defaults = training_defaults(voxel_size, args.device)
+    # explicit flags override the defaults; the rest is what the voxel size and device call for
+    chosen = {key: value for key, value in (("patch", args.patch), ("batch", args.batch), ("in_slices", args.context),
+                                            ("scale", args.scale)) if value is not None}
+    config = defaults.config(base_width=args.width, depth=args.depth, max_steps=args.max_steps, lr=args.lr, **chosen)
+    if not args.quiet:
+        print(f"defaults: {defaults.reason}; patch {config.patch}, batch {config.batch}, input slices {config.in_slices}"
+              f"{' (flags: ' + ', '.join(chosen) + ')' if chosen else ''}", file=sys.stderr)
     result = train(
         image, labels, classes=spec, minutes=args.minutes, device=args.device, init=args.init, seed=args.seed,
         complete_slices=_ints(args.complete_slices), config=config, progress_bar=not args.quiet,
         deadline=started + args.minutes * 60.0 - _SAVE_SECONDS,
     )
+    result.model.meta.update(defaults_meta(defaults, voxel_size_nm=voxel_size, overrides=chosen))
     save_model(args.out, result.model)
     summary = {
         "out": args.out, "steps": result.steps, "stopped": result.stopped,
         "seconds": round(time.perf_counter() - started, 1),
         "train_slices": result.train_slices, "val_slices": result.val_slices, "val_dice": result.val_dice,
+        "scale": result.model.scale, "patch": result.meta.get("patch"), "batch": result.meta.get("batch"),
+        "context": result.model.config.in_slices, "tta": result.model.meta["tta"],
     }
     print(json.dumps(summary))
     return 0
@@ -166,14 +175,15 @@ def _train(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from segmentation.core.inference import PostProcess, predict_volume
-    from segmentation.core.modelfile import load_model, resolve_device
+    from segmentation.core.modelfile import load_model, prediction_tta, resolve_device
 
     _out_folder_exists(args.out)
     image = read_volume(args.image, lazy=True)
     model = load_model(args.model, device=resolve_device(args.device))
     block = (args.block[0], args.block[1], args.block[2])
     post = None if args.no_postprocess else PostProcess()
-    kwargs = dict(block=block, window=args.window, overlap=args.overlap, tta=args.tta, device=args.device, postprocess=post, progress_bar=not args.quiet)
+    tta = prediction_tta(model) if args.tta is None else args.tta  # what the model was trained for, unless told
+    kwargs = dict(block=block, window=args.window, overlap=args.overlap, tta=tta, device=args.device, postprocess=post, progress_bar=not args.quiet)
     if _is_zarr(args.out):
         import zarr
 
@@ -255,14 +265,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--init", help="model file to fine-tune from")
     p.add_argument("--seed", type=int, default=0, help="seed of numpy, torch and the patch sampler (default %(default)s)")
     p.add_argument("--complete-slices", help="Z indices (a,b,...) whose unpainted voxels are background")
-    p.add_argument("--context", type=int, default=1, help="input slices: 1 = 2D, 3 or 5 = 2.5D")
+    p.add_argument("--voxel-size-nm", type=float, nargs=3, metavar=("Z", "Y", "X"),
+                   help="voxel size the defaults are chosen for (default: as the image file states it)")
+    p.add_argument("--context", type=int, help="input slices: 1 = 2D, 3 or 5 = 2.5D (default: 5 for near-isotropic voxels, else 1)")
     p.add_argument("--width", type=int, default=16, help="feature maps of the first level")
     p.add_argument("--depth", type=int, default=4, help="resolution levels")
-    p.add_argument("--patch", type=int, help="patch side (default 160 CPU, 256 CUDA)")
+    p.add_argument("--patch", type=int, help="patch side in network pixels (default CUDA 256; CPU 96 when downsampled, else 160)")
     p.add_argument("--batch", type=int, help="patches per step (default 4 CPU, 16 CUDA)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW (default %(default)s)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps, even with time left")
-    p.add_argument("--scale", type=int, default=1, help="work on the image downsampled by this factor in Y and X")
+    p.add_argument("--scale", type=int,
+                   help="work on the image downsampled by this factor in Y and X (default: from the voxel size, "
+                        "network pixels of 9-20 nm on serial sections, 1 on near-isotropic or unknown voxels)")
     add_quiet(p)
     p.set_defaults(func=_train)
 
@@ -275,7 +289,8 @@ def register(subparsers: Any) -> None:
                    help="voxels read and written at a time (default %(default)s)")
     p.add_argument("--window", type=int, default=512, help="side of the network's sliding window (default %(default)s)")
     p.add_argument("--overlap", type=int, default=32, help="overlap of neighbouring windows in pixels (default %(default)s)")
-    p.add_argument("--tta", action="store_true", help="average over flips (4x slower)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average over flips (4x slower; default: as the model was trained for)")
     p.add_argument("--no-postprocess", action="store_true",
                    help="skip the clean-up of the predicted masks (hole filling, small-object removal)")
     add_quiet(p)

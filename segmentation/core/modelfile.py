@@ -4,6 +4,12 @@ One ``.pt`` file (``torch.save`` of plain containers, loadable with ``weights_on
 holding the state dict, the :class:`~segmentation.core.resunet.ResUNetConfig`, the
 :class:`~segmentation.core.classes.ClassSpec`, the intensity normalisation measured on
 the training image, and training metadata (curve, validation Dice, seed, budget).
+
+Metadata a prediction reads (``meta``): ``thresholds`` and ``z_blend`` per head (calibration),
+``min_object_px`` (post-processing), ``tta`` (flip averaging by default, :func:`prediction_tta`).
+What training used and why: ``scale``, ``patch``, ``batch``, ``in_slices``, ``augment``,
+``elastic``, ``ema``, and ``defaults`` / ``overrides`` / ``voxel_size_nm``
+(:func:`segmentation.core.defaults.defaults_meta`).
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ import torch
 from segmentation.core.classes import ClassSpec
 from segmentation.core.resunet import ResUNet, ResUNetConfig
 
-__all__ = ["Normalization", "TrainedModel", "save_model", "load_model", "resolve_device", "FORMAT"]
+__all__ = ["Normalization", "TrainedModel", "save_model", "load_model", "resolve_device", "prediction_tta", "FORMAT"]
 
 FORMAT = "emportal-resunet/1"
 
@@ -137,6 +143,12 @@ def load_model(source: str | os.PathLike[str] | TrainedModel | Mapping[str, Any]
         meta=dict(payload.get("meta", {})),
         scale=int(payload.get("scale", 1)),
     )
+
+
+def prediction_tta(model: TrainedModel) -> bool:
+    """Whether prediction with ``model`` averages the four flips unless told otherwise: what its
+    training recorded (``meta["tta"]``); files written before that was recorded say no."""
+    return bool(model.meta.get("tta", False))
 
 
 def _plain(value: Any) -> Any:

@@ -693,7 +693,8 @@ def train(
     seconds = time.perf_counter() - t_start
     model.meta = {
         "seed": seed, "minutes": minutes, "steps": step, "stopped": stopped, "device": str(dev),
-        "patch": patch, "batch": batch, "scale": scale, "train_slices": train_z, "val_slices": val_z,
+        "patch": patch, "batch": batch, "scale": scale, "in_slices": net_config.in_slices, "augment": config.augment,
+        "elastic": config.elastic, "ema": config.ema, "train_slices": train_z, "val_slices": val_z,
         "curve": [list(c) for c in curve], "val_dice": best_per_class,
         "labeled_voxels": int(sum(int((lab != 0).sum()) for lab in data.labels)),
         "min_object_px": smallest_objects(train_data, spec, scale), "thresholds": thresholds, "z_blend": z_blend,

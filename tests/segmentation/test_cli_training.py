@@ -113,3 +113,61 @@ def test_a_prediction_tiff_keeps_the_images_voxel_size(files, capsys, tmp_path):
             "--window", "32")
         with open_source(out) as pred:
             assert pred.shape == (5, 48, 48) and pred.voxel_size_nm == (pytest.approx(expected) if expected else None)
+
+
+def _calibrated(path, image, voxel_nm=(40.0, 5.9, 5.9)):
+    """An ImageJ TIFF stating its voxel size, as Fiji writes it."""
+    z, y, _ = (v / 1000 for v in voxel_nm)
+    tifffile.imwrite(path, image, imagej=True, resolution=(1 / y, 1 / y), metadata={"spacing": z, "unit": "um", "axes": "ZYX"})
+    return path
+
+
+def test_train_without_flags_chooses_the_settings_from_the_voxel_size_the_tiff_states(files, capsys, tmp_path):
+    d = files
+    image = _calibrated(tmp_path / "calibrated.tif", tifffile.imread(d / "image.tif"))
+    tiny = ["--width", "8", "--depth", "3", "--device", "cpu", "--minutes", "1", "--max-steps", "2", "--quiet"]
+    summary = json.loads(run(capsys, "train", "--image", image, "--labels", d / "sparse.tif", "--out", tmp_path / "m.pt", *tiny))
+    assert (summary["scale"], summary["patch"], summary["batch"], summary["context"], summary["tta"]) == (2, 96, 4, 1, True)
+    meta = torch.load(tmp_path / "m.pt", weights_only=True)["meta"]
+    assert meta["voxel_size_nm"] == pytest.approx([40.0, 5.9, 5.9]) and meta["defaults"]["scale"] == 2 and meta["tta"] is True
+    assert meta["overrides"] == {} and (meta["ema"], meta["elastic"], meta["in_slices"]) == (0.99, 0.0, 1)
+
+    # an explicit flag still wins, and is recorded as such
+    summary = json.loads(run(capsys, "train", "--image", image, "--labels", d / "sparse.tif", "--out", tmp_path / "m1.pt",
+                             "--scale", "1", "--patch", "32", *tiny))
+    assert (summary["scale"], summary["patch"]) == (1, 32)
+    assert torch.load(tmp_path / "m1.pt", weights_only=True)["meta"]["overrides"] == {"patch": 32, "scale": 1}
+
+    # a file without a voxel size: --voxel-size-nm gives it (near-isotropic: five input slices, full resolution)
+    summary = json.loads(run(capsys, "train", "--image", d / "image.tif", "--labels", d / "sparse.tif", "--out", tmp_path / "m5.pt",
+                             "--voxel-size-nm", "5", "5", "5", *tiny))
+    assert (summary["scale"], summary["context"], summary["patch"]) == (1, 5, 160)
+    assert main(["train", "--image", str(d / "image.tif"), "--labels", str(d / "sparse.tif"), "--out", str(tmp_path / "x.pt"),
+                 "--voxel-size-nm", "40", "0", "5", *tiny]) == 2
+    assert "voxel_size_nm" in capsys.readouterr().err
+
+
+def test_predict_without_flags_applies_what_the_model_was_trained_with(files, capsys, tmp_path):
+    from segmentation.core.classes import ClassSpec
+    from segmentation.core.defaults import defaults_meta, training_defaults
+    from segmentation.core.inference import predict_probabilities, predict_volume
+    from segmentation.core.modelfile import Normalization, TrainedModel, save_model
+    from segmentation.core.resunet import ResUNet, ResUNetConfig
+
+    image = tifffile.imread(files / "image.tif")
+    torch.manual_seed(0)
+    cfg = ResUNetConfig(in_slices=5, out_channels=1, base_width=4, depth=2)  # untrained: flips change its output
+    chosen = training_defaults((40.0, 5.9, 5.9), "cpu")
+    model = TrainedModel(ResUNet(cfg).eval(), cfg, ClassSpec.build({"background": 1, "mitochondrion": 2}),
+                         Normalization(0.0, 255.0), scale=chosen.scale, meta=defaults_meta(chosen))
+    probs = predict_probabilities(model, image, device="cpu", window=32)  # cut at its median: half the voxels each way
+    model.meta["thresholds"] = {"mitochondrion": float(np.median(probs))}
+    save_model(tmp_path / "m.pt", model)
+    common = ["--model", tmp_path / "m.pt", "--image", files / "image.tif", "--device", "cpu", "--window", "32", "--no-postprocess", "--quiet"]
+    run(capsys, "predict", *common, "--out", tmp_path / "stored.tif")
+    run(capsys, "predict", *common, "--out", tmp_path / "plain.tif", "--no-tta")
+    with_tta = predict_volume(model, image, device="cpu", window=32, tta=True, postprocess=None)
+    without = predict_volume(model, image, device="cpu", window=32, tta=False, postprocess=None)
+    assert not np.array_equal(with_tta, without)  # the test can tell them apart
+    assert np.array_equal(tifffile.imread(tmp_path / "stored.tif"), with_tta)
+    assert np.array_equal(tifffile.imread(tmp_path / "plain.tif"), without)
