@@ -13,9 +13,14 @@ For every labeled volume in ../shared/data (see each README):
 
 Never scores a slice whose labels were used for training or validation.
 
+Without flags it trains and predicts as a user would: :func:`segmentation.core.defaults.training_defaults`
+for the data set's voxel size (from its README, :data:`VOXEL_NM`) and the device, prediction
+with the TTA the model records; each flag given replaces one of those choices and is listed
+in the JSON (``overrides``). ``benchmarks/unseen.py`` scores regions the labels never came from.
+
 Usage (from the project root)::
 
-    .venv/bin/python benchmarks/accuracy.py --minutes 10 [--scale 2] [--threads 1] [--datasets cdeep3m_sbem_mito ...] [--device auto]
+    .venv/bin/python benchmarks/accuracy.py --minutes 10 [--threads 1] [--datasets cdeep3m_sbem_mito ...] [--device auto]
 
 Prints a table and writes benchmarks/results/accuracy-<time>.json.
 """
@@ -36,14 +41,17 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._training import add_training_flags, train_config  # noqa: E402
+from benchmarks._training import add_training_flags, defaults_config  # noqa: E402
+from segmentation.core.defaults import defaults_meta  # noqa: E402
 from segmentation.core.inference import predict_volume  # noqa: E402
 from segmentation.core.metrics import dice_iou  # noqa: E402
-from segmentation.core.modelfile import load_model, save_model  # noqa: E402
+from segmentation.core.modelfile import load_model, prediction_tta, save_model  # noqa: E402
 from segmentation.core.training import train  # noqa: E402
 
 DATA = Path(os.environ.get("EMPORTAL_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CLASSES = {"background": 1, "mitochondrion": 2}
+#: ZYX voxel size (nm) of each data set, as its README states it (the TIFFs do not).
+VOXEL_NM = {"cdeep3m_sbem_mito": (40.0, 5.9, 5.9), "drosophila_vnc_sstem": (50.0, 4.6, 4.6), "hela_sbfsem": (50.0, 10.0, 10.0)}
 
 
 def _region(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
@@ -75,20 +83,21 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--datasets", nargs="*", default=["cdeep3m_sbem_mito", "drosophila_vnc_sstem", "hela_sbfsem"])
-    add_training_flags(p, scale=2, in_slices=1)
-    p.add_argument("--patch", type=int)
-    p.add_argument("--tta", action="store_true")
+    add_training_flags(p, scale=None, in_slices=None)
+    p.add_argument("--patch", type=int, help="patch side in network pixels (default: the defaults')")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip TTA at prediction (default: as the model records, the defaults' choice)")
     p.add_argument("--hela-margin", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-models", action="store_true", help="keep each model as benchmarks/results/accuracy-<dataset>.pt")
     p.add_argument("--reuse", action="store_true", help="score saved models instead of training")
     args = p.parse_args()
-    config = train_config(args, patch=args.patch)
     out_dir = ROOT / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.datasets:
         image, truth, sparse, kept, score = load(name, args.hela_margin)
+        defaults, config, overrides = defaults_config(args, VOXEL_NM[name], patch=args.patch)
         t0 = time.perf_counter()
         saved = out_dir / f"accuracy-{name}.pt"
         if args.reuse and saved.exists():  # score a model this script trained and saved before
@@ -98,15 +107,17 @@ def main() -> int:
             res = train(image, sparse, classes=CLASSES, minutes=args.minutes, device=args.device, seed=args.seed,
                         config=config, progress_bar=True)
             model, meta = res.model, res.meta
+            model.meta.update(defaults_meta(defaults, overrides=overrides))
             if args.save_models:
                 save_model(saved, model)
         t1 = time.perf_counter()
-        pred = predict_volume(model, image, device=args.device, tta=args.tta, progress_bar=True)
+        tta = prediction_tta(model) if args.tta is None else args.tta
+        pred = predict_volume(model, image, device=args.device, tta=tta, progress_bar=True)
         t2 = time.perf_counter()
         thresholds, z_blend = model.meta.get("thresholds") or {}, model.meta.get("z_blend") or {}
         plain = None  # the same model at 0.5 without mixing slices, to show what calibration bought
         if thresholds or z_blend:
-            plain = predict_volume(model, image, device=args.device, tta=args.tta, thresholds={}, z_blend={}, progress_bar=True)
+            plain = predict_volume(model, image, device=args.device, tta=tta, thresholds={}, z_blend={}, progress_bar=True)
         scored = [z for z in range(truth.shape[0]) if score[z].any()]
         scored_truth = np.where(score, truth, 0)  # 0 = not scored
         per_slice = {z: dice_iou(pred[z], scored_truth[z], classes=CLASSES, ignore=0)["mitochondrion"] for z in scored}
@@ -125,6 +136,8 @@ def main() -> int:
             "mito_dice_per_slice": {str(z): r["dice"] for z, r in per_slice.items()},
             "val_slices": meta.get("val_slices"), "val_dice": meta.get("val_dice"), "steps": meta.get("steps"),
             "stopped": meta.get("stopped"), "train_slices": meta.get("train_slices"), "scale": model.scale,
+            "patch": meta.get("patch"), "batch": meta.get("batch"), "in_slices": model.config.in_slices, "tta": tta,
+            "defaults": defaults.to_dict(), "overrides": overrides,
             "train_s": round(t1 - t0, 1), "predict_s": round(t2 - t1, 1),
             "scored_voxels": int(m.sum()), "labeled_voxels": int((sparse > 0).sum()),
         }
@@ -138,7 +151,7 @@ def main() -> int:
         print(f"{r['dataset']:22s} {str(r['kept_slices']):>8s} {len(r['scored_slices']):>14d} {r['mito_dice']:9.3f} {r['mito_iou']:6.3f} {r['steps']:6d}")
     info = {
         "minutes": args.minutes, "device": args.device, "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-        "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "width": args.width, "scale": args.scale, "tta": args.tta,
+        "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "width": args.width,
         "seed": args.seed, "torch": torch.__version__, "args": vars(args), "rows": rows,
     }
     path = out_dir / f"accuracy-{time.strftime('%Y%m%d-%H%M%S')}{'-' + args.tag if args.tag else ''}.json"
