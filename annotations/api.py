@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from annotations import selectors, services, strokes
 from annotations.access import project_for_user, volume_for_user
-from annotations.models import Role, Stroke
+from annotations.models import LabelClass, Role, Stroke
 from annotations.serializers import CompleteSliceInput, StrokeInput, stroke_input_validated, validated
 from emportal.errors import ApplicationError
 from emportal.parsers import JSONParser
@@ -35,25 +35,109 @@ class ProjectListApi(APIView):
 
 
 class MemberInput(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
+    username = serializers.CharField(max_length=254, help_text="user name or e-mail of an existing account")
     role = serializers.ChoiceField(choices=[r.label for r in Role])
 
 
-class ProjectMembersApi(APIView):
-    @extend_schema(request=MemberInput, responses={201: MemberInput})
-    def post(self, request: Request, project_id: int) -> Response:
-        project, _ = project_for_user(request.user, project_id, min_role=Role.MANAGER)
-        data = MemberInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        membership = services.member_set_role(project, data.validated_data["username"], data.validated_data["role"])
-        return Response({"username": membership.user.username, "role": Role(membership.role).label},
-                        status=status.HTTP_201_CREATED)
+class MemberOutput(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.CharField()
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+
+class MemberRoleInput(serializers.Serializer):
+    role = serializers.ChoiceField(choices=[r.label for r in Role])
+
+
+def _member(membership: Any) -> dict[str, str]:
+    return {"username": membership.user.username, "role": Role(membership.role).label}
+
+
+class ProjectMembersApi(APIView):
+    @extend_schema(request=MemberInput, responses={201: MemberOutput})
+    def post(self, request: Request, project_id: int) -> Response:
+        """A manager adds a user (by user name or e-mail) or changes their role."""
+        project, _ = project_for_user(request.user, project_id, min_role=Role.MANAGER)
+        data = validated(MemberInput, request.data)
+        membership = services.member_set_role(project, data["username"], data["role"])
+        return Response(_member(membership), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=MemberOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id)
-        return Response([{"username": m.user.username, "role": Role(m.role).label}
-                         for m in project.memberships.select_related("user").order_by("user__username")])
+        return Response([_member(m) for m in project.memberships.select_related("user").order_by("user__username")])
+
+
+class ProjectMemberApi(APIView):
+    @extend_schema(request=MemberRoleInput, responses=MemberOutput)
+    def put(self, request: Request, project_id: int, username: str) -> Response:
+        """A manager sets a member's role (the last manager keeps theirs)."""
+        project, _ = project_for_user(request.user, project_id, min_role=Role.MANAGER)
+        if not project.memberships.filter(user__username=username).exists():
+            raise ApplicationError(f"{username!r} is not a member of this project", code="not_found",
+                                   status_code=status.HTTP_404_NOT_FOUND)
+        membership = services.member_set_role(project, username, validated(MemberRoleInput, request.data)["role"])
+        return Response(_member(membership))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, project_id: int, username: str) -> Response:
+        """A manager takes a member out of the project (the last manager stays)."""
+        project, _ = project_for_user(request.user, project_id, min_role=Role.MANAGER)
+        services.member_remove(project, username)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LabelClassOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    value = serializers.IntegerField()
+    color = serializers.CharField()
+    kind = serializers.CharField()
+    parent = serializers.CharField(source="parent.name", default=None)
+
+
+class LabelClassInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    color = serializers.CharField(max_length=7, help_text="#rrggbb")
+    parent = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True,
+                                   help_text="name of the enclosing class (mitochondrion inside cell)")
+    kind = serializers.ChoiceField(choices=LabelClass.Kind.values, required=False, default=LabelClass.Kind.SEMANTIC)
+
+
+class LabelClassPatchInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    color = serializers.CharField(max_length=7, required=False, help_text="#rrggbb")
+    parent = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
+
+
+class LabelClassListApi(APIView):
+    @extend_schema(responses=LabelClassOutput(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = project_for_user(request.user, project_id)
+        return Response(LabelClassOutput(project.label_classes.select_related("parent"), many=True).data)
+
+    @extend_schema(request=LabelClassInput, responses={201: LabelClassOutput})
+    def post(self, request: Request, project_id: int) -> Response:
+        """A manager adds a class; it takes the next free label value."""
+        project, _ = project_for_user(request.user, project_id, min_role=Role.MANAGER)
+        data = validated(LabelClassInput, request.data)
+        created = services.label_class_create(project, name=data["name"], color=data["color"],
+                                              parent=data.get("parent"), kind=data["kind"])
+        return Response(LabelClassOutput(created).data, status=status.HTTP_201_CREATED)
+
+
+class LabelClassDetailApi(APIView):
+    @extend_schema(request=LabelClassPatchInput, responses=LabelClassOutput)
+    def patch(self, request: Request, project_id: int, class_id: int) -> Response:
+        """A manager renames a class, recolours it or moves it under another; its value stays."""
+        project, _ = project_for_user(request.user, project_id, min_role=Role.MANAGER)
+        label_class = LabelClass.objects.filter(project=project, pk=class_id).select_related("parent").first()
+        if label_class is None:
+            raise ApplicationError(f"there is no class {class_id} in this project", code="not_found",
+                                   status_code=status.HTTP_404_NOT_FOUND)
+        data = validated(LabelClassPatchInput, request.data)
+        updated = services.label_class_update(label_class, name=data.get("name"), color=data.get("color"),
+                                              parent=data["parent"] if "parent" in data else ...)
+        return Response(LabelClassOutput(updated).data)
 
 
 class VolumeSummary(serializers.Serializer):

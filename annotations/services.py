@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import uuid
 from pathlib import Path
+from types import EllipsisType
 from collections.abc import Callable
 from typing import Any
 
@@ -65,18 +67,129 @@ def project_member_add(project_name: str, username: str, role: str | Role, *,
     return membership
 
 
-def member_set_role(project: Project, username: str, role: str) -> Membership:
-    """A manager adds an existing user to the project, or changes their role."""
-    User = get_user_model()
+def _role(role: str) -> Role:
     try:
-        parsed = Role.from_name(role)
+        return Role.from_name(role)
     except ValueError as exc:
         raise ApplicationError(str(exc), code="unknown_role") from None
-    user = User.objects.filter(username=username).first()
+
+
+def _user_by_login(login: str) -> Any:
+    """The user named `login`, or the one whose e-mail it is (one account per e-mail)."""
+    User = get_user_model()
+    login = login.strip()
+    user = User.objects.filter(username=login).first()
+    if user is None and "@" in login:
+        matches = list(User.objects.filter(email__iexact=login)[:2])
+        if len(matches) > 1:
+            raise ApplicationError(f"several users have the e-mail {login!r}; give the user name",
+                                   code="ambiguous_user")
+        user = matches[0] if matches else None
     if user is None:
-        raise ApplicationError(f"there is no user {username!r}", code="unknown_user", status_code=400)
-    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": parsed})
+        raise ApplicationError(f"there is no user {login!r}", code="unknown_user")
+    return user
+
+
+def _keep_a_manager(project: Project, leaving: Membership) -> None:
+    """Refuse to take away the project's last manager: nobody could manage it from the browser."""
+    if leaving.role == Role.MANAGER and not project.memberships.filter(role=Role.MANAGER).exclude(pk=leaving.pk).exists():
+        raise ApplicationError("a project needs at least one manager; make someone else manager first",
+                               code="last_manager", status_code=409)
+
+
+def member_set_role(project: Project, login: str, role: str) -> Membership:
+    """A manager adds an existing user (by user name or e-mail) to the project, or changes their role."""
+    parsed = _role(role)
+    user = _user_by_login(login)
+    with transaction.atomic():
+        current = Membership.objects.select_for_update().filter(project=project, user=user).first()
+        if current is not None and parsed != Role.MANAGER:
+            _keep_a_manager(project, current)
+        membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": parsed})
     return membership
+
+
+def member_remove(project: Project, username: str) -> None:
+    """A manager takes a user out of the project (their strokes stay, under their name)."""
+    with transaction.atomic():
+        membership = (Membership.objects.select_for_update().select_related("user")
+                      .filter(project=project, user__username=username).first())
+        if membership is None:
+            raise ApplicationError(f"{username!r} is not a member of this project", code="not_found", status_code=404)
+        _keep_a_manager(project, membership)
+        membership.delete()
+
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+MAX_CLASS_VALUE = 65535  # class layers are uint16
+
+
+def _class_parent(project: Project, parent: str | None, *, child: LabelClass | None) -> LabelClass | None:
+    """The parent class named `parent` in this project; a class may not be its own ancestor."""
+    if parent in (None, ""):
+        return None
+    found = LabelClass.objects.filter(project=project, name=parent).first()
+    if found is None:
+        raise ApplicationError(f"there is no class {parent!r} in this project", code="unknown_class")
+    ancestor: LabelClass | None = found
+    while ancestor is not None:
+        if child is not None and ancestor.pk == child.pk:
+            raise ApplicationError(f"{child.name!r} cannot sit inside {parent!r}: that would make a loop",
+                                   code="class_cycle")
+        ancestor = ancestor.parent
+    return found
+
+
+def _class_name_free(project: Project, name: str, *, other_than: LabelClass | None = None) -> str:
+    name = name.strip()
+    if not name:
+        raise ApplicationError("a class needs a name", code="invalid")
+    taken = LabelClass.objects.filter(project=project, name__iexact=name)
+    if other_than is not None:
+        taken = taken.exclude(pk=other_than.pk)
+    if taken.exists():
+        raise ApplicationError(f"the project already has a class {name!r}", code="class_name_taken", status_code=409)
+    return name
+
+
+def _class_color(color: str) -> str:
+    if not _COLOR.match(color):
+        raise ApplicationError(f"colour {color!r} is not #rrggbb", code="invalid")
+    return color.lower()
+
+
+def label_class_create(project: Project, *, name: str, color: str, parent: str | None = None,
+                       kind: str = LabelClass.Kind.SEMANTIC) -> LabelClass:
+    """A manager adds a class; it takes the next free label value, so painted voxels never change meaning."""
+    if kind not in LabelClass.Kind.values:
+        raise ApplicationError(f"kind {kind!r} is not one of {', '.join(LabelClass.Kind.values)}", code="invalid")
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()  # one new value at a time
+        name = _class_name_free(project, name)
+        value = (LabelClass.objects.filter(project=project).order_by("-value").values_list("value", flat=True).first()
+                 or 0) + 1
+        if value > MAX_CLASS_VALUE:
+            raise ApplicationError("the project has no label value left", code="invalid")
+        return LabelClass.objects.create(project=project, name=name, value=value, color=_class_color(color), kind=kind,
+                                         parent=_class_parent(project, parent, child=None))
+
+
+def label_class_update(label_class: LabelClass, *, name: str | None = None, color: str | None = None,
+                       parent: str | None | EllipsisType = ...) -> LabelClass:
+    """A manager renames a class, changes its colour or its parent; its value (what is painted) stays."""
+    fields = []
+    if name is not None:
+        label_class.name = _class_name_free(label_class.project, name, other_than=label_class)
+        fields.append("name")
+    if color is not None:
+        label_class.color = _class_color(color)
+        fields.append("color")
+    if parent is not ...:
+        label_class.parent = _class_parent(label_class.project, parent, child=label_class)
+        fields.append("parent")
+    if fields:
+        label_class.save(update_fields=fields)
+    return label_class
 
 
 # --- volumes -------------------------------------------------------------------------

@@ -39,6 +39,9 @@ page_urlpatterns = [
 api_urlpatterns = [
     path("projects/", api.ProjectListApi.as_view(), name="api-projects"),
     path("projects/<int:project_id>/members/", api.ProjectMembersApi.as_view(), name="api-members"),
+    path("projects/<int:project_id>/members/<str:username>/", api.ProjectMemberApi.as_view(), name="api-member"),
+    path("projects/<int:project_id>/classes/", api.LabelClassListApi.as_view(), name="api-classes"),
+    path("projects/<int:project_id>/classes/<int:class_id>/", api.LabelClassDetailApi.as_view(), name="api-class"),
     path("projects/<int:project_id>/volumes/", api.VolumeListApi.as_view(), name="api-volumes"),
     path("projects/<int:project_id>/volumes/import-path/", api.VolumeImportPathApi.as_view(),
          name="api-volume-import-path"),

@@ -87,10 +87,57 @@
     socket.onclose = () => setTimeout(follow, 2000);
   }
   if (live) follow();
-  const member = document.getElementById("member-form");
-  if (member) member.addEventListener("submit", async (ev) => {
+  // People and classes: a manager's edits go through the REST API; after an addition the
+  // section is re-read from this page, so its markup lives in one template.
+  async function refreshPeople() {
+    const html = await (await fetch(location.href, { credentials: "same-origin" })).text();
+    const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("people-section");
+    if (fresh) document.getElementById("people-section").replaceWith(fresh);
+  }
+  async function send(method, url, body) {
+    const response = await fetch(url, { method, headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+                                         body: body === undefined ? undefined : JSON.stringify(body) });
+    const json = response.status === 204 ? {} : await response.json().catch(() => ({}));
+    return [response, json];
+  }
+  const refused = (response, json) => message(json) || `${response.status} ${response.statusText}`;
+  document.addEventListener("submit", async (ev) => {
+    const form = ev.target;
+    if (form.id !== "member-form" && form.id !== "class-form") return;
     ev.preventDefault();
-    const [response, json] = await postJson(member, Object.fromEntries(new FormData(member)));
-    if (response.ok) location.reload(); else member.querySelector(".status").textContent = message(json) || `${response.status} ${response.statusText}`;
+    const body = Object.fromEntries(new FormData(form));
+    if (form.id === "class-form" && !body.parent) delete body.parent;
+    const [response, json] = await send("POST", urlOf(form), body);
+    if (response.ok) {
+      await refreshPeople();
+      const done = document.getElementById(form.id);
+      if (done) done.querySelector(".status").textContent = form.id === "member-form" ? `added ${json.username} as ${json.role}` : `added ${json.name} (value ${json.value})`;
+    } else {
+      form.querySelector(".status").textContent = refused(response, json);
+    }
+  });
+  document.addEventListener("change", async (ev) => {
+    const select = ev.target.closest && ev.target.closest(".member-role");
+    if (!select) return;
+    const status = select.closest("tr").querySelector(".status");
+    const [response, json] = await send("PUT", select.dataset.url, { role: select.value });
+    if (response.ok) { select.dataset.was = json.role; status.textContent = "saved"; }
+    else { select.value = select.dataset.was; status.textContent = refused(response, json); }
+  });
+  document.addEventListener("click", async (ev) => {
+    const remove = ev.target.closest && ev.target.closest(".member-remove");
+    const save = ev.target.closest && ev.target.closest(".class-save");
+    if (remove) {
+      const row = remove.closest("tr");
+      if (!confirm(`Take ${row.dataset.username} out of this project?`)) return;
+      const [response, json] = await send("DELETE", row.querySelector(".member-role").dataset.url);
+      if (response.ok) row.remove(); else row.querySelector(".status").textContent = refused(response, json);
+    } else if (save) {
+      const row = save.closest("tr");
+      const field = (name) => row.querySelector(`[name=${name}]`).value;
+      const [response, json] = await send("PATCH", row.dataset.url, { name: field("name"), color: field("color"), parent: field("parent") || null });
+      if (response.ok) { row.dataset.class = json.name; row.querySelector(".status").textContent = "saved"; }
+      else row.querySelector(".status").textContent = refused(response, json);
+    }
   });
 })();

@@ -31,6 +31,9 @@ ROUTES: dict[str, Route] = {
     # annotations
     "api-projects": Route("get", {}, "viewer"),
     "api-members": Route("post", {"project_id": "p"}, "manager", {"username": "nobody", "role": "viewer"}),
+    "api-member": Route("put", {"project_id": "p", "username": "viewer"}, "manager", {"role": "viewer"}),
+    "api-classes": Route("post", {"project_id": "p"}, "manager", {"name": ""}),
+    "api-class": Route("patch", {"project_id": "p", "class_id": 1}, "manager", {}, may_404=True),
     "api-volumes": Route("get", {"project_id": "p"}, "viewer"),
     "api-volume-import-path": Route("post", {"project_id": "p"}, "annotator", {}),
     "api-volume": Route("get", {"volume_id": "v"}, "viewer"),
