@@ -10,21 +10,21 @@ Where each choice comes from (docs/ACCURACY.md):
 * **Scale** (XY downsampling). On serial sections (Z much thicker than the pixel) half
   resolution beat full resolution on every data set measured at the same budget: ssTEM
   4.6 nm pixels 0.828 vs 0.797, SBEM 5.9 nm 0.827 vs 0.807, HeLa SBF-SEM 10 nm 0.749 vs
-  0.541 (GPU session 2), and every headline figure since session 1 is at half resolution.
+  0.541 (H200, 2 minutes each), and every headline figure is at half resolution.
   So the network should see pixels between :data:`MIN_PIXEL_NM` (9 nm, the finest that
   measured well: 2 x 4.6) and :data:`MAX_PIXEL_NM` (20 nm, the coarsest: 2 x 10): the
   smallest scale reaching 9 nm, and at least 2 while 2 x the pixel stays within 20 nm.
   Coarser pixels (over 20 nm) are used as they are. Near-isotropic voxels (FIB-SEM) keep
   full resolution: the only isotropic data measured is the phantom, at scale 1 with five
   input slices, and shrinking XY alone would break the isotropy those slices rely on.
-* **Patch and batch.** CPU: 4 patches of 96² at half resolution or coarser (sessions 4-10 on
-  all three sets: 0.852-0.859 SBEM, 0.851 ssTEM, 0.789-0.803 HeLa in 10 minutes, against
+* **Patch and batch.** CPU: 4 patches of 96² at half resolution or coarser (on all three
+  sets: 0.852-0.859 SBEM, 0.851 ssTEM, 0.789-0.803 HeLa in 10 minutes, against
   0.737 with 160² in 5), 4 of 160² at full resolution (the phantom's figures). CUDA: 16 of
   256² (every GPU figure, all sets and the phantom).
 * **Context slices**: :func:`~segmentation.core.training.context_slices` (five for isotropic
   voxels, one for serial sections).
-* **Augmentation**: flips, rotations and intensity on; elastic off (did not help: sessions 5, 9).
-* **Weight average** (EMA 0.99): on; every figure since session 6.
+* **Augmentation**: flips, rotations and intensity on; elastic off (it did not help on the SBEM crop or the phantom).
+* **Weight average** (EMA 0.99): on; every headline figure uses it.
 * **TTA** at prediction: on; every headline figure averages the four flips.
 
 Without a known voxel size the scale stays 1 and the input one slice (nothing is assumed

@@ -66,7 +66,7 @@ class TrainConfig:
         first 2 %, so the last steps settle instead of carrying the noise of batches of four.
         1.0 (the default) keeps the rate constant: on the phantom with 400 CPU steps the decay
         (floor 0.05) lost the rare classes still being learned late (lysosome Dice 0.55 -> 0),
-        see docs/ACCURACY.md.
+        see docs/notes/accuracy-2026-11-26.md.
     finetune_freeze_norm : when starting from ``init``, keep the batch-norm running
         statistics of ``init`` (the layers' scale and shift still learn). Batches of four
         CPU patches, half of them from a few new tiles, otherwise drag the statistics
@@ -80,13 +80,13 @@ class TrainConfig:
     ema : when above 0, validate and return an exponential moving average of the weights
         (and batch-norm statistics) with this decay, warmed up as ``min(ema, (1+n)/(10+n))`` at
         step n, instead of the raw weights: batches of four patches make each step's weights noisy.
-        On by default (0.99): every accuracy figure since session 6 was measured with it, and its
-        validation Dice climbs steadily where the raw weights' jumps around (docs/ACCURACY.md).
+        On by default (0.99): the headline accuracy figures use it, and its validation Dice
+        climbs steadily where the raw weights' jumps around (docs/ACCURACY.md).
         0 turns it off.
     select_best : keep the weights with the best validation Dice and stop early when it stalls.
         False trains the whole budget and keeps the last weights, validating only to report
         and calibrate: one held-out slice is a noisy judge of a few newly painted tiles, and in
-        the correction loop its gate kept rounds from learning them (docs/ACCURACY.md).
+        the correction loop its gate kept rounds from learning them (docs/notes/accuracy-2026-11-26.md).
     """
 
     patch: int | None = None
