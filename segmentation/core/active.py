@@ -4,7 +4,10 @@ Per voxel and class, uncertainty is the binary entropy (bits, 0..1) of the predi
 probability, averaged over the flip test-time augmentations, plus (with ``tta=True``) the
 mean absolute disagreement of the flips with their mean (0..0.5), capped at 1 so that every
 score lies within [0, 1] (:func:`flip_uncertainty`). Voxels already labeled do not
-count. Tiles are ``tile x tile`` squares of one Z slice on a fixed grid; a tile's score is
+count. The probabilities are those of the block-independent prediction
+(:mod:`segmentation.core.blockwise`), so the segment job takes the scores from its one
+pass over the volume, block by block (:func:`block_tile_sums`, added up by :func:`tile_grid`).
+Tiles are ``tile x tile`` squares of one Z slice on a fixed grid; a tile's score is
 the mean uncertainty of its unlabeled voxels (averaged over classes, or per class with
 ``per_class=True``). Tiles whose labeled share exceeds ``max_labeled_fraction`` are
 skipped. Ranking is greedy with suppression: a tile is passed over while a better one
@@ -36,10 +39,11 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from segmentation.core.inference import PredictProgress, block_regions, predict_block
+from segmentation.core.inference import PredictProgress
 from segmentation.core.modelfile import TrainedModel, load_model, resolve_device
 
-__all__ = ["Suggestion", "binary_entropy", "flip_uncertainty", "edge_band", "tile_scores", "rank_tiles", "suggest_regions"]
+__all__ = ["Suggestion", "TileSums", "binary_entropy", "block_tile_sums", "edge_band", "flip_uncertainty", "rank_tiles",
+           "suggest_regions", "tile_grid", "tile_scores"]
 
 
 @dataclass(frozen=True)
@@ -96,37 +100,6 @@ def flip_uncertainty(probs: np.ndarray) -> np.ndarray:
     return u.astype(np.float32)
 
 
-class _FlippedYX:
-    """Read-only view of a ZYX array-like mirrored in Y and/or X (works for zarr too)."""
-
-    def __init__(self, array: Any, flip_y: bool, flip_x: bool) -> None:
-        self.array, self.fy, self.fx = array, flip_y, flip_x
-        self.shape = tuple(array.shape)
-
-    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
-        zs, ys, xs = key
-        _, Y, X = self.shape
-        if self.fy:
-            ys = slice(Y - (ys.stop if ys.stop is not None else Y), Y - (ys.start or 0))
-        if self.fx:
-            xs = slice(X - (xs.stop if xs.stop is not None else X), X - (xs.start or 0))
-        out = np.asarray(self.array[zs, ys, xs])
-        if self.fy:
-            out = out[:, ::-1]
-        if self.fx:
-            out = out[:, :, ::-1]
-        return out
-
-
-def _flip_region(region: tuple[slice, slice, slice], shape: tuple[int, ...], fy: bool, fx: bool) -> tuple[slice, slice, slice]:
-    zs, ys, xs = region
-    if fy:
-        ys = slice(shape[1] - ys.stop, shape[1] - ys.start)
-    if fx:
-        xs = slice(shape[2] - xs.stop, shape[2] - xs.start)
-    return zs, ys, xs
-
-
 def edge_band(mask: np.ndarray, width: int) -> np.ndarray:
     """Pixels within ``width`` of a 2D edge of ``mask`` (bool, (..., Y, X)), slice by slice."""
     if width < 1:
@@ -137,23 +110,78 @@ def edge_band(mask: np.ndarray, width: int) -> np.ndarray:
     return np.stack(band).reshape(mask.shape)
 
 
-def _block_uncertainty(model: TrainedModel, image: Any, region: tuple[slice, slice, slice], *, tta: bool, device: torch.device, window: int, overlap: int, edge: int = 0) -> np.ndarray:
-    """Uncertainty per class (C, bz, by, bx) of one block; 0 within ``edge`` px of a predicted boundary."""
-    flips = [(False, False)] + ([(True, False), (False, True), (True, True)] if tta else [])
-    probs = []
-    for fy, fx in flips:
-        src = image if not (fy or fx) else _FlippedYX(image, fy, fx)
-        p = predict_block(model, src, _flip_region(region, tuple(image.shape), fy, fx), window=window, overlap=overlap, device=device)
-        if fy:
-            p = p[:, :, ::-1]
-        if fx:
-            p = p[:, :, :, ::-1]
-        probs.append(p)
-    stack = np.stack(probs)
-    u = flip_uncertainty(stack)
-    if edge:
-        u[edge_band(stack.mean(0) > 0.5, edge)] = 0.0
-    return u
+@dataclass
+class TileSums:
+    """Uncertainty sums of the tiles one block overlaps, to be added up over blocks.
+
+    The block's tiles start at tile-grid index (``z0``, ``ty0``, ``tx0``); ``sums`` (nz, nty,
+    ntx, n_heads) adds up the uncertainty of unlabeled voxels, ``counts`` counts them and
+    ``areas`` counts every voxel the block holds of each tile, all float64.
+    """
+
+    z0: int
+    ty0: int
+    tx0: int
+    sums: np.ndarray
+    counts: np.ndarray
+    areas: np.ndarray
+
+
+def block_tile_sums(u: np.ndarray, core: tuple[slice, slice, slice], *, tile: int,
+                    free: np.ndarray | None = None) -> TileSums:
+    """The tile sums of one block from its per-voxel uncertainty.
+
+    u : float32, shape (n_heads, bz, by, bx), the uncertainty of the block ``core`` (ZYX slices).
+    free : bool (bz, by, bx), True where unlabeled; None: every voxel.
+    Tiles are ``tile x tile`` squares of one slice on a grid from the volume's origin; a tile
+    cut by a block edge gets a part from each block, which :func:`tile_grid` adds up.
+    """
+    if tile < 1:
+        raise ValueError(f"tile must be positive, got {tile}")
+    zs, ys, xs = core
+    C, nz = u.shape[0], u.shape[1]
+    ty0, ty1 = ys.start // tile, -(-ys.stop // tile)
+    tx0, tx1 = xs.start // tile, -(-xs.stop // tile)
+    sums = np.zeros((nz, ty1 - ty0, tx1 - tx0, C), np.float64)
+    counts = np.zeros((nz, ty1 - ty0, tx1 - tx0), np.float64)
+    areas = np.zeros_like(counts)
+    if free is None:
+        free = np.ones(u.shape[1:], bool)
+    for ty in range(ty0, ty1):
+        a0, a1 = max(ty * tile, ys.start) - ys.start, min((ty + 1) * tile, ys.stop) - ys.start
+        for tx in range(tx0, tx1):
+            b0, b1 = max(tx * tile, xs.start) - xs.start, min((tx + 1) * tile, xs.stop) - xs.start
+            f = free[:, a0:a1, b0:b1]
+            part = np.where(f, u[:, :, a0:a1, b0:b1], 0.0).astype(np.float64)
+            for z in range(nz):  # one contiguous row per head: the same summation order in any block
+                sums[z, ty - ty0, tx - tx0] = np.ascontiguousarray(part[:, z]).reshape(C, -1).sum(axis=1)
+            counts[:, ty - ty0, tx - tx0] = f.sum(axis=(1, 2))
+            areas[:, ty - ty0, tx - tx0] = f[0].size
+    return TileSums(zs.start, ty0, tx0, sums, counts, areas)
+
+
+def tile_grid(parts: Any, *, shape: tuple[int, int, int], tile: int, heads: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-tile scores and labeled fractions of a volume from its blocks' :class:`TileSums`.
+
+    parts : iterable of TileSums, added in the order given (give them in block order for
+        results that do not depend on which block finished first).
+    Returns scores (Z, ny, nx, heads) float32, NaN where a tile has no unlabeled voxel, and the
+    labeled fraction (Z, ny, nx) float32.
+    """
+    Z, Y, X = shape
+    ny, nx = -(-Y // tile), -(-X // tile)
+    sums = np.zeros((Z, ny, nx, heads), np.float64)
+    counts = np.zeros((Z, ny, nx), np.float64)
+    areas = np.zeros((Z, ny, nx), np.float64)
+    for p in parts:
+        nz, nty, ntx = p.counts.shape
+        box = (slice(p.z0, p.z0 + nz), slice(p.ty0, p.ty0 + nty), slice(p.tx0, p.tx0 + ntx))
+        sums[box] += p.sums
+        counts[box] += p.counts
+        areas[box] += p.areas
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scores = (sums / counts[..., None]).astype(np.float32)
+    return scores, (1.0 - counts / areas).astype(np.float32)
 
 
 def tile_scores(
@@ -164,30 +192,39 @@ def tile_scores(
     tile: int = 256,
     tta: bool = True,
     device: str | torch.device = "auto",
-    window: int = 512,
-    overlap: int = 32,
-    slices_per_block: int = 4,
+    lattice: Any = None,
+    block: tuple[int, int, int] | None = None,
     edge: int = 0,
     on_progress: Callable[[PredictProgress], None] | None = None,
     progress_bar: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean uncertainty of the unlabeled voxels of every tile.
+    """Mean uncertainty of the unlabeled voxels of every tile, in a pass of its own.
+
+    The segment job gets the same scores from its prediction pass (each block's
+    :func:`block_tile_sums` of :func:`segmentation.core.blockwise.block_probabilities`);
+    this runs that pass without writing labels, for the CLI's ``suggest``.
 
     Parameters
     ----------
     image : array-like, shape (Z, Y, X)
     labels : array-like of the same shape, 0 = unlabeled, optional.
-    edge : voxels within this many pixels of a predicted object's boundary count as certain.
-        Every boundary carries a band of p ~ 0.5 that painting cannot make sharper than the
-        truth's own boundary noise, so by default a tile scores partly for how much boundary
-        it holds. Ignoring that band did no better than random tiles in the loop benchmark
-        (docs/notes/accuracy-2026-11-26.md), so it is off unless asked for.
+    lattice : segmentation.core.blockwise.Lattice, the windows (default: its defaults).
+    block : block size (Z, Y, X), a multiple of the lattice cell in Y and X; the default
+        holds 4 slices and 1024 px or one cell, whichever is larger.
+    edge : voxels within this many pixels of a predicted object's boundary count as certain
+        (the band is found per block). Every boundary carries a band of p ~ 0.5 that painting
+        cannot make sharper than the truth's own boundary noise, so by default a tile scores
+        partly for how much boundary it holds. Measured in the loop benchmark
+        (docs/ACCURACY.md): no better than random tiles.
 
     Returns
     -------
     scores : float32, shape (Z, ceil(Y/tile), ceil(X/tile), n_heads); NaN where a tile has no unlabeled voxel.
     labeled_fraction : float32, shape (Z, ceil(Y/tile), ceil(X/tile)).
     """
+    from segmentation.core.blocks import block_plan
+    from segmentation.core.blockwise import Lattice, block_probabilities
+
     if tile < 1:
         raise ValueError(f"tile must be positive, got {tile}")
     dev = resolve_device(device)
@@ -196,39 +233,31 @@ def tile_scores(
         raise ValueError(f"image must be ZYX, got shape {tuple(image.shape)}")
     if labels is not None and tuple(labels.shape) != tuple(image.shape):
         raise ValueError(f"labels shape {tuple(labels.shape)} differs from image shape {tuple(image.shape)}")
-    Z, Y, X = (int(s) for s in image.shape)
-    ny, nx, C = -(-Y // tile), -(-X // tile), trained.config.out_channels
-    sums = np.zeros((Z, ny, nx, C), np.float64)
-    counts = np.zeros((Z, ny, nx), np.float64)
-    areas = np.zeros((Z, ny, nx), np.float64)
-    span = tile * max(1, 1024 // tile)
-    regions = block_regions((Z, Y, X), (slices_per_block, span, span))
+    lattice = lattice or Lattice()
+    shape = tuple(int(s) for s in image.shape)
+    span = lattice.cell * max(1, 1024 // lattice.cell)
+    plan = block_plan(shape, block=block or (4, span, span), align=[(1, lattice.cell, lattice.cell)])
     bar = None
     if progress_bar:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(regions), desc="uncertainty", unit="block", leave=False)
-    for i, region in enumerate(regions):
-        u = _block_uncertainty(trained, image, region, tta=tta, device=dev, window=window, overlap=overlap, edge=edge)
-        zs, ys, xs = region
-        free = np.ones(u.shape[1:], bool) if labels is None else np.asarray(labels[zs, ys, xs]) == 0
-        for ty in range(ys.start // tile, -(-ys.stop // tile)):
-            a0, a1 = ty * tile - ys.start, min((ty + 1) * tile, ys.stop) - ys.start
-            for tx in range(xs.start // tile, -(-xs.stop // tile)):
-                b0, b1 = tx * tile - xs.start, min((tx + 1) * tile, xs.stop) - xs.start
-                f = free[:, a0:a1, b0:b1]
-                sums[zs, ty, tx] += np.einsum("czyx,zyx->zc", u[:, :, a0:a1, b0:b1], f)
-                counts[zs, ty, tx] += f.sum((1, 2))
-                areas[zs, ty, tx] += f[0].size
+        bar = tqdm(total=len(plan), desc="uncertainty", unit="block", leave=False)
+    parts = []
+    for b in plan:
+        probs, u = block_probabilities(trained, image, b.core, lattice=lattice, tta=tta, device=dev, uncertainty=True)
+        assert u is not None
+        if edge:
+            u[edge_band(probs > 0.5, edge)] = 0.0
+        zs, ys, xs = b.core
+        free = None if labels is None else np.asarray(labels[zs, ys, xs]) == 0
+        parts.append(block_tile_sums(u, b.core, tile=tile, free=free))
         if bar is not None:
             bar.update(1)
         if on_progress is not None:
-            on_progress(PredictProgress(i + 1, len(regions), 0.0))
+            on_progress(PredictProgress(b.index + 1, len(plan), 0.0))
     if bar is not None:
         bar.close()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scores = (sums / counts[..., None]).astype(np.float32)
-    return scores, (1.0 - counts / areas).astype(np.float32)
+    return tile_grid(parts, shape=shape, tile=tile, heads=trained.config.out_channels)
 
 
 def rank_tiles(
