@@ -358,8 +358,9 @@ def _store_result(ctx: JobContext, result: dict[str, Any]) -> None:
 
 def model_retrain_run(ctx: JobContext) -> ModelVersion:
     """The retrain job's work: train, store the weights and a ModelVersion, make it active."""
-    from segmentation.core.modelfile import save_model
-    from segmentation.core.training import TrainConfig, TrainProgress, context_slices, train
+    from segmentation.core.defaults import defaults_meta, training_defaults
+    from segmentation.core.modelfile import resolve_device, save_model
+    from segmentation.core.training import TrainProgress, train
 
     job = ctx.job
     volume = Volume.objects.select_related("project").get(pk=job.volume_id)
@@ -376,8 +377,10 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
                   else ModelVersion.objects.filter(project_id=volume.project_id, active=True).first())
         if parent is not None and not model_weights_path(parent).is_file():
             raise ValueError(f"the weights of model v{parent.pk} are missing ({parent.weights})")
-    chosen = {"in_slices": context_slices(volume.voxel_size_nm), **params.get("config", {})}
-    config = TrainConfig(max_steps=params.get("max_steps"), **chosen)
+    # what a user gets: the measured best for this volume's voxel size and this worker's device,
+    # under any settings the request named (a fine-tune keeps its parent's scale and input slices)
+    defaults = training_defaults(volume.voxel_size_nm, resolve_device("auto"))
+    config = defaults.config(max_steps=params.get("max_steps"), **params.get("config", {}))
     minutes = float(params["minutes"])
     budget = minutes * 60.0
     curve: list[dict[str, Any]] = []
@@ -413,6 +416,7 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
     if result.stopped == "cancelled" or ctx.cancel_requested():
         raise JobCancelled()
     ctx.progress(0.96, "saving the model")
+    result.model.meta.update(defaults_meta(defaults, voxel_size_nm=volume.voxel_size_nm, overrides=params.get("config", {})))
     zs = sorted(set(result.train_slices) | set(result.val_slices))
     digest = labels_hash(labels, zs, complete, trusted=trusted)
     curve_rows = [{"step": s, "loss": _finite(loss), "val_dice": _finite(v)} for s, loss, v in result.curve]
@@ -457,6 +461,10 @@ def _model_version_create(job: Job, volume: Volume, parent: ModelVersion | None,
                     "train_slices": result.train_slices, "val_slices": result.val_slices,
                     "from_scratch": parent is None, "interior_class": cell_name,
                     "scale": result.meta.get("scale", 1), "trusted": trusted,
+                    # what training used and prediction applies (TTA), and why: the defaults for the voxel size
+                    "patch": result.meta.get("patch"), "batch": result.meta.get("batch"),
+                    "in_slices": result.model.config.in_slices, "ema": result.meta.get("ema"),
+                    "tta": bool(result.model.meta.get("tta")), "defaults": result.model.meta.get("defaults"),
                     # what prediction uses per head, chosen on the held-out slices (shown beside the Dice)
                     "thresholds": result.model.meta.get("thresholds") or {}, "z_blend": result.model.meta.get("z_blend") or {},
                     **params.get("config", {})},
