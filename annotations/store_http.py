@@ -220,11 +220,12 @@ def _answer(request: HttpRequest, handle: IO[bytes], path: Path, size: int, etag
     try:
         span = byte_range(header, size)
     except _Unsatisfiable:
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        return response
+        refusal = HttpResponse(status=416)
+        refusal["Content-Range"] = f"bytes */{size}"
+        return refusal
     first, last = span if span is not None else (0, size - 1)
     length = max(0, last - first + 1)
+    response: HttpResponseBase
     if request.method == "HEAD":
         response = HttpResponse(status=206 if span is not None else 200, content_type=_content_type(path))
     elif span is None:

@@ -14,7 +14,7 @@ from django.test import Client
 
 from annotations.defaults import MANUAL_LAYER
 from annotations.models import Membership
-from annotations.store_http import LINK_SECONDS, byte_range, _Unsatisfiable
+from annotations.store_http import LINK_SECONDS, _Unsatisfiable, byte_range
 from annotations.strokes import layer_write_slices
 from emportal.tokens.services import token_create
 from tests.factories import make_volume

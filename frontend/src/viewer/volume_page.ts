@@ -18,6 +18,7 @@ import { mountModelPanels } from "../training/panels";
 import { type LayerDisplay, ViewerContext } from "./context";
 import { sliceCount } from "./geometry";
 import { LayersPanel } from "./layers_panel";
+import { NeuroglancerButton } from "./neuroglancer";
 import { SliceView } from "./slice_view";
 import { TileCache } from "./tile_cache";
 import { formatUrlState, parseUrlState, type UrlState } from "./url_state";
@@ -213,6 +214,7 @@ export class VolumePage implements Disposable {
         h("span", { class: "crumbs" }, `${info.project.name} / `, h("strong", {}, info.name)),
         h("span", { class: "dims" }, `${info.shape.join(" × ")} vox · ${info.voxel_size_nm.join(" × ")} nm`),
         h("span", { class: "spacer" }),
+        d.add(new NeuroglancerButton(info)).element,
         userBadge,
         pendingBadge,
         status,
