@@ -121,6 +121,7 @@ def mask_mesh(
     origin_voxel: Sequence[int] = (0, 0, 0),
     smoothing_voxels: float = 1.0,
     max_faces: int | None = 20_000,
+    origin_nm: Sequence[float] | None = None,
 ) -> trimesh.Trimesh:
     """Simplified surface mesh of a mask, in nm and XYZ order.
 
@@ -138,6 +139,10 @@ def mask_mesh(
     max_faces : int or None
         Quadric decimation down to this many triangles when the surface has more
         (None keeps every triangle).
+    origin_nm : three floats, optional
+        Position (z, y, x) in nm of the centre of ``mask[0, 0, 0]``; replaces
+        ``origin_voxel`` for a mask read at a coarse pyramid level, whose voxel centres sit
+        between level-0 voxels.
 
     Returns
     -------
@@ -157,7 +162,8 @@ def mask_mesh(
         surface_voxels = int(np.count_nonzero(mask ^ ndi.binary_erosion(mask)))
         step = max(1, int(math.sqrt(surface_voxels * 2 / (8 * max_faces))))
     verts, faces = mask_surface(mask, spacing=sp, smoothing_voxels=smoothing_voxels, step_size=step)
-    verts = verts + np.asarray(origin_voxel, np.float64) * np.asarray(sp)
+    origin = np.asarray(origin_voxel, np.float64) * np.asarray(sp) if origin_nm is None else np.asarray(origin_nm, float)
+    verts = verts + origin
     mesh = trimesh.Trimesh(verts[:, ::-1], faces[:, ::-1], process=True)
     if max_faces is not None and len(mesh.faces) > max_faces:
         mesh = mesh.simplify_quadric_decimation(face_count=int(max_faces))
@@ -173,6 +179,7 @@ def cell_meshes(
     classes: Mapping[str, int] | None = None,
     box: tuple[slice, slice, slice] | None = None,
     max_faces: int | None = 20_000,
+    origin_nm: Sequence[float] | None = None,
 ) -> dict[str, trimesh.Trimesh]:
     """Meshes of one cell and of each organelle class inside it.
 
@@ -193,6 +200,9 @@ def cell_meshes(
         The cell's bounding box; found by scanning ``cells`` when None.
     max_faces : int or None
         Triangle budget per mesh.
+    origin_nm : three floats, optional
+        Position (z, y, x) in nm of the centre of the box's first voxel (see
+        :func:`mask_mesh`); the box start times the voxel size when None.
 
     Returns
     -------
@@ -217,10 +227,14 @@ def cell_meshes(
         raise ValueError(f"cell id {cell_id} does not occur in cells within box {box}")
     lab = np.where(in_cell, np.asarray(labels[box]), 0)
     origin = tuple(s.start or 0 for s in box)
-    out = {"cell": mask_mesh(in_cell, voxel_size_nm=voxel_size_nm, origin_voxel=origin, max_faces=max_faces)}
+    def mesh(mask: np.ndarray) -> trimesh.Trimesh:
+        return mask_mesh(mask, voxel_size_nm=voxel_size_nm, origin_voxel=origin, max_faces=max_faces,
+                         origin_nm=origin_nm)
+
+    out = {"cell": mesh(in_cell)}
     for name, mask in class_masks(lab, classes).items():
         if mask.any():
-            out[name] = mask_mesh(mask, voxel_size_nm=voxel_size_nm, origin_voxel=origin, max_faces=max_faces)
+            out[name] = mesh(mask)
     return out
 
 

@@ -8,7 +8,7 @@ h5py, memory-mapped TIFF) works.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,26 @@ __all__ = [
 ]
 
 ProgressCallback = Callable[[int, int], None]
+_TILE_PX = 1024  # Y and X extent of a block read while looking for cells
+
+# What one cell's row is computed in, cheapest first; a caller may compute only some of them
+# (the pyramid reader computes each at its own level). "base" is always computed.
+GROUPS = ("base", "objects", "nucleus_shape", "fenestration", "elongation", "texture")
+
+
+def column_group(column: str) -> str:
+    """The computation group (:data:`GROUPS`) a column of the table comes from."""
+    if column.startswith("texture_"):
+        return "texture"
+    if column.startswith("cell_"):
+        return "base"
+    if column.startswith("nucleus_") and column.endswith(("_surface_um2", "_solidity", "_sphericity")):
+        return "nucleus_shape"
+    if column.startswith("nucleolus_fenestra"):
+        return "fenestration"
+    if column == "mitochondrion_elongation":
+        return "elongation"
+    return "objects"
 
 
 def _descendants(classes: Mapping[str, int], hierarchy: Mapping[str, str | None] | None) -> dict[str, list[str]]:
@@ -96,7 +116,7 @@ def class_masks(
 
 
 def cell_bounding_boxes(cells: Any, *, slab_planes: int | None = None) -> dict[int, tuple[slice, slice, slice]]:
-    """Bounding box of every cell id, reading ``cells`` a slab of planes at a time.
+    """Bounding box of every cell id, reading ``cells`` a block (slab of planes, ~1024² px) at a time.
 
     Parameters
     ----------
@@ -115,46 +135,65 @@ def cell_bounding_boxes(cells: Any, *, slab_planes: int | None = None) -> dict[i
     dtype = np.dtype(cells.dtype)
     if dtype.kind not in "iu":
         raise TypeError(f"cells must hold integer ids, got dtype {dtype}")
-    n_z = int(cells.shape[0])
-    if slab_planes is None:
-        chunks = getattr(cells, "chunks", None)
-        slab_planes = int(chunks[0]) if chunks and isinstance(chunks[0], (int, np.integer)) else 32
     boxes: dict[int, list[int]] = {}
-    for z0 in range(0, n_z, max(1, slab_planes)):
-        slab = np.asarray(cells[z0 : z0 + slab_planes])
-        if slab.size == 0:
-            continue
-        low, high = int(slab.min()), int(slab.max())
-        if low < 0:
-            raise ValueError(f"cells hold negative id {low} in planes {z0}..{z0 + len(slab) - 1}")
-        if high < 2**20:
-            ids = np.arange(1, high + 1)
-            found = ndi.find_objects(slab.astype(np.int32, copy=False))
-        else:
-            # Compact huge ids (uint32/uint64) first so find_objects' list stays short.
-            ids, compact = np.unique(slab, return_inverse=True)
-            found = ndi.find_objects(compact.reshape(slab.shape).astype(np.int32) + 1)
-        for cid, box in zip(ids.tolist(), found):
-            if cid == 0 or box is None:
-                continue
-            lo = [box[0].start + z0, box[1].start, box[2].start]
-            hi = [box[0].stop + z0, box[1].stop, box[2].stop]
-            old = boxes.get(int(cid))
-            if old is None:
-                boxes[int(cid)] = lo + hi
-            else:
-                boxes[int(cid)] = [min(a, b) for a, b in zip(old[:3], lo)] + [max(a, b) for a, b in zip(old[3:], hi)]
+    for origin, block in _blocks(cells, slab_planes):
+        _boxes_in(block, origin, boxes)
     return {
         cid: (slice(b[0], b[3]), slice(b[1], b[4]), slice(b[2], b[5]))
         for cid, b in sorted(boxes.items())
     }
 
 
-def intensity_range_of(image: Any, *, slab_planes: int = 32) -> tuple[float, float]:
+def _blocks(array: Any, slab_planes: int | None = None) -> Iterator[tuple[tuple[int, int, int], np.ndarray]]:
+    """``(origin, block)`` over the whole array: slabs of ``slab_planes`` planes (the chunk depth
+    when None, else 32) cut in Y and X into whole chunks of ~1024 px, so a huge plane is never
+    read whole."""
+    n_z, n_y, n_x = (int(n) for n in array.shape)
+    found = getattr(array, "chunks", None)
+    chunks = [int(c) for c in found] if found and all(isinstance(c, (int, np.integer)) for c in found) else None
+    if slab_planes is None:
+        slab_planes = chunks[0] if chunks else 32
+    tiles = [max(chunks[a], (_TILE_PX // chunks[a]) * chunks[a]) if chunks else _TILE_PX for a in (1, 2)]
+    for z0 in range(0, n_z, max(1, int(slab_planes))):
+        for y0 in range(0, n_y, tiles[0]):
+            for x0 in range(0, n_x, tiles[1]):
+                yield (z0, y0, x0), np.asarray(array[z0 : z0 + slab_planes, y0 : y0 + tiles[0], x0 : x0 + tiles[1]])
+
+
+def _boxes_in(slab: np.ndarray, origin: tuple[int, int, int], boxes: dict[int, list[int]]) -> None:
+    """Grow ``boxes`` (id -> [z0, y0, x0, z1, y1, x1]) by the cells of one slab read at ``origin``."""
+    if slab.size == 0:
+        return
+    low, high = int(slab.min()), int(slab.max())
+    if low < 0:
+        raise ValueError(f"cells hold negative id {low} in the block at {origin}")
+    if high == 0:
+        return
+    if high < 2**20:
+        ids = np.arange(1, high + 1)
+        found = ndi.find_objects(slab.astype(np.int32, copy=False))
+    else:
+        # Compact huge ids (uint32/uint64) first so find_objects' list stays short.
+        ids, compact = np.unique(slab, return_inverse=True)
+        found = ndi.find_objects(compact.reshape(slab.shape).astype(np.int32) + 1)
+    for cid, box in zip(ids.tolist(), found):
+        if cid == 0 or box is None:
+            continue
+        lo = [b.start + o for b, o in zip(box, origin)]
+        hi = [b.stop + o for b, o in zip(box, origin)]
+        old = boxes.get(int(cid))
+        if old is None:
+            boxes[int(cid)] = lo + hi
+        else:
+            boxes[int(cid)] = [min(a, b) for a, b in zip(old[:3], lo)] + [max(a, b) for a, b in zip(old[3:], hi)]
+
+
+def intensity_range_of(image: Any, *, slab_planes: int | None = None) -> tuple[float, float]:
     """Fixed intensity range for GLCM quantisation of a whole volume.
 
     uint8 images use (0, 256) so volumes are comparable with each other; other dtypes use
-    (min, max + tiny) of the image, read a slab of planes at a time.
+    (min, max + tiny) of the image, read a block at a time (slabs of ``slab_planes`` planes,
+    the chunk depth when None, cut in Y and X).
     """
     dtype = np.dtype(image.dtype)
     if dtype.kind not in "uif":
@@ -162,9 +201,8 @@ def intensity_range_of(image: Any, *, slab_planes: int = 32) -> tuple[float, flo
     if dtype == np.uint8:
         return 0.0, 256.0
     lo, hi = math.inf, -math.inf
-    for z0 in range(0, int(image.shape[0]), slab_planes):
-        slab = np.asarray(image[z0 : z0 + slab_planes])
-        finite = slab[np.isfinite(slab)] if dtype.kind == "f" else slab
+    for _, block in _blocks(image, slab_planes):
+        finite = block[np.isfinite(block)] if dtype.kind == "f" else block
         if finite.size:
             lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
     if not math.isfinite(lo):
@@ -305,12 +343,14 @@ def _one_cell(
     closing_nm: float,
     levels: int,
     intensity_range: tuple[float, float],
+    groups: frozenset[str] = frozenset(GROUPS),
 ) -> dict[str, Any]:
     voxel_nm3 = spacing[0] * spacing[1] * spacing[2]
     in_cell = cells == cid
     n_cell = int(np.count_nonzero(in_cell))
     lab = np.where(in_cell, labels, 0)
-    masks = {name: np.isin(lab, [classes[m] for m in members[name]]) for name in classes}
+    wanted = {"objects", "nucleus_shape", "fenestration", "elongation"} & groups
+    masks = {name: np.isin(lab, [classes[m] for m in members[name]]) for name in classes} if wanted else {}
     centroid = ndi.center_of_mass(in_cell)
     row: dict[str, Any] = {
         "cell_id": int(cid),
@@ -321,26 +361,27 @@ def _one_cell(
         "cell_centroid_x": centroid[2] + box[2].start,
         "cell_touches_border": any(s.start == 0 or s.stop == n for s, n in zip(box, shape)),
     }
-    for name, mask in masks.items():
+    for name, mask in (masks.items() if "objects" in groups else ()):
         stats = object_stats(mask, voxel_volume_nm3=voxel_nm3)
         row[f"{name}_volume_um3"] = stats.total_um3
         row[f"{name}_count"] = stats.count
         row[f"{name}_pct_of_cell"] = 100.0 * stats.total_um3 / row["cell_volume_um3"]
         row[f"{name}_mean_volume_um3"] = stats.mean_um3
-    if NUCLEUS in masks:
+    if NUCLEUS in masks and "nucleus_shape" in groups:
         shape_ = surface_shape(largest_object(masks[NUCLEUS]), voxel_size_nm=spacing)
         row["nucleus_surface_um2"] = shape_.surface_um2
         row["nucleus_solidity"] = shape_.solidity
         row["nucleus_sphericity"] = shape_.sphericity
-    if NUCLEOLUS in masks:
+    if NUCLEOLUS in masks and "fenestration" in groups:
         fen = fenestrations(masks[NUCLEOLUS], voxel_size_nm=spacing, closing_radius_nm=closing_nm, within=in_cell)
         row["nucleolus_fenestration_volume_um3"] = fen.voxels * voxel_nm3 / NM3_PER_UM3
         row["nucleolus_fenestrated_pct"] = fen.fenestrated_pct
         row["nucleolus_fenestration_count"] = fen.count
-    if MITOCHONDRION in masks:
+    if MITOCHONDRION in masks and "elongation" in groups:
         el = elongations(masks[MITOCHONDRION], voxel_size_nm=spacing)
         row["mitochondrion_elongation"] = float(el.mean()) if el.size else math.nan
-    row.update(_texture(image, lab, in_cell, classes, members, levels=levels, intensity_range=intensity_range))
+    if "texture" in groups:
+        row.update(_texture(image, lab, in_cell, classes, members, levels=levels, intensity_range=intensity_range))
     return row
 
 
