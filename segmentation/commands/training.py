@@ -154,7 +154,8 @@ def _train(args: argparse.Namespace) -> int:
     config = defaults.config(base_width=args.width, depth=args.depth, max_steps=args.max_steps, lr=args.lr, **chosen)
     if not args.quiet:
         print(f"defaults: {defaults.reason}; patch {config.patch}, batch {config.batch}, input slices {config.in_slices}"
-              f"{' (flags: ' + ', '.join(chosen) + ')' if chosen else ''}", file=sys.stderr)
+              f"{' (flags: ' + ', '.join(chosen) + ')' if chosen else ''}"
+              f"{'; fine-tuning keeps the scale and input slices of --init' if args.init else ''}", file=sys.stderr)
     result = train(
         image, labels, classes=spec, minutes=args.minutes, device=args.device, init=args.init, seed=args.seed,
         complete_slices=_ints(args.complete_slices), config=config, progress_bar=not args.quiet,
