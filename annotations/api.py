@@ -16,9 +16,9 @@ from annotations.access import project_for_user, volume_for_user
 from annotations.models import LabelClass, Role, Stroke
 from annotations.serializers import CompleteSliceInput, StrokeInput, stroke_input_validated, validated
 from emportal.errors import ApplicationError
+from emportal.jobs.api import JobOutput
+from emportal.jobs.services import job_payload
 from emportal.parsers import JSONParser
-from segmentation.api import JobOutput
-from segmentation.jobs import job_payload
 
 
 class ProjectOutput(serializers.Serializer):

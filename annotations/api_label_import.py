@@ -14,9 +14,9 @@ from rest_framework.views import APIView
 from annotations import label_import
 from annotations.access import volume_for_user
 from annotations.models import Role
+from emportal.jobs.api import QUEUED_RESPONSES
+from emportal.jobs.services import job_payload
 from emportal.parsers import JSONParser
-from segmentation.api import QUEUED_RESPONSES
-from segmentation.jobs import job_payload
 
 
 @extend_schema_field({"oneOf": [

@@ -26,13 +26,14 @@ from django.conf import settings
 
 from annotations import layers, strokes
 from annotations.imaging import omezarr, readers, validation
+from annotations.job_kinds import LABELS
 from annotations.models import LabelClass, LabelLayer, Stroke, Volume
 from annotations.reviews.audit import audit_record
 from annotations.services import upload_store
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
-from segmentation.jobs import JobContext, job_create, job_running
-from segmentation.models import Job
+from emportal.jobs.models import Job
+from emportal.jobs.services import JobContext, job_create, job_running
 
 MODES = ("merge", "replace")
 KINDS = (LabelLayer.Kind.LABELS, LabelLayer.Kind.INSTANCES)
@@ -247,7 +248,7 @@ def _start(volume: Volume, path: Path, *, user: Any, layer: str, kind: str | Non
               "mapping": None if target.mapping is None else {str(k): v for k, v in target.mapping.items()},
               "remove_source": remove_source, "shown_as": shown_as, "stroke": str(uuidlib.uuid4()),
               "root": str(root) if root else None}
-    return job_create(kind=Job.Kind.LABELS, project_id=volume.project_id, volume_id=volume.pk, user=user,
+    return job_create(kind=LABELS, project_id=volume.project_id, volume_id=volume.pk, user=user,
                       params=params, enqueue=(lambda job_id: label_import_task.delay(job_id)) if enqueue else None)
 
 

@@ -16,12 +16,13 @@ from django.db import transaction
 
 from annotations.defaults import MANUAL_LAYER, PAPER_CLASSES
 from annotations.imaging import omezarr, readers, validation
+from annotations.job_kinds import IMPORT
 from annotations.layers import layer_create
 from annotations.models import LabelClass, Membership, Project, Role, Volume
 from annotations.storage import upload_dir, volume_zarr_path
 from emportal.errors import ApplicationError
-from segmentation.jobs import JobContext, job_create
-from segmentation.models import Job
+from emportal.jobs.models import Job
+from emportal.jobs.services import JobContext, job_create
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +233,7 @@ def _start_import(project: Project, *, path: Path, name: str, user: Any,
         volume = Volume.objects.create(project=project, name=name, created_by=user if user and
                                        user.is_authenticated else None,
                                        source={"file": path.name})
-        job = job_create(kind=Job.Kind.IMPORT, project_id=project.pk, volume_id=volume.pk, user=user,
+        job = job_create(kind=IMPORT, project_id=project.pk, volume_id=volume.pk, user=user,
                          params={"path": str(path), "voxel_size_nm": voxel_size_nm,
                                  "remove_source": remove_source, "dataset": dataset},
                          enqueue=lambda job_id: volume_import_task.delay(job_id))
@@ -287,12 +288,12 @@ def volume_import_local(project: Project, path: Path, *, name: str | None = None
                         voxel_size_nm: tuple[float, ...] | None = None,
                         on_progress: Callable[[float], None] | None = None) -> Job:
     """Import `path` in this process (management commands, the demo), recorded as a job."""
-    from segmentation.jobs import job_running
+    from emportal.jobs.services import job_running
 
     voxel_size_nm = _import_voxel_size(path, dataset, voxel_size_nm)
     with transaction.atomic():
         volume = Volume.objects.create(project=project, name=name or path.stem, source={"file": path.name})
-        job = job_create(kind=Job.Kind.IMPORT, project_id=project.pk, volume_id=volume.pk,
+        job = job_create(kind=IMPORT, project_id=project.pk, volume_id=volume.pk,
                          params={"path": str(path), "voxel_size_nm": voxel_size_nm, "remove_source": False,
                                  "dataset": dataset})
     with job_running(job.pk) as ctx:

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "channels",
+    "emportal.jobs",
     "annotations",
     "segmentation",
     "emportal.tokens",

@@ -5,18 +5,19 @@ from drf_spectacular.views import SpectacularAPIView
 
 from annotations.reviews.page_urls import page_urlpatterns as review_pages
 from annotations.reviews.urls import api_urlpatterns as review_api
-from annotations.urls import api_urlpatterns as annotation_api, page_urlpatterns
-from segmentation.reports import urls as reports_urls
+from annotations.urls import api_urlpatterns as annotation_api
+from annotations.urls import page_urlpatterns
+from emportal.jobs.urls import api_urlpatterns as jobs_api
 from emportal.login import RateLimitedLoginView
-from segmentation.urls import api_urlpatterns as segmentation_api
 from emportal.tokens import urls as token_urls
+from segmentation.reports import urls as reports_urls
 
 urlpatterns = [
     path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/", include(annotation_api + segmentation_api)),
+    path("api/", include(annotation_api + jobs_api)),
     path("api/", include(reports_urls.api_urlpatterns)),
     path("api/", include("segmentation.urls_models")),
     path("api/", include(review_api)),

@@ -19,9 +19,9 @@ from annotations.access import project_for_user, volume_for_user
 from annotations.defaults import PREDICTION_LAYER
 from annotations.models import Role
 from emportal.errors import ApplicationError
+from emportal.jobs.api import QUEUED_RESPONSES
+from emportal.jobs.services import job_payload
 from segmentation import cells_services, segment_services, training_services as services
-from segmentation.api import QUEUED_RESPONSES
-from segmentation.jobs import job_payload
 from segmentation.models import ModelVersion, SegmentationRun
 
 

@@ -28,9 +28,11 @@ from annotations.layers import layer_create
 from annotations.models import LabelLayer, Volume
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
+from emportal.jobs.models import Job
+from emportal.jobs.services import JobContext, job_create
 from emportal.realtime import broadcast, volume_group
-from segmentation.jobs import JobContext, job_create
-from segmentation.models import Job, SegmentationRun
+from segmentation.job_kinds import CELLS
+from segmentation.models import SegmentationRun
 from segmentation.segment_services import _bump_layer, latest_run, run_payload
 from segmentation.training_services import _not_running, _ready, _store_result
 
@@ -45,7 +47,7 @@ def volume_cells(volume: Volume, user: Any, *, method: str = "fusion", flow: str
                  enqueue: Any = None) -> Job:
     """Queue a `cells` job on the volume's painted key slices."""
     _ready(volume)
-    _not_running(volume, Job.Kind.CELLS)
+    _not_running(volume, CELLS)
     if method not in METHODS:
         raise ApplicationError(f"method {method!r} is not one of {', '.join(METHODS)}", code="invalid")
     if flow not in FLOWS:
@@ -59,7 +61,7 @@ def volume_cells(volume: Volume, user: Any, *, method: str = "fusion", flow: str
 
         def enqueue(job_id: int) -> None:
             cells_task.delay(job_id)
-    return job_create(kind=Job.Kind.CELLS, project_id=volume.project_id, volume_id=volume.pk, user=user,
+    return job_create(kind=CELLS, project_id=volume.project_id, volume_id=volume.pk, user=user,
                       params={"method": method, "flow": flow, "compare": bool(compare)}, enqueue=enqueue)
 
 

@@ -29,9 +29,11 @@ from annotations.layers import layer_create
 from annotations.models import LabelClass, LabelLayer, Role, Volume
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
+from emportal.jobs.models import Job
+from emportal.jobs.services import JobContext, job_create
 from emportal.realtime import broadcast, volume_group
-from segmentation.jobs import JobContext, job_create
-from segmentation.models import Job, ModelVersion, SegmentationRun
+from segmentation.job_kinds import SEGMENT
+from segmentation.models import ModelVersion, SegmentationRun
 from segmentation.training_services import _not_running, _ready, _store_result, model_weights_path
 
 PREDICT_BLOCK = (16, 1024, 1024)  # chunk-aligned (chunks are 16 x 256 x 256)
@@ -83,7 +85,7 @@ def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | N
                    tile: int | None = None, tta: bool = False, enqueue: Any = None) -> Job:
     """Queue a prediction of the volume by `model_version` (default: the active one)."""
     _ready(volume)
-    _not_running(volume, Job.Kind.SEGMENT)
+    _not_running(volume, SEGMENT)
     model = model_version or ModelVersion.objects.filter(project_id=volume.project_id, active=True).first()
     if model is None:
         raise ApplicationError("this project has no trained model yet: press Retrain first", code="no_model",
@@ -99,7 +101,7 @@ def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | N
 
         def enqueue(job_id: int) -> None:
             segment_task.delay(job_id)
-    return job_create(kind=Job.Kind.SEGMENT, project_id=volume.project_id, volume_id=volume.pk, user=user,
+    return job_create(kind=SEGMENT, project_id=volume.project_id, volume_id=volume.pk, user=user,
                       params={"model_version": model.pk, "k": k, "tile": tile, "tta": bool(tta)}, enqueue=enqueue)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from segmentation.jobs import JobNotClaimed, job_running
+from emportal.jobs.services import JobNotClaimed, job_running
 
 
 @shared_task(name="segmentation.tasks.retrain")

@@ -40,9 +40,11 @@ from annotations.imaging import chunkio, omezarr
 from annotations.models import CompleteSlice, LabelClass, LabelLayer, Volume
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
+from emportal.jobs.models import Job
+from emportal.jobs.services import JobBusy, JobCancelled, JobContext, job_active, job_create, job_lock_key
 from emportal.realtime import broadcast, volume_group
-from segmentation.jobs import JobBusy, JobCancelled, JobContext, job_active, job_create, job_lock_key
-from segmentation.models import Job, ModelVersion
+from segmentation.job_kinds import RETRAIN
+from segmentation.models import ModelVersion
 
 # Keys of TrainConfig a request may set, with their allowed ranges.
 CONFIG_LIMITS: dict[str, tuple[int, int]] = {
@@ -331,7 +333,7 @@ def model_retrain(volume: Volume, user: Any, *, minutes: float = 5.0, from_scrat
                   enqueue: Any = None) -> Job:
     """Queue a retrain of the project's model on this volume's labels (a `retrain` job)."""
     _ready(volume)
-    _not_running(volume, Job.Kind.RETRAIN)
+    _not_running(volume, RETRAIN)
     params: dict[str, Any] = {"minutes": _minutes(minutes), "from_scratch": bool(from_scratch),
                               "config": _config(config)}
     if max_steps is not None:
@@ -346,7 +348,7 @@ def model_retrain(volume: Volume, user: Any, *, minutes: float = 5.0, from_scrat
 
         def enqueue(job_id: int) -> None:
             retrain_task.delay(job_id)
-    return job_create(kind=Job.Kind.RETRAIN, project_id=volume.project_id, volume_id=volume.pk, user=user,
+    return job_create(kind=RETRAIN, project_id=volume.project_id, volume_id=volume.pk, user=user,
                       params=params, enqueue=enqueue)
 
 

@@ -11,7 +11,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.test import Client
 
 from annotations.models import Volume
-from segmentation.models import Job
+from emportal.jobs.models import Job
 from tests.factories import gradient_volume
 from tests.sockets import project_socket, receive_messages
 

@@ -16,8 +16,9 @@ import tifffile
 from django.test import Client
 
 from annotations.models import Volume
-from segmentation.jobs import jobs_reap_stale
-from segmentation.models import Job
+from emportal.jobs.models import Job
+from emportal.jobs.services import jobs_reap_stale
+from segmentation.job_kinds import CELLS, REPORT, RETRAIN, SEGMENT
 from tests.conftest import ROOT, _require_redis, _service_env
 
 pytestmark = [pytest.mark.services]
@@ -128,7 +129,7 @@ def _start_stalling_worker(settings: Any, log: Path, *, target: str, call: int, 
 
 def _run_here(job: Job, work: Any) -> Job:
     """Run a queued job in this process, as the worker would."""
-    from segmentation.jobs import job_running
+    from emportal.jobs.services import job_running
 
     with job_running(job.pk) as ctx:
         work(ctx)
@@ -195,7 +196,7 @@ def _layer(volume: Any, name: str) -> np.ndarray:
 class _Retrain:
     """Killed while the new weights are saved, inside the transaction that creates the version."""
 
-    kind, target = Job.Kind.RETRAIN, "segmentation.core.modelfile:save_model"
+    kind, target = RETRAIN, "segmentation.core.modelfile:save_model"
 
     def setup(self, cast: Any, tmp_path: Path) -> dict[str, Any]:
         volume = _phantom(cast, tmp_path, shape=(12, 96, 96), labeled=(2, 6, 9))
@@ -231,7 +232,7 @@ class _Segment:
     """Killed after the first of two prediction blocks landed (pyramid updated, version bumped)."""
 
     # call 1 is the bump before the first write, call 2 the bump after the first block
-    kind, target, call = Job.Kind.SEGMENT, "segmentation.segment_services:_bump_layer", 2
+    kind, target, call = SEGMENT, "segmentation.segment_services:_bump_layer", 2
 
     def setup(self, cast: Any, tmp_path: Path) -> dict[str, Any]:
         from annotations.models import LabelLayer
@@ -279,7 +280,7 @@ class _Segment:
 class _Cells:
     """Killed after the first of two slabs of the cells layer was written."""
 
-    kind, target = Job.Kind.CELLS, "annotations.imaging.omezarr:update_label_pyramid"
+    kind, target = CELLS, "annotations.imaging.omezarr:update_label_pyramid"
 
     def setup(self, cast: Any, tmp_path: Path) -> dict[str, Any]:
         from annotations.models import LabelLayer
@@ -326,7 +327,7 @@ class _Cells:
 class _Report:
     """Killed while meshing, after the tables were written into the report's hidden folder."""
 
-    kind, target = Job.Kind.REPORT, "segmentation.reports.services:scene_glb"
+    kind, target = REPORT, "segmentation.reports.services:scene_glb"
 
     def setup(self, cast: Any, tmp_path: Path) -> dict[str, Any]:
         from segmentation.core.phantom import make_phantom

@@ -8,7 +8,7 @@ class FeatureReport(models.Model):
     """One run of the feature extraction over a volume's label and cell layers."""
 
     volume = models.ForeignKey("annotations.Volume", on_delete=models.CASCADE, related_name="feature_reports")
-    job = models.ForeignKey("segmentation.Job", null=True, blank=True, on_delete=models.SET_NULL)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL)
     labels_layer = models.CharField(max_length=50, help_text="layer holding organelle classes")
     cells_layer = models.CharField(max_length=50, help_text="layer holding cell instance ids")
     classes = models.JSONField(default=dict, help_text="{feature class name: layer value} used")

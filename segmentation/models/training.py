@@ -13,7 +13,7 @@ class ModelVersion(models.Model):
                                related_name="model_versions", help_text="the volume whose labels trained it")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children",
                                help_text="the version it was fine-tuned from")
-    job = models.ForeignKey("segmentation.Job", null=True, blank=True, on_delete=models.SET_NULL)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL)
     weights = models.CharField(max_length=500, help_text="weights file, relative to MEDIA_ROOT")
     classes = models.JSONField(default=dict, help_text="{name: value} of the label classes it predicts")
     hierarchy = models.JSONField(default=dict, help_text="{class: parent class or null}")
@@ -38,7 +38,7 @@ class SegmentationRun(models.Model):
 
     volume = models.ForeignKey("annotations.Volume", on_delete=models.CASCADE, related_name="segmentation_runs")
     model_version = models.ForeignKey(ModelVersion, null=True, on_delete=models.SET_NULL, related_name="runs")
-    job = models.ForeignKey("segmentation.Job", null=True, blank=True, on_delete=models.SET_NULL)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL)
     layer = models.CharField(max_length=50, default="prediction")
     outputs = models.JSONField(default=dict, help_text="stage timings, suggestions, statistics")
     created = models.DateTimeField(auto_now_add=True)

@@ -12,8 +12,10 @@ from django.http import Http404
 
 from annotations.access import volume_for_user
 from annotations.models import LabelLayer, Project, Role, Volume
+from emportal.jobs.models import Job
 from segmentation.core.features import describe_columns
-from segmentation.models import FeatureReport, Job
+from segmentation.job_kinds import REPORT
+from segmentation.models import FeatureReport
 from segmentation.reports.services import MESH_DIR, REPORT_FORMATS, report_dir
 
 __all__ = [
@@ -143,5 +145,5 @@ def report_cells_table(report: FeatureReport) -> dict[str, Any]:
 
 
 def report_jobs_active(volume: Volume) -> QuerySet[Job]:
-    return Job.objects.filter(volume=volume, kind=Job.Kind.REPORT,
+    return Job.objects.filter(volume=volume, kind=REPORT,
                               state__in=(Job.State.QUEUED, Job.State.RUNNING)).order_by("-created")

@@ -34,8 +34,10 @@ from segmentation.core.classes import default_parents
 from segmentation.core.features import DEFAULT_CLASSES, cell_bounding_boxes, cell_features, describe_columns
 from segmentation.core.features import intensity_range_of, write_report
 from segmentation.core.meshes import cell_meshes, scene_glb
-from segmentation.jobs import JobContext, job_create, job_running
-from segmentation.models import FeatureReport, Job
+from emportal.jobs.models import Job
+from emportal.jobs.services import JobContext, job_create, job_running
+from segmentation.job_kinds import REPORT
+from segmentation.models import FeatureReport
 
 __all__ = [
     "CELLS_TRUTH_LAYER",
@@ -132,7 +134,7 @@ def report_create(volume: Volume, user: Any, *, labels_layer: str, cells_layer: 
         raise ApplicationError(f"fenestration_closing_nm {closing} is outside 0..10000 nm", code="invalid")
     params = {"labels_layer": labels_layer, "cells_layer": cells_layer,
               "fenestration_closing_nm": closing, "meshes": bool(meshes)}
-    running = Job.objects.filter(kind=Job.Kind.REPORT, volume=volume, params=params,
+    running = Job.objects.filter(kind=REPORT, volume=volume, params=params,
                                  state__in=(Job.State.QUEUED, Job.State.RUNNING)).first()
     if running is not None:
         return running
@@ -142,7 +144,7 @@ def report_create(volume: Volume, user: Any, *, labels_layer: str, cells_layer: 
         def enqueue(job_id: int) -> None:
             report_task.delay(job_id)
 
-    return job_create(kind=Job.Kind.REPORT, project_id=volume.project_id, volume_id=volume.pk, user=user,
+    return job_create(kind=REPORT, project_id=volume.project_id, volume_id=volume.pk, user=user,
                       params=params, enqueue=enqueue, reuse_active=True)
 
 

@@ -20,6 +20,7 @@ from django.test import Client
 
 from annotations import label_import, layers, strokes
 from annotations.imaging import chunkio, omezarr
+from annotations.job_kinds import LABELS
 from annotations.label_import import label_import_local, label_import_run, label_mapping_parse, map_block
 from annotations.models import LabelLayer, Stroke, StrokeBlock, Volume
 from annotations.reviews.audit import audit_trail
@@ -27,8 +28,8 @@ from annotations.reviews.models import AuditEvent
 from annotations.storage import volume_zarr_path
 from annotations.strokes import layer_replay, stroke_apply, stroke_redo, stroke_undo
 from emportal.errors import ApplicationError
-from segmentation.jobs import job_running
-from segmentation.models import Job
+from emportal.jobs.models import Job
+from emportal.jobs.services import job_running
 from tests.factories import make_volume
 
 pytestmark = pytest.mark.django_db
@@ -189,7 +190,7 @@ def test_an_unknown_class_or_a_wrong_shape_is_refused_before_any_job(volume: Vol
     assert refused.value.code == "shape_mismatch"
     assert refused.value.message.startswith("small.tif has shape 4 x 40 x 59 (z x y x x) but volume 'vol' is "
                                             "4 x 40 x 60")
-    assert not Job.objects.filter(kind=Job.Kind.LABELS).exists()
+    assert not Job.objects.filter(kind=LABELS).exists()
     assert np.array_equal(_layer(volume), before) and Stroke.objects.count() == 1
 
 
@@ -283,13 +284,13 @@ def test_the_endpoint_refuses_viewers_and_hides_the_volume_from_outsiders(volume
     body = {"path": "l.tif", "mapping": {"1": "mitochondrion", "2": "nucleus"}}
     assert _client(cast.viewer).post(url, body, content_type="application/json").status_code == 403
     assert _client(cast.outsider).post(url, body, content_type="application/json").status_code == 404
-    assert not Job.objects.filter(kind=Job.Kind.LABELS).exists()
+    assert not Job.objects.filter(kind=LABELS).exists()
     for role in ("annotator", "reviewer", "manager"):
-        Job.objects.filter(kind=Job.Kind.LABELS).update(state=Job.State.SUCCEEDED)  # one active import per volume
+        Job.objects.filter(kind=LABELS).update(state=Job.State.SUCCEEDED)  # one active import per volume
         response = _client(cast.by_role(role)).post(url, body, content_type="application/json")
         assert response.status_code == 202, response.content
         job = Job.objects.get(pk=response.json()["id"])
-        assert job.kind == Job.Kind.LABELS and job.created_by == cast.by_role(role)
+        assert job.kind == LABELS and job.created_by == cast.by_role(role)
         assert job.params["mapping"] == {"1": MITO, "2": NUCLEUS} and job.params["layer"] == "manual"
 
 
@@ -340,7 +341,7 @@ def test_the_endpoint_refuses_bad_files_paths_shapes_and_classes_with_a_message(
     layers.layer_create(volume, "prediction", editable=False)
     status, err = error({"path": "small.tif", "layer": "prediction"}, content_type="application/json")
     assert status == 409 and err["code"] == "read_only_layer"
-    assert not Job.objects.filter(kind=Job.Kind.LABELS).exists()
+    assert not Job.objects.filter(kind=LABELS).exists()
 
 
 # --- the command -------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from annotations.models import Role
 from annotations.reviews.models import Comment, ReviewAssignment
-from segmentation.models import FeatureReport, Job, ModelVersion, SegmentationRun
+from emportal.jobs.models import Job
+from segmentation.job_kinds import SEGMENT
+from segmentation.models import FeatureReport, ModelVersion, SegmentationRun
 from tests.factories import make_volume
 
 pytestmark = pytest.mark.django_db
@@ -144,7 +146,7 @@ def test_every_route_of_the_url_conf_is_in_the_matrix() -> None:
 @pytest.fixture
 def world(cast: Any, tmp_path: Any) -> dict[str, Any]:
     volume = make_volume(cast.project, tmp_path)
-    job = Job.objects.create(project=cast.project, volume=volume, kind=Job.Kind.SEGMENT)
+    job = Job.objects.create(project=cast.project, volume=volume, kind=SEGMENT)
     model = ModelVersion.objects.create(project=cast.project, volume=volume, weights="models/none.pt")
     other = ModelVersion.objects.create(project=cast.project, volume=volume, weights="models/none2.pt")
     report = FeatureReport.objects.create(volume=volume, labels_layer="manual", cells_layer="manual")

@@ -17,7 +17,7 @@ from annotations.models import Volume
 from annotations.services import volume_import_from_path, volume_import_local
 from annotations.storage import upload_dir, volume_zarr_path
 from emportal.errors import ApplicationError
-from segmentation.models import Job
+from emportal.jobs.models import Job
 from tests.factories import gradient_volume
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,9 @@ from annotations.reviews.models import AuditEvent
 from annotations.services import volume_set_voxel_size
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
-from segmentation.models import FeatureReport, Job
+from emportal.jobs.models import Job
+from segmentation.job_kinds import REPORT
+from segmentation.models import FeatureReport
 from tests.factories import make_volume
 
 pytestmark = pytest.mark.django_db
@@ -49,14 +51,14 @@ def test_the_latest_report_is_queued_again_with_its_own_parameters(cast: Any, tm
     omezarr.create_label_layer(volume_zarr_path(volume), "cells", dtype="uint32")
     volume.layers.create(name="cells", kind="instances")
     params = {"labels_layer": "manual", "cells_layer": "cells", "fenestration_closing_nm": 30.0, "meshes": False}
-    done = Job.objects.create(kind=Job.Kind.REPORT, project=cast.project, volume=volume, params=params,
+    done = Job.objects.create(kind=REPORT, project=cast.project, volume=volume, params=params,
                               state=Job.State.SUCCEEDED)
     FeatureReport.objects.create(volume=volume, job=done, labels_layer="manual", cells_layer="cells")
 
     with django_capture_on_commit_callbacks(execute=True):
         volume_set_voxel_size(volume, cast.manager, (4.0, 4.0, 4.0))
 
-    queued = Job.objects.get(kind=Job.Kind.REPORT, state=Job.State.QUEUED)
+    queued = Job.objects.get(kind=REPORT, state=Job.State.QUEUED)
     assert queued.params == params and queued.created_by == cast.manager
 
 

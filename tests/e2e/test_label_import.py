@@ -11,9 +11,10 @@ import pytest
 import tifffile
 
 from annotations.imaging import omezarr
+from annotations.job_kinds import LABELS
 from annotations.models import Stroke
 from annotations.storage import volume_zarr_path
-from segmentation.models import Job
+from emportal.jobs.models import Job
 from tests.conftest import login
 from tests.factories import PASSWORD, make_volume
 
@@ -69,7 +70,7 @@ def test_a_label_file_comes_in_through_the_mapping_and_undo_takes_it_out(
     form.locator("input[name=file]").set_input_files(str(good))
     form.locator("button[type=submit]").click()
     text = _wait_status(page, "labelled voxels")
-    job = Job.objects.filter(kind=Job.Kind.LABELS, state=Job.State.SUCCEEDED).get()
+    job = Job.objects.filter(kind=LABELS, state=Job.State.SUCCEEDED).get()
     assert f"imported from-ilastik.tif into layer manual: {int((_labels() != 0).sum())} labelled voxels" in text
     assert "nucleus" in text and "mitochondrion" in text
     assert np.array_equal(_layer(volume), np.select([_labels() == 1, _labels() == 2], [MITO, NUCLEUS], 0))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from segmentation.models import Job
+from annotations.job_kinds import IMPORT
+from emportal.jobs.models import Job
 from tests.conftest import login
 from tests.factories import PASSWORD, make_volume
 
@@ -45,7 +46,7 @@ def test_the_data_folder_form_queues_the_import_and_says_so(data_root: Path, liv
     form.locator("button[type=submit]").click()
     form.locator(".status a").wait_for(timeout=10000)
     assert posted == [f"{live_app}/api/projects/{cast.project.pk}/volumes/import-path/"] * 2
-    job = Job.objects.get(kind=Job.Kind.IMPORT)
+    job = Job.objects.get(kind=IMPORT)
     assert form.locator(".status").inner_text().startswith(f"Import job #{job.pk} queued")
     assert job.params["path"] == str(data_root / "lab" / "stack.tif")
     assert job.params["voxel_size_nm"] == [10.0, 4.0, 4.0]
@@ -125,7 +126,7 @@ def test_an_import_shows_its_progress_and_joins_the_table_without_a_reload(
     page.locator("#volumes a", has_text="Bx2 live").wait_for(timeout=120000)
     assert page.evaluate("window.__notReloaded") is True  # the table changed in place
     assert "24 × 512 × 512" in page.locator("#volumes").inner_text()
-    job = Job.objects.get(kind=Job.Kind.IMPORT)
+    job = Job.objects.get(kind=IMPORT)
     seen = page.evaluate("window.__seen")
     assert all(text.startswith(f"Import #{job.pk}: ") for _, text in seen)
     assert [state for state, _ in seen][-1] == "succeeded"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from annotations.models import Stroke
-from segmentation.models import Job
+from emportal.jobs.models import Job
+from segmentation.job_kinds import RETRAIN
 from tests.conftest import login
 from tests.factories import PASSWORD, make_volume
 from tests.segmentation.phantom_volumes import phantom_volume
@@ -132,5 +133,5 @@ def test_a_double_click_on_retrain_sends_one_request(live_app: str, browser: Any
                            timeout=20000)
     _settle(1.0)
     assert len(posts) == 1
-    assert Job.objects.filter(kind=Job.Kind.RETRAIN).count() == 1
+    assert Job.objects.filter(kind=RETRAIN).count() == 1
     assert not page.locator(".toast.error").count()

@@ -9,8 +9,9 @@ import tifffile
 
 from annotations.models import Volume
 from emportal.client import EMPortal, EMPortalError, Job
+from emportal.jobs.models import Job as JobRow
 from emportal.tokens.services import token_create
-from segmentation.models import FeatureReport, Job as JobRow
+from segmentation.models import FeatureReport
 from tests.factories import gradient_volume
 from tests.segmentation.phantom_volumes import TINY, phantom_volume
 

@@ -10,9 +10,11 @@ import pytest
 from django.test import Client
 
 from annotations.defaults import PREDICTION_LAYER
+from annotations.job_kinds import IMPORT
 from annotations.layers import layer_create
 from annotations.strokes import layer_write_slices
-from segmentation.models import Job, ModelVersion, SegmentationRun
+from emportal.jobs.models import Job
+from segmentation.models import ModelVersion, SegmentationRun
 from tests.segmentation.phantom_volumes import phantom_volume
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +81,7 @@ def test_viewers_read_everything_but_get_403_for_every_action(cast: Any, loop: d
     for url, body in _actions(loop):
         response = client.post(url, body, content_type="application/json")
         assert response.status_code == 403, (url, response.content)
-    assert not Job.objects.exclude(kind=Job.Kind.IMPORT).exists()
+    assert not Job.objects.exclude(kind=IMPORT).exists()
     assert ModelVersion.objects.get(active=True) == loop["versions"][1]
 
 

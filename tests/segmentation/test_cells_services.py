@@ -13,9 +13,10 @@ from annotations.layers import layer_create
 from annotations.storage import volume_zarr_path
 from annotations.strokes import layer_write_slices
 from emportal.errors import ApplicationError
+from emportal.jobs.models import Job
+from emportal.jobs.services import job_running
 from segmentation import cells_services as cells
-from segmentation.jobs import job_running
-from segmentation.models import Job, ModelVersion, SegmentationRun
+from segmentation.models import ModelVersion, SegmentationRun
 from tests.segmentation.phantom_volumes import KEYS, phantom_volume
 
 pytestmark = pytest.mark.django_db

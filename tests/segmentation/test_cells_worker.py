@@ -11,7 +11,8 @@ from django.test import Client
 
 from annotations.imaging import omezarr
 from annotations.storage import volume_zarr_path
-from segmentation.models import Job, SegmentationRun
+from emportal.jobs.models import Job
+from segmentation.models import SegmentationRun
 from tests.segmentation.phantom_volumes import phantom_volume
 
 pytestmark = [pytest.mark.services]

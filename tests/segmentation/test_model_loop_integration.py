@@ -12,7 +12,8 @@ from django.test import Client
 from annotations.defaults import PREDICTION_LAYER
 from annotations.imaging import omezarr
 from annotations.storage import volume_zarr_path
-from segmentation.models import Job, ModelVersion, SegmentationRun
+from emportal.jobs.models import Job
+from segmentation.models import ModelVersion, SegmentationRun
 from tests.segmentation.phantom_volumes import LABELED, TINY, phantom_volume
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

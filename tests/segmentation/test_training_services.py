@@ -13,10 +13,11 @@ from annotations.defaults import MANUAL_LAYER
 from annotations.imaging import omezarr
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
+from emportal.jobs.models import Job
+from emportal.jobs.services import JobContext, job_running
 from segmentation import training_services as services
 from segmentation.core.modelfile import load_model
-from segmentation.jobs import JobContext, job_running
-from segmentation.models import Job, ModelVersion
+from segmentation.models import ModelVersion
 from tests.segmentation.phantom_volumes import LABELED, TINY, phantom_volume
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,8 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from segmentation.models import FeatureReport, Job
+from emportal.jobs.models import Job
+from segmentation.models import FeatureReport
 
 pytestmark = [pytest.mark.services]
 

@@ -19,7 +19,9 @@ from annotations.imaging import omezarr
 from annotations.imaging.readers import Limits, open_source
 from annotations.imaging.validation import LABEL_DTYPES
 from annotations.storage import volume_zarr_path
-from segmentation.models import FeatureReport, Job
+from emportal.jobs.models import Job
+from segmentation.job_kinds import REPORT
+from segmentation.models import FeatureReport
 from segmentation.reports.services import report_compute
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +66,7 @@ def test_a_viewer_reads_every_report_url_but_cannot_run_a_report(report: Feature
     response = client.post(f"/api/volumes/{report.volume_id}/reports/", {}, content_type="application/json")
     assert response.status_code == 403
     assert response.json()["error"]["code"]
-    assert Job.objects.filter(kind=Job.Kind.REPORT).count() == 1  # the fixture's own
+    assert Job.objects.filter(kind=REPORT).count() == 1  # the fixture's own
     listing = client.get(f"/api/volumes/{report.volume_id}/reports/").json()
     assert listing["can_run"] is False and [r["id"] for r in listing["reports"]] == [report.pk]
 
@@ -78,7 +80,7 @@ def test_an_annotator_queues_a_report_on_the_default_layers(phantom_volume: Any,
                            content_type="application/json")
     assert response.status_code == 202, response.content
     job = Job.objects.get(pk=response.json()["id"])
-    assert (job.kind, job.state, job.volume_id) == (Job.Kind.REPORT, Job.State.QUEUED, phantom_volume.pk)
+    assert (job.kind, job.state, job.volume_id) == (REPORT, Job.State.QUEUED, phantom_volume.pk)
     assert job.params == {"labels_layer": "truth", "cells_layer": "cells_truth",
                           "fenestration_closing_nm": 8.0, "meshes": True}
 
@@ -88,7 +90,7 @@ def test_a_report_request_naming_a_missing_layer_is_refused(phantom_volume: Any,
                                             {"labels_layer": "nope"}, content_type="application/json")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "unknown_layer"
-    assert not Job.objects.filter(kind=Job.Kind.REPORT).exists()
+    assert not Job.objects.filter(kind=REPORT).exists()
 
 
 def test_the_cell_table_and_the_table_downloads_agree_when_read_back(report: FeatureReport, cast: Any) -> None:

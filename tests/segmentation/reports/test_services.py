@@ -14,9 +14,11 @@ from annotations.imaging import omezarr
 from annotations.layers import layer_create
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
+from emportal.jobs.models import Job
 from segmentation.core.features import cell_features
 from segmentation.core.phantom import CLASS_VALUES
-from segmentation.models import FeatureReport, Job
+from segmentation.job_kinds import REPORT
+from segmentation.models import FeatureReport
 from segmentation.reports.services import phantom_truth_write, report_compute, report_create, report_dir
 from tests.factories import make_volume
 
@@ -69,7 +71,7 @@ def test_a_report_run_through_the_service_measures_what_the_core_measures_on_the
     assert report.summary["hierarchy"] == {"nucleolus": "nucleus"}
 
     job = Job.objects.get(pk=report.job_id)
-    assert (job.state, job.kind, job.result) == (Job.State.SUCCEEDED, Job.Kind.REPORT,
+    assert (job.state, job.kind, job.result) == (Job.State.SUCCEEDED, REPORT,
                                                 {"report": report.pk, "n_cells": report.n_cells})
     # Every cell got a GLB whose nodes are the cell and the classes inside it.
     assert sorted(report.summary["mesh_cells"]) == sorted(expected["cell_id"].tolist())
@@ -84,7 +86,7 @@ def test_a_report_without_cells_fails_with_the_reason_and_leaves_no_row_or_files
     layer_create(phantom_volume, "cells", kind="instances")
     with pytest.raises(ApplicationError, match="holds no cells"):
         report_compute(phantom_volume, labels_layer="truth", cells_layer="cells")
-    job = Job.objects.get(kind=Job.Kind.REPORT)
+    job = Job.objects.get(kind=REPORT)
     assert job.state == Job.State.FAILED and "holds no cells" in job.message
     assert FeatureReport.objects.count() == 0
     reports = Path(settings.MEDIA_ROOT) / "reports"
@@ -96,7 +98,7 @@ def test_it_refuses_a_cells_layer_that_holds_classes(phantom_volume: Any, cast: 
         report_create(phantom_volume, cast.annotator, labels_layer="truth", cells_layer="truth",
                       enqueue=lambda job_id: None)
     assert caught.value.code == "wrong_layer_kind"
-    assert not Job.objects.filter(kind=Job.Kind.REPORT).exists()
+    assert not Job.objects.filter(kind=REPORT).exists()
 
 
 def test_a_second_request_while_one_is_queued_gets_the_same_job(phantom_volume: Any, cast: Any) -> None:
@@ -108,4 +110,4 @@ def test_a_second_request_while_one_is_queued_gets_the_same_job(phantom_volume: 
     other = report_create(phantom_volume, cast.annotator, labels_layer="truth", cells_layer="cells_truth",
                           fenestration_closing_nm=12.0, enqueue=queued.append)
     assert again.pk == first.pk and other.pk != first.pk
-    assert Job.objects.filter(kind=Job.Kind.REPORT).count() == 2
+    assert Job.objects.filter(kind=REPORT).count() == 2

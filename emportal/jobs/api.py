@@ -1,4 +1,7 @@
-"""REST endpoints for jobs."""
+"""REST endpoints for jobs: a project's list, one job, cancel.
+
+Reads change nothing: failing jobs whose worker died is the beat's work (tasks.py).
+"""
 from __future__ import annotations
 
 from django.http import Http404
@@ -11,15 +14,15 @@ from rest_framework.views import APIView
 
 from annotations.access import project_for_user
 from annotations.models import Role
-from segmentation.jobs import job_cancel, job_payload, jobs_reap_stale
-from segmentation.models import Job
+from emportal.jobs.models import Job
+from emportal.jobs.services import job_cancel, job_payload
 
 
 class JobOutput(serializers.Serializer):
     """A job as `job_payload` shapes it: what every endpoint that queues work answers (202)."""
 
     id = serializers.IntegerField()
-    kind = serializers.ChoiceField(choices=Job.Kind.choices)
+    kind = serializers.CharField(help_text="a kind an app registered, e.g. import, retrain, report")
     state = serializers.ChoiceField(choices=Job.State.choices)
     progress = serializers.FloatField(help_text="0..1")
     message = serializers.CharField()
@@ -46,7 +49,6 @@ class JobListApi(APIView):
     @extend_schema(responses=JobOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id)
-        jobs_reap_stale()
         jobs = Job.objects.filter(project=project).order_by("-created")[:100]
         return Response([job_payload(job) for job in jobs])
 
@@ -54,7 +56,6 @@ class JobListApi(APIView):
 class JobDetailApi(APIView):
     @extend_schema(responses=JobOutput)
     def get(self, request: Request, job_id: int) -> Response:
-        jobs_reap_stale()
         return Response(job_payload(_job_for_user(request, job_id)))
 
 

@@ -9,14 +9,16 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from segmentation.jobs import JobNotClaimed, job_cancel, job_create, job_running, jobs_reap_stale
-from segmentation.models import Job
+from annotations.job_kinds import IMPORT
+from emportal.jobs.models import Job
+from emportal.jobs.services import JobNotClaimed, job_cancel, job_create, job_running, jobs_reap_stale
+from segmentation.job_kinds import CELLS, REPORT, RETRAIN, SEGMENT
 
 pytestmark = pytest.mark.django_db
 
 
 def _job(cast: Any) -> Job:
-    return job_create(kind=Job.Kind.IMPORT, project_id=cast.project.pk, user=cast.annotator)
+    return job_create(kind=IMPORT, project_id=cast.project.pk, user=cast.annotator)
 
 
 def test_a_job_that_finishes_is_succeeded_with_full_progress(cast: Any) -> None:
@@ -77,14 +79,19 @@ def test_a_job_whose_worker_died_is_failed_by_the_reaper(cast: Any, settings: An
     assert fresh.state == Job.State.RUNNING
 
 
-def test_the_jobs_api_reaps_before_it_answers(cast: Any, settings: Any) -> None:
+def test_reading_the_jobs_changes_no_job(cast: Any, settings: Any) -> None:
+    """Failing a dead job is the beat's work: a GET of the list or of the job leaves it running."""
     job = _job(cast)
     Job.objects.filter(pk=job.pk).update(state=Job.State.RUNNING,
                                          heartbeat=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1))
+    before = Job.objects.values().get(pk=job.pk)
     client = Client()
     client.force_login(cast.viewer)
     listed = client.get(f"/api/projects/{cast.project.pk}/jobs/").json()
-    assert [j["state"] for j in listed] == ["failed"]
+    one = client.get(f"/api/jobs/{job.pk}/").json()
+    assert [j["state"] for j in listed] == ["running"] and one["state"] == "running"
+    assert Job.objects.values().get(pk=job.pk) == before
+    assert jobs_reap_stale() == 1  # the reaper still fails it
 
 
 def _stale_running(cast: Any, settings: Any, kind: str) -> Job:
@@ -95,8 +102,8 @@ def _stale_running(cast: Any, settings: Any, kind: str) -> Job:
 
 
 def test_the_reaper_deletes_the_hidden_folders_of_a_report_whose_worker_died(cast: Any, settings: Any) -> None:
-    dead = _stale_running(cast, settings, Job.Kind.REPORT)
-    alive = job_create(kind=Job.Kind.REPORT, project_id=cast.project.pk, user=cast.annotator)
+    dead = _stale_running(cast, settings, REPORT)
+    alive = job_create(kind=REPORT, project_id=cast.project.pk, user=cast.annotator)
     root = Path(settings.MEDIA_ROOT) / "reports"
     left = root / f".partial-{dead.pk}-0123abcd"
     (left / "meshes").mkdir(parents=True)
@@ -114,8 +121,8 @@ def test_the_reaper_deletes_the_weights_of_a_retrain_that_died_before_its_versio
     from segmentation.models import ModelVersion
     from segmentation.training_services import retrain_weights_path
 
-    dead = _stale_running(cast, settings, Job.Kind.RETRAIN)
-    published = _stale_running(cast, settings, Job.Kind.RETRAIN)  # died after its row committed
+    dead = _stale_running(cast, settings, RETRAIN)
+    published = _stale_running(cast, settings, RETRAIN)  # died after its row committed
     files = {job.pk: retrain_weights_path(job) for job in (dead, published)}
     for path in files.values():
         path.write_bytes(b"weights")
@@ -135,7 +142,7 @@ def test_a_heartbeat_write_that_fails_does_not_end_the_beat(cast: Any, monkeypat
 
     from django.db import OperationalError
 
-    from segmentation import jobs
+    from emportal.jobs import services as jobs
 
     job = _job(cast)
     Job.objects.filter(pk=job.pk).update(state=Job.State.RUNNING, heartbeat=timezone.now() - timedelta(hours=1))
@@ -165,19 +172,19 @@ def test_a_heartbeat_write_that_fails_does_not_end_the_beat(cast: Any, monkeypat
 # ---------------------------------------------------------------- one active job per volume and kind
 def test_a_second_job_of_the_same_kind_on_a_volume_is_refused_by_the_database(cast: Any, tmp_path: Path) -> None:
     """job_create itself (not a check before it) refuses: the INSERT meets the unique index."""
-    from segmentation.jobs import JobBusy
+    from emportal.jobs.services import JobBusy
     from tests.factories import make_volume
 
     volume = make_volume(cast.project, tmp_path)
-    first = job_create(kind=Job.Kind.RETRAIN, project_id=cast.project.pk, volume_id=volume.pk)
+    first = job_create(kind=RETRAIN, project_id=cast.project.pk, volume_id=volume.pk)
     with pytest.raises(JobBusy) as refused:
-        job_create(kind=Job.Kind.RETRAIN, project_id=cast.project.pk, volume_id=volume.pk)
+        job_create(kind=RETRAIN, project_id=cast.project.pk, volume_id=volume.pk)
     assert refused.value.status_code == 409 and refused.value.detail["job"]["id"] == first.pk
     # Other kinds, and the same kind once the first has finished, go ahead.
-    job_create(kind=Job.Kind.SEGMENT, project_id=cast.project.pk, volume_id=volume.pk)
+    job_create(kind=SEGMENT, project_id=cast.project.pk, volume_id=volume.pk)
     Job.objects.filter(pk=first.pk).update(state=Job.State.SUCCEEDED)
-    again = job_create(kind=Job.Kind.RETRAIN, project_id=cast.project.pk, volume_id=volume.pk)
-    assert Job.objects.filter(volume=volume, kind=Job.Kind.RETRAIN).count() == 2 and again.state == Job.State.QUEUED
+    again = job_create(kind=RETRAIN, project_id=cast.project.pk, volume_id=volume.pk)
+    assert Job.objects.filter(volume=volume, kind=RETRAIN).count() == 2 and again.state == Job.State.QUEUED
 
 
 def test_a_report_with_the_same_parameters_returns_the_active_one(cast: Any, tmp_path: Path) -> None:
@@ -185,11 +192,11 @@ def test_a_report_with_the_same_parameters_returns_the_active_one(cast: Any, tmp
 
     volume = make_volume(cast.project, tmp_path)
     params = {"labels_layer": "manual", "cells_layer": "cells"}
-    first = job_create(kind=Job.Kind.REPORT, project_id=cast.project.pk, volume_id=volume.pk, params=params,
+    first = job_create(kind=REPORT, project_id=cast.project.pk, volume_id=volume.pk, params=params,
                        reuse_active=True)
-    same = job_create(kind=Job.Kind.REPORT, project_id=cast.project.pk, volume_id=volume.pk, params=dict(params),
+    same = job_create(kind=REPORT, project_id=cast.project.pk, volume_id=volume.pk, params=dict(params),
                       reuse_active=True)
-    other = job_create(kind=Job.Kind.REPORT, project_id=cast.project.pk, volume_id=volume.pk,
+    other = job_create(kind=REPORT, project_id=cast.project.pk, volume_id=volume.pk,
                        params={**params, "meshes": False}, reuse_active=True)
     assert same.pk == first.pk and other.pk != first.pk
 
@@ -224,7 +231,7 @@ def test_retrain_requests_racing_each_other_start_one_job(cast: Any, tmp_path: P
         t.start()
     for t in threads:
         t.join(timeout=60)
-    jobs = list(Job.objects.filter(volume=volume, kind=Job.Kind.RETRAIN))
+    jobs = list(Job.objects.filter(volume=volume, kind=RETRAIN))
     assert len(jobs) == 1
     assert sorted(status for status, _ in answers) == [202] + [409] * 5
     refused = [body for status, body in answers if status == 409]
@@ -241,8 +248,8 @@ def _queued(cast: Any, kind: str, *, age_s: float, volume: Any = None) -> Job:
 
 
 def test_a_queued_job_no_worker_took_on_an_idle_queue_is_failed(cast: Any, settings: Any) -> None:
-    lost = _queued(cast, Job.Kind.SEGMENT, age_s=settings.JOB_QUEUED_SECONDS + 5)
-    young = _queued(cast, Job.Kind.SEGMENT, age_s=1)
+    lost = _queued(cast, SEGMENT, age_s=settings.JOB_QUEUED_SECONDS + 5)
+    young = _queued(cast, SEGMENT, age_s=1)
     assert jobs_reap_stale() == 1
     lost.refresh_from_db()
     young.refresh_from_db()
@@ -254,19 +261,19 @@ def test_a_queued_job_no_worker_took_on_an_idle_queue_is_failed(cast: Any, setti
 
 
 def test_a_queued_job_waiting_behind_a_long_job_of_its_queue_stays_queued(cast: Any, settings: Any) -> None:
-    waiting = _queued(cast, Job.Kind.SEGMENT, age_s=settings.JOB_QUEUED_SECONDS * 10)
-    running = _queued(cast, Job.Kind.RETRAIN, age_s=settings.JOB_QUEUED_SECONDS * 11)
+    waiting = _queued(cast, SEGMENT, age_s=settings.JOB_QUEUED_SECONDS * 10)
+    running = _queued(cast, RETRAIN, age_s=settings.JOB_QUEUED_SECONDS * 11)
     Job.objects.filter(pk=running.pk).update(state=Job.State.RUNNING, started=timezone.now() - timedelta(hours=1),
                                              heartbeat=timezone.now())
-    other_queue = _queued(cast, Job.Kind.IMPORT, age_s=settings.JOB_QUEUED_SECONDS + 5)
+    other_queue = _queued(cast, IMPORT, age_s=settings.JOB_QUEUED_SECONDS + 5)
     assert jobs_reap_stale() == 1
     assert Job.objects.get(pk=waiting.pk).state == Job.State.QUEUED
     assert Job.objects.get(pk=other_queue.pk).error_code == "queue_lost"  # its queue (default) is idle
 
 
 def test_a_queued_job_overtaken_by_a_later_job_of_its_queue_is_failed(cast: Any, settings: Any) -> None:
-    skipped = _queued(cast, Job.Kind.CELLS, age_s=settings.JOB_QUEUED_SECONDS + 60)
-    later = _queued(cast, Job.Kind.RETRAIN, age_s=settings.JOB_QUEUED_SECONDS + 30)
+    skipped = _queued(cast, CELLS, age_s=settings.JOB_QUEUED_SECONDS + 60)
+    later = _queued(cast, RETRAIN, age_s=settings.JOB_QUEUED_SECONDS + 30)
     Job.objects.filter(pk=later.pk).update(state=Job.State.RUNNING, started=timezone.now(), heartbeat=timezone.now())
     assert jobs_reap_stale() == 1
     assert Job.objects.get(pk=skipped.pk).error_code == "queue_lost"

@@ -4,8 +4,8 @@ Tasks never touch Job rows directly; they run their work inside `job_running`, w
 claims the job atomically (two workers never run the same job), keeps a heartbeat,
 turns exceptions into a failed state with a message, and pushes every change to the
 project's websocket group. A job whose worker died stops beating, and a queued job whose
-queue message was lost is never claimed; `jobs_reap_stale` (run by Celery beat and on
-every jobs read) marks both failed.
+queue message was lost is never claimed; `jobs_reap_stale` (run by Celery beat, never by a
+read) marks both failed and runs the cleanup its kind registered.
 
 At most one job per (volume, lock key) is queued or running: a partial unique index
 enforces it (see Job.Meta), so two requests in flight cannot both start the same work.
@@ -30,17 +30,13 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from emportal.errors import ApplicationError
+from emportal.jobs.models import Job
+from emportal.jobs.registry import kind_find, kind_get, kinds_on_queue
 from emportal.realtime import broadcast, project_group, volume_group
-from segmentation.models import Job
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10
-
-# The Celery queue each kind is sent to (emportal/celery.py task_routes): jobs of one queue
-# are taken in order, which tells a lost message from a job waiting its turn.
-QUEUE_OF_KIND = {"import": "default", "labels": "default", "report": "default",
-                 "retrain": "gpu", "segment": "gpu", "cells": "gpu"}
 
 
 class JobCancelled(Exception):
@@ -52,6 +48,7 @@ class JobNotClaimed(Exception):
 
 
 def job_payload(job: Job) -> dict[str, Any]:
+    """A job as the API and the sockets show it."""
     return {
         "id": job.pk,
         "kind": job.kind,
@@ -67,6 +64,7 @@ def job_payload(job: Job) -> dict[str, Any]:
 
 
 def _emit(job: Job) -> None:
+    """Send the job's state to its project's sockets and, for a job of a volume, the volume's."""
     event = {"type": "job", "job": job_payload(job)}
     broadcast(project_group(job.project_id), event)
     if job.volume_id:
@@ -74,9 +72,9 @@ def _emit(job: Job) -> None:
 
 
 def job_lock_key(kind: str, params: dict[str, Any] | None = None) -> str:
-    """The key at most one active job of a volume may hold: the kind, and for a report also
-    its parameters (two reports over different layers may run side by side)."""
-    if kind == Job.Kind.REPORT:
+    """The key at most one active job of a volume may hold: the kind, and for a kind locked by
+    its parameters also those (two reports over different layers may run side by side)."""
+    if kind_get(kind).lock_by_params:
         digest = hashlib.sha256(json.dumps(params or {}, sort_keys=True).encode()).hexdigest()[:16]
         return f"report:{digest}"
     return kind
@@ -100,10 +98,12 @@ def job_create(*, kind: str, project_id: int, volume_id: int | None = None, user
                reuse_active: bool = False) -> Job:
     """Create a queued job; `enqueue(job_id)` runs after the transaction commits.
 
-    A job of a volume takes that volume's lock key for its kind (`job_lock_key`). When
+    `kind` must be registered (UnknownJobKind otherwise). A job of a volume takes that
+    volume's lock key for its kind (`job_lock_key`). When
     another job holds it, the running one is returned with `reuse_active`, else JobBusy
     is raised. The unique index decides, so this holds for requests racing each other.
     """
+    kind_get(kind)  # an unknown kind is refused before anything is written
     key = job_lock_key(kind, params) if volume_id is not None else ""
     for attempt in range(2):
         try:
@@ -270,7 +270,8 @@ def _queued_lost(waited: Any, recent: Any) -> list[Job]:
     """
     lost: list[Job] = []
     for job in Job.objects.filter(state=Job.State.QUEUED, created__lt=waited):
-        queue = [k for k, q in QUEUE_OF_KIND.items() if q == QUEUE_OF_KIND.get(job.kind)]
+        kind = kind_find(job.kind)
+        queue = kinds_on_queue(kind.queue) if kind is not None else [job.kind]
         same_queue = Job.objects.filter(kind__in=queue).exclude(pk=job.pk)
         overtaken = same_queue.filter(created__gt=job.created, started__isnull=False).exists()
         busy = (same_queue.filter(state=Job.State.RUNNING).exists()
@@ -293,31 +294,17 @@ def _reap(job: Job, still: Any, *, now: Any, error_code: str, message: str) -> i
 
 
 def _after_failure(job: Job) -> None:
-    """Leave nothing half-done behind a job whose worker died (its own cleanup never ran).
-
-    An import hides its volume; a label import deletes its unfinished stroke; a retrain
-    deletes the weights it wrote without a version row; a report deletes its hidden
-    ``.partial-<job>-*`` folders. A segment or cells job needs nothing here: its layer
-    reads as partial from the failed job (see ``training_services.layer_write_state``).
-    A cleanup that fails is logged, never raised, so the reaper goes on with the other jobs.
-    """
+    """Leave nothing half-done behind a job whose worker died (its own cleanup never ran):
+    run the `on_worker_lost` its kind registered, if any. A cleanup that fails is logged,
+    never raised, so the reaper goes on with the other jobs."""
+    kind = kind_find(job.kind)
+    if kind is None:
+        log.warning("job %s of unregistered kind %r failed without cleanup", job.pk, job.kind)
+        return
+    cleanup = kind.on_worker_lost
+    if cleanup is None:
+        return
     try:
-        if job.kind == Job.Kind.IMPORT and job.volume_id:
-            from annotations.models import Volume
-
-            Volume.objects.filter(pk=job.volume_id, state=Volume.State.IMPORTING).update(
-                state=Volume.State.FAILED)
-        elif job.kind == Job.Kind.LABELS:
-            from annotations.label_import import label_import_leftovers_remove
-
-            label_import_leftovers_remove(job)
-        elif job.kind == Job.Kind.RETRAIN:
-            from segmentation.training_services import retrain_leftovers_remove
-
-            retrain_leftovers_remove(job)
-        elif job.kind == Job.Kind.REPORT:
-            from segmentation.reports.services import report_leftovers_remove
-
-            report_leftovers_remove(job)
+        cleanup(job)
     except Exception:  # noqa: BLE001 - one job's cleanup must not stop the reaper
         log.exception("cleanup after the failure of job %s failed", job.pk)

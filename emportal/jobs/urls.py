@@ -1,6 +1,6 @@
 from django.urls import path
 
-from segmentation import api
+from emportal.jobs import api
 
 api_urlpatterns = [
     path("projects/<int:project_id>/jobs/", api.JobListApi.as_view(), name="api-jobs"),

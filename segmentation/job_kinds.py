@@ -1,0 +1,27 @@
+"""The job kinds of the segmentation app, registered with the jobs app in SegmentationConfig.ready()."""
+from __future__ import annotations
+
+from emportal.jobs.registry import JobKind, register
+
+RETRAIN = "retrain"  # fine-tunes a model version (gpu)
+SEGMENT = "segment"  # writes the "prediction" layer block by block (gpu)
+CELLS = "cells"  # fuses the painted key slices with the prediction into "cells_auto" (gpu)
+REPORT = "report"  # features, tables and meshes of a class layer and a cell layer (CPU)
+
+
+def job_kinds_register() -> None:
+    """Register the model loop's kinds on the gpu queue and the report on the default queue.
+
+    A segment or cells job whose worker died needs no cleanup: its layer reads as partial
+    from the failed job (``layer_write_state``). A report is locked by its parameters, so
+    reports over different layers of one volume may run side by side.
+    """
+    from segmentation.reports.services import report_leftovers_remove
+    from segmentation.training_services import retrain_leftovers_remove
+
+    register(JobKind(name=RETRAIN, task="segmentation.tasks.retrain", queue="gpu",
+                     on_worker_lost=retrain_leftovers_remove))
+    register(JobKind(name=SEGMENT, task="segmentation.tasks.segment", queue="gpu"))
+    register(JobKind(name=CELLS, task="segmentation.tasks.cells", queue="gpu"))
+    register(JobKind(name=REPORT, task="segmentation.tasks.report", queue="default",
+                     on_worker_lost=report_leftovers_remove, lock_by_params=True))
