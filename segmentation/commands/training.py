@@ -1,8 +1,9 @@
 """Subcommands ``train``, ``predict``, ``evaluate`` and ``suggest`` of ``python -m segmentation.cli``.
 
 Volumes are multipage TIFFs (ZYX) or zarr arrays (a ``.zarr`` path; for an OME-Zarr group
-the full-resolution array ``0`` is used). Zarr inputs are read block by block; a zarr
-output of ``predict`` is written block by block, so large volumes stream.
+the full-resolution array ``0`` is used). Zarr inputs are read block by block; a ``.zarr``
+output of ``predict`` is an OME-Zarr image with the prediction as its NGFF label layer,
+written block by block, so large volumes stream.
 """
 from __future__ import annotations
 
@@ -185,17 +186,68 @@ def _predict(args: argparse.Namespace) -> int:
     post = None if args.no_postprocess else PostProcess()
     tta = prediction_tta(model) if args.tta is None else args.tta  # what the model was trained for, unless told
     kwargs = dict(block=block, window=args.window, overlap=args.overlap, tta=tta, device=args.device, postprocess=post, progress_bar=not args.quiet)
+    if args.voxel_size_nm is not None and min(args.voxel_size_nm) <= 0:
+        raise ValueError(f"--voxel-size-nm must be positive, got {args.voxel_size_nm}")
+    voxel_size = tuple(args.voxel_size_nm) if args.voxel_size_nm else _voxel_size_of(args.image)
     if _is_zarr(args.out):
-        import zarr
-
-        spec = model.classes
-        dtype = np.uint8 if max(spec.values.values()) < 256 else np.uint16
-        out = zarr.create_array(args.out, shape=tuple(image.shape), dtype=dtype, chunks=_chunks(tuple(image.shape)), overwrite=True)
-        predict_volume(model, image, out=out, **kwargs)  # type: ignore[arg-type]
+        if voxel_size is None:
+            raise ValueError(f"--out {args.out!r}: an OME-Zarr states its voxel size, and {args.image!r} states none; "
+                             "pass --voxel-size-nm Z Y X")
+        _predict_to_ome_zarr(Path(args.out), args.image, model, voxel_size, lambda out: predict_volume(
+            model, image, out=out, **kwargs))
     else:
         labels = predict_volume(model, image, **kwargs)  # type: ignore[arg-type]
-        _write_volume(args.out, np.asarray(labels), voxel_size_nm=_voxel_size_of(args.image))
+        _write_volume(args.out, np.asarray(labels), voxel_size_nm=voxel_size)
     return 0
+
+
+PREDICTION_LAYER = "prediction"
+
+
+def _predict_to_ome_zarr(dest: Path, image_path: str, model: Any, voxel_size: tuple[float, ...],
+                         predict_into: Any) -> None:
+    """The image as an OME-Zarr (NGFF 0.4) pyramid with the prediction as its label layer
+    ``labels/prediction`` (class names in the NGFF properties), written beside ``dest`` and
+    renamed onto it only when complete; an existing zarr at ``dest`` is replaced then."""
+    import shutil
+    import uuid
+
+    from annotations.imaging import omezarr
+    from annotations.imaging.readers import open_source
+
+    if dest.exists() and not _is_zarr(str(dest)):
+        raise ValueError(f"--out {str(dest)!r} exists and is not a zarr store; not replacing it")
+    tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:12]}"
+    try:
+        with open_source(Path(image_path)) as source:
+            omezarr.write_pyramid(source, tmp, voxel_size_nm=voxel_size, name=Path(image_path).name)
+        values = model.classes.values
+        omezarr.create_label_layer(tmp, PREDICTION_LAYER, dtype="uint8" if max(values.values()) < 256 else "uint16",
+                                   properties={v: {"name": name} for name, v in values.items()})
+        predict_into(omezarr.open_label_level(tmp, PREDICTION_LAYER, 0, mode="r+"))
+        _label_pyramid_blockwise(tmp, PREDICTION_LAYER)
+        if dest.exists():
+            old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:12]}"
+            dest.rename(old)
+            tmp.rename(dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _label_pyramid_blockwise(dest: Path, name: str, *, step: tuple[int, int, int] = (8, 2048, 2048)) -> None:
+    """Coarser levels of a label layer from its level 0, a region at a time (memory: one region)."""
+    from annotations.imaging import omezarr
+
+    nz, ny, nx = omezarr.label_regions(dest, name)[0].shape
+    for z0 in range(0, nz, step[0]):
+        for y0 in range(0, ny, step[1]):
+            for x0 in range(0, nx, step[2]):
+                omezarr.update_label_pyramid(dest, name, z=(z0, min(nz, z0 + step[0])),
+                                             y=(y0, min(ny, y0 + step[1])), x=(x0, min(nx, x0 + step[2])))
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -284,7 +336,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("predict", help="segment a volume block by block")
     p.add_argument("--model", required=True, help="model file written by train (.pt)")
     p.add_argument("--image", required=True, help="image volume (TIFF ZYX or zarr)")
-    p.add_argument("--out", required=True, help="label volume (TIFF, or .zarr written block by block)")
+    p.add_argument("--out", required=True,
+                   help="label volume: a TIFF (OME-TIFF in µm when the voxel size is known), or a .zarr: an OME-Zarr "
+                        "image with the prediction as its label layer labels/prediction, written block by block")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help=_DEVICE_HELP)
     p.add_argument("--block", type=int, nargs=3, default=(8, 1024, 1024), metavar=("Z", "Y", "X"),
                    help="voxels read and written at a time (default %(default)s)")
@@ -294,6 +348,8 @@ def register(subparsers: Any) -> None:
                    help="average over flips (4x slower; default: as the model was trained for)")
     p.add_argument("--no-postprocess", action="store_true",
                    help="skip the clean-up of the predicted masks (hole filling, small-object removal)")
+    p.add_argument("--voxel-size-nm", type=float, nargs=3, metavar=("Z", "Y", "X"),
+                   help="voxel size written into the output (default: the image's own; a .zarr output needs one)")
     add_quiet(p)
     p.set_defaults(func=_predict)
 

@@ -16,7 +16,6 @@ so normals point outwards and volumes are positive.
 """
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -28,12 +27,16 @@ from skimage.measure import marching_cubes
 
 __all__ = [
     "DEFAULT_COLORS",
+    "GLB_UNIT",
     "mask_surface",
     "mask_mesh",
     "cell_meshes",
     "mesh_bytes",
     "scene_glb",
 ]
+
+#: The unit of GLB coordinates, written into each file's ``asset.extras``.
+GLB_UNIT: dict[str, Any] = {"unit": "nanometre", "metresPerUnit": 1e-9, "axes": "XYZ = column, row, plane"}
 
 # The paper's Figure 1 colours (RGBA 0-255); cells are drawn translucent grey.
 DEFAULT_COLORS: dict[str, tuple[int, int, int, int]] = {
@@ -263,7 +266,10 @@ def scene_glb(
     Returns
     -------
     bytes
-        GLB file; a three.js ``GLTFLoader`` finds each mesh by its name.
+        GLB file; a three.js ``GLTFLoader`` finds each mesh by its name. Coordinates are
+        in nanometres, not glTF's metres (cells of 10 µm would otherwise be 1e-5 units
+        across): the file says so in ``asset.extras`` (:data:`GLB_UNIT`), so a reader
+        scales by ``metresPerUnit`` (1e-9) to get metres.
     """
     palette = {**DEFAULT_COLORS, **(dict(colors) if colors else {})}
     scene = trimesh.Scene()
@@ -274,6 +280,9 @@ def scene_glb(
         rgba = np.asarray(palette.get(name, (128, 128, 128, 255)), np.uint8)
         coloured.visual = trimesh.visual.ColorVisuals(coloured, face_colors=np.tile(rgba, (len(coloured.faces), 1)))
         scene.add_geometry(coloured, node_name=name, geom_name=name)
-    buffer = io.BytesIO()
-    scene.export(buffer, file_type="glb")
-    return buffer.getvalue()
+    def state_unit(tree: dict[str, Any]) -> None:
+        tree.setdefault("asset", {})["extras"] = dict(GLB_UNIT)
+
+    from trimesh.exchange.gltf import export_glb
+
+    return bytes(export_glb(scene, tree_postprocessor=state_unit))

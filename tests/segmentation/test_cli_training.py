@@ -74,11 +74,40 @@ def test_it_predicts_zarr_to_zarr(files, capsys, tmp_path):
         "--minutes", "1", "--max-steps", "2", *FAST)
     src = zarr.create_array(tmp_path / "img.zarr", shape=(5, 48, 48), dtype=np.uint8, chunks=(2, 16, 16))
     src[...] = tifffile.imread(d / "image.tif")
-    run(capsys, "predict", "--model", tmp_path / "m.pt", "--image", tmp_path / "img.zarr", "--out", tmp_path / "p.zarr",
-        "--device", "cpu", "--window", "32", "--block", "2", "16", "16")
+    predict = ["predict", "--model", tmp_path / "m.pt", "--image", tmp_path / "img.zarr", "--out", tmp_path / "p.zarr",
+               "--device", "cpu", "--window", "32", "--block", "2", "16", "16"]
+    # a plain zarr states no voxel size, and an OME-Zarr must: refused before any work
+    assert main([str(a) for a in predict]) == 2
+    assert "pass --voxel-size-nm" in capsys.readouterr().err and not (tmp_path / "p.zarr").exists()
+    run(capsys, *predict, "--voxel-size-nm", "40", "6", "6")
     run(capsys, "predict", "--model", tmp_path / "m.pt", "--image", d / "image.tif", "--out", tmp_path / "p.tif",
         "--device", "cpu", "--window", "32", "--block", "2", "16", "16")
-    assert np.array_equal(zarr.open_array(tmp_path / "p.zarr", mode="r")[...], tifffile.imread(tmp_path / "p.tif"))
+    expected = tifffile.imread(tmp_path / "p.tif")
+    assert np.array_equal(zarr.open_array(tmp_path / "p.zarr" / "labels" / "prediction" / "0", mode="r")[...], expected)
+    assert np.array_equal(zarr.open_array(tmp_path / "p.zarr" / "0", mode="r")[...], src[...])
+    run(capsys, *predict, "--voxel-size-nm", "40", "6", "6")  # again over the last one: replaced whole
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".p.zarr")) == []
+
+
+def test_a_zarr_prediction_is_an_ome_zarr_image_with_a_labels_group_that_ome_zarr_py_opens(files, capsys, tmp_path):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Label, Multiscales, Reader
+
+    d = files
+    run(capsys, "train", "--image", d / "image.tif", "--labels", d / "sparse.tif", "--out", tmp_path / "m.pt",
+        "--classes", "background=1,mitochondrion=2", "--minutes", "1", "--max-steps", "2", *FAST)
+    run(capsys, "predict", "--model", tmp_path / "m.pt", "--image", d / "image.tif", "--out", tmp_path / "p.zarr",
+        "--device", "cpu", "--window", "32", "--voxel-size-nm", "40", "6", "6")
+    nodes = list(Reader(parse_url(str(tmp_path / "p.zarr")))())
+    image = next(n for n in nodes if any(isinstance(s, Multiscales) for s in n.specs)
+                 and not any(isinstance(s, Label) for s in n.specs))
+    labels = [n for n in nodes if any(isinstance(s, Label) for s in n.specs)]
+    assert np.array_equal(np.asarray(image.data[0]), tifffile.imread(d / "image.tif"))
+    assert image.metadata["coordinateTransformations"][0][0]["scale"] == [40.0, 6.0, 6.0]
+    assert [n.metadata["name"] for n in labels] == ["prediction"]
+    assert labels[0].metadata["properties"][2]["name"] == "mitochondrion"
+    assert labels[0].metadata["properties"][1]["name"] == "background"
+    assert set(np.unique(np.asarray(labels[0].data[0]))) <= {1, 2}
 
 
 def test_it_prints_per_cell_dice_for_instances(tmp_path, capsys):

@@ -39,7 +39,9 @@ def write_report(
         A :func:`cell_features` table (any table works).
     path : str or Path
         ``.csv``; ``.xlsx`` (sheet ``cells`` plus a sheet ``columns`` with unit and
-        description of every column); or ``.parquet``.
+        description of every column); or ``.parquet`` (each column's ``unit`` and
+        ``description`` in its field metadata, and all units as JSON under the
+        file's ``emportal.units`` key).
     columns : mapping of str to (unit, description), optional
         Column descriptions for the XLSX sheet (:data:`COLUMNS` by default; pass
         ``describe_columns(classes)`` for other classes).
@@ -61,9 +63,27 @@ def write_report(
     if suffix == ".csv":
         table.to_csv(path, index=False)
     elif suffix == ".parquet":
-        table.to_parquet(path, index=False)
+        _write_parquet(table, path, columns)
     else:
         with pd.ExcelWriter(path, engine="openpyxl") as writer:
             table.to_excel(writer, sheet_name="cells", index=False)
             columns_sheet(table, columns).to_excel(writer, sheet_name="columns", index=False)
     return path
+
+
+def _write_parquet(table: pd.DataFrame, path: Path, columns: Mapping[str, tuple[str, str]] | None) -> None:
+    """Parquet whose fields carry their unit and description, readable by any Arrow reader."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    described = dict(COLUMNS if columns is None else columns)
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    fields = []
+    for field in arrow.schema:
+        unit, description = described.get(field.name, ("", ""))
+        fields.append(field.with_metadata({"unit": unit, "description": description}))
+    units = {name: described.get(name, ("", ""))[0] for name in table.columns}
+    metadata = {**(arrow.schema.metadata or {}), b"emportal.units": json.dumps(units).encode()}
+    pq.write_table(pa.Table.from_arrays(arrow.columns, schema=pa.schema(fields, metadata=metadata)), path)
