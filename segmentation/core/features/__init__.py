@@ -15,6 +15,7 @@ from segmentation.core.features.fenestration import DEFAULT_CLOSING_RADIUS_NM, f
 from segmentation.core.features.morphology import elongations, object_stats, surface_shape
 from segmentation.core.features.pyramid import (
     MEASURE_MAX_VOXEL_NM,
+    PyramidTable,
     ReadLevel,
     cell_features_pyramid,
     level_plan,
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_CLASSES",
     "DEFAULT_CLOSING_RADIUS_NM",
     "MEASURE_MAX_VOXEL_NM",
+    "PyramidTable",
     "ReadLevel",
     "cell_bounding_boxes",
     "cell_features",

@@ -37,6 +37,7 @@ from segmentation.core.features.table import (
 
 __all__ = [
     "MEASURE_MAX_VOXEL_NM",
+    "PyramidTable",
     "ReadLevel",
     "box_at_level",
     "cell_features_pyramid",
@@ -55,6 +56,19 @@ Box = tuple[slice, slice, slice]
 # Keys are column names with the class replaced by {class} and the texture region by {region}.
 # A measure missing here is read at level 0.
 MEASURE_MAX_VOXEL_NM: dict[str, float] = {}
+
+
+@dataclass(frozen=True)
+class PyramidTable:
+    """What :func:`cell_features_pyramid` measured.
+
+    table: one row per cell. plan: the level each column is read at. raised: cell id ->
+    {planned level: level read} for cells whose box was too large at a planned level.
+    """
+
+    table: pd.DataFrame
+    plan: dict[str, ReadLevel]
+    raised: dict[int, dict[int, int]]
 
 
 def measure_key(column: str, classes: Iterable[str]) -> str:
@@ -195,8 +209,9 @@ def cell_features_pyramid(
     glcm_levels: int = 32,
     intensity_range: tuple[float, float] | None = None,
     boxes: Mapping[int, Box] | None = None,
+    max_box_voxels: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-) -> tuple[pd.DataFrame, dict[str, ReadLevel]]:
+) -> PyramidTable:
     """Per-cell table of :func:`~segmentation.core.features.cell_features`, each column read at
     the coarsest pyramid level :data:`MEASURE_MAX_VOXEL_NM` allows.
 
@@ -212,15 +227,17 @@ def cell_features_pyramid(
         Overrides :data:`MEASURE_MAX_VOXEL_NM` (``{}`` reads everything at level 0).
     boxes : mapping of cell id to level-0 box, optional
         :func:`pyramid_cell_boxes` at the finest level the plan uses (scanned when None).
+    max_box_voxels : int, optional
+        Memory bound: a cell whose box at a planned level holds more voxels is read at the
+        first coarser level where it fits (or the coarsest), and :attr:`PyramidTable.raised`
+        says so. No bound when None.
     Other parameters are those of :func:`~segmentation.core.features.cell_features`.
 
     Returns
     -------
-    table : pandas.DataFrame
-        One row per cell, the columns of ``describe_columns(classes)``; voxel counts and
-        centroids in level-0 voxels whatever level they were read at.
-    plan : dict of column name to ReadLevel
-        The level each column was read at.
+    PyramidTable
+        The table (voxel counts and centroids in level-0 voxels whatever level they were read
+        at), the planned level of each column, and the cells read coarser than planned.
     """
     classes = check_classes(classes)
     n_levels = min(len(image), len(labels), len(cells))
@@ -252,17 +269,23 @@ def cell_features_pyramid(
         boxes = {c: boxes[c] for c in wanted}
 
     rows = []
-    order = sorted(by_level, key=lambda rl: (rl.level, rl.z_step))
+    raised: dict[int, dict[int, int]] = {}
     for done, (cid, box0) in enumerate(boxes.items(), start=1):
+        used = {rl: _fit(rl, box0, cells, spacing, max_box_voxels) for rl in by_level}
+        wanted: dict[ReadLevel, set[str]] = {}
+        for rl, groups in by_level.items():
+            wanted.setdefault(used[rl], set()).update(groups)
+            if used[rl] != rl:
+                raised.setdefault(cid, {})[rl.level] = used[rl].level
         level_rows: dict[ReadLevel, dict[str, Any]] = {}
-        for rl in order:
-            level_rows[rl] = _cell_at(rl, cid, box0, image, labels, cells, groups=by_level[rl], classes=classes,
+        for rl in sorted(wanted, key=lambda r: (r.level, r.z_step)):
+            level_rows[rl] = _cell_at(rl, cid, box0, image, labels, cells, groups=wanted[rl], classes=classes,
                                       members=members, closing_nm=float(fenestration_closing_nm),
                                       levels=int(glcm_levels), intensity_range=intensity_range)
-        fallback = level_rows[finest]
+        fallback = level_rows[used[finest]]
         row = {}
         for column in columns:
-            source = level_rows[plan[column]]
+            source = level_rows[used[plan[column]]]
             # A cell too thin to show at a coarse level: take the finest level's value instead.
             row[column] = (source if source["cell_voxels"] else fallback).get(column, math.nan)
         rows.append(row)
@@ -270,7 +293,18 @@ def cell_features_pyramid(
             on_progress(done, len(boxes))
     table = pd.DataFrame(rows, columns=columns)
     table = table.astype({"cell_id": np.int64, "cell_voxels": np.int64, "cell_touches_border": bool})
-    return table, plan
+    return PyramidTable(table, plan, raised)
+
+
+def _box_voxels(box0: Box, rl: ReadLevel, shape: Sequence[int]) -> int:
+    return math.prod(max(0, s.stop - s.start) for s in box_at_level(box0, rl, shape))
+
+
+def _fit(rl: ReadLevel, box0: Box, cells: Sequence[Any], voxel: tuple[float, ...], cap: int | None) -> ReadLevel:
+    """``rl``, or the first coarser level where the cell's box holds at most ``cap`` voxels."""
+    while cap is not None and rl.level + 1 < len(cells) and _box_voxels(box0, rl, cells[rl.level].shape) > cap:
+        rl = read_level(max(voxel[1], voxel[2]) * 2 ** (rl.level + 1), voxel, len(cells))
+    return rl
 
 
 def _cell_at(rl: ReadLevel, cid: int, box0: Box, image: Sequence[Any], labels: Sequence[Any], cells: Sequence[Any],

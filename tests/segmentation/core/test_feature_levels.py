@@ -70,9 +70,9 @@ def test_with_every_measure_at_level_0_it_is_the_plain_table() -> None:
     ph = make_phantom((16, 96, 96), seed=3)
     image, labels, cells = pyramid(ph.image, ph.labels, ph.cells, 3)
     expected = cell_features(ph.image, ph.labels, ph.cells, voxel_size_nm=(4, 4, 4))
-    got, plan = cell_features_pyramid(image, labels, cells, voxel_size_nm=(4, 4, 4), limits={})
-    pd.testing.assert_frame_equal(got, expected)
-    assert {rl.level for rl in plan.values()} == {0}
+    got = cell_features_pyramid(image, labels, cells, voxel_size_nm=(4, 4, 4), limits={})
+    pd.testing.assert_frame_equal(got.table, expected)
+    assert {rl.level for rl in got.plan.values()} == {0} and got.raised == {}
 
 
 def test_a_coarse_level_is_the_table_of_the_downsampled_volume_in_level_0_units() -> None:
@@ -80,8 +80,9 @@ def test_a_coarse_level_is_the_table_of_the_downsampled_volume_in_level_0_units(
     at 4 nm isotropic), with voxel counts and centroids mapped back to level-0 voxels."""
     ph = make_phantom((16, 128, 128), seed=5)
     image, labels, cells = pyramid(ph.image, ph.labels, ph.cells, 2)
-    got, plan = cell_features_pyramid(image, labels, cells, voxel_size_nm=(4, 4, 4),
-                                      limits={"{class}_volume_um3": 8.0, "cell_volume_um3": 8.0, "cell_voxels": 8.0})
+    result = cell_features_pyramid(image, labels, cells, voxel_size_nm=(4, 4, 4),
+                                   limits={"{class}_volume_um3": 8.0, "cell_volume_um3": 8.0, "cell_voxels": 8.0})
+    got, plan = result.table, result.plan
     assert plan["nucleus_volume_um3"] == ReadLevel(1, 2, (8.0, 8.0, 8.0)) and plan["nucleus_count"].level == 0
     coarse = cell_features(image[1][::2], labels[1][::2], cells[1][::2], voxel_size_nm=(8, 8, 8))
     level0 = cell_features(ph.image, ph.labels, ph.cells, voxel_size_nm=(4, 4, 4))
@@ -93,6 +94,18 @@ def test_a_coarse_level_is_the_table_of_the_downsampled_volume_in_level_0_units(
     assert not np.allclose(got["nucleus_volume_um3"], level0["nucleus_volume_um3"])
 
 
+def test_a_cell_box_over_the_cap_is_read_at_a_coarser_level_and_said_so() -> None:
+    ph = make_phantom((16, 128, 128), seed=5)
+    image, labels, cells = pyramid(ph.image, ph.labels, ph.cells, 2)
+    capped = cell_features_pyramid(image, labels, cells, voxel_size_nm=(4, 4, 4), limits={}, max_box_voxels=1)
+    columns = describe_columns()
+    at_level_1 = cell_features_pyramid(image, labels, cells, voxel_size_nm=(4, 4, 4),
+                                       limits={c: 8.0 for c in columns})
+    assert capped.raised == {int(cid): {0: 1} for cid in capped.table["cell_id"]}
+    assert {rl.level for rl in capped.plan.values()} == {0}  # the plan, not what the cap made of it
+    pd.testing.assert_frame_equal(capped.table, at_level_1.table)
+
+
 _CHILD = r"""
 import json, resource, sys
 sys.path.insert(0, {root!r})
@@ -101,7 +114,7 @@ from segmentation.core.features import cell_features_pyramid
 if {run!r}:
     levels = [[zarr.open_array({path!r} + f"/{{name}}/{{k}}", mode="r") for k in range(3)]
               for name in ("image", "labels", "cells")]
-    table, plan = cell_features_pyramid(*levels, voxel_size_nm=(8.0, 8.0, 8.0), limits={{}})
+    table = cell_features_pyramid(*levels, voxel_size_nm=(8.0, 8.0, 8.0), limits={{}}).table
     assert len(table) == 4, table
 print(json.dumps({{"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
 """
