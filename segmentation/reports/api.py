@@ -117,8 +117,22 @@ class ReportMeshApi(APIView):
     @_FILE
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, report_id: int, cell_id: int, part: str = "", fmt: str = "glb") -> Any:
-        """A cell's meshes as one GLB (a named, coloured node per class), or one class as PLY."""
+        """A cell's meshes as one GLB (a named, coloured node per class), or one class as PLY.
+
+        The GLB and PLY are the 3D view's meshes (a coarse level, simplified); a PLY with
+        ``?resolution=full`` is made now from level 0, every triangle kept (cells up to
+        ``FULL_MESH_MAX_VOXELS`` voxels in their box; larger ones get 413 ``mesh_too_large``).
+        """
         report, _ = selectors.report_for_user(request.user, report_id)
+        resolution = request.query_params.get("resolution", "view")
+        if resolution not in ("view", "full"):
+            raise ApplicationError(f"resolution must be 'view' or 'full', got {resolution!r}", code="invalid")
+        if fmt == "ply" and resolution == "full":
+            data = services.report_mesh_full_resolution(report, cell_id, part)
+            response = HttpResponse(data, content_type="application/octet-stream")
+            response["Content-Disposition"] = (
+                f'attachment; filename="{_stem(report)}-cell{cell_id}-{part}-full.ply"')
+            return response
         path = selectors.report_mesh_path(report, cell_id)
         if fmt == "glb":
             return FileResponse(path.open("rb"), as_attachment=request.query_params.get("download") == "1",

@@ -115,6 +115,10 @@ def report_payload(report: FeatureReport) -> dict[str, Any]:
         "means": report.summary.get("means", {}),
         "stale": any(current.get(name, -1) != version for name, version in versions.items()),
         "mesh_cells": report.summary.get("mesh_cells", []),
+        # The pyramid level each column was measured at (0 = full resolution) and its voxel size.
+        "measure_levels": report.summary.get("measure_levels", {}),
+        "level_voxel_nm": report.summary.get("level_voxel_nm", {}),
+        "mesh_levels": report.summary.get("mesh_levels", {}),
         "downloads": {
             **{fmt: f"{base}/download/{fmt}/" for fmt in REPORT_FORMATS if fmt in report.files},
             **({"meshes": f"{base}/meshes.zip"} if report.files.get("meshes") else {}),

@@ -1,8 +1,10 @@
 """Writes of the reports feature: queue a report job, run it, write the phantom's truth layers.
 
-A report reads level 0 of the volume's image and of two of its label layers (organelle
-classes and cell instances), measures every cell with
-:func:`segmentation.core.features.cell_features`, meshes every cell with
+A report reads the volume's image pyramid and two of its label layers (organelle classes and
+cell instances) one cell box at a time, each measure at the coarsest level that keeps it within
+1 % of level 0 (:func:`segmentation.core.features.cell_features_pyramid`; the level of every
+column is recorded in the report's summary), meshes every cell at a coarse level (about
+``MESH_VOXELS_ACROSS`` voxels across the cell) simplified for the browser with
 :func:`segmentation.core.meshes.cell_meshes`, and keeps everything under
 ``MEDIA_ROOT/reports/<id>/``: ``cells.csv``, ``cells.xlsx`` (with the ``columns`` sheet),
 ``cells.parquet`` and ``meshes/cell_<id>.glb``. The files are written into a hidden
@@ -11,6 +13,8 @@ cancelled job leaves neither a row nor a half-written folder behind.
 """
 from __future__ import annotations
 
+import logging
+import math
 import shutil
 import time
 import uuid
@@ -30,14 +34,24 @@ from annotations.models import LabelClass, LabelLayer, Project, Volume
 from annotations.storage import volume_zarr_path
 from annotations.strokes import layer_lock
 from emportal.errors import ApplicationError
-from segmentation.core.classes import default_parents
-from segmentation.core.features import DEFAULT_CLASSES, cell_bounding_boxes, cell_features, describe_columns
-from segmentation.core.features import intensity_range_of, write_report
-from segmentation.core.meshes import cell_meshes, scene_glb
 from emportal.jobs.models import Job
 from emportal.jobs.services import JobContext, job_create, job_running
+from segmentation.core.classes import default_parents
+from segmentation.core.features import DEFAULT_CLASSES, describe_columns, intensity_range_of, write_report
+from segmentation.core.features.pyramid import (
+    ReadLevel,
+    box_at_level,
+    cell_features_pyramid,
+    level_plan,
+    pyramid_cell_boxes,
+    read_box,
+    read_level,
+)
+from segmentation.core.meshes import cell_meshes, mesh_bytes, scene_glb
 from segmentation.job_kinds import REPORT
 from segmentation.models import FeatureReport
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CELLS_TRUTH_LAYER",
@@ -49,6 +63,7 @@ __all__ = [
     "report_compute",
     "report_create",
     "report_dir",
+    "report_mesh_full_resolution",
     "report_leftovers_remove",
     "report_run",
 ]
@@ -59,6 +74,17 @@ REPORT_FORMATS: dict[str, str] = {"csv": "cells.csv", "xlsx": "cells.xlsx", "par
 MESH_DIR = "meshes"
 # Triangles per mesh (cell and each organelle class): enough for a smooth 3D view, small GLBs.
 MESH_MAX_FACES = 8_000
+# Browser meshes are made at the coarsest level where the cell is still this many voxels
+# across in Y or X: marching cubes gives ~10x the face budget there, so simplification, not
+# the level, sets what the browser sees, at 1/(2^k)^3 of level 0's work.
+MESH_VOXELS_ACROSS = 160
+# Memory bound of a report: a cell box holding more voxels at a measure's level is read at the
+# next coarser level (the summary's raised_levels says which). Measuring holds ~30 bytes per
+# voxel of the box (masks, labels, the GLCM keys), so this is ~4 GiB.
+CELL_BOX_MAX_VOXELS = 128 * 2**20
+# A full-resolution mesh is made on request from level 0 of a cell box up to this size
+# (the smoothing and marching cubes hold ~12 bytes per voxel).
+FULL_MESH_MAX_VOXELS = 96 * 2**20
 TRUTH_LAYER = "truth"
 CELLS_TRUTH_LAYER = "cells_truth"
 _PROGRESS_EVERY_S = 0.5
@@ -175,23 +201,24 @@ def report_run(ctx: JobContext) -> FeatureReport:
         classes = report_classes(volume.project)
     except ApplicationError as exc:
         raise ValueError(exc.message) from None
-    dest = volume_zarr_path(volume)
-    image = omezarr.open_level(dest, 0)
-    labels = omezarr.open_label_level(dest, labels_name, 0)
-    cells = omezarr.open_label_level(dest, cells_name, 0)
+    image, labels, cells = _pyramids(volume_zarr_path(volume), labels_name, cells_name)
     progress = _Progress(ctx)
+    voxel = tuple(float(v) for v in volume.voxel_size_nm)
 
     progress(0.01, "finding cells", force=True)
-    boxes = cell_bounding_boxes(cells)
+    plan = level_plan(describe_columns(classes), classes, voxel_size_nm=voxel, n_levels=len(image))
+    finest = min(plan.values(), key=lambda rl: (rl.level, rl.z_step))
+    boxes = pyramid_cell_boxes(cells, finest.level)
     if not boxes:
         raise ValueError(f"layer {cells_name!r} holds no cells: paint cells or run the cells job first")
-    intensity_range = intensity_range_of(image)
+    intensity_range = intensity_range_of(image[finest.level])
     n = len(boxes)
     started = time.monotonic()
-    table = cell_features(
-        image, labels, cells, voxel_size_nm=volume.voxel_size_nm, classes=classes,
-        fenestration_closing_nm=closing, intensity_range=intensity_range,
+    measured = cell_features_pyramid(
+        image, labels, cells, voxel_size_nm=voxel, classes=classes, fenestration_closing_nm=closing,
+        intensity_range=intensity_range, boxes=boxes, max_box_voxels=CELL_BOX_MAX_VOXELS,
         on_progress=lambda done, total: progress(0.02 + 0.68 * done / total, f"measured {done} of {total} cells"))
+    table, plan = measured.table, measured.plan
     seconds_features = time.monotonic() - started
 
     root = Path(settings.MEDIA_ROOT) / "reports"
@@ -201,17 +228,21 @@ def report_run(ctx: JobContext) -> FeatureReport:
     try:
         progress(0.7, "writing tables", force=True)
         columns = describe_columns(classes)
-        for fmt, name in REPORT_FORMATS.items():
+        for name in REPORT_FORMATS.values():
             write_report(table, partial / name, columns=columns)
         started = time.monotonic()
         mesh_cells: list[int] = []
+        mesh_levels: dict[str, int] = {}
         if params.get("meshes", True):
             (partial / MESH_DIR).mkdir()
             for done, (cid, box) in enumerate(boxes.items(), start=1):
-                meshes = cell_meshes(labels, cells, cid, voxel_size_nm=volume.voxel_size_nm, classes=classes,
-                                     box=box, max_faces=MESH_MAX_FACES)
-                (partial / MESH_DIR / f"cell_{cid}.glb").write_bytes(scene_glb(meshes))
-                mesh_cells.append(int(cid))
+                rl = _mesh_level(box, voxel, len(image))
+                meshes = _cell_meshes_at(labels, cells, cid, box, rl, voxel=voxel, classes=classes,
+                                         max_faces=MESH_MAX_FACES)
+                if meshes is not None:
+                    (partial / MESH_DIR / f"cell_{cid}.glb").write_bytes(scene_glb(meshes))
+                    mesh_cells.append(int(cid))
+                    mesh_levels[str(cid)] = rl.level
                 progress(0.72 + 0.26 * done / n, f"meshed {done} of {n} cells")
         seconds_meshes = time.monotonic() - started
         progress(0.99, "saving", force=True)
@@ -222,6 +253,15 @@ def report_run(ctx: JobContext) -> FeatureReport:
             "hierarchy": {k: v for k, v in default_parents(list(classes)).items() if v in classes},
             "layer_versions": {labels_name: labels_layer.version, cells_name: cells_layer.version},
             "mesh_cells": mesh_cells,
+            # Which pyramid level each column was measured at, and what a voxel was there.
+            "measure_levels": {column: rl.level for column, rl in plan.items()},
+            "level_voxel_nm": {str(rl.level): list(rl.spacing_nm) for rl in sorted(set(plan.values()),
+                                                                                   key=lambda r: r.level)},
+            "mesh_levels": mesh_levels,
+            # Cells whose box was over CELL_BOX_MAX_VOXELS at a planned level: {cell: {planned: read}}.
+            "raised_levels": {str(cid): {str(a): b for a, b in r.items()} for cid, r in measured.raised.items()},
+            "cell_boxes": {str(cid): [b[0].start, b[0].stop, b[1].start, b[1].stop, b[2].start, b[2].stop]
+                           for cid, b in boxes.items()},
             "seconds": {"features": round(seconds_features, 3), "meshes": round(seconds_meshes, 3)},
             "means": {col: _finite_mean(table[col]) for col in table.columns
                       if col.endswith(("_volume_um3", "_pct_of_cell", "_solidity", "_fenestrated_pct"))},
@@ -245,6 +285,87 @@ def report_run(ctx: JobContext) -> FeatureReport:
     job.result = {"report": report.pk, "n_cells": report.n_cells}
     job.message = f"measured {report.n_cells} cells"
     return report
+
+
+def _pyramids(dest: Path, labels_name: str, cells_name: str) -> tuple[list[Any], list[Any], list[Any]]:
+    """Every level the image and both layers have, finest first."""
+    image: list[Any] = []
+    labels: list[Any] = []
+    cells: list[Any] = []
+    while True:
+        level = len(image)
+        try:
+            found = (omezarr.open_level(dest, level), omezarr.open_label_level(dest, labels_name, level),
+                     omezarr.open_label_level(dest, cells_name, level))
+        except IndexError:
+            break
+        image.append(found[0])
+        labels.append(found[1])
+        cells.append(found[2])
+    return image, labels, cells
+
+
+def _mesh_level(box: tuple[slice, slice, slice], voxel: tuple[float, float, float], n_levels: int) -> ReadLevel:
+    """The coarsest level at which the cell box is still ``MESH_VOXELS_ACROSS`` voxels across."""
+    across_nm = max((box[1].stop - box[1].start) * voxel[1], (box[2].stop - box[2].start) * voxel[2])
+    return read_level(across_nm / MESH_VOXELS_ACROSS, voxel, n_levels)
+
+
+def _cell_meshes_at(labels: list[Any], cells: list[Any], cid: int, box0: tuple[slice, slice, slice], rl: ReadLevel,
+                    *, voxel: tuple[float, float, float], classes: dict[str, int],
+                    max_faces: int | None) -> dict[str, Any] | None:
+    """Meshes of one cell read at level ``rl`` (None when the cell does not show there)."""
+    box = box_at_level(box0, rl, cells[rl.level].shape)
+    lab = read_box(labels[rl.level], box, z_step=rl.z_step)
+    cel = read_box(cells[rl.level], box, z_step=rl.z_step)
+    if not np.any(cel == cid):
+        return None
+    f = rl.yx_factor
+    # Centre of the box's first voxel, in level-0 nm: a level-k voxel covers 2^k level-0 voxels.
+    origin_nm = (box[0].start * rl.z_step * voxel[0], (box[1].start * f + (f - 1) / 2) * voxel[1],
+                 (box[2].start * f + (f - 1) / 2) * voxel[2])
+    whole = (slice(0, cel.shape[0]), slice(0, cel.shape[1]), slice(0, cel.shape[2]))
+    return cell_meshes(lab, cel, cid, voxel_size_nm=rl.spacing_nm, classes=classes, box=whole,
+                       max_faces=max_faces, origin_nm=origin_nm)
+
+
+def report_mesh_full_resolution(report: FeatureReport, cell_id: int, part: str) -> bytes:
+    """PLY of one cell part (``cell`` or a class) made at level 0 of the report's layers, not simplified.
+
+    The browser's meshes are made at a coarse level and simplified; this one is made on request
+    from the layers as they are now, for cells whose box at level 0 holds at most
+    ``FULL_MESH_MAX_VOXELS``.
+
+    Raises
+    ------
+    ApplicationError
+        ``unknown_cell`` / ``unknown_part`` (404), ``mesh_too_large`` (413).
+    """
+    box_list = report.summary.get("cell_boxes", {}).get(str(int(cell_id)))
+    if box_list is None:
+        raise ApplicationError(f"cell {cell_id} is not in report {report.pk}", code="unknown_cell", status_code=404)
+    if part != "cell" and part not in report.classes:
+        raise ApplicationError(f"part {part!r} is neither 'cell' nor one of {', '.join(report.classes)}",
+                               code="unknown_part", status_code=404)
+    box = (slice(box_list[0], box_list[1]), slice(box_list[2], box_list[3]), slice(box_list[4], box_list[5]))
+    voxels = math.prod(s.stop - s.start for s in box)
+    if voxels > FULL_MESH_MAX_VOXELS:
+        raise ApplicationError(
+            f"cell {cell_id} spans {voxels:,} voxels at full resolution, more than the "
+            f"{FULL_MESH_MAX_VOXELS:,} a mesh is made from on request; the 3D view's mesh "
+            f"(level {report.summary.get('mesh_levels', {}).get(str(int(cell_id)), 0)}) is the one to download",
+            code="mesh_too_large", status_code=413)
+    volume = report.volume
+    voxel = tuple(float(v) for v in volume.voxel_size_nm)
+    try:
+        image, labels, cells = _pyramids(volume_zarr_path(volume), report.labels_layer, report.cells_layer)
+    except ValueError:
+        raise ApplicationError("the report's layers no longer exist", code="unknown_layer", status_code=404) from None
+    meshes = _cell_meshes_at(labels, cells, int(cell_id), box, ReadLevel(0, 1, voxel), voxel=voxel,
+                             classes=dict(report.classes), max_faces=None)
+    if meshes is None or part not in meshes:
+        raise ApplicationError(f"cell {cell_id} has no {part} voxels now", code="unknown_part", status_code=404)
+    return mesh_bytes(meshes[part], file_type="ply")
 
 
 def _finite_mean(series: Any) -> float | None:

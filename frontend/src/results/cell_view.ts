@@ -178,6 +178,15 @@ export class CellView implements Disposable {
           ` ${name}`,
           h("span", { class: "muted" }, volume === null ? "" : ` ${formatValue(volume)} µm³`),
           h("a", { href: plyUrl(report.id, this.cellId, name), class: "ply", title: `download the ${name} mesh as PLY` }, "PLY"),
+          h(
+            "a",
+            {
+              href: `${plyUrl(report.id, this.cellId, name)}?resolution=full`,
+              class: "ply",
+              title: `download the ${name} mesh made from full-resolution voxels, not simplified (large)`,
+            },
+            "full",
+          ),
         );
       });
     const opacity = h("input", { type: "range", min: 0, max: 1, step: 0.02, value: CELL_OPACITY, id: "cell-opacity" });
