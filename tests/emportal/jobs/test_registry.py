@@ -1,7 +1,7 @@
 """Kinds are registered by the apps that own them: routed, validated and cleaned up from the registry."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,13 +15,20 @@ from emportal.jobs.registry import JobKind, UnknownJobKind
 from emportal.jobs.services import job_create, jobs_reap_stale
 
 
+def _recorder(cleaned: list[int]) -> Callable[[Job], None]:
+    def record(job: Job) -> None:
+        cleaned.append(job.pk)
+
+    return record
+
+
 @pytest.fixture
 def test_kinds() -> Iterator[dict[str, list[int]]]:
     """Two kinds of a pretend app, each recording the jobs its cleanup was run for."""
     cleaned: dict[str, list[int]] = {"probe": [], "other_probe": []}
     for name, queue in (("probe", "probe_queue"), ("other_probe", "default")):
         registry.register(JobKind(name=name, task=f"tests.tasks.{name}", queue=queue,
-                                  on_worker_lost=lambda job, name=name: cleaned[name].append(job.pk)))
+                                  on_worker_lost=_recorder(cleaned[name])))
     yield cleaned
     for name in cleaned:
         registry.unregister(name)
