@@ -1,4 +1,4 @@
-"""Websockets: one per volume (strokes, jobs of that volume) and one per project (jobs).
+"""Websockets: one per volume (strokes, jobs of that volume, who else is there) and one per project (jobs).
 
 Consumers only check the role, join groups and forward events; the work is done by
 services, which broadcast through emportal.realtime after their database change.
@@ -9,6 +9,8 @@ group (:mod:`annotations.socket_groups`).
 """
 from __future__ import annotations
 
+import secrets
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -26,6 +28,16 @@ from emportal.parsers import json_loads
 from emportal.realtime import broadcast_async, project_group, volume_group
 
 CLOSE_NOT_FOUND = 4404
+PRESENCE_MIN_S = 0.1  # a socket's crosshair goes out at most ten times a second
+
+
+def _focus(value: Any, shape: tuple[int, ...]) -> list[int] | None:
+    """A crosshair [z, y, x] inside the volume, or None for anything else."""
+    if not isinstance(value, list) or len(value) != 3:
+        return None
+    if not all(type(v) is int and 0 <= v < n for v, n in zip(value, shape)):
+        return None
+    return value
 
 
 class _ForwardingConsumer(AsyncJsonWebsocketConsumer):
@@ -80,6 +92,21 @@ class VolumeConsumer(_ForwardingConsumer):
             lambda: max(self.volume.layers.values_list("version", flat=True), default=0))()
         await self.send_json({"type": "hello", "user": self.scope["user"].username, "role": self.role.label,
                               "version": version})
+        # Presence: a socket that says where it is joins it; the others answer with where they
+        # are (the server keeps no list). Sockets that never say (scripts) see and cause nothing.
+        self.presence_id = secrets.token_hex(6)
+        self.presence_sent = 0.0
+        self.presence_joined = False
+
+    async def _presence(self, focus: list[int] | None, **flags: bool) -> None:
+        event = {"type": "presence", "id": self.presence_id, "user": self.scope["user"].username,
+                 "focus": focus, **flags}
+        await broadcast_async(self.group, event, skip=self.channel_name)
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "presence_joined", False) and self.group:
+            await self._presence(None, left=True)
+        await super().disconnect(code)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Strokes, undo/redo and completeness marks; the services broadcast the outcome."""
@@ -101,6 +128,18 @@ class VolumeConsumer(_ForwardingConsumer):
                 ref = validated(StrokeRefInput, content)
                 toggle = strokes.stroke_undo if kind == "undo" else strokes.stroke_redo
                 await database_sync_to_async(toggle)(self.volume, self.scope["user"], self.role, str(ref["uuid"]))
+            elif kind == "presence":
+                focus = _focus(content.get("focus"), tuple(self.volume.shape))
+                if focus is None:
+                    raise ApplicationError("presence needs focus [z, y, x] inside the volume")
+                now = time.monotonic()
+                if not self.presence_joined:
+                    self.presence_joined = True
+                    self.presence_sent = now
+                    await self._presence(focus, joined=True)
+                elif now - self.presence_sent >= PRESENCE_MIN_S:
+                    self.presence_sent = now
+                    await self._presence(focus)
             elif kind == "mark_complete":
                 await database_sync_to_async(strokes.slice_mark_complete)(
                     self.volume, self.scope["user"], self.role, **validated(CompleteSliceInput, content))

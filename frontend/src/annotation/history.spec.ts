@@ -59,3 +59,28 @@ describe("StrokeHistory", () => {
     expect(h.entries.map((e) => e.uuid)).toEqual(["b", "c", "d"]);
   });
 });
+
+describe("StrokeHistory.restore (undo across a reload)", () => {
+  it("puts saved strokes under the new ones, oldest first, so undo goes on into them", () => {
+    const h = new StrokeHistory();
+    h.add("new", "paint z 3", 300);
+    const added = h.restore([
+      { uuid: "b", label: "paint z 2", version: 5, time: 200 },
+      { uuid: "a", label: "paint z 1", version: 4, time: 100 },
+      { uuid: "new", label: "dup", version: 9, time: 300 },
+    ]);
+    expect(added).toBe(2);
+    expect(h.entries.map((e) => e.uuid)).toEqual(["a", "b", "new"]);
+    expect(h.undo()).toBe("new");
+    expect(h.undo()).toBe("b");
+    expect(h.undo()).toBe("a");
+    expect(h.undo()).toBeNull();
+    expect(h.redo()).toBe("a");
+  });
+
+  it("keeps the limit, dropping the oldest", () => {
+    const h = new StrokeHistory(2);
+    h.restore([1, 2, 3].map((i) => ({ uuid: String(i), label: "x", version: i, time: i })));
+    expect(h.entries.map((e) => e.uuid)).toEqual(["2", "3"]);
+  });
+});

@@ -42,6 +42,21 @@ export class StrokeHistory {
     this.changed.dispatch();
   }
 
+  /**
+   * Put strokes saved before this page loaded (the server's log) under the ones made since,
+   * oldest first, so Ctrl+Z goes on into them after a reload. UUIDs already held are skipped.
+   */
+  restore(saved: ReadonlyArray<{ uuid: string; label: string; version: number; time: number }>): number {
+    const fresh = saved.filter((e) => this.get(e.uuid) === undefined)
+      .sort((a, b) => a.time - b.time)
+      .map((e): HistoryEntry => ({ uuid: e.uuid, label: e.label, state: "applied", version: e.version, time: e.time }));
+    if (fresh.length === 0) return 0;
+    this.list.unshift(...fresh);
+    if (this.list.length > this.limit) this.list.splice(0, this.list.length - this.limit);
+    this.changed.dispatch();
+    return fresh.length;
+  }
+
   get(uuid: string): HistoryEntry | undefined {
     return this.list.find((e) => e.uuid === uuid);
   }

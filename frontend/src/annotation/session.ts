@@ -85,6 +85,18 @@ export class AnnotationSession implements Disposable {
     this.transport.send({ type: "stroke", stroke });
   }
 
+  /**
+   * This user's strokes from the server's log of `layer`, so Ctrl+Z after a reload undoes the
+   * last own stroke. Only strokes still in effect; returns how many joined the history.
+   */
+  restoreHistory(layer: string, rows: ReadonlyArray<{ uuid: string; user: string | null; mode: string; axis: string; index: number; active: boolean; version: number; created: string }>): number {
+    const own = rows.filter((r) => r.active && r.user !== null && r.user === this.user.value);
+    for (const r of own) this.strokeLayer.set(r.uuid, layer);
+    return this.history.restore(own.map((r) => ({
+      uuid: r.uuid, label: `${r.mode} ${r.axis} ${r.index} (saved)`, version: r.version, time: Date.parse(r.created) || 0,
+    })));
+  }
+
   undo(): string | null {
     const uuid = this.history.undo();
     if (uuid === null) return null;

@@ -64,8 +64,23 @@ export async function request<T>(method: "GET" | "POST" | "DELETE", url: string,
   return (await res.json()) as T;
 }
 
+/** One row of a layer's stroke log (newest first), as GET /api/volumes/<id>/strokes/ lists it. */
+export interface LoggedStroke {
+  uuid: string;
+  user: string | null;
+  mode: string;
+  axis: Axis;
+  index: number;
+  value: number;
+  active: boolean;
+  version: number;
+  created: string;
+}
+
 export const api = {
   volume: (id: number) => request<VolumeInfo>("GET", `/api/volumes/${id}/`),
+  strokes: (id: number, layer: string) =>
+    request<LoggedStroke[]>("GET", `/api/volumes/${id}/strokes/?layer=${encodeURIComponent(layer)}`),
   jobs: (projectId: number) => request<Job[]>("GET", `/api/projects/${projectId}/jobs/`),
   cancelJob: (jobId: number) => request<unknown>("POST", `/api/jobs/${jobId}/cancel/`),
   /** Value of a label layer at one level-0 voxel (optional endpoint; used by the picker). */

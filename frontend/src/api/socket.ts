@@ -35,6 +35,12 @@ export class VolumeSocket implements Disposable {
     this.flush();
   }
 
+  /** Send now if connected, else drop: for messages that only say how things are (presence). */
+  sendVolatile(message: ClientMessage): void {
+    const ws = this.ws;
+    if (ws !== null && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+  }
+
   /** Drop the current connection (tests, "go offline" checks); it reconnects by itself. */
   drop(): void {
     this.ws?.close();

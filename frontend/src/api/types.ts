@@ -93,7 +93,8 @@ export type ClientMessage =
   | { type: "stroke"; stroke: Stroke }
   | { type: "undo"; uuid: string }
   | { type: "redo"; uuid: string }
-  | { type: "mark_complete"; axis: Axis; index: number; complete: boolean };
+  | { type: "mark_complete"; axis: Axis; index: number; complete: boolean }
+  | { type: "presence"; focus: Zyx };
 
 export type ServerMessage =
   | { type: "ack"; uuid: string; version: number }
@@ -103,6 +104,7 @@ export type ServerMessage =
   | { type: "error"; uuid?: string; code: string; message: string }
   | { type: "job"; job: Job }
   | { type: "hello"; user: string; role: Role; version: number }
+  | PresenceMessage
   | {
       type: "mark_complete";
       axis: Axis;
@@ -111,7 +113,20 @@ export type ServerMessage =
       user?: string;
     };
 
-const KNOWN_TYPES = new Set(["ack", "stroke", "undo", "redo", "error", "job", "hello", "mark_complete"]);
+/**
+ * Who else has this volume open: `id` names one socket (a user may have two tabs); `focus` is
+ * their crosshair, null when they just joined (others answer with theirs) or `left` is set.
+ */
+export interface PresenceMessage {
+  type: "presence";
+  id: string;
+  user: string;
+  focus: Zyx | null;
+  joined?: boolean;
+  left?: boolean;
+}
+
+const KNOWN_TYPES = new Set(["ack", "stroke", "undo", "redo", "error", "job", "hello", "mark_complete", "presence"]);
 
 function knownMessage(data: unknown): ServerMessage | null {
   if (typeof data !== "object" || data === null) return null;

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { VolumeInfo } from "../api/types";
 import { AnnotationSession } from "../annotation/session";
 import { ToolState } from "../annotation/tools";
-import { missingLayers, ViewerContext } from "./context";
+import { missingLayers, paletteKey, ViewerContext } from "./context";
 import { TileCache } from "./tile_cache";
 
 function info(): VolumeInfo {
@@ -43,5 +43,12 @@ describe("layers made while the page is open", () => {
     expect(ctx.session.layerKind("cells_auto")).toBe("instances");
     expect(ctx.addLayer({ name: "cells_auto", kind: "instances", version: 8 })).toBeNull();
     expect(seen).toEqual(["cells_auto"]);
+  });
+});
+
+describe("paletteKey", () => {
+  it("changes when a class colour changes and not otherwise", () => {
+    expect(paletteKey("2#ffd400;4#ff69c8")).toBe(paletteKey("2#ffd400;4#ff69c8"));
+    expect(paletteKey("2#ffd400;4#ff69c8")).not.toBe(paletteKey("2#ffd400;4#12ab34"));
   });
 });

@@ -25,6 +25,13 @@ function displayFor(layer: LayerInfo): LayerDisplay {
   return new LayerDisplay(layer.name, layer.kind, layer.name === "prediction" ? 0.4 : 0.6);
 }
 
+/** A short hash (FNV-1a, base 36) of the class colours. */
+export function paletteKey(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(36);
+}
+
 /** Layers of a fresh volume read that `known` does not hold yet, in the server's order. */
 export function missingLayers(known: readonly string[], fetched: readonly LayerInfo[]): LayerInfo[] {
   const have = new Set(known);
@@ -51,6 +58,8 @@ export class ViewerContext {
   readonly layers: LayerDisplay[];
   /** A layer a job wrote while the page was open (prediction, cells_auto) joined the views. */
   readonly layerAdded = new Signal<[LayerDisplay]>();
+  /** Names the class colours in label tile URLs: a recoloured class is never served from cache. */
+  readonly paletteKey: string;
 
   constructor(
     readonly info: VolumeInfo,
@@ -66,6 +75,7 @@ export class ViewerContext {
     this.window = new Trackable<[number, number]>([info.window[0], info.window[1]], tupleEquals);
     this.layers = [new LayerDisplay("image", "image", 1)];
     for (const l of info.layers) this.layers.push(displayFor(l));
+    this.paletteKey = paletteKey(info.classes.map((c) => `${c.value}${c.color}`).join(";"));
   }
 
   /**

@@ -226,7 +226,8 @@ export class SliceView implements Disposable {
   private tileUrl(layer: LayerDisplay, a: TileAddress): string {
     const id = this.ctx.info.id;
     if (layer.kind === "image") return imageTileUrl(id, a, this.ctx.window.value);
-    return labelTileUrl(id, layer.name, a, this.ctx.session.versions.value[layer.name] ?? 0);
+    const version = this.ctx.session.versions.value[layer.name] ?? 0;
+    return labelTileUrl(id, layer.name, a, layer.kind === "labels" ? `${version}.${this.ctx.paletteKey}` : version);
   }
 
   /** Draw one tile set into `g`; returns whether every tile was the requested version. */

@@ -17,13 +17,15 @@ import { mountReview } from "../review/mount";
 import { mountModelPanels } from "../training/panels";
 import { type LayerDisplay, ViewerContext } from "./context";
 import { sliceCount } from "./geometry";
+import { BINDINGS, bindingFor, bindingKeys } from "./keymap";
 import { LayersPanel } from "./layers_panel";
+import { PanelFolds } from "./panel_folds";
+import { Legend, Maximiser, ShortcutOverlay } from "./view_chrome";
+import { PresenceBar } from "./presence_bar";
 import { NeuroglancerButton } from "./neuroglancer";
 import { SliceView } from "./slice_view";
 import { TileCache } from "./tile_cache";
 import { formatUrlState, parseUrlState, type UrlState } from "./url_state";
-
-const TOOL_KEYS: Record<string, ToolName> = { h: "pan", b: "brush", e: "eraser", f: "fill", p: "polygon", i: "picker" };
 
 function isTextInput(el: EventTarget | null): boolean {
   return el instanceof HTMLInputElement && !["range", "checkbox", "button"].includes(el.type)
@@ -103,6 +105,15 @@ export class VolumePage implements Disposable {
     };
     d.add(tools.cellId.subscribe((id) => knownCellIds.add(id)));
     const toolbar = d.add(new Toolbar(ctx, { undo, redo, toggleComplete, newCell }));
+    // Undo survives a reload: once the socket says who we are, our saved strokes join the history.
+    let restored = false;
+    d.add(session.user.watch((user) => {
+      if (restored || user === "" || !ctx.canPaint) return;
+      restored = true;
+      for (const layer of info.layers.filter((l) => l.editable !== false)) {
+        void api.strokes(info.id, layer.name).then((rows) => session.restoreHistory(layer.name, rows)).catch(() => undefined);
+      }
+    }));
 
     // ---- slice bar (XY slice)
     const Z = sliceCount(info.shape, "z");
@@ -197,12 +208,20 @@ export class VolumePage implements Disposable {
     d.add(listen(window, "hashchange", () => restore(parseUrlState(window.location.hash), { recentre: true })));
 
     const layers = d.add(new LayersPanel(ctx));
+    const viewGrid = h("div", { class: "view-grid" }, xy.element, h("div", { class: "view-side" }, xz.element, yz.element));
+    const maximise = d.add(new Maximiser(viewGrid, views));
+    const legend = d.add(new Legend(ctx));
+    const presence = d.add(new PresenceBar(ctx, socket, views));
     const historyPanel = d.add(new HistoryPanel(session.history));
+    const overlay = d.add(new ShortcutOverlay());
+    const helpButton = h("button", { class: "btn small", id: "keys-button", title: "Keyboard and mouse (?)" }, "Keys ?");
+    d.add(listen(helpButton, "click", () => overlay.toggle()));
     const help = h(
       "section",
       { class: "panel help" },
       h("h2", {}, "Keys"),
-      h("p", {}, "wheel zoom · space/middle-drag pan · ctrl/shift+wheel, ↑↓, PgUp/PgDn slice · [ ] brush size · 1–9 class · B E F P I H tools · Ctrl+Z / Ctrl+Shift+Z · double-click sets the crosshair · Home fits"),
+      h("p", {}, BINDINGS.filter((b) => !b.action.startsWith("mouse:") && b.action !== "cancel")
+        .map((b) => `${bindingKeys(b)} ${b.label.split(" (")[0]!.toLowerCase()}`).join(" · "), " · ? all keys"),
     );
 
     const layout = h(
@@ -215,94 +234,82 @@ export class VolumePage implements Disposable {
         h("span", { class: "dims" }, `${info.shape.join(" × ")} vox · ${info.voxel_size_nm.join(" × ")} nm`),
         h("span", { class: "spacer" }),
         d.add(new NeuroglancerButton(info)).element,
+        presence.element,
         userBadge,
         pendingBadge,
+        helpButton,
         status,
       ),
       toolbar.element,
       h(
         "main",
         { class: "views" },
-        h("div", { class: "view-grid" }, xy.element, h("div", { class: "view-side" }, xz.element, yz.element)),
+        viewGrid,
+        legend.element,
         h("div", { class: "slice-bar" }, prev, slider, next, sliceLabel),
       ),
       h("aside", { class: "sidebar" }, layers.element, historyPanel.element, help),
       h("footer", { class: "statusbar" }, cursor, h("span", { class: "spacer" }), levelInfo),
       toasts,
+      overlay.element,
     );
     root.replaceChildren(layout);
     d.add(mountModelPanels(layout.querySelector<HTMLElement>(".sidebar")!, { ctx, socket, session, views }));
     const auditUrl = root.dataset.auditUrl;
     d.add(mountReview(layout.querySelector<HTMLElement>(".sidebar")!, { ctx, views, layers }, auditUrl ? { auditUrl } : {}));
+    d.add(new PanelFolds(layout.querySelector<HTMLElement>(".sidebar")!));
     root.classList.add("em-root");
 
-    // ---- keyboard
+    // ---- keyboard: every binding comes from keymap.ts, which the overlay lists too
     let hoveredAxis: "z" | "y" | "x" = "z";
     d.add(ctx.hover.subscribe((hv) => {
       if (hv !== null) hoveredAxis = hv.axis;
     }));
+    const axisUnderMouse = () => ctx.hover.value?.axis ?? hoveredAxis;
+    const actions: Record<string, (ev: KeyboardEvent) => void> = {
+      undo,
+      redo,
+      help: () => overlay.toggle(),
+      slicePrev: (ev) => ctx.stepSlice(axisUnderMouse(), ev.shiftKey ? -10 : -1),
+      sliceNext: (ev) => ctx.stepSlice(axisUnderMouse(), ev.shiftKey ? 10 : 1),
+      fit: () => {
+        for (const v of views) v.fit();
+      },
+      maximise: () => maximise.toggle(axisUnderMouse()),
+      legend: () => legend.toggle(),
+      brushSmaller: () => tools.radius.update((r) => stepRadius(r, -1)),
+      brushBigger: () => tools.radius.update((r) => stepRadius(r, 1)),
+      newCell: () => {
+        if (ctx.canPaint && tools.instanceLayer !== null) newCell();
+      },
+      finishPolygon: () => controller.finishPolygon(),
+      cancel: () => {
+        if (overlay.open) overlay.toggle(false);
+        else controller.cancel();
+      },
+      class: (ev) => {
+        const entry = tools.palette[Number(ev.key) - 1];
+        if (entry !== undefined && ctx.canPaint) tools.selectPaletteEntry(entry);
+      },
+    };
     d.add(listen(window, "keydown", (ev: KeyboardEvent) => {
       if (isTextInput(ev.target)) return;
-      const key = ev.key;
-      const mod = ev.ctrlKey || ev.metaKey;
-      if (mod && (key === "z" || key === "Z")) {
+      if (ev.key === " " && !ev.ctrlKey && !ev.metaKey && !ev.altKey) {
         ev.preventDefault();
-        if (ev.shiftKey) redo();
-        else undo();
+        ctx.spaceHeld.value = true;
         return;
       }
-      if (mod && (key === "y" || key === "Y")) {
-        ev.preventDefault();
-        redo();
+      const binding = bindingFor(ev);
+      if (binding === null) return;
+      if (binding.action.startsWith("tool:")) {
+        const tool = binding.action.slice(5) as ToolName;
+        if (ctx.canPaint || tool === "pan" || tool === "picker") tools.tool.value = tool;
         return;
       }
-      if (mod || ev.altKey) return;
-      const axis = ctx.hover.value?.axis ?? hoveredAxis;
-      const big = ev.shiftKey ? 10 : 1;
-      switch (key) {
-        case "ArrowUp":
-        case "ArrowLeft":
-        case "PageUp":
-          ev.preventDefault();
-          ctx.stepSlice(axis, -big);
-          return;
-        case "ArrowDown":
-        case "ArrowRight":
-        case "PageDown":
-          ev.preventDefault();
-          ctx.stepSlice(axis, big);
-          return;
-        case "[":
-          tools.radius.update((r) => stepRadius(r, -1));
-          return;
-        case "]":
-          tools.radius.update((r) => stepRadius(r, 1));
-          return;
-        case " ":
-          ev.preventDefault();
-          ctx.spaceHeld.value = true;
-          return;
-        case "Escape":
-          controller.cancel();
-          return;
-        case "Enter":
-          controller.finishPolygon();
-          return;
-        case "Home":
-          for (const v of views) v.fit();
-          return;
-        case "n":
-        case "N":
-          if (ctx.canPaint && tools.instanceLayer !== null) newCell();
-          return;
-      }
-      if (/^[1-9]$/.test(key)) {
-        const entry = tools.palette[Number(key) - 1];
-        if (entry !== undefined && ctx.canPaint) tools.selectPaletteEntry(entry);
-        return;
-      }
-      const tool = TOOL_KEYS[key.toLowerCase()];
-      if (tool !== undefined && (ctx.canPaint || tool === "pan" || tool === "picker")) tools.tool.value = tool;
+      const run = actions[binding.action];
+      if (run === undefined) return;
+      if (binding.combos.some((c) => c.mod) || binding.action.startsWith("slice")) ev.preventDefault();
+      run(ev);
     }));
     d.add(listen(window, "keyup", (ev: KeyboardEvent) => {
       if (ev.key === " ") ctx.spaceHeld.value = false;
