@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -92,7 +92,7 @@ class LabelClassOutput(serializers.Serializer):
     value = serializers.IntegerField()
     color = serializers.CharField()
     kind = serializers.CharField()
-    parent = serializers.CharField(source="parent.name", default=None)
+    parent = serializers.CharField(source="parent.name", default=None, allow_null=True)
 
 
 class LabelClassInput(serializers.Serializer):
@@ -224,8 +224,26 @@ class VolumeDetailApi(APIView):
         return Response(selectors.volume_detail(volume, role))
 
 
+class StrokeAppliedOutput(serializers.Serializer):
+    uuid = serializers.UUIDField()
+    version = serializers.IntegerField(help_text="the layer's version after the stroke")
+    duplicate = serializers.BooleanField(help_text="true when this UUID was applied before (200, nothing changed)")
+
+
+class StrokeRowOutput(serializers.Serializer):
+    uuid = serializers.UUIDField()
+    user = serializers.CharField(allow_null=True)
+    mode = serializers.CharField()
+    axis = serializers.CharField()
+    index = serializers.IntegerField()
+    value = serializers.IntegerField()
+    active = serializers.BooleanField()
+    version = serializers.IntegerField()
+    created = serializers.DateTimeField()
+
+
 class StrokeListApi(APIView):
-    @extend_schema(request=StrokeInput, responses={201: None})
+    @extend_schema(request=StrokeInput, responses={201: StrokeAppliedOutput, 200: StrokeAppliedOutput})
     def post(self, request: Request, volume_id: int) -> Response:
         """Apply a stroke (the REST twin of the websocket message); repeating a UUID changes nothing."""
         volume, role = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
@@ -233,7 +251,8 @@ class StrokeListApi(APIView):
         return Response({"uuid": outcome.uuid, "version": outcome.version, "duplicate": outcome.duplicate},
                         status=status.HTTP_200_OK if outcome.duplicate else status.HTTP_201_CREATED)
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[OpenApiParameter("layer", str, description="layer name (default manual)")],
+                   responses=StrokeRowOutput(many=True))
     def get(self, request: Request, volume_id: int) -> Response:
         """The latest strokes of a layer (history panel, audit)."""
         volume, _ = volume_for_user(request.user, volume_id)
@@ -291,3 +310,4 @@ class VolumeVoxelSizeApi(APIView):
         data.is_valid(raise_exception=True)
         volume = services.volume_set_voxel_size(volume, request.user, tuple(data.validated_data["voxel_size_nm"]))
         return Response({"voxel_size_nm": list(volume.voxel_size_nm)})
+

@@ -224,9 +224,8 @@ REST_FRAMEWORK = {
                                        "rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # DRF's JSON parser, refusing a body nested too deeply as a 400 instead of a 500
-    "DEFAULT_PARSER_CLASSES": ["emportal.parsers.JSONParser", "rest_framework.parsers.FormParser",
-                               "rest_framework.parsers.MultiPartParser"],
+    # JSON bodies only (uploads name their own parsers), and a body nested too deeply is a 400
+    "DEFAULT_PARSER_CLASSES": ["emportal.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "emportal.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {

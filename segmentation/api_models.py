@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404, HttpResponse, JsonResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_spectacular.types import OpenApiTypes
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -19,6 +19,7 @@ from annotations.access import project_for_user, volume_for_user
 from annotations.defaults import PREDICTION_LAYER
 from annotations.models import Role
 from emportal.errors import ApplicationError
+from emportal.schema import NULLABLE_OBJECT
 from emportal.jobs.api import QUEUED_RESPONSES
 from emportal.jobs.services import job_payload
 from segmentation import cells_services, segment_services, training_services as services
@@ -48,17 +49,17 @@ def _run_or_null(run: SegmentationRun | None) -> HttpResponse:
 
 # ---------------------------------------------------------------- model versions
 class ModelListApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[OpenApiParameter("volume", int, description="only versions trained on this volume")],
+                   responses={200: {"type": "array", "items": {"type": "object", "additionalProperties": True}}})
     def get(self, request: Request, project_id: int) -> Response:
         """The project's model versions, newest first (`?volume=<id>`: those trained on it)."""
         project, _ = project_for_user(request.user, project_id)
         models = ModelVersion.objects.filter(project=project).select_related("created_by").order_by("-created", "-pk")
         volume = request.query_params.get("volume")
         if volume:
-            try:
-                models = models.filter(volume_id=int(volume))
-            except ValueError:
-                raise ApplicationError(f"volume {volume!r} is not an id", code="invalid") from None
+            if not volume.isdigit() or int(volume) >= 2**63:
+                raise ApplicationError(f"volume {volume!r} is not an id", code="invalid")
+            models = models.filter(volume_id=int(volume))
         return Response([services.model_payload(m) for m in models[:200]])
 
 
@@ -146,7 +147,7 @@ class CellsApi(APIView):
         job = cells_services.volume_cells(volume, request.user, **data.validated_data)
         return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses={200: NULLABLE_OBJECT})
     def get(self, request: Request, volume_id: int) -> Response:
         """The latest cells run: the cell list and, with ground truth, per-cell Dice (null when none)."""
         volume, _ = volume_for_user(request.user, volume_id)
@@ -156,7 +157,7 @@ class CellsApi(APIView):
 
 # ---------------------------------------------------------------- suggestions
 class SuggestionListApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses={200: NULLABLE_OBJECT})
     def get(self, request: Request, volume_id: int) -> Response:
         """The latest prediction run with its regions to label next (null before any Segment)."""
         volume, _ = volume_for_user(request.user, volume_id)

@@ -253,7 +253,8 @@ class AuditApi(APIView):
 
 # ---------------------------------------------------------------- notifications
 class ReadInput(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False,
+                                max_length=1000)
     all = serializers.BooleanField(default=False)
 
 

@@ -17,13 +17,13 @@ from rest_framework.views import APIView
 from annotations.access import project_for_user, volume_for_user
 from annotations.models import Role, Volume
 from emportal.errors import ApplicationError
+from emportal.schema import file_response
 from emportal.jobs.api import JobOutput
 from emportal.jobs.services import job_payload
 from segmentation.models import FeatureReport
 from segmentation.reports import exports, selectors, services
 
 _JSON = extend_schema(responses=OpenApiTypes.OBJECT)
-_FILE = extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
 
 _CONTENT_TYPES = {
     "csv": "text/csv",
@@ -46,7 +46,6 @@ class ReportInput(serializers.Serializer):
 
 class VolumeReportsApi(APIView):
     @_JSON
-    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, volume_id: int) -> Response:
         """The volume's reports (newest first), its usable layers and running report jobs."""
         volume, role = volume_for_user(request.user, volume_id)
@@ -77,8 +76,7 @@ class VolumeReportsApi(APIView):
 
 
 class ProjectReportsApi(APIView):
-    @_JSON
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses={200: {"type": "array", "items": {"type": "object", "additionalProperties": True}}})
     def get(self, request: Request, project_id: int) -> Response:
         """The newest report of each volume of the project, for side-by-side plots."""
         project, _ = project_for_user(request.user, project_id)
@@ -87,7 +85,6 @@ class ProjectReportsApi(APIView):
 
 class ReportDetailApi(APIView):
     @_JSON
-    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, report_id: int) -> Response:
         report, _ = selectors.report_for_user(request.user, report_id)
         return Response(selectors.report_payload(report))
@@ -95,7 +92,6 @@ class ReportDetailApi(APIView):
 
 class ReportCellsApi(APIView):
     @_JSON
-    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, report_id: int) -> Response:
         """One row per cell: ``{"columns": [{name, unit, description}], "rows": [[...]]}``."""
         report, _ = selectors.report_for_user(request.user, report_id)
@@ -103,8 +99,7 @@ class ReportCellsApi(APIView):
 
 
 class ReportDownloadApi(APIView):
-    @_FILE
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=file_response(*_CONTENT_TYPES.values()))
     def get(self, request: Request, report_id: int, fmt: str) -> FileResponse:
         """The table as CSV, XLSX (with the ``columns`` sheet) or Parquet."""
         report, _ = selectors.report_for_user(request.user, report_id)
@@ -114,8 +109,7 @@ class ReportDownloadApi(APIView):
 
 
 class ReportMeshApi(APIView):
-    @_FILE
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=file_response("model/gltf-binary", "application/octet-stream"))
     def get(self, request: Request, report_id: int, cell_id: int, part: str = "", fmt: str = "glb") -> Any:
         """A cell's meshes as one GLB (a named, coloured node per class), or one class as PLY.
 
@@ -148,8 +142,7 @@ class ReportMeshApi(APIView):
 
 
 class ReportMeshesZipApi(APIView):
-    @_FILE
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=file_response("application/zip"))
     def get(self, request: Request, report_id: int) -> StreamingHttpResponse:
         """Every cell's GLB in one zip, streamed file by file."""
         report, _ = selectors.report_for_user(request.user, report_id)
@@ -170,8 +163,7 @@ def _layer_volume(request: Request, volume_id: int, layer: str) -> Volume:
 
 
 class LayerTiffApi(APIView):
-    @_FILE
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=file_response("image/tiff"))
     def get(self, request: Request, volume_id: int, layer: str) -> FileResponse:
         """Level 0 of a label layer as a multipage TIFF (one page per z plane), made blockwise."""
         volume = _layer_volume(request, volume_id, layer)
@@ -181,8 +173,7 @@ class LayerTiffApi(APIView):
 
 
 class LayerZarrZipApi(APIView):
-    @_FILE
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=file_response("application/zip"))
     def get(self, request: Request, volume_id: int, layer: str) -> StreamingHttpResponse:
         """A label layer's OME-Zarr label group (all levels, class colours) as a zip, streamed."""
         volume = _layer_volume(request, volume_id, layer)
