@@ -1,4 +1,4 @@
-"""Subcommands ``train``, ``predict``, ``evaluate`` and ``suggest`` of ``python -m segmentation.cli``.
+"""Subcommands ``train``, ``predict``, ``export``, ``evaluate`` and ``suggest`` of ``python -m segmentation.cli``.
 
 Volumes are multipage TIFFs (ZYX) or zarr arrays (a ``.zarr`` path; for an OME-Zarr group
 the full-resolution array ``0`` is used). Zarr inputs are read block by block; a ``.zarr``
@@ -140,7 +140,7 @@ def _train(args: argparse.Namespace) -> int:
     started = getattr(args, "started", None) or time.perf_counter()  # --minutes is the whole run, loading and saving too
     from segmentation.core.classes import ClassSpec, parse_classes
     from segmentation.core.defaults import defaults_meta, training_defaults
-    from segmentation.core.modelfile import save_model
+    from segmentation.core.modelfile import labels_digest, save_model
     from segmentation.core.training import train
 
     _out_folder_exists(args.out)
@@ -163,6 +163,9 @@ def _train(args: argparse.Namespace) -> int:
         deadline=started + args.minutes * 60.0 - _SAVE_SECONDS,
     )
     result.model.meta.update(defaults_meta(defaults, voxel_size_nm=voxel_size, overrides=chosen))
+    # what the model saw, so a copy of it elsewhere still names its training labels
+    result.model.meta["provenance"] = {"labels_sha256": labels_digest(labels), "labels": Path(args.labels).name,
+                                       "image": Path(args.image).name}
     save_model(args.out, result.model)
     summary = {
         "out": args.out, "steps": result.steps, "stopped": result.stopped,
@@ -248,6 +251,18 @@ def _label_pyramid_blockwise(dest: Path, name: str, *, step: tuple[int, int, int
             for x0 in range(0, nx, step[2]):
                 omezarr.update_label_pyramid(dest, name, z=(z0, min(nz, z0 + step[0])),
                                              y=(y0, min(ny, y0 + step[1])), x=(x0, min(nx, x0 + step[2])))
+
+
+def _export(args: argparse.Namespace) -> int:
+    from segmentation.core.modelfile import export_onnx, load_model
+
+    _out_folder_exists(args.onnx)
+    model = load_model(args.model)
+    export_onnx(model, args.onnx)
+    print(json.dumps({"onnx": args.onnx, "heads": list(model.classes.heads), "scale": model.scale,
+                      "in_slices": model.config.in_slices, "divisor": model.config.divisor,
+                      "provenance": model.meta.get("provenance", {})}))
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -352,6 +367,13 @@ def register(subparsers: Any) -> None:
                    help="voxel size written into the output (default: the image's own; a .zarr output needs one)")
     add_quiet(p)
     p.set_defaults(func=_predict)
+
+    p = subparsers.add_parser("export", help="write a model as ONNX for inference elsewhere; prints JSON")
+    p.add_argument("--model", required=True, help="model file written by train (.pt)")
+    p.add_argument("--onnx", required=True,
+                   help="ONNX file to write: grey values of the input slices in, per-class probabilities out; "
+                        "classes, thresholds, scale and provenance in its metadata")
+    p.set_defaults(func=_export)
 
     p = subparsers.add_parser("evaluate", help="Dice/IoU per class, or per cell with --instances; prints JSON")
     p.add_argument("--pred", required=True, help="predicted label volume (TIFF or zarr)")

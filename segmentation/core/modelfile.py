@@ -9,10 +9,17 @@ Metadata a prediction reads (``meta``): ``thresholds`` and ``z_blend`` per head 
 ``min_object_px`` (post-processing), ``tta`` (flip averaging by default, :func:`prediction_tta`).
 What training used and why: ``scale``, ``patch``, ``batch``, ``in_slices``, ``augment``,
 ``elastic``, ``ema``, and ``defaults`` / ``overrides`` / ``voxel_size_nm``
-(:func:`segmentation.core.defaults.defaults_meta`).
+(:func:`segmentation.core.defaults.defaults_meta`). ``provenance`` says what the model saw:
+``labels_sha256`` (:func:`labels_digest` of its training labels) and where it came from.
+
+A model file travels as it is: another install loads it with :func:`load_model`. For
+inference without this code, :func:`export_onnx` writes the network as ONNX with the
+normalisation and the sigmoid inside and the classes, thresholds and scale as metadata.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -25,7 +32,8 @@ import torch
 from segmentation.core.classes import ClassSpec
 from segmentation.core.resunet import ResUNet, ResUNetConfig
 
-__all__ = ["Normalization", "TrainedModel", "save_model", "load_model", "resolve_device", "prediction_tta", "FORMAT"]
+__all__ = ["Normalization", "TrainedModel", "save_model", "load_model", "resolve_device", "prediction_tta", "FORMAT",
+           "labels_digest", "export_onnx", "ONNX_INPUT", "ONNX_OUTPUT"]
 
 FORMAT = "emportal-resunet/1"
 
@@ -175,3 +183,80 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device != "cpu" and not device.startswith("cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     return torch.device(device)
+
+
+def labels_digest(labels: Any, *, slab: int = 16) -> str:
+    """SHA-256 of a ZYX label volume's shape, dtype and voxels, read ``slab`` slices at a time.
+
+    The same labels give the same digest whatever the container (numpy, zarr, TIFF), so a
+    model's ``provenance.labels_sha256`` names the labels it saw.
+    """
+    shape = tuple(int(s) for s in labels.shape)
+    dtype = np.dtype(labels.dtype)
+    digest = hashlib.sha256(json.dumps({"shape": shape, "dtype": dtype.str}).encode())
+    for z0 in range(0, shape[0] if shape else 0, slab):
+        digest.update(np.ascontiguousarray(np.asarray(labels[z0 : z0 + slab], dtype=dtype)).tobytes())
+    return digest.hexdigest()
+
+
+ONNX_INPUT = "image"
+ONNX_OUTPUT = "probabilities"
+
+
+class _Probabilities(torch.nn.Module):
+    """Grey values in, per-head probabilities out: the normalisation and the sigmoid of a prediction."""
+
+    def __init__(self, model: TrainedModel) -> None:
+        super().__init__()
+        self.net = model.net
+        self.lo, self.span = float(model.normalization.lo), float(model.normalization.hi - model.normalization.lo)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(torch.clamp((x - self.lo) / self.span - 0.5, -1.5, 1.5)))
+
+
+def export_onnx(model: TrainedModel, path: str | os.PathLike[str], *, opset: int = 17) -> Path:
+    """Write ``model`` as an ONNX graph for inference elsewhere (onnxruntime, Triton, ...).
+
+    Input ``image``: float32 ``(N, in_slices, H, W)`` grey values of ``in_slices``
+    consecutive slices centred on the predicted one, downsampled by ``scale`` (mean), H and
+    W multiples of ``divisor``. Output ``probabilities``: float32 ``(N, heads, H, W)``, one
+    sigmoid per head. The metadata (``metadata_props``, JSON values) carries ``classes``
+    (names, values, hierarchy), ``heads``, ``thresholds``, ``scale``, ``in_slices``,
+    ``divisor``, ``normalization`` and ``provenance``. A voxel's class is the deepest head
+    above its threshold, as :func:`segmentation.core.inference.predict_volume` does.
+    """
+    import warnings
+
+    import onnx
+
+    path = Path(path)
+    wrapper = _Probabilities(model).cpu().eval()
+    cfg = model.config
+    example = torch.zeros(1, cfg.in_slices, cfg.divisor * 2, cfg.divisor * 2)
+    tmp = path.with_name(path.name + ".tmp")
+    dims = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter: the dynamo one needs onnxscript and gives the same graph here.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, (example,), str(tmp), dynamo=False, opset_version=opset,
+                          input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
+                          dynamic_axes={ONNX_INPUT: dims, ONNX_OUTPUT: dims})
+    graph = onnx.load(str(tmp))
+    meta = {
+        "format": FORMAT,
+        "classes": model.classes.to_dict(),
+        "heads": list(model.classes.heads),
+        "thresholds": model.meta.get("thresholds", {}),
+        "scale": int(model.scale),
+        "in_slices": cfg.in_slices,
+        "divisor": cfg.divisor,
+        "normalization": asdict(model.normalization),
+        "provenance": model.meta.get("provenance", {}),
+    }
+    for key, value in meta.items():
+        graph.metadata_props.add(key=key, value=json.dumps(_plain(value)))
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(tmp))
+    os.replace(tmp, path)
+    return path

@@ -200,3 +200,24 @@ def test_predict_without_flags_applies_what_the_model_was_trained_with(files, ca
     assert not np.array_equal(with_tta, without)  # the test can tell them apart
     assert np.array_equal(tifffile.imread(tmp_path / "stored.tif"), with_tta)
     assert np.array_equal(tifffile.imread(tmp_path / "plain.tif"), without)
+
+
+def test_a_trained_model_names_its_labels_and_exports_to_onnx(files, capsys, tmp_path):
+    import onnxruntime as ort
+
+    from segmentation.core.modelfile import labels_digest, load_model
+
+    d = files
+    run(capsys, "train", "--image", d / "image.tif", "--labels", d / "sparse.tif", "--out", tmp_path / "m.pt",
+        "--classes", "background=1,mitochondrion=2", "--minutes", "1", "--max-steps", "2", *FAST)
+    model = load_model(tmp_path / "m.pt")
+    assert model.meta["provenance"]["labels_sha256"] == labels_digest(tifffile.imread(d / "sparse.tif"))
+    summary = json.loads(run(capsys, "export", "--model", tmp_path / "m.pt", "--onnx", tmp_path / "m.onnx"))
+    assert summary["heads"] == ["mitochondrion"] and summary["provenance"] == model.meta["provenance"]
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    image = tifffile.imread(d / "image.tif")[None, :model.config.in_slices, :32, :32].astype(np.float32)
+    with torch.no_grad():
+        expected = torch.sigmoid(model.net(torch.from_numpy(model.normalization.apply(image)))).numpy()
+    np.testing.assert_allclose(session.run(None, {"image": image})[0], expected, atol=1e-5)
+    assert main(["export", "--model", str(d / "image.tif"), "--onnx", str(tmp_path / "x.onnx")]) == 2
+    assert "not an emportal-resunet/1 model file" in capsys.readouterr().err
