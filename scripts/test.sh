@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up, checks the frontend (vitest specs, tsc, eslint), starts a private Redis, and
+# Sets up, checks the frontend (vitest specs, tsc, eslint) and the Python (ruff, mypy), starts a private Redis, and
 # runs the whole test suite (unit, integration with a real Celery worker, browser tests in
 # headless chromium), then the CLI contract. Extra arguments go to pytest, which then runs
 # alone (no frontend checks, no CLI contract). Every part runs even when an earlier one
@@ -19,10 +19,21 @@ frontend_check() {
     status=1
   fi
 }
+python_check() {
+  local name=$1 start=$SECONDS; shift
+  if "$@"; then
+    printf '[test] python %s passed (%ss)\n' "$name" $((SECONDS - start))
+  else
+    printf '\033[1;31m[test] python %s FAILED\033[0m\n' "$name"
+    status=1
+  fi
+}
 if [ $# -eq 0 ]; then
   frontend_check specs npm run --silent test
   frontend_check types npm run --silent typecheck
   frontend_check lint npm run --silent lint
+  python_check lint .venv/bin/ruff check --quiet .
+  python_check types .venv/bin/mypy   # files and settings: pyproject.toml
 fi
 
 source scripts/services.sh
