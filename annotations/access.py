@@ -22,7 +22,6 @@ from annotations.models import Membership, Project, Role, Volume
 from emportal.tokens.models import ApiToken
 from emportal.tokens.selectors import key_from_authorization, token_digest, token_for_key
 
-
 # Ids the database can hold (signed 64 bits); the driver raises OverflowError for others.
 _ID_LIMIT = 2**63
 

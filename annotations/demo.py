@@ -16,9 +16,9 @@ from django.conf import settings
 
 from annotations.defaults import CELLS_LAYER, MANUAL_LAYER
 from annotations.layers import layer_create
-from annotations.strokes import layer_write_slices
 from annotations.models import Project, Volume
 from annotations.services import project_member_add, volume_import_local
+from annotations.strokes import layer_write_slices
 from segmentation.core.phantom import CLASS_VALUES, make_phantom
 from segmentation.reports.services import phantom_truth_write, report_compute
 

@@ -5,9 +5,9 @@ import logging
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import EllipsisType
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings

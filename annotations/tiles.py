@@ -16,8 +16,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModif
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from annotations.access import ready_volume_row_for_request
 from annotations import pyramid_updates
+from annotations.access import ready_volume_row_for_request
 from annotations.imaging import omezarr, tiles
 from annotations.models import LabelClass, LabelLayer
 

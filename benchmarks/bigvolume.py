@@ -150,7 +150,12 @@ def write_ome_zarr(ph: BigPhantom, dest: Path, *, block: Sequence[int] = DEFAULT
     from ome_zarr.writer import write_multiscales_metadata
 
     from annotations.imaging.omezarr import (
-        DEFAULT_CHUNKS, create_label_layer, downsample_mean, downsample_mode, open_label_level, pyramid_shapes,
+        DEFAULT_CHUNKS,
+        create_label_layer,
+        downsample_mean,
+        downsample_mode,
+        open_label_level,
+        pyramid_shapes,
     )
 
     dest = Path(dest)

@@ -117,7 +117,7 @@ def main() -> int:
     }
     print(f"bare forward   {result['bare_voxels_per_s'] / 1e6:8.3f} Mvoxel/s")
     print(f"blockwise      {result['blockwise_voxels_per_s'] / 1e6:8.3f} Mvoxel/s   ratio {result['ratio']:.2f}")
-    print(f"stages (s)     " + "  ".join(f"{k} {v:.1f}" for k, v in result["stages_s"].items()))
+    print("stages (s)     " + "  ".join(f"{k} {v:.1f}" for k, v in result["stages_s"].items()))
     print(f"peak RSS       {rss_blockwise:.0f} MiB after blockwise (volume {result['volume_mib_uint8']:.0f} MiB uint8, "
           f"{result['volume_probabilities_mib_float32']:.0f} MiB as float32 probabilities)")
     out_dir = ROOT / "benchmarks" / "results"

@@ -93,7 +93,7 @@ async def _browse(session: Any, t: Target, rng: np.random.Generator, until: floa
                 if r.status != 200:
                     tally.errors.append(f"tile {r.status} {url}")
                     continue
-        except (asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             tally.errors.append(f"tile {type(exc).__name__} {url}")
             continue
         tally.tile_s.append(time.perf_counter() - t0)
@@ -139,7 +139,7 @@ async def _user(t: Target, username: str, seed: int, seconds: float, tally: Tall
         t0 = time.perf_counter()
         try:
             await _login(session, t.base, username)
-        except (RuntimeError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, RuntimeError, OSError) as exc:
             tally.errors.append(f"login {username}: {exc}")
             return
         tally.login_s.append(time.perf_counter() - t0)

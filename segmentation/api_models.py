@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404, HttpResponse, JsonResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,10 +19,11 @@ from annotations.access import project_for_user, volume_for_user
 from annotations.defaults import PREDICTION_LAYER
 from annotations.models import Role
 from emportal.errors import ApplicationError
-from emportal.schema import NULLABLE_OBJECT
 from emportal.jobs.api import QUEUED_RESPONSES
 from emportal.jobs.services import job_payload
-from segmentation import cells_services, segment_services, training_services as services
+from emportal.schema import NULLABLE_OBJECT
+from segmentation import cells_services, segment_services
+from segmentation import training_services as services
 from segmentation.models import ModelVersion, SegmentationRun
 
 

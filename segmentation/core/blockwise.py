@@ -35,8 +35,15 @@ import torch
 
 from segmentation.core.active import TileSums, binary_entropy, block_tile_sums
 from segmentation.core.blocks import Region
-from segmentation.core.inference import (PostProcess, PredictStats, _mix_slices, _read, _upsample, downsample,
-                                         postprocess_masks)
+from segmentation.core.inference import (
+    PostProcess,
+    PredictStats,
+    _mix_slices,
+    _read,
+    _upsample,
+    downsample,
+    postprocess_masks,
+)
 from segmentation.core.modelfile import TrainedModel, resolve_device
 
 __all__ = ["BlockOutput", "Lattice", "block_probabilities", "segment_block"]

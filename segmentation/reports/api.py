@@ -17,9 +17,9 @@ from rest_framework.views import APIView
 from annotations.access import project_for_user, volume_for_user
 from annotations.models import Role, Volume
 from emportal.errors import ApplicationError
-from emportal.schema import file_response
 from emportal.jobs.api import JobOutput
 from emportal.jobs.services import job_payload
+from emportal.schema import file_response
 from segmentation.models import FeatureReport
 from segmentation.reports import exports, selectors, services
 

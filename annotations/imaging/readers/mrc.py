@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.imaging.validation import Limits, check_declared_size, check_dtype, check_shape
-
 from annotations.imaging.readers.base import Source, _plausible_voxel_size, _read_template, _zyx_from_shape
+from annotations.imaging.validation import Limits, check_declared_size, check_dtype, check_shape
 
 # --------------------------------------------------------------------------- MRC
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from annotations.imaging.readers.base import (
+    Source,
+    VoxelSize,
+    _plausible_voxel_size,
+    _read_template,
+    _unit_from_chunks,
+    _zyx_from_axes,
+    natural_sort_key,
+    unit_to_nm,
+)
 from annotations.imaging.validation import Limits, check_declared_size, check_dtype, check_shape
-
-from annotations.imaging.readers.base import Source, VoxelSize, _plausible_voxel_size, _read_template, _unit_from_chunks, _zyx_from_axes, natural_sort_key, unit_to_nm
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 #: Slice files a folder source keeps open between region reads (an import's slab is 16 deep).

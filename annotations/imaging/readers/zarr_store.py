@@ -7,9 +7,19 @@ from typing import Any
 
 import numpy as np
 
+from annotations.imaging.readers.base import (
+    Source,
+    VoxelSize,
+    _check_tree_inside,
+    _plausible_voxel_size,
+    _read_template,
+    _tree_size,
+    _unit_from_chunks,
+    _zyx_from_axes,
+    _zyx_from_shape,
+    unit_to_nm,
+)
 from annotations.imaging.validation import Limits, check_declared_size, check_dtype, check_shape
-
-from annotations.imaging.readers.base import Source, VoxelSize, _check_tree_inside, _plausible_voxel_size, _read_template, _unit_from_chunks, _tree_size, _zyx_from_axes, _zyx_from_shape, unit_to_nm
 
 # --------------------------------------------------------------------------- Zarr
 

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import csv
-import json
 import io
+import json
 import uuid
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from annotations import strokes
 from annotations.models import Role

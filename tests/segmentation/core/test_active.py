@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from segmentation.core.active import (binary_entropy, edge_band, flip_uncertainty, rank_tiles, suggest_regions,
-                                      tile_scores)
+from segmentation.core.active import (
+    binary_entropy,
+    edge_band,
+    flip_uncertainty,
+    rank_tiles,
+    suggest_regions,
+    tile_scores,
+)
 from segmentation.core.classes import ClassSpec
 from segmentation.core.modelfile import Normalization, TrainedModel
 from segmentation.core.resunet import ResUNetConfig

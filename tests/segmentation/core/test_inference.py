@@ -8,7 +8,13 @@ import torch
 import zarr
 
 from segmentation.core.classes import ClassSpec
-from segmentation.core.inference import PostProcess, block_regions, postprocess_masks, predict_probabilities, predict_volume
+from segmentation.core.inference import (
+    PostProcess,
+    block_regions,
+    postprocess_masks,
+    predict_probabilities,
+    predict_volume,
+)
 from segmentation.core.modelfile import Normalization, TrainedModel
 from segmentation.core.resunet import ResUNet, ResUNetConfig
 

@@ -5,7 +5,6 @@ import torch
 
 from segmentation.core.resunet import ResidualBlock, ResUNet, ResUNetConfig
 
-
 torch.set_num_threads(1)  # tiny tensors: threads only add overhead on the shared 2-core machine
 
 @pytest.mark.parametrize("in_slices", [1, 3])

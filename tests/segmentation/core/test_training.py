@@ -11,11 +11,23 @@ from segmentation.core.inference import predict_probabilities, predict_volume
 from segmentation.core.metrics import dice_iou
 from segmentation.core.modelfile import Normalization, load_model, save_model
 from segmentation.core.sampling import LabeledSlices, PatchSampler, elastic
-from segmentation.core.training import (MIN_CALIBRATION_VOXELS, THRESHOLDS, TrainConfig, _around, _Average, _gather, _split_columns, calibrate,
-                                         context_slices,
-                                         labeled_slices, lr_factor, masked_loss, smallest_objects, train)
+from segmentation.core.training import (
+    MIN_CALIBRATION_VOXELS,
+    THRESHOLDS,
+    TrainConfig,
+    _around,
+    _Average,
+    _gather,
+    _split_columns,
+    calibrate,
+    context_slices,
+    labeled_slices,
+    lr_factor,
+    masked_loss,
+    smallest_objects,
+    train,
+)
 from tests.segmentation.core.synthetic import blobs
-
 
 torch.set_num_threads(1)  # tiny tensors: threads only add overhead on the shared 2-core machine
 CLASSES = {"background": 1, "mito": 2}
