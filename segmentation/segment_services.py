@@ -2,13 +2,14 @@
 
 Writes live here (`volume_segment`, `suggestion_dismiss`, `prediction_accept`); the
 Celery task in tasks_models.py only claims the job and calls `volume_segment_run`. The
-science is segmentation.core (inference.predict_volume, active.suggest_regions).
+blocks are segment_blocks.py; the science is segmentation.core (blocks, blockwise, active).
 
 Segment writes the non-editable "prediction" layer block by block (the layer version
-is bumped before the first block, then each block's pyramid is updated and the version
-bumped as it lands, so viewers watch it fill) and records a SegmentationRun with the
-regions to label next. Until the job succeeds the layer reads as "writing", and as
-"partial" if it failed or its worker died (``layer_write_state``, in every run payload).
+is bumped before the first block and as each block lands, so viewers watch it fill); each
+block keeps the uncertainty sums of its tiles, and the regions to label next are ranked from
+those at the end (no second pass), recorded in a SegmentationRun. Until the job succeeds
+the layer reads as "writing", and as "partial" if it failed or its worker died
+(``layer_write_state``, in every run payload).
 """
 from __future__ import annotations
 
@@ -16,27 +17,23 @@ import io
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 from django.db import transaction
 from django.db.models import F
 
-from annotations.defaults import MANUAL_LAYER, PREDICTION_LAYER
+from annotations.defaults import PREDICTION_LAYER
 from annotations.imaging import omezarr
 from annotations.layers import layer_create
 from annotations.models import LabelClass, LabelLayer, Role, Volume
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
-from emportal.jobs.models import Job
-from emportal.jobs.services import JobContext, job_create
 from emportal.realtime import broadcast, volume_group
-from segmentation.job_kinds import SEGMENT
-from segmentation.models import ModelVersion, SegmentationRun
+from segmentation.jobs import JobContext, job_create
+from segmentation.models import Job, ModelVersion, SegmentationRun
+from segmentation.segment_blocks import segment_block_run, segment_cleanup, segment_finish, segment_plan
 from segmentation.training_services import _not_running, _ready, _store_result, model_weights_path
-
-PREDICT_BLOCK = (16, 1024, 1024)  # chunk-aligned (chunks are 16 x 256 x 256)
 
 
 # ---------------------------------------------------------------- payloads
@@ -82,10 +79,14 @@ def layer_write_state(volume_id: int, layer: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- segment
 def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | None = None, k: int = 6,
-                   tile: int | None = None, tta: bool = False, enqueue: Any = None) -> Job:
-    """Queue a prediction of the volume by `model_version` (default: the active one)."""
+                   tile: int | None = None, tta: bool = False, block: tuple[int, int, int] | None = None,
+                   enqueue: Any = None) -> Job:
+    """Queue a prediction of the volume by `model_version` (default: the active one).
+
+    `block`: the block size (Z, Y, X) instead of segment_blocks.SEGMENT_BLOCK (tests and
+    benchmarks; the result does not depend on it)."""
     _ready(volume)
-    _not_running(volume, SEGMENT)
+    _not_running(volume, Job.Kind.SEGMENT)
     model = model_version or ModelVersion.objects.filter(project_id=volume.project_id, active=True).first()
     if model is None:
         raise ApplicationError("this project has no trained model yet: press Retrain first", code="no_model",
@@ -101,8 +102,13 @@ def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | N
 
         def enqueue(job_id: int) -> None:
             segment_task.delay(job_id)
-    return job_create(kind=SEGMENT, project_id=volume.project_id, volume_id=volume.pk, user=user,
-                      params={"model_version": model.pk, "k": k, "tile": tile, "tta": bool(tta)}, enqueue=enqueue)
+    params: dict[str, Any] = {"model_version": model.pk, "k": k, "tile": tile, "tta": bool(tta)}
+    if block is not None:
+        if len(block) != 3 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in block):
+            raise ApplicationError(f"block {block!r} is not three positive integers", code="invalid")
+        params["block"] = list(block)
+    return job_create(kind=Job.Kind.SEGMENT, project_id=volume.project_id, volume_id=volume.pk, user=user,
+                      params=params, enqueue=enqueue)
 
 
 def _bump_layer(layer: LabelLayer, *, max_value: int = 0) -> int:
@@ -121,10 +127,9 @@ def default_tile(shape: tuple[int, int, int]) -> int:
 
 
 def volume_segment_run(ctx: JobContext) -> SegmentationRun:
-    """The segment job's work: predict into the prediction layer, then rank regions to label."""
+    """The segment job's work: every block of the volume's plan, then the ranking of the
+    regions to label next from the scores the blocks kept (segment_blocks.py)."""
     from annotations.strokes import layer_lock
-    from segmentation.core.active import suggest_regions
-    from segmentation.core.inference import PredictProgress, PredictStats, block_regions, predict_volume
     from segmentation.core.modelfile import load_model, resolve_device
 
     job = ctx.job
@@ -137,52 +142,43 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
     ctx.progress(0.01, f"loading model v{model_row.pk}")
     model = load_model(model_weights_path(model_row), device=device)
     layer = layer_create(volume, PREDICTION_LAYER, kind=LabelLayer.Kind.LABELS, editable=False)
-    image = omezarr.open_level(dest, 0)
-    out = omezarr.open_label_level(dest, PREDICTION_LAYER, 0, mode="r+")
-    regions = block_regions(volume.shape, PREDICT_BLOCK)
-    counts: dict[int, int] = {}
-    stats = PredictStats()
+    block = job.params.get("block")
+    plan = segment_plan(dest, volume.shape, block=tuple(block) if block else None)
+    tile = int(job.params.get("tile") or default_tile(volume.shape))
+    k = int(job.params.get("k", 6))
     version = [layer.version]
 
     def predicting(done: int) -> dict[str, Any]:
         # "writes" marks the layer as being written until this job succeeds (layer_write_state).
         return {"phase": "predicting", "writes": PREDICTION_LAYER, "layer": PREDICTION_LAYER,
-                "version": version[0], "blocks": [done, len(regions)], "model_version": model_row.pk}
+                "version": version[0], "blocks": [done, len(plan)], "model_version": model_row.pk}
 
-    def on_block(p: PredictProgress) -> None:
-        zs, ys, xs = regions[p.done - 1]
-        omezarr.update_label_pyramid(dest, PREDICTION_LAYER, z=(zs.start, zs.stop), y=(ys.start, ys.stop),
-                                     x=(xs.start, xs.stop))
-        block = np.asarray(out[zs, ys, xs])
-        for value, n in zip(*np.unique(block, return_counts=True)):
-            counts[int(value)] = counts.get(int(value), 0) + int(n)
-        version[0] = _bump_layer(layer, max_value=int(block.max(initial=0)))
-        _store_result(ctx, predicting(p.done))
-        ctx.progress(0.02 + 0.68 * p.done / p.total, f"predicted block {p.done} of {p.total}")
-
-    with layer_lock(volume, PREDICTION_LAYER):
-        _store_result(ctx, predicting(0))
-        # A version no cached tile carries before the first write: a kill between a block's
-        # write and its bump must not leave tiles cached before the job looking current.
-        version[0] = _bump_layer(layer)
-        predict_volume(model, image, out=out, block=PREDICT_BLOCK, device=device, tta=bool(job.params.get("tta")),
-                       on_progress=on_block, stats=stats)
-    tile = int(job.params.get("tile") or default_tile(volume.shape))
-    k = int(job.params.get("k", 6))
-    ctx.progress(0.72, "ranking regions to label next")
-    manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0)
-    t0 = time.perf_counter()
-    suggestions = suggest_regions(model, image, labels=manual, k=k, tile=tile, tta=False, device=device,
-                                  z_spacing=volume.voxel_z_nm / volume.voxel_x_nm,
-                                  on_progress=lambda p: ctx.progress(0.72 + 0.26 * p.done / p.total,
-                                                                     "ranking regions to label next"))
-    suggest_s = time.perf_counter() - t0
+    try:
+        with layer_lock(volume, PREDICTION_LAYER):
+            _store_result(ctx, predicting(0))
+            # A version no cached tile carries before the first write: a kill between a block's
+            # write and its bump must not leave tiles cached before the job looking current.
+            version[0] = _bump_layer(layer)
+            for n, block in enumerate(plan, 1):
+                done = segment_block_run(job.pk, dest, plan, block, model, tile=tile,
+                                         tta=bool(job.params.get("tta")), device=device)
+                version[0] = _bump_layer(layer, max_value=max(done.class_voxels, default=0))
+                _store_result(ctx, predicting(n))
+                ctx.progress(0.02 + 0.93 * n / len(plan), f"predicted block {n} of {len(plan)}")
+            ctx.progress(0.96, "ranking regions to label next")
+            t0 = time.perf_counter()
+            suggestions, counts, stats = segment_finish(job.pk, dest, plan, tile=tile, k=k,
+                                                        heads=model.config.out_channels,
+                                                        z_spacing=volume.voxel_z_nm / volume.voxel_x_nm)
+            finish_s = time.perf_counter() - t0
+            version[0] = _bump_layer(layer)  # the coarse levels written by the finish
+    finally:
+        segment_cleanup(job.pk)
     names = {v: n for n, v in model.classes.values.items()}
     outputs = {
         "kind": "prediction",
         "version": version[0],
-        "timings": {k_: round(v, 3) if isinstance(v, float) else v for k_, v in asdict(stats).items()}
-        | {"suggest_s": round(suggest_s, 3)},
+        "timings": {k_: round(v, 3) for k_, v in stats.items()} | {"blocks": len(plan), "finish_s": round(finish_s, 3)},
         "class_voxels": {names.get(v, str(v)): n for v, n in sorted(counts.items()) if v},
         "tile": tile,
         "suggestions": [{**s.to_dict(), "score": round(s.score, 6), "dismissed": False} for s in suggestions],
@@ -269,5 +265,5 @@ def prediction_accept(volume: Volume, user: Any, role: Role, data: Mapping[str, 
     return stroke_accept_prediction(volume, user, role, data)
 
 
-__all__ = ["PREDICT_BLOCK", "default_tile", "latest_run", "layer_write_state", "prediction_accept",
+__all__ = ["default_tile", "latest_run", "layer_write_state", "prediction_accept",
            "region_thumbnail_png", "run_payload", "suggestion_dismiss", "volume_segment", "volume_segment_run"]

@@ -82,7 +82,8 @@ def block_plan(shape: Sequence[int], *, block: Sequence[int], align: Sequence[Se
     ----------
     shape : (Z, Y, X) of the volume, voxels.
     block : (bz, by, bx), the core size of every block but the last along each axis; each
-        must be a multiple of the matching size of every grid in ``align``.
+        must be a multiple of the matching size of every grid in ``align`` where the volume
+        holds more than one block along that axis.
     align : chunk grids (Z, Y, X) the cores must follow, e.g. the image chunks (16, 256, 256)
         and the label chunks (4, 256, 256); a lattice the predictor needs can be added too.
     halo : (hz, hy, hx) voxels of context read on each side of the core (clipped to the volume).
@@ -102,8 +103,8 @@ def block_plan(shape: Sequence[int], *, block: Sequence[int], align: Sequence[Se
     grow = _positive3("halo", halo, zero_ok=True)
     for grid in align:
         chunk = _positive3("chunk grid", grid)
-        for axis, (b, c) in enumerate(zip(size, chunk)):
-            if b % c:
+        for axis, (b, c, d) in enumerate(zip(size, chunk, dims)):
+            if b % c and b < d:  # one block along an axis shares no chunk, whatever its size
                 raise ValueError(f"block {size} is not a multiple of chunks {chunk} along {'ZYX'[axis]}: "
                                  f"two blocks would write the same chunk")
     blocks = []

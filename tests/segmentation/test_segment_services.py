@@ -17,10 +17,9 @@ from annotations.models import Role, Stroke
 from annotations.storage import volume_zarr_path
 from annotations.strokes import stroke_undo
 from emportal.errors import ApplicationError
-from emportal.jobs.models import Job
-from emportal.jobs.services import job_running
-from segmentation import segment_services
-from segmentation.models import ModelVersion, SegmentationRun
+from segmentation import segment_blocks, segment_services
+from segmentation.jobs import job_running
+from segmentation.models import Job, ModelVersion, SegmentationRun
 from tests.segmentation.phantom_volumes import LABELED, phantom_volume
 from tests.segmentation.test_training_services import NO_QUEUE, _retrain
 
@@ -84,14 +83,14 @@ def test_a_segment_that_dies_mid_write_marks_the_prediction_partial_until_a_segm
     layer = pv.volume.layers.get(name=PREDICTION_LAYER)
     before = layer.version
     seen: list[dict[str, Any]] = []
-    real = omezarr.update_label_pyramid
+    real = segment_blocks._save
 
     def dies_after_the_first_block(*args: Any, **kwargs: Any) -> None:
         real(*args, **kwargs)
         seen.append(shown())
         raise RuntimeError("worker lost")
 
-    monkeypatch.setattr(omezarr, "update_label_pyramid", dies_after_the_first_block)
+    monkeypatch.setattr(segment_blocks, "_save", dies_after_the_first_block)
     failed = _segment(pv.volume, cast.annotator, k=2)
     assert failed.state == Job.State.FAILED
     assert seen[0]["id"] == first.result["run"] and seen[0]["layer_state"]["state"] == "writing"
@@ -101,7 +100,7 @@ def test_a_segment_that_dies_mid_write_marks_the_prediction_partial_until_a_segm
     layer.refresh_from_db()
     assert layer.version > before  # tiles cached before the failed write are stale now
 
-    monkeypatch.setattr(omezarr, "update_label_pyramid", real)
+    monkeypatch.setattr(segment_blocks, "_save", real)
     again = _segment(pv.volume, cast.annotator, k=2)
     assert again.state == Job.State.SUCCEEDED, again.message
     assert shown()["id"] == again.result["run"]
@@ -154,3 +153,61 @@ def test_a_thumbnail_shows_the_region_at_the_asked_size(cast: Any, pv: Any) -> N
     assert grey.std() > 5  # it shows the image, not a flat fill
     with pytest.raises(ApplicationError):
         segment_services.region_thumbnail_png(pv.volume, z=99, y0=0, x0=0, y1=8, x1=8)
+
+
+def _prediction_levels(volume: Any) -> list[np.ndarray]:
+    dest = volume_zarr_path(volume)
+    levels = len(omezarr.label_regions(dest, PREDICTION_LAYER))
+    return [np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, level)[:]) for level in range(levels)]
+
+
+def test_a_segment_cut_into_blocks_writes_the_bytes_and_ranks_the_regions_of_one_block(
+        cast: Any, pv: Any, settings: Any) -> None:
+    _retrain(pv.volume, cast.annotator, max_steps=6)
+    whole = _segment(pv.volume, cast.annotator, k=4)
+    assert whole.state == Job.State.SUCCEEDED, whole.message
+    expected, first = _prediction_levels(pv.volume), SegmentationRun.objects.get(job_id=whole.pk)
+    assert first.outputs["timings"]["blocks"] == 1
+    parts = _segment(pv.volume, cast.annotator, k=4, block=(4, 96, 96))  # three blocks of 4 slices
+    assert parts.state == Job.State.SUCCEEDED, parts.message
+    second = SegmentationRun.objects.get(job_id=parts.pk)
+    assert second.outputs["timings"]["blocks"] == 3 and parts.result["version"] > whole.result["version"]
+    for a, b in zip(expected, _prediction_levels(pv.volume)):
+        assert np.array_equal(a, b)
+    assert second.outputs["suggestions"] == first.outputs["suggestions"]
+    assert second.outputs["class_voxels"] == first.outputs["class_voxels"]
+    assert not (Path(settings.MEDIA_ROOT) / "segment").exists() or not any((Path(settings.MEDIA_ROOT) / "segment").iterdir())
+
+
+def test_a_block_size_off_the_label_chunks_fails_the_job_with_a_message(cast: Any, pv: Any) -> None:
+    _retrain(pv.volume, cast.annotator)
+    job = _segment(pv.volume, cast.annotator, block=(3, 96, 96))
+    assert job.state == Job.State.FAILED and job.error_code == "invalid_input" and "chunk" in job.message
+    with pytest.raises(ApplicationError) as err:
+        segment_services.volume_segment(pv.volume, cast.annotator, block=(0, 96, 96), **NO_QUEUE)
+    assert err.value.code == "invalid"
+
+
+def test_block_pyramids_and_the_finish_equal_a_pyramid_built_from_the_whole_layer(cast: Any, tmp_path: Path) -> None:
+    from annotations.layers import layer_create
+    from segmentation.segment_blocks import _pyramid, _whole_levels, segment_plan
+    from tests.factories import make_volume
+
+    data = np.random.default_rng(0).integers(0, 255, (8, 1100, 600), dtype=np.uint8)
+    volume = make_volume(cast.project, tmp_path, data=data, name="wide")
+    layer_create(volume, PREDICTION_LAYER, kind="labels", editable=False)
+    dest = volume_zarr_path(volume)
+    labels = np.random.default_rng(1).integers(0, 4, data.shape, dtype=np.uint16)
+    omezarr.open_label_level(dest, PREDICTION_LAYER, 0, mode="r+")[:] = labels
+    levels = len(omezarr.label_regions(dest, PREDICTION_LAYER))
+    chunks = [tuple(omezarr.open_label_level(dest, PREDICTION_LAYER, lv).chunks) for lv in range(levels)]
+    plan = segment_plan(dest, volume.shape, block=(4, 512, 512))
+    whole = [_whole_levels(b.box, plan.shape, chunks) for b in plan]
+    assert levels == 3 and len(plan) == 12 and min(whole) == 1  # blocks fill level 1; level 2 is the finish's
+    for b, n in zip(plan, whole):
+        _pyramid(dest, PREDICTION_LAYER, b.box, range(1, n + 1))
+    _pyramid(dest, PREDICTION_LAYER, ((0, 8), (0, 1100), (0, 600)), range(min(whole) + 1, levels))
+    blockwise = [np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, lv)[:]) for lv in range(levels)]
+    omezarr.update_label_pyramid(dest, PREDICTION_LAYER)
+    for lv in range(levels):
+        assert np.array_equal(blockwise[lv], np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, lv)[:]))

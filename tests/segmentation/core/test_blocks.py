@@ -37,6 +37,11 @@ def test_a_plan_refuses_blocks_that_would_share_a_chunk_or_make_no_sense(bad: di
         block_plan((20, 600, 300), **{"block": (16, 256, 256), "align": [(16, 256, 256)], **bad})
 
 
+def test_one_block_along_an_axis_needs_no_alignment_there() -> None:
+    plan = block_plan((20, 96, 96), block=(16, 1024, 1024), align=[(16, 96, 96), (1, 512, 512)])
+    assert [b.box for b in plan] == [((0, 16), (0, 96), (0, 96)), ((16, 20), (0, 96), (0, 96))]
+
+
 def test_a_plan_names_a_missing_block() -> None:
     with pytest.raises(IndexError):
         block_plan((4, 8, 8), block=(4, 8, 8))[1]

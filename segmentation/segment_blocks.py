@@ -1,0 +1,211 @@
+"""Segment as block tasks: the plan of a volume, one block's run, and the finish.
+
+A segment job's volume is cut by :func:`segmentation.core.blocks.block_plan` into blocks
+whose cores are whole chunks of the image, of the "prediction" layer's level 0 and of the
+prediction lattice (:class:`segmentation.core.blockwise.Lattice`). A block
+(:func:`segment_block_run`) reads its core plus context, predicts it, and writes
+
+* its labels straight into the prediction layer's level-0 chunks, and the coarser levels
+  whose chunks it covers whole (two blocks never share a chunk file, so no lock is needed);
+* ``MEDIA_ROOT/segment/job-<id>/block-<index>.npz``: its tile uncertainty sums and voxel
+  counts per label value, written atomically last: the file says the block is done.
+
+Re-running a block rewrites the same chunks with the same bytes and the same file, so a block
+whose worker died is simply run again. :func:`segment_finish` builds the pyramid levels no
+block covered whole, adds up the blocks' tile sums in block order and ranks the regions to
+label next: the ranking is a sort of kept sums, not a second pass. Every step takes ids and
+paths, not open objects, so a worker on another machine that mounts the same MEDIA_ROOT and
+database can run any block.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+
+from annotations.defaults import MANUAL_LAYER, PREDICTION_LAYER
+from annotations.imaging import omezarr
+from segmentation.core.active import Suggestion, TileSums, rank_tiles, tile_grid
+from segmentation.core.blocks import Block, BlockPlan, block_plan
+from segmentation.core.blockwise import Lattice, segment_block
+from segmentation.core.inference import PredictStats
+from segmentation.core.modelfile import TrainedModel
+
+#: Core size of a block (Z, Y, X): whole chunks of the image (16 x 256 x 256), of the label
+#: levels 0-2 (4 x 256 x 256 at 1, 2 and 4 times the pixel size) and of the 512-px lattice.
+SEGMENT_BLOCK = (16, 1024, 1024)
+LATTICE = Lattice(cell=512, context=32)
+
+__all__ = ["LATTICE", "SEGMENT_BLOCK", "BlockDone", "block_done_path", "blocks_done", "segment_block_run",
+           "segment_cleanup", "segment_dir", "segment_finish", "segment_plan", "segment_threads"]
+
+
+def segment_threads() -> int:
+    """Torch threads of a block: the same on every worker, since the last bit of a float
+    depends on it (segmentation/core/blockwise.py); settings.SEGMENT_THREADS, default 1."""
+    value = getattr(settings, "SEGMENT_THREADS", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"SEGMENT_THREADS must be a positive integer, got {value!r}")
+    return value
+
+
+def segment_plan(dest: Path, shape: tuple[int, int, int], *, block: tuple[int, int, int] | None = None,
+                 lattice: Lattice = LATTICE) -> BlockPlan:
+    """The blocks of the volume stored at ``dest`` (its prediction layer must exist): cores in
+    whole chunks of the layer's level 0 and whole lattice cells (SEGMENT_BLOCK by default,
+    which also reads whole image chunks)."""
+    label_chunks = tuple(int(c) for c in omezarr.open_label_level(dest, PREDICTION_LAYER, 0).chunks)
+    return block_plan(shape, block=block or SEGMENT_BLOCK, align=[label_chunks, (1, lattice.cell, lattice.cell)],
+                      halo=(0, lattice.context, lattice.context))
+
+
+def segment_dir(job_id: int) -> Path:
+    """Where a segment job's blocks leave their results (shared by every worker)."""
+    return Path(settings.MEDIA_ROOT) / "segment" / f"job-{int(job_id)}"
+
+
+def block_done_path(job_id: int, index: int) -> Path:
+    return segment_dir(job_id) / f"block-{int(index)}.npz"
+
+
+def blocks_done(job_id: int, total: int) -> list[int]:
+    """Indexes of the blocks of a job that finished (their result file exists)."""
+    folder = segment_dir(job_id)
+    if not folder.is_dir():
+        return []
+    return [i for i in range(total) if (folder / f"block-{i}.npz").is_file()]
+
+
+def _whole_levels(box: Any, shape: tuple[int, int, int], level_chunks: list[tuple[int, ...]]) -> int:
+    """The coarsest label level whose chunks the block's core covers whole (0: none beyond level 0)."""
+    whole = 0
+    for level in range(1, len(level_chunks)):
+        f = 2**level
+        ok = True
+        for (lo, hi), size, chunk in zip(box[1:], shape[1:], level_chunks[level][1:]):
+            span = chunk * f
+            if lo % span or (hi % span and hi != size):
+                ok = False
+        if not ok:
+            break
+        whole = level
+    return whole
+
+
+def _pyramid(dest: Path, name: str, box: Any, levels: range) -> None:
+    """Levels ``levels`` of label layer ``name`` over ``box`` (level-0 voxels), each the 2x2
+    mode of the level below (omezarr.update_label_pyramid, over chosen levels only)."""
+    regions = omezarr.label_regions(dest, name)
+    (z0, z1), (y0, y1), (x0, x1) = box
+    for level in levels:
+        prev, arr = regions[level - 1], regions[level]
+        f = 2**level
+        ly0, ly1 = y0 // f, min(arr.shape[1], -(-y1 // f))
+        lx0, lx1 = x0 // f, min(arr.shape[2], -(-x1 // f))
+        for s in range(z0, z1, 16):  # a few slices at a time: memory stays a slab of the block
+            zs = (s, min(s + 16, z1))
+            src = prev.read((zs, (2 * ly0, min(prev.shape[1], 2 * ly1)), (2 * lx0, min(prev.shape[2], 2 * lx1))))
+            arr.write_many([((zs, (ly0, ly1), (lx0, lx1)), omezarr.downsample_mode(src))])
+
+
+@dataclass(frozen=True)
+class BlockDone:
+    """What a finished block left: its index, voxel counts per label value, tile sums, seconds per stage."""
+
+    index: int
+    class_voxels: dict[int, int]
+    tiles: TileSums
+    stats: dict[str, float]
+
+
+def _save(path: Path, done: BlockDone) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    values = np.array(sorted(done.class_voxels), np.int64)
+    with open(tmp, "wb") as handle:
+        np.savez(handle, index=done.index, values=values,
+                 counts=np.array([done.class_voxels[int(v)] for v in values], np.int64),
+                 origin=np.array([done.tiles.z0, done.tiles.ty0, done.tiles.tx0], np.int64),
+                 sums=done.tiles.sums, tile_counts=done.tiles.counts, areas=done.tiles.areas,
+                 stats=np.array([done.stats.get(k, 0.0) for k in _STATS], np.float64))
+    os.replace(tmp, path)
+
+
+_STATS = ("load_s", "forward_s", "postprocess_s", "write_s", "voxels")
+
+
+def _load(path: Path) -> BlockDone:
+    with np.load(path) as f:
+        z0, ty0, tx0 = (int(v) for v in f["origin"])
+        return BlockDone(index=int(f["index"]), class_voxels={int(v): int(n) for v, n in zip(f["values"], f["counts"])},
+                         tiles=TileSums(z0, ty0, tx0, f["sums"], f["tile_counts"], f["areas"]),
+                         stats=dict(zip(_STATS, (float(v) for v in f["stats"]))))
+
+
+def segment_block_run(job_id: int, dest: Path, plan: BlockPlan, block: Block, model: TrainedModel, *,
+                      tile: int, tta: bool, device: Any, lattice: Lattice = LATTICE) -> BlockDone:
+    """Segment one block of a job: its labels into the prediction layer, its scores into its file.
+
+    Idempotent: the same block writes the same chunks and the same file again.
+    """
+    import torch
+
+    torch.set_num_threads(segment_threads())
+    stats = PredictStats()
+    image = omezarr.open_level(dest, 0)
+    manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0)
+    out = omezarr.open_label_level(dest, PREDICTION_LAYER, 0, mode="r+")
+    result = segment_block(model, image, block.core, lattice=lattice, tta=tta, device=device, labels=manual,
+                           tile=tile, dtype=np.dtype(out.dtype), stats=stats)
+    t = time.perf_counter()
+    out[block.core] = result.labels
+    label_chunks = [tuple(int(c) for c in omezarr.open_label_level(dest, PREDICTION_LAYER, level).chunks)
+                    for level in range(len(omezarr.label_regions(dest, PREDICTION_LAYER)))]
+    _pyramid(dest, PREDICTION_LAYER, block.box, range(1, _whole_levels(block.box, plan.shape, label_chunks) + 1))
+    stats.write_s += time.perf_counter() - t
+    assert result.tiles is not None
+    done = BlockDone(index=block.index, class_voxels=result.class_voxels, tiles=result.tiles,
+                     stats={k: float(getattr(stats, k)) for k in _STATS})
+    _save(block_done_path(job_id, block.index), done)
+    return done
+
+
+def segment_finish(job_id: int, dest: Path, plan: BlockPlan, *, tile: int, k: int, heads: int,
+                   z_spacing: float) -> tuple[list[Suggestion], dict[int, int], dict[str, float]]:
+    """After every block: the pyramid levels no block covered whole, and the ranking.
+
+    Returns the suggestions (best first), voxels per label value and summed stage seconds.
+    Raises ValueError when a block has not finished.
+    """
+    missing = sorted(set(range(len(plan))) - set(blocks_done(job_id, len(plan))))
+    if missing:
+        raise ValueError(f"{len(missing)} of {len(plan)} blocks have not finished (first: {missing[0]})")
+    label_chunks = [tuple(int(c) for c in omezarr.open_label_level(dest, PREDICTION_LAYER, level).chunks)
+                    for level in range(len(omezarr.label_regions(dest, PREDICTION_LAYER)))]
+    done_levels = min(_whole_levels(b.box, plan.shape, label_chunks) for b in plan)
+    if done_levels + 1 < len(label_chunks):
+        Z, Y, X = plan.shape
+        _pyramid(dest, PREDICTION_LAYER, ((0, Z), (0, Y), (0, X)), range(done_levels + 1, len(label_chunks)))
+    parts = [_load(block_done_path(job_id, b.index)) for b in plan]  # in block order: the same sums every run
+    counts: dict[int, int] = {}
+    stats: dict[str, float] = dict.fromkeys(_STATS, 0.0)
+    for p in parts:
+        for value, n in p.class_voxels.items():
+            counts[value] = counts.get(value, 0) + n
+        for key, v in p.stats.items():
+            stats[key] += v
+    scores, frac = tile_grid([p.tiles for p in parts], shape=plan.shape, tile=tile, heads=heads)
+    suggestions = rank_tiles(scores.mean(-1), k=k, tile=tile, shape=plan.shape, labeled_fraction=frac,
+                             z_spacing=z_spacing)
+    return suggestions, counts, stats
+
+
+def segment_cleanup(job_id: int) -> None:
+    """Remove a job's block files (after its run is recorded, or when it failed)."""
+    shutil.rmtree(segment_dir(job_id), ignore_errors=True)
