@@ -1,0 +1,81 @@
+"""Project the measured whole-biopsy stage rates to a 60 GB and a 500 GB volume on 1, 4 and 16 workers.
+
+Each rate is one a benchmark measured on this machine (its command is in docs/BENCHMARKS.md);
+this script only does the arithmetic, so the table can be remade when a figure changes:
+
+    .venv/bin/python benchmarks/projections.py --import-mib-s 40 --segment-mvox-s 0.5 \
+        --segment-speedup-2 1.8 --report-s-per-cell 30 --cell-um 10
+
+Scaling past the workers measured assumes each added worker keeps the efficiency of the second
+(`speedup_2 / 2` per worker); a shared filesystem or database that saturates first would make
+the real figure worse, so the projections are a lower bound on time. Volumes are uint8 (one byte
+per voxel). Prints a markdown table and writes benchmarks/results/projections-<time>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+SIZES_GB = (60, 500)
+WORKERS = (1, 4, 16)
+
+
+def _hours(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def projected_seconds(work: float, rate_one: float, workers: int, speedup_2: float) -> float:
+    """Seconds for `work` units at `rate_one` units/s on one worker, spread over `workers`."""
+    efficiency = min(1.0, speedup_2 / 2.0) if workers > 1 else 1.0
+    return work / (rate_one * (1 + (workers - 1) * efficiency))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--import-mib-s", type=float, required=True, help="import throughput, one worker (MiB/s)")
+    parser.add_argument("--segment-mvox-s", type=float, required=True, help="segment, one worker (Mvoxel/s)")
+    parser.add_argument("--segment-speedup-2", type=float, required=True, help="segment speed-up with 2 workers")
+    parser.add_argument("--report-s-per-cell", type=float, required=True, help="report seconds per real-size cell")
+    parser.add_argument("--cell-um", type=float, default=10.0, help="cell diameter (µm) to count cells per volume")
+    parser.add_argument("--voxel-nm", type=float, default=4.0, help="isotropic voxel size (nm)")
+    args = parser.parse_args()
+
+    rows: list[dict[str, object]] = []
+    for size_gb in SIZES_GB:
+        voxels = size_gb * 1e9
+        cube_um3 = voxels * (args.voxel_nm / 1000) ** 3
+        cells = cube_um3 / (args.cell_um ** 3)  # packed cubes: an upper bound on cells per volume
+        stages = {
+            "import": (voxels / 2**20, args.import_mib_s, 1.0),  # one import job writes a volume: no spread
+            "segment": (voxels / 1e6, args.segment_mvox_s, args.segment_speedup_2),
+            "report": (cells, 1.0 / args.report_s_per_cell, 2.0),  # cells are independent tasks
+        }
+        for stage, (work, rate, speedup) in stages.items():
+            for workers in WORKERS:
+                n = 1 if stage == "import" else workers
+                rows.append({"size_gb": size_gb, "stage": stage, "workers": workers,
+                             "seconds": projected_seconds(work, rate, n, speedup), "cells": round(cells)})
+
+    print(f"| stage | workers | {' | '.join(f'{s} GB' for s in SIZES_GB)} |")
+    print("|---|---|" + "---|" * len(SIZES_GB))
+    for stage in ("import", "segment", "report"):
+        for workers in WORKERS:
+            cells = [next(r for r in rows if r["stage"] == stage and r["workers"] == workers and r["size_gb"] == s)
+                     for s in SIZES_GB]
+            print(f"| {stage} | {workers} | " + " | ".join(_hours(float(c["seconds"])) for c in cells) + " |")
+    out = Path(__file__).resolve().parent / "results" / f"projections-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"inputs": vars(args), "rows": rows}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
