@@ -1,6 +1,7 @@
 """URLs of the model loop (included under /api/ by emportal/urls.py)."""
 from django.urls import path
 
+from segmentation import api_model_transfer as transfer
 from segmentation import api_models as api
 
 api_urlpatterns = [
@@ -8,6 +9,9 @@ api_urlpatterns = [
     path("models/<int:model_id>/", api.ModelDetailApi.as_view(), name="api-model"),
     path("models/<int:model_id>/activate/", api.ModelActivateApi.as_view(), name="api-model-activate"),
     path("models/<int:model_id>/compare/<int:other_id>/", api.ModelCompareApi.as_view(), name="api-model-compare"),
+    path("models/<int:model_id>/model.pt", transfer.ModelDownloadApi.as_view(fmt="pt"), name="api-model-download"),
+    path("models/<int:model_id>/model.onnx", transfer.ModelDownloadApi.as_view(fmt="onnx"), name="api-model-onnx"),
+    path("projects/<int:project_id>/models/import/", transfer.ModelImportApi.as_view(), name="api-model-import"),
     path("volumes/<int:volume_id>/retrain/", api.RetrainApi.as_view(), name="api-retrain"),
     path("volumes/<int:volume_id>/segment/", api.SegmentApi.as_view(), name="api-segment"),
     path("volumes/<int:volume_id>/cells/", api.CellsApi.as_view(), name="api-cells"),

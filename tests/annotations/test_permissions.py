@@ -63,6 +63,9 @@ ROUTES: dict[str, Route] = {
     "api-model": Route("get", {"model_id": "m"}, "viewer"),
     "api-model-activate": Route("post", {"model_id": "m"}, "annotator"),
     "api-model-compare": Route("get", {"model_id": "m", "other_id": "m2"}, "viewer"),
+    "api-model-download": Route("get", {"model_id": "m"}, "viewer", may_404=True),  # the world's weights are no file
+    "api-model-onnx": Route("get", {"model_id": "m"}, "viewer", may_404=True),
+    "api-model-import": Route("post", {"project_id": "p"}, "annotator", {}),
     "api-retrain": Route("post", {"volume_id": "v"}, "annotator", {"minutes": "not a number"}),
     "api-segment": Route("post", {"volume_id": "v"}, "annotator", {"model": "not a number"}),
     "api-cells": Route("post", {"volume_id": "v"}, "annotator", {"flow": "bogus"}),
