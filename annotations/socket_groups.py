@@ -81,7 +81,7 @@ class GroupHub:
                 texts = [text for text, skip in events if skip is None or skip != name]
                 if not texts:
                     continue
-                frame = texts[0] if len(texts) == 1 else '{"type": "batch", "events": [%s]}' % ", ".join(texts)
+                frame = texts[0] if len(texts) == 1 else '{"type": "batch", "events": [' + ", ".join(texts) + "]}"
                 try:
                     await member.send(text_data=frame)
                 except Exception as exc:  # noqa: BLE001 - one closing socket must not starve the others

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -47,6 +47,9 @@ from segmentation.core.inference import (
 from segmentation.core.modelfile import TrainedModel, resolve_device
 
 __all__ = ["BlockOutput", "Lattice", "block_probabilities", "segment_block"]
+
+# PostProcess is frozen, so one instance shared by every call is a safe default.
+_DEFAULT_POSTPROCESS = PostProcess()
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,10 @@ def _forward_flips(model: TrainedModel, x: np.ndarray, *, device: torch.device, 
             m = acc / len(flips)
             mean[i : i + n] = m[:n].cpu().numpy()
             if spread is not None:
-                spread[i : i + n] = (sum(torch.abs(p - m) for p in each) / len(flips))[:n].cpu().numpy()
+                dev = torch.abs(each[0] - m)
+                for p in each[1:]:
+                    dev = dev + torch.abs(p - m)
+                spread[i : i + n] = (dev / len(flips))[:n].cpu().numpy()
     return mean, spread
 
 
@@ -129,7 +135,7 @@ def _cell_window(model: TrainedModel, image: Any, zs: slice, ys: slice, xs: slic
         total = -(-want // step) * step
         pads.append((context - (lo - r0), context - (r1 - hi) + total - want))
     if any(p for pair in pads for p in pair):
-        mode = "reflect" if min(data.shape[1:]) > 1 else "edge"
+        mode: Literal["reflect", "edge"] = "reflect" if min(data.shape[1:]) > 1 else "edge"
         data = np.pad(data, ((0, 0), *pads), mode=mode)
     return data
 
@@ -229,7 +235,7 @@ def segment_block(
     lattice: Lattice = Lattice(),
     tta: bool = False,
     device: str | torch.device = "cpu",
-    postprocess: PostProcess | None = PostProcess(),
+    postprocess: PostProcess | None = _DEFAULT_POSTPROCESS,
     thresholds: Mapping[str, float] | None = None,
     z_blend: Mapping[str, float] | None = None,
     labels: Any = None,

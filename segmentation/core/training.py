@@ -340,7 +340,9 @@ def _split_columns(data: LabeledSlices, spec: ClassSpec, fraction: float) -> tup
         raise ValueError("val_split 'columns' with slices marked complete needs a background class")
     train_labels, val_labels = [], []
     for lab, complete in zip(data.labels, data.complete):
-        lab = np.where(lab == 0, spec.background, lab) if complete else lab
+        if complete:
+            assert spec.background is not None  # checked above: complete slices come with a background class
+            lab = np.where(lab == 0, spec.background, lab)
         cut = int(round(lab.shape[-1] * (1.0 - fraction)))
         train_labels.append(np.concatenate([lab[..., :cut], np.zeros_like(lab[..., cut:])], axis=-1))
         val_labels.append(np.concatenate([np.zeros_like(lab[..., :cut]), lab[..., cut:]], axis=-1))
@@ -366,7 +368,7 @@ MIN_CALIBRATION_VOXELS = 500
 
 
 def _val_counts(model: TrainedModel, data: LabeledSlices, device: torch.device, thresholds: np.ndarray, *,
-                around: tuple[np.ndarray, np.ndarray] | None = None, blends: Sequence[float] = (0.0,),
+                around: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None, blends: Sequence[float] = (0.0,),
                 freeze_norm: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Intersection, predicted and true voxel counts per (blend, threshold, head) on held-out slices.
 
@@ -393,10 +395,16 @@ def _val_counts(model: TrainedModel, data: LabeledSlices, device: torch.device, 
         w = weight > 0
         t = (target > 0.5) & w
         for b, blend in enumerate(blends):
-            q = p if not blend else (1 - 2 * blend) * p + blend * sides
+            if not blend:
+                q = p
+            else:
+                assert sides is not None  # checked on entry: blends other than 0 come with `around`
+                q = (1 - 2 * blend) * p + blend * sides
             for k, threshold in enumerate(thresholds):
                 pred = (q > threshold) & w
-                inter[b, k] += (pred & t).sum((1, 2)); ps[b, k] += pred.sum((1, 2)); ts[b, k] += t.sum((1, 2))
+                inter[b, k] += (pred & t).sum((1, 2))
+                ps[b, k] += pred.sum((1, 2))
+                ts[b, k] += t.sum((1, 2))
     _train_mode(model.net, freeze_norm=freeze_norm)
     return inter, ps, ts
 
@@ -411,7 +419,7 @@ CALIBRATION_PASSES = 4  # calibrate() costs about this many validation passes (t
 
 
 def calibrate(model: TrainedModel, data: LabeledSlices, device: torch.device,
-              around: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[dict[str, float], dict[str, float]]:
+              around: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """Per head, the threshold in THRESHOLDS and neighbour weight in Z_BLENDS with the best Dice
     on held-out slices; returns ``(thresholds, z_blend)``.
 
@@ -443,7 +451,7 @@ def calibrate(model: TrainedModel, data: LabeledSlices, device: torch.device,
 class _Average:
     """Exponential moving average of a network's weights and buffers (see ``TrainConfig.ema``)."""
 
-    def __init__(self, net: torch.nn.Module, decay: float) -> None:
+    def __init__(self, net: ResUNet, decay: float) -> None:
         self.net, self.decay, self.updates = copy.deepcopy(net), decay, 0
 
     @torch.no_grad()
@@ -541,7 +549,9 @@ def train(
         raise ValueError(f"lr_floor must be in (0, 1], got {config.lr_floor}")
     spec = classes if isinstance(classes, ClassSpec) else ClassSpec.build(classes, hierarchy)
     dev = resolve_device(device)
-    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     complete = set(int(z) for z in complete_slices)
 
@@ -572,6 +582,7 @@ def train(
         train_z, val_z = [z for z in zs if z not in held], [z for z in zs if z in held]
         if not train_z:
             raise ValueError(f"val_slices {sorted(held)} leave no labeled slice to train on (labeled: {zs})")
+    val_data: LabeledSlices | None
     if config.val_split == "columns" and val_slices is None:
         train_z, val_z = zs, zs
         train_data, val_data = _split_columns(data, spec, config.val_fraction)
@@ -634,7 +645,9 @@ def train(
         if on_progress is not None:
             on_progress(TrainProgress(step, elapsed, max(0.0, budget - elapsed), mean_loss, val, best_val if best_val >= 0 else None))
         if bar is not None:
-            bar.n = min(int(elapsed), int(budget)); bar.set_postfix(loss=mean_loss, val=val); bar.refresh()
+            bar.n = min(int(elapsed), int(budget))
+            bar.set_postfix(loss=mean_loss, val=val)
+            bar.refresh()
         return val_data is not None and config.select_best and stale >= config.patience
 
     if init_model is not None and val_data is not None and config.select_best:
