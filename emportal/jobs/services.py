@@ -205,8 +205,9 @@ def job_running(job_id: int) -> Iterator[JobContext]:
 
     The body stores its outcome in ``ctx.job.result``; leaving normally marks the job
     succeeded, JobCancelled marks it cancelled, any other exception marks it failed with
-    the exception's message (ValueError and friends are the user's fault: code
-    "invalid_input"; anything else "internal").
+    the exception's message. A refusal of the user's input (ApplicationError keeps its code,
+    ValueError is "invalid_input") is told as such; anything else, OSError and KeyError
+    included, is a fault of the server: "internal", logged with its traceback.
     """
     job = _claim(job_id)
     stop = threading.Event()
@@ -217,7 +218,10 @@ def job_running(job_id: int) -> Iterator[JobContext]:
         yield ctx
     except JobCancelled:
         _finish(job, Job.State.CANCELLED, message="cancelled")
-    except (ValueError, TypeError, OSError, KeyError) as exc:
+    except ApplicationError as exc:
+        ctx.log(traceback.format_exc())
+        _finish(job, Job.State.FAILED, message=exc.message, error_code=exc.code)
+    except ValueError as exc:
         ctx.log(traceback.format_exc())
         _finish(job, Job.State.FAILED, message=str(exc) or type(exc).__name__, error_code="invalid_input")
     except Exception as exc:  # noqa: BLE001 - every failure must end the job, not leave it running

@@ -10,6 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from annotations.job_kinds import IMPORT
+from emportal.errors import ApplicationError
 from emportal.jobs.models import Job
 from emportal.jobs.services import JobNotClaimed, job_cancel, job_create, job_running, jobs_reap_stale
 from segmentation.job_kinds import CELLS, REPORT, RETRAIN, SEGMENT
@@ -37,6 +38,22 @@ def test_a_job_that_raises_is_failed_with_the_message(cast: Any) -> None:
     job.refresh_from_db()
     assert job.state == Job.State.FAILED and job.error_code == "invalid_input"
     assert "not 3D" in job.message and "Traceback" in job.log
+
+
+def test_a_refusal_keeps_its_code_and_a_server_fault_is_never_the_users_invalid_input(cast: Any) -> None:
+    refused = _job(cast)
+    with job_running(refused.pk):
+        raise ApplicationError("this layer has no labels", code="no_labels")
+    refused.refresh_from_db()
+    assert (refused.state, refused.error_code, refused.message) == (Job.State.FAILED, "no_labels",
+                                                                    "this layer has no labels")
+    for fault in (OSError(28, "No space left on device"), KeyError("level")):
+        job = _job(cast)
+        with job_running(job.pk):
+            raise fault
+        job.refresh_from_db()
+        assert job.state == Job.State.FAILED and job.error_code == "internal", (fault, job.error_code)
+        assert job.message.startswith("internal error") and "Traceback" in job.log
 
 
 def test_a_job_is_claimed_once(cast: Any) -> None:
