@@ -29,9 +29,11 @@ from annotations.layers import layer_create
 from annotations.models import LabelClass, LabelLayer, Role, Volume
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
+from emportal.jobs.models import Job
+from emportal.jobs.services import JobContext, job_create
 from emportal.realtime import broadcast, volume_group
-from segmentation.jobs import JobContext, job_create
-from segmentation.models import Job, ModelVersion, SegmentationRun
+from segmentation.job_kinds import SEGMENT
+from segmentation.models import ModelVersion, SegmentationRun
 from segmentation.segment_blocks import segment_block_run, segment_cleanup, segment_finish, segment_plan
 from segmentation.training_services import _not_running, _ready, _store_result, model_weights_path
 
@@ -86,7 +88,7 @@ def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | N
     `block`: the block size (Z, Y, X) instead of segment_blocks.SEGMENT_BLOCK (tests and
     benchmarks; the result does not depend on it)."""
     _ready(volume)
-    _not_running(volume, Job.Kind.SEGMENT)
+    _not_running(volume, SEGMENT)
     model = model_version or ModelVersion.objects.filter(project_id=volume.project_id, active=True).first()
     if model is None:
         raise ApplicationError("this project has no trained model yet: press Retrain first", code="no_model",
@@ -107,7 +109,7 @@ def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | N
         if len(block) != 3 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in block):
             raise ApplicationError(f"block {block!r} is not three positive integers", code="invalid")
         params["block"] = list(block)
-    return job_create(kind=Job.Kind.SEGMENT, project_id=volume.project_id, volume_id=volume.pk, user=user,
+    return job_create(kind=SEGMENT, project_id=volume.project_id, volume_id=volume.pk, user=user,
                       params=params, enqueue=enqueue)
 
 

@@ -234,7 +234,8 @@ def tile_scores(
     if labels is not None and tuple(labels.shape) != tuple(image.shape):
         raise ValueError(f"labels shape {tuple(labels.shape)} differs from image shape {tuple(image.shape)}")
     lattice = lattice or Lattice()
-    shape = tuple(int(s) for s in image.shape)
+    Z, Y, X = (int(s) for s in image.shape)
+    shape = (Z, Y, X)
     span = lattice.cell * max(1, 1024 // lattice.cell)
     plan = block_plan(shape, block=block or (4, span, span), align=[(1, lattice.cell, lattice.cell)])
     bar = None
@@ -299,7 +300,7 @@ def rank_tiles(
         crowded = sum(pz == z for pz, _, _ in picked) >= max_per_slice
         (passed if crowded or close(z, ty, tx) else picked).append((z, ty, tx))
     if len(picked) < k:  # every tile was seen: relax the slice limit, then the distance
-        rest = []
+        rest: list[tuple[int, int, int]] = []
         for t in passed:
             (rest if len(picked) == k or close(*t) else picked).append(t)
         picked += rest[: k - len(picked)]

@@ -107,7 +107,7 @@ def block_plan(shape: Sequence[int], *, block: Sequence[int], align: Sequence[Se
             if b % c and b < d:  # one block along an axis shares no chunk, whatever its size
                 raise ValueError(f"block {size} is not a multiple of chunks {chunk} along {'ZYX'[axis]}: "
                                  f"two blocks would write the same chunk")
-    blocks = []
+    blocks: list[Block] = []
     for z0 in range(0, dims[0], size[0]):
         for y0 in range(0, dims[1], size[1]):
             for x0 in range(0, dims[2], size[2]):

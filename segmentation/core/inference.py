@@ -122,8 +122,7 @@ def _blend(model: TrainedModel, data: np.ndarray, *, window: int, overlap: int, 
     wx, sx = _tiling(lx, window=window, overlap=overlap, divisor=d)
     pad_y, pad_x = max(0, wy - ly), max(0, wx - lx)
     if pad_y or pad_x:
-        mode = "reflect" if pad_y < ly and pad_x < lx else "edge"
-        data = np.pad(data, ((0, 0), (0, pad_y), (0, pad_x)), mode=mode)
+        data = np.pad(data, ((0, 0), (0, pad_y), (0, pad_x)), mode="reflect" if pad_y < ly and pad_x < lx else "edge")
     nz = data.shape[0] - 2 * model.halo
     acc = np.zeros((model.config.out_channels, nz, ly, lx), np.float32)
     wsum = np.zeros((ly, lx), np.float32)

@@ -17,9 +17,10 @@ from annotations.models import Role, Stroke
 from annotations.storage import volume_zarr_path
 from annotations.strokes import stroke_undo
 from emportal.errors import ApplicationError
+from emportal.jobs.models import Job
+from emportal.jobs.services import job_running
 from segmentation import segment_blocks, segment_services
-from segmentation.jobs import job_running
-from segmentation.models import Job, ModelVersion, SegmentationRun
+from segmentation.models import ModelVersion, SegmentationRun
 from tests.segmentation.phantom_volumes import LABELED, phantom_volume
 from tests.segmentation.test_training_services import NO_QUEUE, _retrain
 
