@@ -139,7 +139,7 @@ def split_interior(
     if not markers.any():
         return np.zeros_like(seeds)
     markers = _cores(markers, shrink)
-    dark = 255.0 - normalise_slice(plane).astype(np.float32)
+    dark: np.ndarray = 255.0 - normalise_slice(plane).astype(np.float32)
     if sigma > 0:
         dark = cv2.GaussianBlur(dark, (0, 0), sigma)
     out = watershed(dark, markers=markers.astype(np.int64), mask=interior)

@@ -53,7 +53,7 @@ def _spacing3(spacing: Sequence[float], name: str = "spacing") -> tuple[float, f
     values = tuple(float(s) for s in spacing)
     if len(values) != 3 or not all(math.isfinite(s) and s > 0 for s in values):
         raise ValueError(f"{name} must be three positive numbers (Z, Y, X), got {tuple(spacing)!r}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def mask_surface(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import cv2
 import numpy as np
@@ -168,7 +169,8 @@ def _box(center: np.ndarray, half: np.ndarray, shape: tuple[int, ...]) -> tuple[
 
 
 def _grid(box: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return np.ogrid[box[0], box[1], box[2]]  # type: ignore[no-any-return]
+    zz, yy, xx = np.ogrid[box[0], box[1], box[2]]
+    return zz, yy, xx
 
 
 def _ellipsoid(
@@ -514,7 +516,7 @@ def make_phantom(
             ax = np.array([r * 0.85, r, r * 1.15])
             ax[0] = min(ax[0], r)
             allowed = ndi.binary_erosion(labels_c == CLASS_VALUES["nucleus"], border_value=1)
-            got = _place(rng, allowed, cand, lambda p, ax=ax, rot=rot, shape_c=shape_c: _ellipsoid(p, ax, rot, shape_c), tries=20, min_voxels=_full(ax))
+            got = _place(rng, allowed, cand, partial(_ellipsoid, axes=ax, rot=rot, shape=shape_c), tries=20, min_voxels=_full(ax))
             if got is None:
                 continue
             ncentre, nbox, nmask, _ncoords = got
@@ -565,10 +567,10 @@ def make_phantom(
             rot = _random_rotation(rng)
             ax = np.array([rng.uniform(8, 13), rng.uniform(2.6, 3.6), rng.uniform(2.4, 3.2)])
             allowed = cyto & (labels_c == 0)
-            got = _place(rng, allowed, cand, lambda p, ax=ax, rot=rot, shape_c=shape_c: _ellipsoid(p, ax, rot, shape_c), tries=30, min_voxels=_full(ax))
+            got = _place(rng, allowed, cand, partial(_ellipsoid, axes=ax, rot=rot, shape=shape_c), tries=30, min_voxels=_full(ax))
             if got is None:
                 ax = ax * 0.6
-                got = _place(rng, allowed, cand, lambda p, ax=ax, rot=rot, shape_c=shape_c: _ellipsoid(p, ax, rot, shape_c), tries=30, min_voxels=_full(ax))
+                got = _place(rng, allowed, cand, partial(_ellipsoid, axes=ax, rot=rot, shape=shape_c), tries=30, min_voxels=_full(ax))
             if got is None:
                 continue
             _c, mbox, mmask, mcoords = got
@@ -583,9 +585,9 @@ def make_phantom(
                 ax = np.array([r, r, r]) * rng.uniform(0.85, 1.15, 3)
                 rot = _random_rotation(rng)
                 allowed = cyto & (labels_c == 0)
-                got = _place(rng, allowed, cand, lambda p, ax=ax, rot=rot, shape_c=shape_c: _ellipsoid(p, ax, rot, shape_c), tries=40, min_voxels=_full(ax))
+                got = _place(rng, allowed, cand, partial(_ellipsoid, axes=ax, rot=rot, shape=shape_c), tries=40, min_voxels=_full(ax))
                 if got is None:
-                    got = _place(rng, allowed, cand, lambda p, ax=ax, rot=rot, shape_c=shape_c: _ellipsoid(p, ax * 0.7, rot, shape_c), tries=40, min_voxels=_full(ax * 0.7))
+                    got = _place(rng, allowed, cand, partial(_ellipsoid, axes=ax * 0.7, rot=rot, shape=shape_c), tries=40, min_voxels=_full(ax * 0.7))
                 if got is None:
                     continue
                 _c, obox, omask, _ = got

@@ -73,7 +73,7 @@ def normalise_slice(plane: np.ndarray, *, low: float = 1.0, high: float = 99.0) 
 
 
 def _dis() -> Any:
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     return dis
 
 
@@ -106,8 +106,9 @@ def compute_flow(
     t = np.ascontiguousarray(target, dtype=np.uint8)
     s = np.ascontiguousarray(source, dtype=np.uint8)
     if method == "dis":
-        return (engine or _dis()).calc(t, s, None)  # type: ignore[no-any-return]
-    return cv2.calcOpticalFlowFarneback(t, s, None, 0.5, 4, 21, 3, 5, 1.1, 0)
+        return (engine or _dis()).calc(t, s, None)
+    # The stubs require `flow`; OpenCV takes None and allocates it.
+    return cv2.calcOpticalFlowFarneback(t, s, None, 0.5, 4, 21, 3, 5, 1.1, 0)  # type: ignore[call-overload]
 
 
 def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +136,7 @@ def warp_labels(labels: np.ndarray, flow: np.ndarray, *, grid: tuple[np.ndarray,
     labels = np.asarray(labels)
     if labels.shape != flow.shape[:2]:
         raise ValueError(f"labels shape {labels.shape} differs from flow shape {flow.shape[:2]}")
-    xs, ys = grid if grid is not None else _grid(labels.shape)  # type: ignore[arg-type]
+    xs, ys = grid if grid is not None else _grid(labels.shape)
     map_x = xs + flow[..., 0].astype(np.float32, copy=False)
     map_y = ys + flow[..., 1].astype(np.float32, copy=False)
     top = int(labels.max(initial=0)) if labels.size else 0

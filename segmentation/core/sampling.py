@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import ndimage
@@ -57,7 +58,7 @@ def _pad_to(a: np.ndarray, size: int) -> np.ndarray:
     if not (py or px):
         return a
     pad = [(0, 0)] * (a.ndim - 2) + [(py // 2, py - py // 2), (px // 2, px - px // 2)]
-    mode = "reflect" if py < a.shape[-2] and px < a.shape[-1] else "edge"
+    mode: Literal["reflect", "edge"] = "reflect" if py < a.shape[-2] and px < a.shape[-1] else "edge"
     return np.pad(a, pad, mode=mode)
 
 

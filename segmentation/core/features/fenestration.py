@@ -142,7 +142,7 @@ def fenestration_mask(
         )
         one = labelled[grown] == index
         envelope = ndi.binary_fill_holes(
-            closing(one, radius_nm=closing_radius_nm, voxel_size_nm=sp), structure=FACE_CONNECTIVITY
+            closing(one, radius_nm=closing_radius_nm, voxel_size_nm=voxel_size_nm), structure=FACE_CONNECTIVITY
         )
         out_region[grown] |= envelope & ~one
     out &= ~nucleolus

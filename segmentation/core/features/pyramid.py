@@ -262,11 +262,11 @@ def cell_features_pyramid(
 
     boxes = dict(pyramid_cell_boxes(cells, finest.level) if boxes is None else boxes)
     if cell_ids is not None:
-        wanted = sorted({int(c) for c in cell_ids})
-        unknown = [c for c in wanted if c not in boxes]
+        wanted_ids = sorted({int(c) for c in cell_ids})
+        unknown = [c for c in wanted_ids if c not in boxes]
         if unknown:
             raise ValueError(f"cell ids {unknown[:10]} do not occur in cells")
-        boxes = {c: boxes[c] for c in wanted}
+        boxes = {c: boxes[c] for c in wanted_ids}
 
     rows = []
     raised: dict[int, dict[int, int]] = {}

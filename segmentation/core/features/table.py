@@ -217,7 +217,7 @@ def _shape3(a: Any, name: str) -> tuple[int, int, int]:
     shape = tuple(int(n) for n in getattr(a, "shape", ()))
     if len(shape) != 3:
         raise ValueError(f"{name} must be 3D (Z, Y, X), got shape {getattr(a, 'shape', None)}")
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def cell_features(
