@@ -149,7 +149,7 @@ class CellsApi(APIView):
         return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: NULLABLE_OBJECT})
-    def get(self, request: Request, volume_id: int) -> Response:
+    def get(self, request: Request, volume_id: int) -> HttpResponse:
         """The latest cells run: the cell list and, with ground truth, per-cell Dice (null when none)."""
         volume, _ = volume_for_user(request.user, volume_id)
         run = segment_services.latest_run(volume, cells_services.CELLS_AUTO_LAYER)
@@ -159,7 +159,7 @@ class CellsApi(APIView):
 # ---------------------------------------------------------------- suggestions
 class SuggestionListApi(APIView):
     @extend_schema(responses={200: NULLABLE_OBJECT})
-    def get(self, request: Request, volume_id: int) -> Response:
+    def get(self, request: Request, volume_id: int) -> HttpResponse:
         """The latest prediction run with its regions to label next (null before any Segment)."""
         volume, _ = volume_for_user(request.user, volume_id)
         run = segment_services.latest_run(volume, PREDICTION_LAYER)

@@ -111,6 +111,7 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
     from segmentation.core.metrics import instance_dice
 
     job = ctx.job
+    assert job.volume_id is not None  # cells jobs are created with their volume (deleted with it)
     volume = Volume.objects.select_related("project").get(pk=job.volume_id)
     dest = volume_zarr_path(volume)
     method = job.params.get("method", "fusion")

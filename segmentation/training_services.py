@@ -365,6 +365,7 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
     from segmentation.core.training import TrainProgress, train
 
     job = ctx.job
+    assert job.volume_id is not None  # retrain jobs are created with their volume (deleted with it)
     volume = Volume.objects.select_related("project").get(pk=job.volume_id)
     params = job.params
     dest = volume_zarr_path(volume)

@@ -37,6 +37,8 @@ def read_volume(path: str, *, lazy: bool = False) -> Any:
             if "0" not in node:
                 raise ValueError(f"zarr group {path!r} has no array '0'")
             node = node["0"]
+            if not isinstance(node, zarr.Array):
+                raise ValueError(f"zarr group {path!r}: '0' is a group, not an array")
         if len(node.shape) > 3:  # OME-Zarr (t, c, z, y, x) with singleton leading axes
             if any(n != 1 for n in node.shape[:-3]):
                 raise ValueError(f"zarr array {path!r} has shape {node.shape}; expected ZYX")
@@ -199,7 +201,7 @@ def _predict(args: argparse.Namespace) -> int:
         _predict_to_ome_zarr(Path(args.out), args.image, model, voxel_size, lambda out: predict_volume(
             model, image, out=out, **kwargs))
     else:
-        labels = predict_volume(model, image, **kwargs)  # type: ignore[arg-type]
+        labels = predict_volume(model, image, **kwargs)
         _write_volume(args.out, np.asarray(labels), voxel_size_nm=voxel_size)
     return 0
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import zipfile
-from typing import Any
+from typing import Any, cast
 
 import trimesh
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
@@ -131,7 +131,7 @@ class ReportMeshApi(APIView):
         if fmt == "glb":
             return FileResponse(path.open("rb"), as_attachment=request.query_params.get("download") == "1",
                                 filename=f"{_stem(report)}-cell{cell_id}.glb", content_type="model/gltf-binary")
-        scene = trimesh.load(path, file_type="glb", force="scene")
+        scene = cast(trimesh.Scene, trimesh.load(path, file_type="glb", force="scene"))  # force="scene": a Scene
         geometry = scene.geometry.get(part)
         if geometry is None:
             raise Http404("not found")

@@ -191,6 +191,7 @@ class _Progress:
 def report_run(ctx: JobContext) -> FeatureReport:
     """The body of a report job: measure, mesh, write files, create the FeatureReport row."""
     job = ctx.job
+    assert job.volume_id is not None  # report jobs are created with their volume (deleted with it)
     volume = Volume.objects.select_related("project").get(pk=job.volume_id)
     params = job.params
     labels_name, cells_name = str(params["labels_layer"]), str(params["cells_layer"])
@@ -203,7 +204,7 @@ def report_run(ctx: JobContext) -> FeatureReport:
         raise ValueError(exc.message) from None
     image, labels, cells = _pyramids(volume_zarr_path(volume), labels_name, cells_name)
     progress = _Progress(ctx)
-    voxel = tuple(float(v) for v in volume.voxel_size_nm)
+    voxel = _voxel(volume)
 
     progress(0.01, "finding cells", force=True)
     plan = level_plan(describe_columns(classes), classes, voxel_size_nm=voxel, n_levels=len(image))
@@ -305,6 +306,12 @@ def _pyramids(dest: Path, labels_name: str, cells_name: str) -> tuple[list[Any],
     return image, labels, cells
 
 
+def _voxel(volume: Volume) -> tuple[float, float, float]:
+    """The volume's voxel size (Z, Y, X) in nm, as floats."""
+    z, y, x = volume.voxel_size_nm
+    return float(z), float(y), float(x)
+
+
 def _mesh_level(box: tuple[slice, slice, slice], voxel: tuple[float, float, float], n_levels: int) -> ReadLevel:
     """The coarsest level at which the cell box is still ``MESH_VOXELS_ACROSS`` voxels across."""
     across_nm = max((box[1].stop - box[1].start) * voxel[1], (box[2].stop - box[2].start) * voxel[2])
@@ -356,7 +363,7 @@ def report_mesh_full_resolution(report: FeatureReport, cell_id: int, part: str) 
             f"(level {report.summary.get('mesh_levels', {}).get(str(int(cell_id)), 0)}) is the one to download",
             code="mesh_too_large", status_code=413)
     volume = report.volume
-    voxel = tuple(float(v) for v in volume.voxel_size_nm)
+    voxel = _voxel(volume)
     try:
         image, labels, cells = _pyramids(volume_zarr_path(volume), report.labels_layer, report.cells_layer)
     except ValueError:
