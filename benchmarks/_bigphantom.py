@@ -166,7 +166,7 @@ def _rotation(rng: np.random.Generator) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-def _waves(rng: np.random.Generator, wavelength: tuple[float, float], k: int = _WAVES) -> tuple[np.ndarray, ...]:
+def _waves(rng: np.random.Generator, wavelength: tuple[float, float], k: int = _WAVES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     freq = 2 * np.pi / rng.uniform(*wavelength, (k, 3))
     phase = rng.uniform(0, 2 * np.pi, (k, 3))
     amp = rng.uniform(0.5, 1.0, k)
@@ -264,8 +264,8 @@ class BigPhantom:
             raise ValueError(f"voxel_nm {tuple(voxel_nm)} must be three positive numbers")
         if not 1.0 <= cell_um <= 100.0:
             raise ValueError(f"cell_um {cell_um} must be in 1..100")
-        self.shape: tuple[int, int, int] = shape_t  # type: ignore[assignment]
-        self.voxel_nm: tuple[float, float, float] = vox  # type: ignore[assignment]
+        self.shape: tuple[int, int, int] = shape_t
+        self.voxel_nm: tuple[float, float, float] = vox
         self.seed = int(seed)
         self.spacing = float(cell_um) * 1000.0
         S = self.spacing

@@ -49,10 +49,10 @@ def _retrain(volumes: dict[str, object], steps: int) -> dict[str, dict[str, list
 
     out: dict[str, dict[str, list[float]]] = {"retrain_setup": {}, "retrain_step": {}}
     for name, volume in volumes.items():
-        dest = volume_zarr_path(volume)  # type: ignore[arg-type]
+        dest = volume_zarr_path(volume)
         image = omezarr.open_level(dest, 0)
         manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0, mode="r+")
-        labels, values, parents, *_ = training_labels_for(volume)  # type: ignore[arg-type]
+        labels, values, parents, *_ = training_labels_for(volume)
         for z in (volume.shape_z // 3, 2 * volume.shape_z // 3):  # type: ignore[attr-defined]
             patch = np.asarray(image[z, 200:584, 200:584])
             dark = np.where(patch < np.median(patch), values["mitochondrion"], values["background"])

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -303,7 +304,7 @@ def write_bigtiff(ph: BigPhantom, dest: Path, *, tile: int = 512, labels_out: Pa
         raise ValueError(f"page tile {tile} must be a positive multiple of 16")
     dest = Path(dest)
     Z, Y, X = ph.shape
-    outs = {"image": (dest, np.uint8, "zlib")}
+    outs: dict[str, tuple[Path, DTypeLike, str]] = {"image": (dest, np.uint8, "zlib")}
     if labels_out is not None:
         Path(labels_out).mkdir(parents=True, exist_ok=True)
         outs["classes"] = (Path(labels_out) / "classes.ome.tif", np.uint8, "zlib")
@@ -342,7 +343,7 @@ def write_tiff_folder(ph: BigPhantom, dest: Path, *, rows: int = DEFAULT_BLOCK[1
 
     dest = Path(dest)
     Z, Y, X = ph.shape
-    dirs = {"image": (dest, np.dtype(np.uint8))}
+    dirs: dict[str, tuple[Path, np.dtype]] = {"image": (dest, np.dtype(np.uint8))}
     if labels_out is not None:
         dirs["classes"] = (Path(labels_out) / "classes", np.dtype(np.uint8))
         dirs["cells"] = (Path(labels_out) / "cells", ph.cells_dtype)
@@ -407,7 +408,7 @@ def generate(shape: Sequence[int], *, out: Path, fmt: str, voxel_nm: Sequence[fl
     if fmt == "ome-zarr" and labels_out is not None:
         raise ValueError("ome-zarr keeps its truth inside the store (labels/classes, labels/cells); "
                          "--labels-out is for the TIFF formats (--no-labels skips the truth)")
-    ph = BigPhantom(tuple(shape), voxel_nm=tuple(voxel_nm), seed=seed, cell_um=cell_um)  # type: ignore[arg-type]
+    ph = BigPhantom(tuple(shape), voxel_nm=tuple(voxel_nm), seed=seed, cell_um=cell_um)
     progress = None if quiet else _progress(fmt)
     start = time.perf_counter()
     if fmt == "ome-zarr":

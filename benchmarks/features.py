@@ -18,6 +18,7 @@ import platform
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +34,10 @@ def _size(text: str) -> tuple[int, int, int]:
     parts = tuple(int(p) for p in text.lower().split("x"))
     if len(parts) != 3:
         raise argparse.ArgumentTypeError(f"size {text!r} is not ZxYxX")
-    return parts  # type: ignore[return-value]
+    return parts
 
 
-def _best_of(repeat: int, fn) -> float:  # type: ignore[no-untyped-def]
+def _best_of(repeat: int, fn: Callable[[], object]) -> float:
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -151,7 +151,7 @@ def main() -> None:
               f"import {r['import_s']:.1f} s ({r['import_mib_per_s']:.0f} MiB/s), "
               f"tifffile alone {r['tifffile_s']:.1f} s ({r['tifffile_mib_per_s']:.0f} MiB/s): "
               f"ratio {r['import_over_tifffile']:.2f}", flush=True)
-    growth = [float(r["growth_mib"]) for r in rows]  # type: ignore[arg-type]
+    growth = [float(r["growth_mib"]) for r in rows]
     result = {
         "cases": rows,
         "budget_mib": args.budget_mb,

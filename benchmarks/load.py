@@ -215,6 +215,7 @@ def main() -> None:
         data = rng.integers(0, 255, size=tuple(args.shape), dtype=np.uint8)
         tifffile.imwrite(scratch / "load.tif", data, photometric="minisblack")
         job = volume_import_local(project, scratch / "load.tif", voxel_size_nm=(4.0, 4.0, 4.0))
+        assert job.volume_id is not None  # an import job is created with its volume
         volume = Volume.objects.get(pk=job.volume_id)
         value = project.label_classes.get(name="nucleus").value
 
@@ -229,7 +230,7 @@ def main() -> None:
                                       stdout=(logs / "daphne.log").open("wb"), stderr=subprocess.STDOUT))
         wait_port(port, procs[-1], "daphne")
         target = Target(base=f"http://127.0.0.1:{port}", volume=volume.pk, shape=tuple(args.shape),
-                        levels=tuple(tuple(int(n) for n in lv["shape"]) for lv in volume.levels), value=value)
+                        levels=tuple((int(z), int(y), int(x)) for z, y, x in (lv["shape"] for lv in volume.levels)), value=value)
 
         _phase(target, names[:1], min(3.0, args.seconds), seed=10_000)  # warm up: imports, caches
         single = _phase(target, names[:1], args.seconds, seed=args.seed)

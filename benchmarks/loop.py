@@ -33,6 +33,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -150,7 +151,8 @@ def main() -> int:
         arms = {}
         names = ["suggested"] + [f"random{i}" if i else "random" for i in range(args.random_seeds)]
         for arm in names:
-            model, labels, rows = base_model, labels0, [{"round": 0, "dice": d0, "dice_slices_alone": alone0, "labeled_voxels": int((labels0 > 0).sum())}]
+            rows: list[dict[str, Any]] = [{"round": 0, "dice": d0, "dice_slices_alone": alone0, "labeled_voxels": int((labels0 > 0).sum())}]
+            model, labels = base_model, labels0
             for r in range(1, args.rounds + 1):
                 t = time.perf_counter()
                 ny, nx = -(-truth.shape[1] // args.tile), -(-truth.shape[2] // args.tile)

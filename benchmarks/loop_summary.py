@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ def _arg(run: dict, key: str) -> object:
     return run["args"].get(key, ADDED.get(key))
 
 
-def merge_by_seed(runs: list[dict], random_from: list[dict] = ()) -> list[dict]:
+def merge_by_seed(runs: list[dict], random_from: Sequence[dict] = ()) -> list[dict]:
     """One run per seed of ``runs``, with the random arms of ``random_from`` files of the same seed added."""
     first = {k: _arg(runs[0], k) for k in SHARED}
     for run in [*runs, *random_from]:
@@ -61,7 +62,7 @@ def merge_by_seed(runs: list[dict], random_from: list[dict] = ()) -> list[dict]:
     return list(by_seed.values())
 
 
-def summarize(runs: list[dict], random_from: list[dict] = ()) -> list[dict]:
+def summarize(runs: list[dict], random_from: Sequence[dict] = ()) -> list[dict]:
     """Per dataset and round: each arm's Dice over the seeds and the paired suggested-minus-random gap."""
     runs = merge_by_seed(runs, random_from)
     rankings = {tuple(_arg(run, k) for k in RANKING) for run in runs}

@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -139,7 +140,7 @@ def main() -> None:
             level0[raster.box_slices(box)] = block
             return time.perf_counter() - t0
 
-        results = {"bare_zarr_write": _stats([bare(_stroke(rng, value)) for _ in range(200)])}
+        results: dict[str, dict[str, Any]] = {"bare_zarr_write": _stats([bare(_stroke(rng, value)) for _ in range(200)])}
         asyncio.run(_client(url, cookie, [_stroke(rng, value) for _ in range(3)]))  # warm up
         loads = [(rate, load) for rate, load in ((0.0, "back_to_back"), (args.rate, "paced"))
                  if load in args.loads.split(",")]
@@ -148,7 +149,7 @@ def main() -> None:
                 batches = [[_stroke(rng, value) for _ in range(args.strokes)] for _ in range(clients)]
                 t0 = time.perf_counter()
 
-                async def run_all(batches: list[list[dict]] = batches, rate: float = rate) -> list[list[float]]:
+                async def run_all(batches: list[list[dict]] = batches, rate: float = rate) -> list[list[tuple[float, float]]]:
                     return await asyncio.gather(*(_client(url, cookie, batch, rate, seed)
                                                   for seed, batch in enumerate(batches)))
 
