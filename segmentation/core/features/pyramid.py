@@ -52,10 +52,35 @@ __all__ = [
 Box = tuple[slice, slice, slice]
 
 # Largest Y/X voxel (nm) at which a measure stayed within 1 % of level 0 on every real-size
-# phantom cell (benchmarks/report_levels.py; docs/BENCHMARKS.md "Reports at scale").
-# Keys are column names with the class replaced by {class} and the texture region by {region}.
-# A measure missing here is read at level 0.
-MEASURE_MAX_VOXEL_NM: dict[str, float] = {}
+# phantom cell (benchmarks/report_levels.py; docs/BENCHMARKS.md "Reports at scale"), level 0
+# being 32 nm there: a 4 nm cell's level 0 (~10^11 voxels in its box) cannot be computed here.
+# Keys are column names, or with the class replaced by {class} and the texture region by
+# {region}. A measure missing here is read at level 0: volumes of the small organelles
+# (mitochondria, endosomes, lysosomes: 6-9 % off at 64 nm), fenestration volume and share
+# (7 %), mitochondrial elongation (4.6 %) and every texture column (6-200 %).
+MEASURE_MAX_VOXEL_NM: dict[str, float] = {
+    "cell_volume_um3": 256,
+    "cell_voxels": 256,
+    "cell_centroid_z": 256,
+    "cell_centroid_y": 256,
+    "cell_centroid_x": 256,
+    "cell_touches_border": 256,
+    "nucleus_volume_um3": 64,
+    "nucleus_count": 128,
+    "nucleus_pct_of_cell": 64,
+    "nucleus_mean_volume_um3": 64,
+    "nucleolus_volume_um3": 128,
+    "nucleolus_count": 256,
+    "nucleolus_pct_of_cell": 64,
+    "nucleolus_mean_volume_um3": 128,
+    "mitochondrion_count": 64,
+    "endosome_count": 64,
+    "lysosome_count": 128,
+    "nucleus_surface_um2": 64,
+    "nucleus_solidity": 128,
+    "nucleus_sphericity": 64,
+    "nucleolus_fenestration_count": 64,
+}
 
 
 @dataclass(frozen=True)

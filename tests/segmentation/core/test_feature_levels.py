@@ -1,18 +1,21 @@
 """Per-cell features read from a pyramid: which level each measure is read at, that level 0
-is the plain table, and memory bounded by a cell box."""
+is the plain table, coarse levels within the stated error, and memory bounded by a cell box."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from annotations.imaging.omezarr import downsample_mean, downsample_mode
 from segmentation.core.features import DEFAULT_CLASSES, cell_features, cell_features_pyramid, describe_columns
 from segmentation.core.features.pyramid import (
+    MEASURE_MAX_VOXEL_NM,
     ReadLevel,
     box_at_level,
     level_plan,
@@ -104,6 +107,43 @@ def test_a_cell_box_over_the_cap_is_read_at_a_coarser_level_and_said_so() -> Non
     assert capped.raised == {int(cid): {0: 1} for cid in capped.table["cell_id"]}
     assert {rl.level for rl in capped.plan.values()} == {0}  # the plan, not what the cap made of it
     pd.testing.assert_frame_equal(capped.table, at_level_1.table)
+
+
+@pytest.fixture(scope="module")
+def real_cell() -> tuple[int, tuple[list, list, list]]:
+    """One phantom cell of real size (~11 µm) at 128 nm, in a crop around its seed, levels 0..2."""
+    from benchmarks._bigphantom import BigPhantom
+    from benchmarks.report_levels import cell_pyramid
+
+    ph = BigPhantom((450, 450, 450), voxel_nm=(128.0, 128.0, 128.0), seed=0)
+    return cell_pyramid(ph, (1, 1, 1), 2, 11.5)
+
+
+def test_coarse_levels_agree_with_level_0_within_the_stated_error_on_a_real_size_cell(
+        real_cell: tuple[int, tuple[list, list, list]]) -> None:
+    """Every measure whose table entry allows 256 nm, read at 256 nm against 128 nm: within 2 %,
+    the sum of the two levels' stated 1 % against the benchmark's 32 nm level 0."""
+    cid, (image, labels, cells) = real_cell
+    classes = {name: value for name, value in DEFAULT_CLASSES.items()}
+    columns = [c for c in describe_columns(classes) if c != "cell_id"]
+    allowed = [c for c in columns if MEASURE_MAX_VOXEL_NM.get(measure_key(c, classes), 0) >= 256
+               or MEASURE_MAX_VOXEL_NM.get(c, 0) >= 256]
+    assert "cell_volume_um3" in allowed
+    spacing = (128.0, 128.0, 128.0)
+    fine = cell_features_pyramid(image, labels, cells, voxel_size_nm=spacing, cell_ids=[cid], limits={}).table
+    result = cell_features_pyramid(image, labels, cells, voxel_size_nm=spacing, cell_ids=[cid],
+                                   limits={c: 256.0 for c in columns})
+    coarse, plan = result.table, result.plan
+    assert plan["cell_volume_um3"].level == 1
+    size = float(fine["cell_voxels"].iloc[0]) ** (1 / 3)
+    for column in allowed:
+        a, b = fine[column].iloc[0], coarse[column].iloc[0]
+        if column.startswith("cell_centroid"):
+            assert abs(a - b) / size < 0.02, column
+        elif isinstance(a, (bool, np.bool_)) or (isinstance(a, float) and math.isnan(a)):
+            assert a == b or (math.isnan(a) and math.isnan(b)), column
+        else:
+            assert b == pytest.approx(a, rel=0.02), column
 
 
 _CHILD = r"""

@@ -1,4 +1,5 @@
-"""The report job meshes cells at a coarse level and makes a full-resolution mesh on request."""
+"""The report job reads each measure at its pyramid level, meshes cells at a coarse level, and
+makes a full-resolution mesh on request."""
 from __future__ import annotations
 
 import io
@@ -6,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import trimesh
+from django.conf import settings
 from django.test import Client
 
 from annotations.imaging import omezarr
 from annotations.layers import layer_create
 from annotations.storage import volume_zarr_path
+from segmentation.core.features import describe_columns, level_plan
 from segmentation.models import FeatureReport
 from segmentation.reports import services
 from segmentation.reports.services import MESH_MAX_FACES, report_compute, report_dir
@@ -50,6 +54,27 @@ def big_volume(cast: Any, tmp_path: Path) -> Any:
         omezarr.update_label_pyramid(dest, name)
     volume.cells = cells
     return volume
+
+
+def test_the_report_records_and_uses_the_level_each_measure_is_read_at(big_volume: Any) -> None:
+    report = report_compute(big_volume, labels_layer="truth", cells_layer="cells_truth")
+    plan = level_plan(describe_columns(report.classes), report.classes, voxel_size_nm=VOXEL, n_levels=3)
+    levels = report.summary["measure_levels"]
+    assert levels == {column: rl.level for column, rl in plan.items()}
+    assert levels["cell_volume_um3"] >= 1 and levels["texture_cell_std"] == 0
+    rl = plan["cell_volume_um3"]
+    assert report.summary["level_voxel_nm"][str(rl.level)] == list(rl.spacing_nm)
+
+    # The stored cell volume is the count at that level (every z_step-th plane) times its voxel,
+    # which differs from level 0's count.
+    table = pd.read_parquet(Path(settings.MEDIA_ROOT) / report.files["parquet"]).set_index("cell_id")
+    coarse = np.asarray(omezarr.open_label_level(volume_zarr_path(big_volume), "cells_truth", rl.level)[::rl.z_step])
+    for cid in range(1, 5):
+        expected = np.count_nonzero(coarse == cid) * np.prod(rl.spacing_nm) / 1e9
+        level0 = np.count_nonzero(big_volume.cells == cid) * np.prod(VOXEL) / 1e9
+        assert table.loc[cid, "cell_volume_um3"] == pytest.approx(expected, rel=1e-12)
+        assert table.loc[cid, "cell_volume_um3"] != level0
+        assert table.loc[cid, "cell_volume_um3"] == pytest.approx(level0, rel=0.02)
 
 
 def test_meshes_are_made_at_a_coarse_level_simplified_and_placed_in_the_volume_frame(big_volume: Any) -> None:
