@@ -32,7 +32,7 @@ def read_volume(path: str, *, lazy: bool = False) -> Any:
     if _is_zarr(path):
         import zarr
 
-        node = zarr.open(path, mode="r")
+        node: Any = zarr.open(path, mode="r")  # an array or a group; checked below
         if isinstance(node, zarr.Group):
             if "0" not in node:
                 raise ValueError(f"zarr group {path!r} has no array '0'")

@@ -57,7 +57,7 @@ def test_a_downloaded_version_imports_into_another_project_with_its_weights_and_
     assert provenance["labels_sha256"] == version.labels_hash and provenance["project"] == cast.project.name
     assert provenance["labeled_voxels"] == 1234 and provenance["trained_by"] == cast.annotator.username
 
-    elsewhere = ProjectFactory(name="Other lab")
+    elsewhere: Any = ProjectFactory(name="Other lab")
     manager = MembershipFactory(project=elsewhere, role=Role.MANAGER, user=UserFactory(username="lab2")).user
     (Path(settings.MEDIA_ROOT) / version.weights).unlink()  # the file alone must be enough
     upload = SimpleUploadedFile("bx1.pt", response.content)

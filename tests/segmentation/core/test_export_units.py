@@ -42,4 +42,5 @@ def test_a_glb_states_that_its_coordinates_are_nanometres() -> None:
     import trimesh
 
     loaded = trimesh.load(trimesh.util.wrap_as_stream(glb), file_type="glb", force="mesh")
+    assert isinstance(loaded, trimesh.Trimesh)
     assert 30 < np.ptp(loaded.vertices[:, 0]) < 45 and 120 < np.ptp(loaded.vertices[:, 2]) < 180
