@@ -119,6 +119,7 @@ def report_payload(report: FeatureReport) -> dict[str, Any]:
         "measure_levels": report.summary.get("measure_levels", {}),
         "level_voxel_nm": report.summary.get("level_voxel_nm", {}),
         "mesh_levels": report.summary.get("mesh_levels", {}),
+        "raised_levels": report.summary.get("raised_levels", {}),
         "downloads": {
             **{fmt: f"{base}/download/{fmt}/" for fmt in REPORT_FORMATS if fmt in report.files},
             **({"meshes": f"{base}/meshes.zip"} if report.files.get("meshes") else {}),

@@ -56,7 +56,7 @@ def big_volume(cast: Any, tmp_path: Path) -> Any:
     return volume
 
 
-def test_the_report_records_and_uses_the_level_each_measure_is_read_at(big_volume: Any) -> None:
+def test_the_report_records_and_uses_the_level_each_measure_is_read_at(big_volume: Any, cast: Any) -> None:
     report = report_compute(big_volume, labels_layer="truth", cells_layer="cells_truth")
     plan = level_plan(describe_columns(report.classes), report.classes, voxel_size_nm=VOXEL, n_levels=3)
     levels = report.summary["measure_levels"]
@@ -64,6 +64,11 @@ def test_the_report_records_and_uses_the_level_each_measure_is_read_at(big_volum
     assert levels["cell_volume_um3"] >= 1 and levels["texture_cell_std"] == 0
     rl = plan["cell_volume_um3"]
     assert report.summary["level_voxel_nm"][str(rl.level)] == list(rl.spacing_nm)
+    assert report.summary["raised_levels"] == {}  # every box fits CELL_BOX_MAX_VOXELS
+    client = Client()
+    client.force_login(cast.viewer)
+    payload = client.get(f"/api/reports/{report.pk}/").json()
+    assert payload["measure_levels"] == levels and payload["raised_levels"] == {}
 
     # The stored cell volume is the count at that level (every z_step-th plane) times its voxel,
     # which differs from level 0's count.
