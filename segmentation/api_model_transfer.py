@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from annotations.access import project_for_user
 from annotations.models import Role
 from emportal.errors import ApplicationError
+from emportal.schema import file_response
 from segmentation import model_transfer
 from segmentation.models import ModelVersion
 from segmentation.training_services import model_payload
@@ -23,7 +24,7 @@ _TYPES = {"pt": "application/octet-stream", "onnx": "application/octet-stream"}
 class ModelDownloadApi(APIView):
     fmt = "pt"
 
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="the model file")})
+    @extend_schema(responses=file_response("application/octet-stream"))
     def get(self, request: Request, model_id: int) -> HttpResponse:
         """The version as a file another install imports (`.pt`), or as ONNX for inference elsewhere."""
         model = (ModelVersion.objects.select_related("project", "volume", "created_by")
