@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 
 from annotations.models import Membership, Project, Role, Volume
 from annotations.services import label_classes_install_defaults, volume_import_local
+from emportal.jobs.models import Job
 
 PASSWORD = "correct horse battery staple"
 
@@ -64,4 +65,10 @@ def make_volume(project: Project, tmp_path: Path, *, data: np.ndarray | None = N
     tifffile.imwrite(path, data, photometric="minisblack")
     job = volume_import_local(project, path, name=name, voxel_size_nm=voxel_size_nm)
     assert job.state == job.State.SUCCEEDED, job.message
+    return volume_of(job)
+
+
+def volume_of(job: Job) -> Volume:
+    """The volume a job was created for (an import's new volume)."""
+    assert job.volume_id is not None, f"job {job.pk} ({job.kind}) has no volume"
     return Volume.objects.get(pk=job.volume_id)

@@ -143,7 +143,7 @@ def _acks(proc: subprocess.Popen[str], count: int, seconds: float = 90) -> list[
     deadline = time.monotonic() + seconds
     while len(acked) < count:
         assert time.monotonic() < deadline, f"the writer acknowledged only {len(acked)} strokes"
-        line = proc.stdout.readline()  # type: ignore[union-attr]
+        line = proc.stdout.readline()
         if not line:
             break
         if (ack := _ack(line)) is not None:
@@ -178,6 +178,7 @@ def _check_old_or_new(volume: Any, layer: np.ndarray) -> tuple[Stroke, np.ndarra
     each chunk holds the replay with or without that stroke; returns (last, full replay,
     chunks holding the new content)."""
     last = Stroke.objects.filter(layer__volume=volume, layer__name=MANUAL_LAYER).order_by("-id").first()
+    assert last is not None, "the log holds no stroke"
     full = layer_replay(volume, MANUAL_LAYER)
     before = _replay_without(volume, last)
     box = ((last.z0, last.z1), (last.y0, last.y1), (last.x0, last.x1))
@@ -241,7 +242,7 @@ def test_a_writer_killed_inside_a_stroke_leaves_old_or_new_chunks_and_the_log_ho
     proc = _writer(settings, painted, cast.annotator, seed=1, point=point, at=3)
     acked = _acks(proc, 10)
     proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()[-2000:]  # type: ignore[union-attr]
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()[-2000:]
     layer = _level(painted, 0)
     last, full, new = _check_old_or_new(painted, layer)
     assert last.mode == "paint" and last.radius == BIG["radius"]

@@ -12,7 +12,7 @@ from django.test import Client
 
 from annotations.models import Volume
 from emportal.jobs.models import Job
-from tests.factories import gradient_volume
+from tests.factories import gradient_volume, volume_of
 from tests.sockets import project_socket, receive_messages
 
 pytestmark = [pytest.mark.services]
@@ -48,6 +48,6 @@ def test_an_import_runs_on_the_worker_and_its_progress_arrives_over_the_websocke
     progress = [e["progress"] for e in events if e["state"] == "running"]
     assert len(progress) >= 3 and progress == sorted(progress)
     job = Job.objects.get(pk=events[-1]["id"])
-    volume = Volume.objects.get(pk=job.volume_id)
+    volume = volume_of(job)
     assert volume.state == Volume.State.READY and volume.shape == (24, 600, 700)
     assert len(volume.levels) == 2

@@ -20,6 +20,7 @@ from emportal.jobs.models import Job
 from emportal.jobs.services import jobs_reap_stale
 from segmentation.job_kinds import CELLS, REPORT, RETRAIN, SEGMENT
 from tests.conftest import ROOT, _require_redis, _service_env
+from tests.factories import volume_of
 
 pytestmark = [pytest.mark.services]
 
@@ -64,7 +65,7 @@ def test_an_import_whose_worker_is_killed_fails_cleanly_and_a_retry_succeeds(
     _wait(lambda: jobs_reap_stale() or Job.objects.get(pk=job_id).state == Job.State.FAILED, 60, "the reaper")
     job.refresh_from_db()
     assert job.state == Job.State.FAILED and job.error_code == "worker_lost" and "stopped responding" in job.message
-    assert Volume.objects.get(pk=job.volume_id).state == Volume.State.FAILED
+    assert volume_of(job).state == Volume.State.FAILED
     assert client.get(f"/api/projects/{cast.project.pk}/volumes/").json() == []
 
     worker = _start_worker(settings, tmp_path / "w2.log")
@@ -148,7 +149,7 @@ def _phantom(cast: Any, tmp_path: Path, *, shape: tuple[int, int, int] = SHAPE, 
     from tests.segmentation.phantom_volumes import project_truth
 
     ph = make_phantom(shape, seed=3, n_cells=2)
-    volume = make_volume(cast.project, tmp_path, data=ph.image, name="phantom", voxel_size_nm=(4.0, 4.0, 4.0))
+    volume: Any = make_volume(cast.project, tmp_path, data=ph.image, name="phantom", voxel_size_nm=(4.0, 4.0, 4.0))  # a Volume carrying .phantom
     if labeled:
         truth = project_truth(cast.project, ph.labels)
         layer_write_slices(volume, MANUAL_LAYER, {z: truth[z] for z in labeled})

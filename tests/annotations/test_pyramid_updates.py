@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from annotations.imaging.chunkio import Box
 from annotations.imaging.omezarr import create_label_layer, downsample_mode, open_label_level, write_pyramid
 from annotations.imaging.readers import ArraySource
 from annotations.pyramid_updates import PyramidUpdater
@@ -25,7 +26,7 @@ def dest(tmp_path: Path) -> Path:
 
 
 def _assert_pyramid_matches_level0(dest: Path) -> None:
-    full = open_label_level(dest, "manual", 0)[:]
+    full = np.asarray(open_label_level(dest, "manual", 0)[:])
     for level in (1, 2):
         full = downsample_mode(full)
         np.testing.assert_array_equal(open_label_level(dest, "manual", level)[:], full)
@@ -75,8 +76,12 @@ def test_boxes_submitted_within_the_delay_are_written_in_one_pass(dest: Path, mo
 
     passes: list[int] = []
     real = omezarr.update_label_pyramid_boxes
-    monkeypatch.setattr(omezarr, "update_label_pyramid_boxes",
-                        lambda d, name, boxes: (passes.append(len(boxes)), real(d, name, boxes)))
+
+    def counting(d: Path, name: str, boxes: Sequence[Box]) -> None:
+        passes.append(len(boxes))
+        real(d, name, boxes)
+
+    monkeypatch.setattr(omezarr, "update_label_pyramid_boxes", counting)
     updater, lock = PyramidUpdater(delay=0.5), threading.Lock()
     level0 = open_label_level(dest, "manual", 0, mode="r+")
     for i in range(6):

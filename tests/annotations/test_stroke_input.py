@@ -108,7 +108,7 @@ def test_a_stroke_of_a_million_points_is_refused_with_the_limit(cast: Any, volum
     assert not Stroke.objects.exists()
 
 
-class _Untouchable(list):  # type: ignore[type-arg]
+class _Untouchable(list):
     def __iter__(self) -> Any:
         raise AssertionError("a point was looked at")
 

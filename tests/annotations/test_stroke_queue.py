@@ -108,7 +108,7 @@ def test_a_batch_that_fails_outright_is_retried_stroke_by_stroke(cast: Any, volu
 
 def test_every_other_socket_of_a_process_gets_each_echo_once_and_a_reopened_hub_still_delivers(
         cast: Any, volume: Any) -> None:
-    async def round_(n: int) -> list[list[dict]]:
+    async def round_(n: int) -> list[list[str]]:
         sockets = [volume_socket(cast.annotator, volume.pk) for _ in range(n)]
         for ws in sockets:
             assert (await ws.connect())[0]
@@ -144,7 +144,7 @@ def test_an_echo_goes_out_at_once_and_the_next_ones_gather_into_one_frame(
         for ws in (painter, watcher):
             assert (await ws.connect())[0]
             await ws.receive_json_from()  # hello
-        frames = []
+        frames: list[Any] = []
         for stroke in sent:
             await painter.send_json_to({"type": "stroke", "stroke": stroke})
             await _reply(painter, stroke["uuid"])

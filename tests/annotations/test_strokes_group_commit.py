@@ -77,7 +77,7 @@ def test_before_patches_of_a_batch_see_the_strokes_ahead_so_undo_stays_exact(cas
              "value": nucleus, "mode": "paint"}
     second = {**first, "uuid": str(uuid.uuid4()), "points": [[20, 30], [40, 30]], "value": mito}
     strokes_apply(volume, [(cast.annotator, Role.ANNOTATOR, first), (cast.annotator, Role.ANNOTATOR, second)])
-    row = Stroke.objects.get(uuid=second["uuid"])
+    row = Stroke.objects.get(uuid=str(second["uuid"]))
     box = ((row.z0, row.z1), (row.y0, row.y1), (row.x0, row.x1))
     before = strokes.raster.unpack_array(row.before, tuple(hi - lo for lo, hi in box), _layer(volume).dtype)
     assert (before == nucleus).any()  # the first stroke of the batch was under the second

@@ -18,7 +18,7 @@ from annotations.services import volume_import_from_path, volume_import_local
 from annotations.storage import upload_dir, volume_zarr_path
 from emportal.errors import ApplicationError
 from emportal.jobs.models import Job
-from tests.factories import gradient_volume
+from tests.factories import gradient_volume, volume_of
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +55,7 @@ def _mrc(path: Path) -> Path:
 def test_each_format_imports_to_a_ready_pyramid(cast: Any, tmp_path: Path, make: Any) -> None:
     job = volume_import_local(cast.project, make(tmp_path), voxel_size_nm=(10.0, 4.0, 4.0))
     assert job.state == Job.State.SUCCEEDED, job.message
-    volume = Volume.objects.get(pk=job.volume_id)
+    volume = volume_of(job)
     assert volume.state == Volume.State.READY and volume.shape == DATA.shape
     np.testing.assert_array_equal(omezarr.open_level(volume_zarr_path(volume), 0)[:], DATA)
     assert volume.layers.filter(name="manual").exists()
@@ -63,7 +63,7 @@ def test_each_format_imports_to_a_ready_pyramid(cast: Any, tmp_path: Path, make:
 
 def test_voxel_size_comes_from_the_file_when_it_says(cast: Any, tmp_path: Path) -> None:
     job = volume_import_local(cast.project, _mrc(tmp_path))
-    assert Volume.objects.get(pk=job.volume_id).voxel_size_nm == pytest.approx((4.0, 4.0, 4.0))
+    assert volume_of(job).voxel_size_nm == pytest.approx((4.0, 4.0, 4.0))
 
 
 @pytest.mark.parametrize("make", [_tiff, _tiff_folder, _hdf5])
@@ -95,7 +95,7 @@ def test_data_that_fails_to_decode_fails_the_job_and_leaves_no_volume(cast: Any,
     bad.write_bytes(bytes(raw))
     job = volume_import_local(cast.project, bad, voxel_size_nm=(4.0, 4.0, 4.0))
     assert job.state == Job.State.FAILED and "cannot decode" in job.message
-    volume = Volume.objects.get(pk=job.volume_id)
+    volume = volume_of(job)
     assert volume.state == Volume.State.FAILED
     assert not volume_zarr_path(volume).exists()
     client = Client()
@@ -112,7 +112,7 @@ def test_a_tiff_holding_several_images_says_which_it_imported(cast: Any, tmp_pat
     job = volume_import_local(cast.project, path, voxel_size_nm=(10.0, 4.0, 4.0))
     assert job.state == Job.State.SUCCEEDED
     assert "two.tif holds 2 images; imported image 0 (3 x 40 x 60)" in job.message
-    assert Volume.objects.get(pk=job.volume_id).source["notice"] == job.result["notice"]
+    assert volume_of(job).source["notice"] == job.result["notice"]
 
 
 @pytest.mark.parametrize("user_path", ["../etc/passwd", "/etc/passwd", "escape"])
@@ -170,7 +170,7 @@ def test_the_store_names_the_volume_and_its_label_classes_for_other_viewers(cast
     from ome_zarr.reader import Reader
 
     job = volume_import_local(cast.project, _mrc(tmp_path), name="Bx1 block 3")
-    dest = volume_zarr_path(Volume.objects.get(pk=job.volume_id))
+    dest = volume_zarr_path(volume_of(job))
     image = next(iter(Reader(parse_url(str(dest)))()))
     assert image.metadata["name"] == "Bx1 block 3"
     labels = next(n for n in Reader(parse_url(str(dest / "labels" / "manual")))() if n.metadata.get("name") == "manual")

@@ -121,8 +121,8 @@ def test_assign_request_changes_fix_approve_and_audit(live_app: str, browser: An
     notice = annotator.locator(".notification.kind-changes_requested", has_text="nucleus edge").first
     notice.wait_for()
     notice.locator("a").click()  # the comment's link: the viewer at the pinned voxel, with the review open
-    spot = rf"#z={comment.z}&y={comment.y}&x={comment.x}(&|$)"
-    annotator.wait_for_url(re.compile(rf"/volumes/{grey_volume.pk}/\?review={assignment.pk}{spot}"))
+    pinned = rf"#z={comment.z}&y={comment.y}&x={comment.x}(&|$)"
+    annotator.wait_for_url(re.compile(rf"/volumes/{grey_volume.pk}/\?review={assignment.pk}{pinned}"))
     annotator.wait_for_load_state()
     annotator.wait_for_selector("#viewer-xy canvas")
     annotator.wait_for_function(CONNECTED, timeout=20000)

@@ -67,7 +67,7 @@ def test_comparing_two_versions_shows_their_dice_and_how_each_cuts_the_probabili
     pv = phantom_volume(cast.project, tmp_path)
     calibrations = ({"thresholds": {"nucleus": 0.5}, "z_blend": {}},
                     {"thresholds": {"nucleus": 0.35}, "z_blend": {"nucleus": 0.2}})
-    versions = []
+    versions: list[ModelVersion] = []
     for i, (dice, config) in enumerate(zip((0.61, 0.74), calibrations)):
         versions.append(ModelVersion.objects.create(
             project=cast.project, volume=pv.volume, weights=f"models/w{i}.pt", active=i == 1, config=config,

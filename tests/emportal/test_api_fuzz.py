@@ -41,7 +41,7 @@ def _path_values(world: dict[str, Any], spare_token_id: int) -> dict[str, Any]:
 
 def _headers(world: dict[str, Any]) -> dict[str, dict[str, str]]:
     cast = world["cast"]
-    headers = {"anonymous": {}}
+    headers: dict[str, dict[str, str]] = {"anonymous": {}}
     for role in ROLES[:-1]:
         _, key = token_create(getattr(cast, role), "fuzzer")
         headers[role] = {"Authorization": f"Token {key}"}

@@ -4,12 +4,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import typing  # typing.cast: `cast` here is the fixture of roles
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.http import StreamingHttpResponse
 from django.test import Client
 
 from emportal.vite_assets import entries, parse_manifest
@@ -31,7 +33,7 @@ def test_the_notifications_page_references_hashed_bundles_that_exist_and_are_ser
         assert (DIST / name).is_file()
         served = client.get(f"/static/{name}")
         assert served.status_code == 200
-        assert b"".join(served.streaming_content if served.streaming else [served.content])
+        assert b"".join(typing.cast(StreamingHttpResponse, served).streaming_content if served.streaming else [served.content])
 
 
 def test_an_entry_lists_its_own_css_and_that_of_the_chunks_it_imports_once() -> None:

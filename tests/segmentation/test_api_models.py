@@ -26,7 +26,7 @@ def loop(cast: Any, tmp_path: Path, settings: Any) -> dict[str, Any]:
     prediction and a run with two suggestions."""
     pv = phantom_volume(cast.project, tmp_path, cells=True)
     (Path(settings.MEDIA_ROOT) / "models").mkdir(exist_ok=True)
-    versions = []
+    versions: list[ModelVersion] = []
     for i, dice in enumerate((0.5, 0.7)):
         weights = Path(settings.MEDIA_ROOT) / "models" / f"w{i}.pt"
         weights.write_bytes(b"not really weights")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,7 @@ def test_it_writes_one_glb_scene_per_cell_when_asked(volumes: dict[str, Path], t
     import trimesh
 
     assert main(args(volumes, tmp_path / "r.csv", "--meshes", str(tmp_path / "meshes"))) == 0
-    scene = trimesh.load(tmp_path / "meshes" / "cell_1.glb")
+    scene = cast(trimesh.Scene, trimesh.load(tmp_path / "meshes" / "cell_1.glb"))
     assert {"cell", "nucleus", "nucleolus"} <= set(scene.geometry)
     assert (tmp_path / "meshes" / "cell_2.glb").exists()
 

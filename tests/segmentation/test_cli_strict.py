@@ -49,7 +49,7 @@ def test_predict_says_a_file_is_not_a_model_without_a_traceback(files: Path, cap
                                                                  tmp_path: Path, content: bytes | str) -> None:
     model = files / "image.tif" if content == "tiff" else tmp_path / "model.pt"
     if content != "tiff":
-        model.write_bytes(content)  # type: ignore[arg-type]
+        model.write_bytes(content)
     status = main(["predict", "--model", str(model), "--image", str(files / "image.tif"),
                    "--out", str(tmp_path / "pred.tif"), "--device", "cpu"])
     err = capsys.readouterr().err

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from zarr.storage import LocalStore
 
 from annotations.imaging import chunkio
 from annotations.imaging.chunkio import DirectChunks, ZarrRegions, region_io
@@ -42,11 +43,17 @@ def test_random_patches_written_directly_equal_the_same_patches_in_numpy(level0:
     np.testing.assert_array_equal(level0[:], expected)  # zarr reads what was written, edge chunks too
 
 
+def _store_dir(array: zarr.Array) -> Path:
+    """The folder of a zarr array kept on disk."""
+    assert isinstance(array.store, LocalStore)
+    return Path(array.store.root)
+
+
 def test_a_chunk_painted_back_to_zero_is_removed_as_zarr_does(level0: zarr.Array) -> None:
     io = region_io(level0)
     box = ((0, 1), (0, 8), (0, 8))
     io.write(box, np.full((1, 8, 8), 7, np.uint32))
-    files = {p for p in Path(level0.store.root).rglob("*") if p.is_file() and not p.name.startswith(".")}
+    files = {p for p in _store_dir(level0).rglob("*") if p.is_file() and not p.name.startswith(".")}
     assert len(files) == 1
     io.write(box, np.zeros((1, 8, 8), np.uint32))
     assert not any(p.exists() for p in files)
@@ -89,7 +96,7 @@ def test_cached_chunks_are_read_only_and_writers_do_not_change_what_readers_hold
     held = io.read(box)
     io.write(box, np.full((1, 5, 5), 4, np.uint32))
     assert (held == 2).all() and (io.read(box) == 4).all()
-    path = next(p for p in Path(level0.store.root).rglob("*") if p.is_file() and not p.name.startswith("."))
+    path = next(p for p in _store_dir(level0).rglob("*") if p.is_file() and not p.name.startswith("."))
     cached = chunkio.chunk_cache.get(str(path), path.read_bytes())
     assert cached is not None and not cached.flags.writeable
 

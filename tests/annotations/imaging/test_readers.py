@@ -17,7 +17,7 @@ from annotations.imaging.readers import tiff as tiff_reader
 
 
 def _read_all(path: Path, **kwargs: object) -> tuple[np.ndarray, object]:
-    with open_source(path, **kwargs) as src:  # type: ignore[arg-type]
+    with open_source(path, **kwargs) as src:
         return src.read(0, src.shape[0]), src.voxel_size_nm
 
 
@@ -343,7 +343,7 @@ def test_it_turns_any_damage_to_a_tiff_into_a_clean_error_or_a_correct_shape(tmp
 def test_a_region_read_equals_the_same_box_of_the_whole_volume(tmp_path: Path, layout: dict[str, object]) -> None:
     vol = np.random.default_rng(1).integers(0, 255, (5, 300, 200), dtype=np.uint8)
     path = tmp_path / "stack.tif"
-    tifffile.imwrite(path, vol, photometric="minisblack", **layout)  # type: ignore[arg-type]
+    tifffile.imwrite(path, vol, photometric="minisblack", **layout)
     with open_source(path) as src:
         np.testing.assert_array_equal(src.read_region(1, 4, 70, 201, 33, 150), vol[1:4, 70:201, 33:150])
         with pytest.raises(IndexError, match="Y range"):
@@ -394,7 +394,7 @@ def test_a_folder_of_tiled_slices_is_read_by_region(tmp_path: Path, monkeypatch:
 
         def counting(path: Path, **kwargs: object) -> object:
             opened.append(path.name)
-            return real(path, **kwargs)  # type: ignore[arg-type]
+            return real(path, **kwargs)
 
         monkeypatch.setattr(tiff_reader, "TiffSource", counting)
         np.testing.assert_array_equal(src.read_region(0, 3, 10, 150, 100, 260), vol[:, 10:150, 100:260])

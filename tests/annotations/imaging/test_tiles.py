@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
+import zarr
 
 from annotations.imaging.omezarr import create_label_layer, open_label_level, open_level, write_pyramid
 from annotations.imaging.readers import ArraySource
@@ -28,7 +31,7 @@ def _decode(data: bytes) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def level0(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+def level0(tmp_path_factory: pytest.TempPathFactory) -> zarr.Array:
     rng = np.random.default_rng(7)
     vol = rng.integers(0, 256, (300, 290, 270), dtype=np.uint8)
     dest = tmp_path_factory.mktemp("tiles") / "v.ome.zarr"
@@ -44,7 +47,8 @@ def level0(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
         ("x", 269, 1, 1, lambda v: v[256:300, 256:290, 269]),
     ],
 )
-def test_png_tiles_of_all_three_planes_equal_the_array(level0, axis, index, ty, tx, expected) -> None:  # type: ignore[no-untyped-def]
+def test_png_tiles_of_all_three_planes_equal_the_array(level0: zarr.Array, axis: str, index: int, ty: int, tx: int,
+                                                       expected: Callable[[np.ndarray], np.ndarray]) -> None:
     tile = _decode(render_image_tile(level0, axis=axis, index=index, ty=ty, tx=tx, fmt="png"))
     want = expected(level0[:])
     assert tile.shape == want.shape  # edge tiles are smaller, not padded
@@ -65,12 +69,12 @@ def test_the_window_maps_low_to_black_and_high_to_white() -> None:
 
 
 @pytest.mark.parametrize("window", [(5, 5), (10, 1), (0, float("nan")), ("a", 1)])
-def test_it_refuses_empty_or_nonsense_windows(window) -> None:  # type: ignore[no-untyped-def]
+def test_it_refuses_empty_or_nonsense_windows(window: tuple[Any, Any]) -> None:
     with pytest.raises(ValueError, match="window"):
         render_image_tile(np.zeros((1, 4, 4), np.uint8), axis="z", index=0, ty=0, tx=0, window=window)
 
 
-def test_webp_tiles_decode_to_the_tile_size_and_close_values(level0) -> None:  # type: ignore[no-untyped-def]
+def test_webp_tiles_decode_to_the_tile_size_and_close_values(level0: zarr.Array) -> None:
     smooth = np.tile(np.arange(0, 256, 2, dtype=np.uint8), (1, 100, 1))
     tile = _decode(render_image_tile(smooth, axis="z", index=0, ty=0, tx=0, fmt="webp", quality=95))
     assert tile.shape[:2] == (100, 128)
@@ -92,7 +96,8 @@ def test_webp_tiles_decode_to_the_tile_size_and_close_values(level0) -> None:  #
         ({"axis": "z", "index": 0, "ty": 0, "tx": 0, "fmt": "gif"}, ValueError),
     ],
 )
-def test_it_refuses_tiles_outside_the_volume_or_malformed(level0, kwargs, error) -> None:  # type: ignore[no-untyped-def]
+def test_it_refuses_tiles_outside_the_volume_or_malformed(level0: zarr.Array, kwargs: dict[str, Any],
+                                                          error: type[Exception]) -> None:
     with pytest.raises(error):
         render_image_tile(level0, **kwargs)
 
@@ -143,7 +148,7 @@ def test_instance_colours_are_deterministic_distinct_and_never_too_dark() -> Non
     assert instance_color(7) != instance_color(8)
 
 
-def test_read_tile_reads_the_same_window_as_numpy_slicing(level0) -> None:  # type: ignore[no-untyped-def]
+def test_read_tile_reads_the_same_window_as_numpy_slicing(level0: zarr.Array) -> None:
     np.testing.assert_array_equal(read_tile(level0, axis="y", index=9, ty=2, tx=0, tile=100), level0[200:300, 9, 0:100])
 
 

@@ -112,9 +112,9 @@ def test_it_reads_interior_probabilities_masks_and_0_255_images() -> None:
 def test_it_refuses_an_unknown_method_or_flow() -> None:
     a = np.zeros((2, 8, 8), np.uint8)
     with pytest.raises(ValueError, match="method"):
-        segment_cells(a, a, a, method="magic")  # type: ignore[arg-type]
+        segment_cells(a, a, a, method="magic")
     with pytest.raises(ValueError, match="flow"):
-        segment_cells(a, a, a, flow="lk")  # type: ignore[arg-type]
+        segment_cells(a, a, a, flow="lk")
 
 
 def test_it_reports_progress_up_to_one() -> None:

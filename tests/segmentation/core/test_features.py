@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -163,8 +164,8 @@ class RecordingArray:
         self.shape, self.dtype, self.ndim = data.shape, data.dtype, data.ndim
         self.reads: list[int] = []
 
-    def __getitem__(self, key: object) -> np.ndarray:
-        out = np.asarray(self.data[key])  # type: ignore[index]
+    def __getitem__(self, key: Any) -> np.ndarray:  # any numpy index
+        out = np.asarray(self.data[key])
         self.reads.append(out.size)
         return out
 

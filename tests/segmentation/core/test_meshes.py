@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from typing import cast
 
 import numpy as np
 import pytest
@@ -45,12 +46,12 @@ def test_it_simplifies_to_the_face_budget_and_keeps_the_shape() -> None:
 
 def test_it_writes_ply_and_glb_that_load_back() -> None:
     mesh = mask_mesh(box_mask(), voxel_size_nm=(4, 4, 4))
-    ply = trimesh.load(io.BytesIO(mesh_bytes(mesh)), file_type="ply")
+    ply = cast(trimesh.Trimesh, trimesh.load(io.BytesIO(mesh_bytes(mesh)), file_type="ply"))
     assert len(ply.faces) == len(mesh.faces)
-    glb = trimesh.load(io.BytesIO(mesh_bytes(mesh, file_type="glb")), file_type="glb", force="mesh")
+    glb = cast(trimesh.Trimesh, trimesh.load(io.BytesIO(mesh_bytes(mesh, file_type="glb")), file_type="glb", force="mesh"))
     assert glb.volume == pytest.approx(mesh.volume, rel=1e-4)
     with pytest.raises(ValueError, match="vrml"):
-        mesh_bytes(mesh, file_type="vrml")  # type: ignore[arg-type]
+        mesh_bytes(mesh, file_type="vrml")
 
 
 def test_it_meshes_a_cell_and_each_class_inside_it_into_one_named_scene() -> None:
@@ -64,7 +65,7 @@ def test_it_meshes_a_cell_and_each_class_inside_it_into_one_named_scene() -> Non
     meshes = cell_meshes(labels, cells, 3, voxel_size_nm=(4, 4, 4))
     assert sorted(meshes) == ["cell", "nucleolus", "nucleus"]
     assert meshes["nucleus"].volume > meshes["nucleolus"].volume > 0
-    scene = trimesh.load(io.BytesIO(scene_glb(meshes)), file_type="glb")
+    scene = cast(trimesh.Scene, trimesh.load(io.BytesIO(scene_glb(meshes)), file_type="glb"))
     assert sorted(scene.geometry) == ["cell", "nucleolus", "nucleus"]
     with pytest.raises(ValueError, match="9"):
         cell_meshes(labels, cells, 9, voxel_size_nm=(4, 4, 4))

@@ -89,7 +89,7 @@ def test_it_computes_one_flow_per_slice_carried(monkeypatch: pytest.MonkeyPatch)
 
     def counting(*args: object, **kwargs: object) -> np.ndarray:
         calls.append(1)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(prop, "compute_flow", counting)
     stack = _shifted_stack(12, dy=0, dx=1)
@@ -107,7 +107,7 @@ def test_it_refuses_keys_without_labels_or_of_another_shape() -> None:
     with pytest.raises(ValueError, match="shape"):
         propagate_labels(img, np.zeros((2, 16, 16), np.uint16))
     with pytest.raises(ValueError, match="flow method"):
-        propagate_labels(img, np.ones((3, 16, 16), np.uint16), method="lucas")  # type: ignore[arg-type]
+        propagate_labels(img, np.ones((3, 16, 16), np.uint16), method="lucas")
 
 
 def test_it_does_not_mutate_its_inputs() -> None:

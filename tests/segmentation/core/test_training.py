@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -405,7 +406,8 @@ class _Reads:
     """A ZYX array-like that records which slices were read, optionally naming candidates."""
 
     def __init__(self, array: np.ndarray, candidates: set[int] | None = None) -> None:
-        self.array, self.shape, self.dtype, self.read = array, array.shape, array.dtype, []
+        self.array, self.shape, self.dtype = array, array.shape, array.dtype
+        self.read: list[Any] = []
         if candidates is not None:
             self.candidate_slices = lambda: candidates
 

@@ -17,7 +17,7 @@ def phantom_volume(cast: Any, tmp_path: Path) -> Any:
     from tests.factories import make_volume
 
     phantom = make_phantom(PHANTOM_SHAPE, seed=7)
-    volume = make_volume(cast.project, tmp_path, data=phantom.image, name="phantom",
+    volume: Any = make_volume(cast.project, tmp_path, data=phantom.image, name="phantom",  # a Volume carrying .phantom
                          voxel_size_nm=tuple(phantom.voxel_size_nm))
     phantom_truth_write(volume)
     volume.phantom = phantom

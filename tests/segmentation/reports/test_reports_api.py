@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import typing  # typing.cast: `cast` here is the fixture of roles
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -152,12 +153,12 @@ def test_meshes_download_as_glb_per_cell_ply_per_class_and_a_zip_of_all(report: 
     client = _client(cast.viewer)
     cid = report.summary["mesh_cells"][0]
     glb = _body(client.get(f"/api/reports/{report.pk}/cells/{cid}/mesh.glb"))
-    scene = trimesh.load(io.BytesIO(glb), file_type="glb", force="scene")
+    scene = typing.cast(trimesh.Scene, trimesh.load(io.BytesIO(glb), file_type="glb", force="scene"))
     assert "cell" in scene.geometry
     ply = client.get(f"/api/reports/{report.pk}/cells/{cid}/cell.ply")
     assert ply.status_code == 200 and "attachment" in ply["Content-Disposition"]
-    mesh = trimesh.load(io.BytesIO(_body(ply)), file_type="ply")
-    assert len(mesh.faces) == len(scene.geometry["cell"].faces)
+    mesh = typing.cast(trimesh.Trimesh, trimesh.load(io.BytesIO(_body(ply)), file_type="ply"))
+    assert len(mesh.faces) == len(typing.cast(trimesh.Trimesh, scene.geometry["cell"]).faces)
     assert client.get(f"/api/reports/{report.pk}/cells/{cid}/golgi.ply").status_code == 404
     assert client.get(f"/api/reports/{report.pk}/cells/9999/mesh.glb").status_code == 404
     archive = zipfile.ZipFile(io.BytesIO(_body(client.get(f"/api/reports/{report.pk}/meshes.zip"))))

@@ -1,6 +1,7 @@
 """The report job through its service: truth layers, the measured table, files, meshes, failures."""
 from __future__ import annotations
 
+import typing  # typing.cast: `cast` here is the fixture of roles
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +71,14 @@ def test_a_report_run_through_the_service_measures_what_the_core_measures_on_the
                               if c.name in CLASS_VALUES}
     assert report.summary["hierarchy"] == {"nucleolus": "nucleus"}
 
+    assert report.job_id is not None
     job = Job.objects.get(pk=report.job_id)
     assert (job.state, job.kind, job.result) == (Job.State.SUCCEEDED, REPORT,
                                                 {"report": report.pk, "n_cells": report.n_cells})
     # Every cell got a GLB whose nodes are the cell and the classes inside it.
     assert sorted(report.summary["mesh_cells"]) == sorted(expected["cell_id"].tolist())
     cid = int(expected.loc[expected["nucleus_count"] > 0, "cell_id"].iloc[0])
-    scene = trimesh.load(report_dir(report) / "meshes" / f"cell_{cid}.glb", file_type="glb", force="scene")
+    scene = typing.cast(trimesh.Scene, trimesh.load(report_dir(report) / "meshes" / f"cell_{cid}.glb", file_type="glb", force="scene"))
     assert {"cell", "nucleus"} <= set(scene.geometry)
     nucleus_nm3 = float(expected.loc[expected["cell_id"] == cid, "nucleus_volume_um3"].iloc[0]) * 1e9
     assert scene.geometry["nucleus"].volume == pytest.approx(nucleus_nm3, rel=0.15)
