@@ -110,7 +110,7 @@ def test_a_cell_box_over_the_cap_is_read_at_a_coarser_level_and_said_so() -> Non
 
 
 @pytest.fixture(scope="module")
-def real_cell() -> tuple[int, tuple[list, list, list]]:
+def real_cell() -> tuple[int, list[list[np.ndarray]]]:
     """One phantom cell of real size (~11 µm) at 128 nm, in a crop around its seed, levels 0..2."""
     from benchmarks._bigphantom import BigPhantom
     from benchmarks.report_levels import cell_pyramid
@@ -120,7 +120,7 @@ def real_cell() -> tuple[int, tuple[list, list, list]]:
 
 
 def test_coarse_levels_agree_with_level_0_within_the_stated_error_on_a_real_size_cell(
-        real_cell: tuple[int, tuple[list, list, list]]) -> None:
+        real_cell: tuple[int, list[list[np.ndarray]]]) -> None:
     """Every measure whose table entry allows 256 nm, read at 256 nm against 128 nm: within 2 %,
     the sum of the two levels' stated 1 % against the benchmark's 32 nm level 0."""
     cid, (image, labels, cells) = real_cell
