@@ -9,7 +9,9 @@
   colours) is copied file by file into a zip written to a non-seekable sink, each file's
   bytes handed out as soon as it is in; chunks are stored as they are (already
   compressed), so memory holds one chunk file. The zip's root is the zarr group, so
-  ``zarr.storage.ZipStore`` and ``ome_zarr`` read it directly.
+  ``zarr.storage.ZipStore`` reads it directly, and ome-zarr-py through fsspec:
+  ``Reader(ZarrLocation(FsspecStore.from_url(f"zip::file://{path}", read_only=True),
+  fmt=FormatV04()))`` (its ``parse_url`` does not open zips).
 """
 from __future__ import annotations
 
