@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from annotations.imaging import chunkio
+import annotations.imaging.chunkio as chunkio
 from annotations.imaging.readers import Source
 
 __all__ = [
