@@ -3,6 +3,7 @@ makes a full-resolution mesh on request."""
 from __future__ import annotations
 
 import io
+import typing  # typing.cast: `cast` here is the fixture of roles
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ def big_volume(cast: Any, tmp_path: Path) -> Any:
         labels[2:14, _disc(90 + 5 * cid, centre)] = values["nucleus"]
         labels[5:10, _disc(25, centre)] = values["nucleolus"]
     image = np.random.default_rng(0).integers(40, 220, SHAPE, dtype=np.uint8)
-    volume = make_volume(cast.project, tmp_path, data=image, name="big", voxel_size_nm=VOXEL)
+    volume: Any = make_volume(cast.project, tmp_path, data=image, name="big", voxel_size_nm=VOXEL)  # a Volume carrying .cells
     dest = volume_zarr_path(volume)
     for name, kind, data in (("truth", "labels", labels), ("cells_truth", "instances", cells)):
         layer_create(volume, name, kind=kind, editable=False)
@@ -87,8 +88,8 @@ def test_meshes_are_made_at_a_coarse_level_simplified_and_placed_in_the_volume_f
     # 400 px across at 5 nm: level 1 (10 nm) is the coarsest with >= MESH_VOXELS_ACROSS voxels.
     assert report.summary["mesh_levels"] == {str(cid): 1 for cid in range(1, 5)}
     for cid, (cy, cx) in enumerate(CENTRES, start=1):
-        scene = trimesh.load(report_dir(report) / "meshes" / f"cell_{cid}.glb", file_type="glb", force="scene")
-        cell = scene.geometry["cell"]
+        scene = typing.cast(trimesh.Scene, trimesh.load(report_dir(report) / "meshes" / f"cell_{cid}.glb", file_type="glb", force="scene"))
+        cell = typing.cast(trimesh.Trimesh, scene.geometry["cell"])
         assert len(cell.faces) <= MESH_MAX_FACES
         (x0, y0, _), (x1, y1, _) = cell.bounds
         # Within a level-1 voxel (plus the smoothing's half voxel) of the disc's extent in nm.
@@ -102,10 +103,10 @@ def test_a_full_resolution_mesh_downloads_from_level_0_and_a_too_large_one_is_re
     client = Client()
     client.force_login(cast.viewer)
     base = f"/api/reports/{report.pk}/cells/2/nucleus.ply"
-    view = trimesh.load(io.BytesIO(client.get(base).content), file_type="ply")
+    view = typing.cast(trimesh.Trimesh, trimesh.load(io.BytesIO(client.get(base).content), file_type="ply"))
     response = client.get(f"{base}?resolution=full")
     assert response.status_code == 200 and "full.ply" in response["Content-Disposition"]
-    full = trimesh.load(io.BytesIO(response.content), file_type="ply")
+    full = typing.cast(trimesh.Trimesh, trimesh.load(io.BytesIO(response.content), file_type="ply"))
     assert len(full.faces) > 4 * len(view.faces)
     # Level 0's nucleus: a 12-plane disc of radius 100 px at 5 nm.
     assert full.volume == pytest.approx(np.pi * 100**2 * 12 * 125, rel=0.05)
