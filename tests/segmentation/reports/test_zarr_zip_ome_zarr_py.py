@@ -31,7 +31,7 @@ def test_ome_zarr_py_reads_the_downloaded_zip_with_class_names(cast: Any, tmp_pa
     response = client.get(f"/api/volumes/{volume.pk}/layers/{MANUAL_LAYER}/export.ome.zarr.zip")
     assert response.status_code == 200
     path = tmp_path / "manual.ome.zarr.zip"
-    path.write_bytes(b"".join(response.streaming_content))
+    path.write_bytes(response.getvalue())  # the streamed body, joined
     # the recipe of segmentation/reports/exports.py
     store = FsspecStore.from_url(f"zip::file://{path}", read_only=True)
     nodes = list(Reader(ZarrLocation(store, fmt=FormatV04()))())
