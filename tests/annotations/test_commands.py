@@ -3,14 +3,12 @@ from __future__ import annotations
 
 from io import StringIO
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import tifffile
 from django.core.management import CommandError, call_command
 
-from annotations.demo import PHANTOM_NAME, REAL_NAME
 from annotations.models import Membership, Project, Role, Volume
 
 pytestmark = pytest.mark.django_db
@@ -36,32 +34,6 @@ def test_import_volume_imports_a_tiff_with_the_given_voxel_size(tmp_path: Path) 
                  stdout=StringIO(), stderr=StringIO())
     volume = Volume.objects.get(name="bx2")
     assert volume.state == Volume.State.READY and volume.voxel_size_nm == (4.0, 4.0, 4.0)
-
-
-def test_load_demo_without_shared_data_loads_the_phantom_alone_and_says_so(settings: Any, tmp_path: Path) -> None:
-    settings.SHARED_DATA = tmp_path / "absent"
-    settings.VAR_DIR = tmp_path
-    out = StringIO()
-    call_command("load_demo", stdout=out)
-    call_command("load_demo", stdout=out)  # idempotent
-    demo = Project.objects.get(name="Demo")
-    assert list(demo.volumes.values_list("name", flat=True)) == [PHANTOM_NAME]
-    assert "phantom only" in out.getvalue()
-    assert demo.memberships.get(user__username="demo").role == Role.MANAGER
-    assert (tmp_path / "demo_password").read_text() in out.getvalue()
-    phantom = demo.volumes.get()
-    assert {layer.name for layer in phantom.layers.all()} == {"manual", "cells", "truth", "cells_truth"}
-    assert phantom.feature_reports.get().n_cells > 1
-
-
-@pytest.mark.skipif(not (Path(__file__).resolve().parents[3] / "shared" / "data" / "cdeep3m_sbem_mito").exists(),
-                    reason="../shared/data is not here")
-def test_load_demo_with_shared_data_adds_the_real_crop_with_painted_slices(settings: Any, tmp_path: Path) -> None:
-    settings.VAR_DIR = tmp_path
-    call_command("load_demo", stdout=StringIO())
-    real = Volume.objects.get(name=REAL_NAME)
-    assert real.shape == (20, 1024, 1024) and real.voxel_size_nm == (40.0, 5.9, 5.9)
-    assert real.layers.get(name="manual").strokes.count() == 2  # two painted slices, logged as strokes
 
 
 def test_import_volume_asks_for_a_voxel_size_the_file_does_not_state(tmp_path: Path) -> None:
