@@ -1,8 +1,10 @@
 """REST endpoints for projects, members and volumes: validate, call a service, shape the answer."""
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -11,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations import selectors, services, strokes
+from annotations import layer_mesh, selectors, services, strokes
 from annotations.access import project_for_user, volume_for_user
 from annotations.models import LabelClass, Role, Stroke
 from annotations.serializers import CompleteSliceInput, StrokeInput, stroke_input_validated, validated
@@ -310,4 +312,28 @@ class VolumeVoxelSizeApi(APIView):
         data.is_valid(raise_exception=True)
         volume = services.volume_set_voxel_size(volume, request.user, tuple(data.validated_data["voxel_size_nm"]))
         return Response({"voxel_size_nm": list(volume.voxel_size_nm)})
+
+
+class LayerMeshApi(APIView):
+    @extend_schema(responses={(200, "model/gltf-binary"): OpenApiTypes.BINARY})
+    def get(self, request: Request, volume_id: int, layer: str) -> HttpResponse:
+        """The layer's surfaces as a GLB (nm, one node per class, or the cell `value`) for the
+        viewer's 3D view; the ETag follows the layer version and the class colours."""
+        volume, _ = volume_for_user(request.user, volume_id)
+        label_layer = selectors.layer_for_volume(volume, layer)
+        if label_layer is None:
+            raise ApplicationError(f"there is no layer {layer!r}", code="not_found", status_code=status.HTTP_404_NOT_FOUND)
+        raw = request.query_params.get("value")
+        if raw is not None and not (raw.isdigit() and int(raw) < 2**63):
+            raise ApplicationError("value must be a non-negative integer")
+        value = int(raw) if raw is not None else None
+        palette = ",".join(f"{c.value}{c.color}" for c in volume.project.label_classes.all())
+        etag = f'"mesh-{volume.pk}-{layer}-v{label_layer.version}-{value}-{zlib.crc32(palette.encode()):x}"'
+        if request.headers.get("If-None-Match") == etag:
+            return HttpResponse(status=304)
+        response = HttpResponse(layer_mesh.layer_mesh_glb(volume, label_layer, value=value),
+                                content_type="model/gltf-binary")
+        response["ETag"] = etag
+        response["Cache-Control"] = "private, no-cache"
+        return response
 

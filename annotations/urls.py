@@ -54,6 +54,7 @@ api_urlpatterns = [
     path("volumes/<int:volume_id>/labels/import/", api_label_import.LabelImportApi.as_view(), name="api-label-import"),
     path("volumes/<int:volume_id>/complete-slices/", api.CompleteSliceApi.as_view(), name="api-complete-slices"),
     path("volumes/<int:volume_id>/layers/<slug:layer>/value/", api.LayerValueApi.as_view(), name="api-layer-value"),
+    path("volumes/<int:volume_id>/layers/<slug:layer>/mesh.glb", api.LayerMeshApi.as_view(), name="api-layer-mesh"),
     path(f"volumes/<int:volume_id>/tiles/{TILE}", tiles.image_tile, name="api-tile"),
     path(f"volumes/<int:volume_id>/layers/<slug:layer>/tiles/{TILE}", tiles.label_tile, name="api-label-tile"),
     path("volumes/<int:volume_id>/store-link/", store_http.StoreLinkApi.as_view(), name="api-volume-store-link"),

@@ -48,6 +48,7 @@ ROUTES: dict[str, Route] = {
     "api-label-import": Route("post", {"volume_id": "v"}, "annotator", {"path": "nowhere.tif"}),
     "api-complete-slices": Route("post", {"volume_id": "v"}, "annotator", {"axis": "z", "index": 0}),
     "api-layer-value": Route("get", {"volume_id": "v", "layer": "manual"}, "viewer"),
+    "api-layer-mesh": Route("get", {"volume_id": "v", "layer": "manual"}, "viewer", may_404=True),
     "api-tile": Route("get", {"volume_id": "v", "axis": "z", "index": 0, "level": 0, "ty": 0, "tx": 0,
                               "fmt": "png"}, "viewer"),
     "api-label-tile": Route("get", {"volume_id": "v", "layer": "manual", "axis": "x", "index": 3, "level": 0,

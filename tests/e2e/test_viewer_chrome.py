@@ -141,3 +141,39 @@ def test_on_a_1280_by_720_screen_retrain_fits_and_panels_fold(live_app: str, bro
     full.wait_for_selector("#retrain-btn")
     assert "folded" not in full.locator("#history-panel").get_attribute("class")
     full.screenshot(path=str(SHOTS / "viewer-panels-1600.png"))
+
+
+COLOURED_PIXELS = """() => {
+  const src = document.querySelector('#view-3d canvas');
+  const c = document.createElement('canvas');
+  c.width = src.width; c.height = src.height;
+  const g = c.getContext('2d');
+  g.drawImage(src, 0, 0);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - 11) + Math.abs(d[i + 1] - 13) + Math.abs(d[i + 2] - 16) > 40) n++;
+  return n;
+}"""
+
+
+def test_the_3d_view_beside_the_slices_draws_the_painted_classes(live_app: str, browser: Any, cast: Any,
+                                                                 tmp_path: Path) -> None:
+    from tests.segmentation.phantom_volumes import phantom_volume
+
+    pv = phantom_volume(cast.project, tmp_path)
+    for size, name in (((1600, 1000), "viewer-3d-1600.png"), ((1280, 720), "viewer-3d-1280.png")):
+        page = _open(browser, live_app, cast.annotator, pv.volume, size)
+        assert not page.locator("#view-3d").is_visible()
+        _over_xy(page)
+        page.keyboard.press("d")
+        page.wait_for_function("() => ['ready', 'error'].includes(document.querySelector('#view-3d').dataset.state)",
+                               timeout=60000)
+        view = page.locator("#view-3d")
+        assert view.get_attribute("data-state") == "ready", view.inner_text()
+        nodes = view.get_attribute("data-nodes").split(",")
+        assert "nucleus" in nodes and "background" not in nodes
+        assert page.locator("#viewer-xz").is_visible() and page.locator("#viewer-yz").is_visible()
+        page.wait_for_timeout(500)
+        assert page.evaluate(COLOURED_PIXELS) > 500, "the 3D canvas is empty"
+        page.screenshot(path=str(SHOTS / name))
+        page.context.close()

@@ -45,6 +45,7 @@ export const BINDINGS: readonly Binding[] = [
   { action: "mouse:pan", group: "Navigate", label: "Pan whatever the tool", combos: [], display: "Space + drag · middle-drag" },
   { action: "mouse:crosshair", group: "Navigate", label: "Set the crosshair (never paints)", combos: [], display: "double-click" },
   { action: "maximise", group: "View", label: "Maximise the view under the mouse, or back to three", combos: [{ key: "m" }] },
+  { action: "view3d", group: "View", label: "Show or hide the 3D view beside the slices", combos: [{ key: "d" }] },
   { action: "legend", group: "View", label: "Show or hide the colour legend", combos: [{ key: "l" }] },
   { action: "mouse:solo", group: "View", label: "Show one layer alone over the image", combos: [], display: "Alt-click a layer's box · solo" },
   ...TOOL_BINDINGS,

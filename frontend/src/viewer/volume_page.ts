@@ -21,6 +21,7 @@ import { BINDINGS, bindingFor, bindingKeys } from "./keymap";
 import { LayersPanel } from "./layers_panel";
 import { PanelFolds } from "./panel_folds";
 import { Legend, Maximiser, ShortcutOverlay } from "./view_chrome";
+import { View3d } from "./view3d";
 import { PresenceBar } from "./presence_bar";
 import { NeuroglancerButton } from "./neuroglancer";
 import { SliceView } from "./slice_view";
@@ -208,7 +209,13 @@ export class VolumePage implements Disposable {
     d.add(listen(window, "hashchange", () => restore(parseUrlState(window.location.hash), { recentre: true })));
 
     const layers = d.add(new LayersPanel(ctx));
-    const viewGrid = h("div", { class: "view-grid" }, xy.element, h("div", { class: "view-side" }, xz.element, yz.element));
+    const view3d = d.add(new View3d(ctx));
+    const viewSide = h("div", { class: "view-side" }, xz.element, yz.element, view3d.element);
+    d.add(view3d.open.subscribe((on) => viewSide.classList.toggle("with-3d", on)));
+    const viewGrid = h("div", { class: "view-grid" }, xy.element, viewSide);
+    const button3d = h("button", { class: "btn small", id: "view3d-button", title: "3D view of a label layer beside the slices (D)" }, "3D");
+    d.add(listen(button3d, "click", () => view3d.toggle()));
+    d.add(view3d.open.watch((on) => button3d.setAttribute("aria-pressed", String(on))));
     const maximise = d.add(new Maximiser(viewGrid, views));
     const legend = d.add(new Legend(ctx));
     const presence = d.add(new PresenceBar(ctx, socket, views));
@@ -237,6 +244,7 @@ export class VolumePage implements Disposable {
         presence.element,
         userBadge,
         pendingBadge,
+        button3d,
         helpButton,
         status,
       ),
@@ -277,6 +285,7 @@ export class VolumePage implements Disposable {
       },
       maximise: () => maximise.toggle(axisUnderMouse()),
       legend: () => legend.toggle(),
+      view3d: () => view3d.toggle(),
       brushSmaller: () => tools.radius.update((r) => stepRadius(r, -1)),
       brushBigger: () => tools.radius.update((r) => stepRadius(r, 1)),
       newCell: () => {
