@@ -52,3 +52,36 @@ def test_retrain_then_segment_add_the_version_and_the_prediction_layer_to_the_op
     assert page.locator("#layer-prediction input.layer-visible").is_checked()
     page.click("#layer-prediction .layer-solo")
     assert page.locator("#layer-manual input.layer-visible").is_checked()
+
+
+def test_a_report_run_elsewhere_appears_on_the_open_results_pages(
+        live_app: str, celery_worker: Any, browser: Any, cast: Any, tmp_path: Path) -> None:
+    from segmentation.core.phantom import make_phantom
+    from segmentation.reports.services import phantom_truth_write, report_create
+    from tests.factories import make_volume
+
+    phantom = make_phantom((16, 96, 96), seed=7)
+    volume = make_volume(cast.project, tmp_path, data=phantom.image, name="phantom",
+                         voxel_size_nm=tuple(phantom.voxel_size_nm))
+    phantom_truth_write(volume)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pages = []
+    for path in (f"/volumes/{volume.pk}/results/", f"/projects/{cast.project.pk}/results/"):
+        page = context.new_page()
+        if not pages:
+            login(page, live_app, cast.annotator.username, PASSWORD)
+        page.goto(f"{live_app}{path}")
+        page.wait_for_selector("#no-report")
+        page.evaluate("() => { window.__sameDocument = true; }")
+        pages.append(page)
+    page.wait_for_timeout(1000)  # both project sockets open
+    # A colleague (or the voxel-size correction) starts the report; nobody here reloads.
+    job = report_create(volume, cast.manager, labels_layer="truth", cells_layer="cells_truth", meshes=False)
+    volume_page, project_page = pages
+    volume_page.wait_for_function(f"() => document.querySelector('#run-status')?.textContent.includes('job #{job.pk}')",
+                                  timeout=30000)
+    for page in pages:
+        page.wait_for_selector("#results-app[data-drawn=true]", timeout=180000)
+        assert page.evaluate("() => window.__sameDocument") is True
+        assert page.locator("#no-report").count() == 0
+    assert volume_page.locator("#cell-table tbody tr").count() == phantom.cells.max()
