@@ -94,13 +94,13 @@ class LabelClassOutput(serializers.Serializer):
     value = serializers.IntegerField()
     color = serializers.CharField()
     kind = serializers.CharField()
-    parent = serializers.CharField(source="parent.name", default=None, allow_null=True)
+    parent = serializers.CharField(source="parent.name", default=None, allow_null=True)  # type: ignore[assignment]  # stubs: Field.parent
 
 
 class LabelClassInput(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     color = serializers.CharField(max_length=7, help_text="#rrggbb")
-    parent = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True,
+    parent = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True,  # type: ignore[assignment]  # stubs: Field.parent
                                    help_text="name of the enclosing class (mitochondrion inside cell)")
     kind = serializers.ChoiceField(choices=LabelClass.Kind.values, required=False, default=LabelClass.Kind.SEMANTIC)
 
@@ -108,7 +108,7 @@ class LabelClassInput(serializers.Serializer):
 class LabelClassPatchInput(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False)
     color = serializers.CharField(max_length=7, required=False, help_text="#rrggbb")
-    parent = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
+    parent = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)  # type: ignore[assignment]  # stubs: Field.parent
 
 
 class LabelClassListApi(APIView):
@@ -151,7 +151,7 @@ class VolumeSummary(serializers.Serializer):
 
 
 def _voxel_size(value: Any) -> tuple[float, float, float] | None:
-    return tuple(value) if value else None  # type: ignore[return-value]
+    return tuple(value) if value else None
 
 
 class VoxelSizeField(serializers.ListField):

@@ -211,7 +211,7 @@ def test_project_list_shows_only_the_users_projects(cast: Any) -> None:
 def test_a_manager_adds_a_member_who_then_sees_the_project(cast: Any) -> None:
     from tests.factories import UserFactory
 
-    newcomer = UserFactory(username="newcomer")
+    newcomer = UserFactory.create(username="newcomer")
     client = Client()
     client.force_login(cast.manager)
     response = client.post(f"/api/projects/{cast.project.pk}/members/", {"username": "newcomer", "role": "annotator"},
