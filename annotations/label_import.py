@@ -24,11 +24,10 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 
-from annotations import layers, strokes
+from annotations import layers, signals, strokes
 from annotations.imaging import omezarr, readers, validation
 from annotations.job_kinds import LABELS
 from annotations.models import LabelClass, LabelLayer, Stroke, Volume
-from annotations.reviews.audit import audit_record
 from annotations.services import upload_store
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
@@ -334,9 +333,9 @@ def label_import_run(ctx: JobContext) -> None:
     finally:
         if params.get("remove_source"):
             shutil.rmtree(path.parent, ignore_errors=True)
-    audit_record(volume, job.created_by, "labels_imported", layer=layer.name,
-                 detail={"file": shown_as, "uuid": result.stroke, "mode": result.mode, "voxels": result.voxels,
-                         "mapping": params["mapping"], "counts": result.counts})
+    signals.audit(volume, job.created_by, "labels_imported", layer=layer.name,
+                  detail={"file": shown_as, "uuid": result.stroke, "mode": result.mode, "voxels": result.voxels,
+                          "mapping": params["mapping"], "counts": result.counts})
     job.result = {**result.as_dict(), "volume": volume.pk}
     what = ", ".join(f"{name} {n}" for name, n in result.counts.items())
     job.message = f"imported {shown_as} into layer {layer.name}: {result.voxels} labelled voxels" + \

@@ -210,7 +210,3 @@ class StrokeBlock(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["stroke", "z0", "z1"])]
-
-
-# The review feature's rows live in their own module but belong to this app (and its migrations).
-from annotations.reviews.models import AuditEvent, Comment, Notification, ReviewAssignment, ReviewItem  # noqa: E402,F401

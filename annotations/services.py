@@ -365,8 +365,7 @@ def volume_set_voxel_size(volume: Volume, user: Any, voxel_size_nm: tuple[float,
     """A manager corrects a volume's voxel size: the OME-Zarr scales of the image and every
     label layer, the volume's record, an audit event, and a signal on which reports made
     in the old units are computed again."""
-    from annotations.reviews.audit import audit_record
-    from annotations.signals import volume_voxel_size_changed
+    from annotations.signals import audit, volume_voxel_size_changed
 
     new = tuple(float(v) for v in voxel_size_nm)
     if len(new) != 3 or not all(1e-3 <= v <= 1e6 for v in new):
@@ -380,6 +379,6 @@ def volume_set_voxel_size(volume: Volume, user: Any, voxel_size_nm: tuple[float,
     with transaction.atomic():
         volume.voxel_z_nm, volume.voxel_y_nm, volume.voxel_x_nm = new
         volume.save(update_fields=["voxel_z_nm", "voxel_y_nm", "voxel_x_nm"])
-        audit_record(volume, user, "voxel_size_changed", detail={"from": list(old), "to": list(new)})
+        audit(volume, user, "voxel_size_changed", detail={"from": list(old), "to": list(new)})
         transaction.on_commit(lambda: volume_voxel_size_changed.send(sender=Volume, volume=volume, user=user))
     return volume

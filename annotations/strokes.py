@@ -28,10 +28,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
-from annotations import pyramid_updates, raster
+from annotations import pyramid_updates, raster, signals
 from annotations.imaging import chunkio, omezarr
 from annotations.models import CompleteSlice, LabelClass, LabelLayer, Role, Stroke, StrokeBlock, Volume
-from annotations.reviews import audit
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
 from emportal.realtime import broadcast, volume_group
@@ -477,7 +476,7 @@ def _toggle(volume: Volume, user: Any, role: Role, uid: str, *, active: bool) ->
             _write(volume, layer, [(part, layer_replay(volume, layer.name, part))])
     broadcast(volume_group(volume.pk), {"type": "redo" if active else "undo", "uuid": uid, "layer": layer.name,
                                         "version": version, "user": getattr(user, "username", "")})
-    audit.audit_stroke_toggled(volume, user, layer.name, uid, active=active)
+    signals.audit(volume, user, "stroke_redo" if active else "stroke_undo", layer=layer.name, detail={"uuid": uid})
     return StrokeOutcome(uuid=uid, version=version)
 
 
@@ -568,7 +567,8 @@ def slice_mark_complete(volume: Volume, user: Any, role: Role, *, layer: str = "
         CompleteSlice.objects.get_or_create(layer=label_layer, axis=axis, index=index)
     else:
         CompleteSlice.objects.filter(layer=label_layer, axis=axis, index=index).delete()
-    audit.audit_slice_marked(volume, user, label_layer.name, axis, index, bool(complete))
+    signals.audit(volume, user, "slice_complete" if complete else "slice_incomplete", layer=label_layer.name,
+                  detail={"axis": axis, "index": index})
     broadcast(volume_group(volume.pk), {"type": "mark_complete", "axis": axis, "index": index,
                                         "complete": bool(complete), "user": getattr(user, "username", "")})
 

@@ -7,6 +7,7 @@ tiles carry the layer version so a stroke invalidates them.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,11 @@ def _image_level(zarr_path: str, level: int) -> Any:
     return _open_image_level(str(Path(settings.MEDIA_ROOT) / zarr_path), level)
 
 
-def _label_level(zarr_path: str, layer: str, level: int) -> Any:
+def label_level(zarr_path: str, layer: str, level: int) -> Any:
+    """The opened array of one level of a label layer (store path relative to MEDIA_ROOT), as tiles read it.
+
+    Levels >= 1 are returned once the strokes this process acknowledged have reached them.
+    """
     dest = Path(settings.MEDIA_ROOT) / zarr_path
     if level > 0:  # strokes acknowledged in this process reach the coarser levels first
         pyramid_updates.wait(dest, layer)
@@ -60,14 +65,21 @@ def _window(request: HttpRequest) -> tuple[float, float] | None:
     return lo, hi
 
 
-def _ready_volume(request: HttpRequest, volume_id: int, level: int) -> dict[str, Any]:
+def tile_volume(request: HttpRequest, volume_id: int, level: int) -> dict[str, Any]:
+    """The ready volume's row a tile request may read (role checked, 404 otherwise), `level` inside its pyramid."""
     volume = ready_volume_row_for_request(request, volume_id)
     if level >= len(volume["levels"]):
         raise Http404("no such level")
     return volume
 
 
-def _respond(request: HttpRequest, etag: str, render: Any, fmt: str, cache_control: str) -> HttpResponse:
+def tile_response(request: HttpRequest, etag: str, render: Callable[[], bytes], fmt: str, cache_control: str
+                  ) -> HttpResponse:
+    """The answer to a tile request: 304 when the client holds `etag`, else `render()`'s bytes as `fmt`.
+
+    A render that finds the plane off the array (IndexError, ValueError) is a 404. Every tile
+    view, here and in other apps, answers through this, so headers and caching stay one.
+    """
     if request.headers.get("If-None-Match") == etag:
         response: HttpResponse = HttpResponseNotModified()
     else:
@@ -86,7 +98,7 @@ def _respond(request: HttpRequest, etag: str, render: Any, fmt: str, cache_contr
 @require_GET
 def image_tile(request: HttpRequest, volume_id: int, axis: str, index: int, level: int, ty: int, tx: int,
                fmt: str) -> HttpResponse:
-    volume = _ready_volume(request, volume_id, level)
+    volume = tile_volume(request, volume_id, level)
     window = _window(request)
     etag = f'"img-{volume_id}-{axis}{index}-{level}-{ty}-{tx}-{window}-{fmt}"'
 
@@ -94,13 +106,13 @@ def image_tile(request: HttpRequest, volume_id: int, axis: str, index: int, leve
         return tiles.render_image_tile(_image_level(volume["zarr_path"], level), axis=axis, index=index,
                                        ty=ty, tx=tx, window=window, fmt=fmt)
 
-    return _respond(request, etag, render, fmt, "private, max-age=86400")
+    return tile_response(request, etag, render, fmt, "private, max-age=86400")
 
 
 @require_GET
 def label_tile(request: HttpRequest, volume_id: int, layer: str, axis: str, index: int, level: int, ty: int,
                tx: int, fmt: str) -> HttpResponse:
-    volume = _ready_volume(request, volume_id, level)
+    volume = tile_volume(request, volume_id, level)
     label_layer = LabelLayer.objects.filter(volume_id=volume_id, name=layer).values("kind", "version").first()
     if label_layer is None:
         raise Http404("no such layer")
@@ -109,7 +121,7 @@ def label_tile(request: HttpRequest, volume_id: int, layer: str, axis: str, inde
     def render() -> bytes:
         colors = ({c.value: c.rgba for c in LabelClass.objects.filter(project_id=volume["project_id"])}
                   if label_layer["kind"] == LabelLayer.Kind.LABELS else {})
-        return tiles.render_label_tile(_label_level(volume["zarr_path"], layer, level), axis=axis, index=index,
+        return tiles.render_label_tile(label_level(volume["zarr_path"], layer, level), axis=axis, index=index,
                                        ty=ty, tx=tx, colors=colors, fmt=fmt)
 
-    return _respond(request, etag, render, fmt, "private, no-cache")
+    return tile_response(request, etag, render, fmt, "private, no-cache")

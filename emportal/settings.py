@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "channels",
     "emportal.jobs",
     "annotations",
+    "annotations.reviews",
     "segmentation",
     "emportal.tokens",
 ]

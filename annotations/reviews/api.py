@@ -180,7 +180,7 @@ class DiffApi(APIView):
 def diff_tile(request: HttpRequest, volume_id: int, axis: str, index: int, level: int, ty: int, tx: int
               ) -> HttpResponse:
     """RGBA PNG of where layers ?a= and ?b= disagree, in layer b's class colours (plain view, like label tiles)."""
-    volume = tile_views._ready_volume(request, volume_id, level)
+    volume = tile_views.tile_volume(request, volume_id, level)
     layers = LabelLayer.objects.filter(volume_id=volume_id)
     try:
         layer_a, layer_b = diff.diff_layers_of(_LayersOnly(layers, volume_id), request.GET.get("a"),
@@ -195,7 +195,7 @@ def diff_tile(request: HttpRequest, volume_id: int, axis: str, index: int, level
         return diff.render_diff_tile(volume, layer_a, layer_b, axis=axis, index=index, level=level, ty=ty, tx=tx,
                                      colors=colors)
 
-    return tile_views._respond(request, etag, render, "png", "private, no-cache")
+    return tile_views.tile_response(request, etag, render, "png", "private, no-cache")
 
 
 class _LayersOnly:

@@ -1,8 +1,9 @@
 """The audit trail of a volume: review actions (AuditEvent rows) merged with its strokes.
 
 Strokes are not copied into AuditEvent (that would add an insert to the painting hot
-path); the trail reads both tables and merges them by time. Undo, redo and marking a
-slice complete are written here by one-line hooks in annotations/strokes.py.
+path); the trail reads both tables and merges them by time. Undo, redo, slice marks, label
+imports and voxel size changes reach :func:`audit_received` through the
+``annotations.signals.audit_event`` signal, connected in this app's ready().
 """
 from __future__ import annotations
 
@@ -27,15 +28,10 @@ def audit_record(volume: Volume, actor: Any, action: str, *, layer: str = "", de
         actor=actor if getattr(actor, "is_authenticated", False) else None)
 
 
-def audit_stroke_toggled(volume: Volume, actor: Any, layer: str, uuid: str, *, active: bool) -> None:
-    """Hook of stroke_undo / stroke_redo (annotations/strokes.py)."""
-    audit_record(volume, actor, "stroke_redo" if active else "stroke_undo", layer=layer, detail={"uuid": uuid})
-
-
-def audit_slice_marked(volume: Volume, actor: Any, layer: str, axis: str, index: int, complete: bool) -> None:
-    """Hook of slice_mark_complete (annotations/strokes.py)."""
-    audit_record(volume, actor, "slice_complete" if complete else "slice_incomplete", layer=layer,
-                 detail={"axis": axis, "index": index})
+def audit_received(sender: Any, *, volume: Volume, actor: Any, action: str, layer: str = "",
+                   detail: dict[str, Any] | None = None, **_: Any) -> None:
+    """Receiver of ``annotations.signals.audit_event``: the announced action as one AuditEvent row."""
+    audit_record(volume, actor, action, layer=layer, detail=detail)
 
 
 def _event_row(event: AuditEvent) -> dict[str, Any]:

@@ -243,8 +243,8 @@ def render_diff_tile(volume: dict[str, Any], layer_a: Any, layer_b: Any, *, axis
     from annotations import tiles as tile_views
     from annotations.imaging import tiles
 
-    arr_a = tile_views._label_level(volume["zarr_path"], layer_a.name, level)
-    arr_b = tile_views._label_level(volume["zarr_path"], layer_b.name, level)
+    arr_a = tile_views.label_level(volume["zarr_path"], layer_a.name, level)
+    arr_b = tile_views.label_level(volume["zarr_path"], layer_b.name, level)
     plane_a = tiles.read_tile(arr_a, axis=axis, index=index, ty=ty, tx=tx, tile=TILE)
     plane_b = tiles.read_tile(arr_b, axis=axis, index=index, ty=ty, tx=tx, tile=TILE)
     compared: np.ndarray | bool = True

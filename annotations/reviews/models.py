@@ -1,7 +1,7 @@
 """Rows of team review: assignments and their items, pinned comments, the audit trail, notifications.
 
-Imported at the bottom of annotations/models.py, so they belong to the `annotations` app
-(and its migrations).
+They belong to the `reviews` app; the tables keep the names they had when these rows were
+part of `annotations` (``db_table``), so existing databases keep their data.
 """
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ class ReviewAssignment(models.Model):
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "annotations_reviewassignment"
         ordering = ["-id"]
         indexes = [models.Index(fields=["project", "state"])]
 
@@ -75,6 +76,7 @@ class ReviewItem(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "annotations_reviewitem"
         ordering = ["assignment", "kind", "key"]
         constraints = [models.UniqueConstraint(fields=["assignment", "kind", "key"], name="one_item_per_key")]
 
@@ -99,6 +101,7 @@ class Comment(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "annotations_comment"
         ordering = ["id"]
         indexes = [models.Index(fields=["volume", "resolved"])]
 
@@ -115,6 +118,7 @@ class AuditEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        db_table = "annotations_auditevent"
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["volume", "at"])]
 
@@ -135,5 +139,6 @@ class Notification(models.Model):
     read = models.BooleanField(default=False)
 
     class Meta:
+        db_table = "annotations_notification"
         ordering = ["-id"]
         indexes = [models.Index(fields=["user", "read"])]
