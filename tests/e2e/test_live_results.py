@@ -65,7 +65,7 @@ def test_a_report_run_elsewhere_appears_on_the_open_results_pages(
                          voxel_size_nm=tuple(phantom.voxel_size_nm))
     phantom_truth_write(volume)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pages = []
+    pages: list[Any] = []  # playwright pages, typed as loosely as the browser fixture
     for path in (f"/volumes/{volume.pk}/results/", f"/projects/{cast.project.pk}/results/"):
         page = context.new_page()
         if not pages:
