@@ -57,8 +57,13 @@ def quantise(image: np.ndarray, *, levels: int, intensity_range: tuple[float, fl
         raise ValueError(f"intensity_range must be finite with hi > lo, got {intensity_range!r}")
     if not 2 <= levels <= 65536:
         raise ValueError(f"levels must be within 2..65536, got {levels}")
-    scaled = (np.asarray(image, np.float64) - lo) * (levels / (hi - lo))
     dtype = np.uint8 if levels <= 256 else np.uint16
+    image = np.asarray(image)
+    if image.dtype in (np.uint8, np.uint16) and image.size > 4 * 2 ** (8 * image.dtype.itemsize):
+        # One level per possible value, then a lookup: the same numbers without a float copy.
+        values = np.arange(2 ** (8 * image.dtype.itemsize), dtype=np.float64)
+        return quantise(values, levels=levels, intensity_range=(lo, hi))[image]
+    scaled = (np.asarray(image, np.float64) - lo) * (levels / (hi - lo))
     return np.clip(np.floor(scaled), 0, levels - 1).astype(dtype)
 
 
@@ -123,15 +128,18 @@ def glcm_matrices(
     n_codes = int(region_code.max()) + 1 if region_code.size else 0
     if n_codes <= 0:
         return {name: np.zeros((levels, levels), np.int64) for name in regions}
-    width = n_codes * levels
-    key = np.where(region_code >= 0, region_code.astype(np.int64) * levels + grey, -1)
+    # Voxels outside every region get one extra key, so every pair is counted without masking
+    # (a gather per direction cost most of the time) and that key's row and column are dropped.
+    width = n_codes * levels + 1
+    outside = width - 1
+    wide = np.int64 if width * width >= 2**31 else np.int32
+    key = np.where(region_code >= 0, region_code.astype(wide) * levels + grey, outside).astype(wide, copy=False)
+    scaled = key * wide(width)
     hist = np.zeros(width * width, np.int64)
     for dz, dy, dx in directions:
         src, dst = _pair_slices((dz, dy, dx), key.shape)
-        a, b = key[src], key[dst]
-        valid = (a >= 0) & (b >= 0)
-        hist += np.bincount(a[valid] * width + b[valid], minlength=width * width)
-    full = hist.reshape(n_codes, levels, n_codes, levels)
+        hist += np.bincount((scaled[src] + key[dst]).ravel(), minlength=width * width)
+    full = hist.reshape(width, width)[:outside, :outside].reshape(n_codes, levels, n_codes, levels)
     out: dict[str, np.ndarray] = {}
     for name, codes in regions.items():
         sel = [c for c in codes if 0 <= c < n_codes]
