@@ -133,8 +133,8 @@ def glcm_matrices(
     width = n_codes * levels + 1
     outside = width - 1
     wide = np.int64 if width * width >= 2**31 else np.int32
-    key = np.where(region_code >= 0, region_code.astype(wide) * levels + grey, outside).astype(wide, copy=False)
-    scaled = key * wide(width)
+    key: np.ndarray = np.where(region_code >= 0, region_code.astype(wide) * levels + grey, outside).astype(wide)
+    scaled = key * width  # a Python int keeps the array's dtype
     hist = np.zeros(width * width, np.int64)
     for dz, dy, dx in directions:
         src, dst = _pair_slices((dz, dy, dx), key.shape)
