@@ -220,7 +220,7 @@ def _target(volume: Volume, layer: str, kind: str | None, mapping: Any) -> _Targ
     return _Target(layer, kind, label_mapping_parse(mapping, _project_classes(volume)))
 
 
-_KIND_WORDS = {LabelLayer.Kind.LABELS: "classes", LabelLayer.Kind.INSTANCES: "cell ids"}
+_KIND_WORDS: dict[str, str] = {LabelLayer.Kind.LABELS: "classes", LabelLayer.Kind.INSTANCES: "cell ids"}
 
 
 def _start(volume: Volume, path: Path, *, user: Any, layer: str, kind: str | None, mapping: Any,
@@ -319,6 +319,7 @@ def label_import_run(ctx: JobContext) -> None:
     """The label import job's work: read, check and map the file block by block into one stroke."""
     job = ctx.job
     params = job.params
+    assert job.volume_id is not None  # label-import jobs are created with their volume (deleted with it)
     volume = Volume.objects.select_related("project").get(pk=job.volume_id)
     path, shown_as = Path(params["path"]), params.get("shown_as") or Path(params["path"]).name
     mapping = None if params["mapping"] is None else {int(k): int(v) for k, v in params["mapping"].items()}

@@ -306,6 +306,7 @@ def volume_import_local(project: Project, path: Path, *, name: str | None = None
 def volume_import_run(ctx: JobContext) -> None:
     """The import job's work: convert the source blockwise to an OME-Zarr pyramid."""
     job = ctx.job
+    assert job.volume_id is not None  # import jobs are created with their volume (deleted with it)
     volume = Volume.objects.get(pk=job.volume_id)
     source_path = Path(job.params["path"])
     dest = volume_zarr_path(volume)
