@@ -217,6 +217,11 @@ JOB_STALE_SECONDS = envint("EMPORTAL_JOB_STALE_SECONDS", 30)
 # A queued job older than this that no worker will take (a later job of its queue started,
 # or the queue is idle) lost its queue message and is marked failed.
 JOB_QUEUED_SECONDS = envint("EMPORTAL_JOB_QUEUED_SECONDS", 120)
+# Torch threads of a segment block: the same on every worker, as a float's last bit depends on it.
+SEGMENT_THREADS = envint("EMPORTAL_SEGMENT_THREADS", 1)
+# A segment block claimed this long ago without a sign of life (claims are touched every few
+# seconds while the block runs) belongs to a dead worker and is taken over.
+SEGMENT_BLOCK_STALE_SECONDS = envint("EMPORTAL_SEGMENT_BLOCK_STALE_SECONDS", 120)
 
 REST_FRAMEWORK = {
     # An API token first: a request that carries one is the token's user (no CSRF check, as

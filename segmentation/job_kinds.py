@@ -5,6 +5,7 @@ from emportal.jobs.registry import JobKind, register
 
 RETRAIN = "retrain"  # fine-tunes a model version (gpu)
 SEGMENT = "segment"  # writes the "prediction" layer block by block (gpu)
+SEGMENT_BLOCK = "segment_block"  # a segment job's helper task; no job row of its own, registered for its route
 CELLS = "cells"  # fuses the painted key slices with the prediction into "cells_auto" (gpu)
 REPORT = "report"  # features, tables and meshes of a class layer and a cell layer (CPU)
 
@@ -22,6 +23,7 @@ def job_kinds_register() -> None:
     register(JobKind(name=RETRAIN, task="segmentation.tasks.retrain", queue="gpu",
                      on_worker_lost=retrain_leftovers_remove))
     register(JobKind(name=SEGMENT, task="segmentation.tasks.segment", queue="gpu"))
+    register(JobKind(name=SEGMENT_BLOCK, task="segmentation.tasks.segment_block", queue="gpu"))
     register(JobKind(name=CELLS, task="segmentation.tasks.cells", queue="gpu"))
     register(JobKind(name=REPORT, task="segmentation.tasks.report", queue="default",
                      on_worker_lost=report_leftovers_remove, lock_by_params=True))

@@ -10,8 +10,11 @@ prediction lattice (:class:`segmentation.core.blockwise.Lattice`). A block
 * ``MEDIA_ROOT/segment/job-<id>/block-<index>.npz``: its tile uncertainty sums and voxel
   counts per label value, written atomically last: the file says the block is done.
 
-Re-running a block rewrites the same chunks with the same bytes and the same file, so a block
-whose worker died is simply run again. :func:`segment_finish` builds the pyramid levels no
+Who runs a block: the job's task and its helper tasks each claim blocks nobody has claimed
+(:func:`block_claim`, an exclusive file beside the result, touched while the block runs) and run
+them (:func:`segment_blocks_work`). Re-running a block rewrites the same chunks with the same
+bytes and the same file, so the block of a worker that died is taken over once its claim is
+stale, and run again. :func:`segment_finish` builds the pyramid levels no
 block covered whole, adds up the blocks' tile sums in block order and ranks the regions to
 label next: the ranking is a sort of kept sums, not a second pass. Every step takes ids and
 paths, not open objects, so a worker on another machine that mounts the same MEDIA_ROOT and
@@ -21,7 +24,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +49,8 @@ from segmentation.core.modelfile import TrainedModel
 SEGMENT_BLOCK = (16, 1024, 1024)
 LATTICE = Lattice(cell=512, context=32)
 
-__all__ = ["LATTICE", "SEGMENT_BLOCK", "BlockDone", "block_done_path", "blocks_done", "segment_block_run",
+__all__ = ["LATTICE", "SEGMENT_BLOCK", "BlockDone", "block_claim", "block_done_path", "blocks_done",
+           "block_result", "block_results", "segment_block_run", "segment_blocks_work",
            "segment_cleanup", "segment_dir", "segment_finish", "segment_plan", "segment_threads"]
 
 
@@ -53,6 +61,89 @@ def segment_threads() -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"SEGMENT_THREADS must be a positive integer, got {value!r}")
     return value
+
+
+def _stale_seconds() -> float:
+    """A block claimed longer ago than this without a sign of life is taken over
+    (settings.SEGMENT_BLOCK_STALE_SECONDS, default 120; claims are touched every few seconds)."""
+    return float(getattr(settings, "SEGMENT_BLOCK_STALE_SECONDS", 120))
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def block_claim(job_id: int, index: int) -> bool:
+    """Claim a block of a job for this process: True when it is ours to run.
+
+    A claim is a file created exclusively beside the block's result (atomic on a local
+    filesystem and on NFS v3+), holding the claimer's host:pid and touched while the block
+    runs. A block that is done is never claimed; a claim whose file has not been touched for
+    :func:`_stale_seconds` belongs to a worker that died, and is taken over. Two workers taking
+    over the same stale claim both run the block, which is harmless: a block is idempotent.
+    """
+    if block_done_path(job_id, index).is_file():
+        return False
+    path = segment_dir(job_id) / f"block-{int(index)}.claim"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        try:
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if age < _stale_seconds() or block_done_path(job_id, index).is_file():
+            return False
+        path.write_text(_worker_name())  # taken over: the file now names us and is fresh
+        return True
+    with os.fdopen(fd, "w") as handle:
+        handle.write(_worker_name())
+    return True
+
+
+@contextmanager
+def _alive(job_id: int, index: int) -> Iterator[None]:
+    """Touch the block's claim every few seconds while it runs, so nobody takes it over."""
+    path = segment_dir(job_id) / f"block-{int(index)}.claim"
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(min(5.0, _stale_seconds() / 4)):
+            try:
+                os.utime(path)
+            except OSError:
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
+def segment_blocks_work(job_id: int, dest: Path, plan: BlockPlan, model: TrainedModel, *, tile: int, tta: bool,
+                        device: Any, should_stop: Callable[[], bool],
+                        on_block: Callable[[BlockDone], None] | None = None) -> int:
+    """Run every block of the plan that nobody else has claimed, in plan order; returns how many.
+
+    The parent task of a segment job and its helper tasks on other workers all run this, so
+    the blocks spread over whoever is free. ``should_stop()`` is asked before each block
+    (cancel, or the job is no longer running).
+    """
+    ran = 0
+    for block in plan:
+        if should_stop():
+            break
+        if not block_claim(job_id, block.index):
+            continue
+        with _alive(job_id, block.index):
+            done = segment_block_run(job_id, dest, plan, block, model, tile=tile, tta=tta, device=device)
+        ran += 1
+        if on_block is not None:
+            on_block(done)
+    return ran
 
 
 def segment_plan(dest: Path, shape: tuple[int, int, int], *, block: tuple[int, int, int] | None = None,
@@ -79,7 +170,8 @@ def blocks_done(job_id: int, total: int) -> list[int]:
     folder = segment_dir(job_id)
     if not folder.is_dir():
         return []
-    return [i for i in range(total) if (folder / f"block-{i}.npz").is_file()]
+    names = {entry.name for entry in os.scandir(folder)}  # one listing, not a stat per block
+    return [i for i in range(total) if f"block-{i}.npz" in names]
 
 
 def _whole_levels(box: Any, shape: tuple[int, int, int], level_chunks: list[tuple[int, ...]]) -> int:
@@ -122,6 +214,7 @@ class BlockDone:
     class_voxels: dict[int, int]
     tiles: TileSums
     stats: dict[str, float]
+    worker: str = ""
 
 
 def _save(path: Path, done: BlockDone) -> None:
@@ -133,7 +226,7 @@ def _save(path: Path, done: BlockDone) -> None:
                  counts=np.array([done.class_voxels[int(v)] for v in values], np.int64),
                  origin=np.array([done.tiles.z0, done.tiles.ty0, done.tiles.tx0], np.int64),
                  sums=done.tiles.sums, tile_counts=done.tiles.counts, areas=done.tiles.areas,
-                 stats=np.array([done.stats.get(k, 0.0) for k in _STATS], np.float64))
+                 stats=np.array([done.stats.get(k, 0.0) for k in _STATS], np.float64), worker=np.array(done.worker))
     os.replace(tmp, path)
 
 
@@ -145,7 +238,7 @@ def _load(path: Path) -> BlockDone:
         z0, ty0, tx0 = (int(v) for v in f["origin"])
         return BlockDone(index=int(f["index"]), class_voxels={int(v): int(n) for v, n in zip(f["values"], f["counts"])},
                          tiles=TileSums(z0, ty0, tx0, f["sums"], f["tile_counts"], f["areas"]),
-                         stats=dict(zip(_STATS, (float(v) for v in f["stats"]))))
+                         stats=dict(zip(_STATS, (float(v) for v in f["stats"]))), worker=str(f["worker"]))
 
 
 def segment_block_run(job_id: int, dest: Path, plan: BlockPlan, block: Block, model: TrainedModel, *,
@@ -156,13 +249,17 @@ def segment_block_run(job_id: int, dest: Path, plan: BlockPlan, block: Block, mo
     """
     import torch
 
-    torch.set_num_threads(segment_threads())
     stats = PredictStats()
     image = omezarr.open_level(dest, 0)
     manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0)
     out = omezarr.open_label_level(dest, PREDICTION_LAYER, 0, mode="r+")
-    result = segment_block(model, image, block.core, lattice=lattice, tta=tta, device=device, labels=manual,
-                           tile=tile, dtype=np.dtype(out.dtype), stats=stats)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(segment_threads())
+    try:
+        result = segment_block(model, image, block.core, lattice=lattice, tta=tta, device=device, labels=manual,
+                               tile=tile, dtype=np.dtype(out.dtype), stats=stats)
+    finally:  # the worker's next job (a retrain) keeps its own thread count
+        torch.set_num_threads(threads)
     t = time.perf_counter()
     out[block.core] = result.labels
     label_chunks = [tuple(int(c) for c in omezarr.open_label_level(dest, PREDICTION_LAYER, level).chunks)
@@ -171,7 +268,7 @@ def segment_block_run(job_id: int, dest: Path, plan: BlockPlan, block: Block, mo
     stats.write_s += time.perf_counter() - t
     assert result.tiles is not None
     done = BlockDone(index=block.index, class_voxels=result.class_voxels, tiles=result.tiles,
-                     stats={k: float(getattr(stats, k)) for k in _STATS})
+                     stats={k: float(getattr(stats, k)) for k in _STATS}, worker=_worker_name())
     _save(block_done_path(job_id, block.index), done)
     return done
 
@@ -204,6 +301,16 @@ def segment_finish(job_id: int, dest: Path, plan: BlockPlan, *, tile: int, k: in
     suggestions = rank_tiles(scores.mean(-1), k=k, tile=tile, shape=plan.shape, labeled_fraction=frac,
                              z_spacing=z_spacing)
     return suggestions, counts, stats
+
+
+def block_results(job_id: int, plan: BlockPlan) -> list[BlockDone]:
+    """The results the finished blocks of a job left, in block order."""
+    return [_load(block_done_path(job_id, i)) for i in blocks_done(job_id, len(plan))]
+
+
+def block_result(job_id: int, index: int) -> BlockDone:
+    """The result one finished block left."""
+    return _load(block_done_path(job_id, index))
 
 
 def segment_cleanup(job_id: int) -> None:

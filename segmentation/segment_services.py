@@ -34,8 +34,20 @@ from emportal.jobs.services import JobContext, job_create
 from emportal.realtime import broadcast, volume_group
 from segmentation.job_kinds import SEGMENT
 from segmentation.models import ModelVersion, SegmentationRun
-from segmentation.segment_blocks import segment_block_run, segment_cleanup, segment_finish, segment_plan
+from segmentation.segment_blocks import (
+    block_result,
+    block_results,
+    blocks_done,
+    segment_blocks_work,
+    segment_cleanup,
+    segment_finish,
+    segment_plan,
+)
 from segmentation.training_services import _not_running, _ready, _store_result, model_weights_path
+
+#: Helper tasks a segment job queues beside its own: each runs blocks nobody has claimed and
+#: ends when none is left, so more helpers than free workers cost only a queue message each.
+SEGMENT_HELPERS = 8
 
 
 # ---------------------------------------------------------------- payloads
@@ -82,11 +94,12 @@ def layer_write_state(volume_id: int, layer: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- segment
 def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | None = None, k: int = 6,
                    tile: int | None = None, tta: bool = False, block: tuple[int, int, int] | None = None,
-                   enqueue: Any = None) -> Job:
+                   helpers: int | None = None, enqueue: Any = None) -> Job:
     """Queue a prediction of the volume by `model_version` (default: the active one).
 
     `block`: the block size (Z, Y, X) instead of segment_blocks.SEGMENT_BLOCK (tests and
-    benchmarks; the result does not depend on it)."""
+    benchmarks; the result does not depend on it). `helpers`: how many helper tasks the job
+    queues beside its own (default SEGMENT_HELPERS; 0 runs every block in the job's task)."""
     _ready(volume)
     _not_running(volume, SEGMENT)
     model = model_version or ModelVersion.objects.filter(project_id=volume.project_id, active=True).first()
@@ -109,6 +122,10 @@ def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | N
         if len(block) != 3 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in block):
             raise ApplicationError(f"block {block!r} is not three positive integers", code="invalid")
         params["block"] = list(block)
+    if helpers is not None:
+        if isinstance(helpers, bool) or not isinstance(helpers, int) or not 0 <= helpers <= 256:
+            raise ApplicationError(f"helpers {helpers!r} is not an integer in 0..256", code="invalid")
+        params["helpers"] = helpers
     return job_create(kind=SEGMENT, project_id=volume.project_id, volume_id=volume.pk, user=user,
                       params=params, enqueue=enqueue)
 
@@ -128,59 +145,93 @@ def default_tile(shape: tuple[int, int, int]) -> int:
     return int(max(16, min(256, 2 ** int(math.log2(max(16, side // 2))))))
 
 
-def volume_segment_run(ctx: JobContext) -> SegmentationRun:
-    """The segment job's work: every block of the volume's plan, then the ranking of the
-    regions to label next from the scores the blocks kept (segment_blocks.py)."""
-    from annotations.strokes import layer_lock
+def _segment_setup(job: Job) -> tuple[Volume, ModelVersion, Any, Any, Any, int]:
+    """What the parent and the helpers of a segment job share: the volume, the model row,
+    the loaded model, the device, the block plan and the tile size."""
     from segmentation.core.modelfile import load_model, resolve_device
 
-    job = ctx.job
+    assert job.volume_id is not None  # a segment job is created with its volume (CASCADE keeps it)
     volume = Volume.objects.select_related("project").get(pk=job.volume_id)
     model_row = ModelVersion.objects.filter(pk=job.params.get("model_version")).first()
     if model_row is None:
         raise ValueError(f"model version {job.params.get('model_version')} no longer exists")
-    dest = volume_zarr_path(volume)
     device = resolve_device("auto")
-    ctx.progress(0.01, f"loading model v{model_row.pk}")
     model = load_model(model_weights_path(model_row), device=device)
-    layer = layer_create(volume, PREDICTION_LAYER, kind=LabelLayer.Kind.LABELS, editable=False)
     block = job.params.get("block")
-    plan = segment_plan(dest, volume.shape, block=tuple(block) if block else None)
+    plan = segment_plan(volume_zarr_path(volume), volume.shape, block=tuple(block) if block else None)
     tile = int(job.params.get("tile") or default_tile(volume.shape))
+    return volume, model_row, model, device, plan, tile
+
+
+def volume_segment_run(ctx: JobContext) -> SegmentationRun:
+    """The segment job's work (its parent task): queue helpers, run blocks beside them, rank.
+
+    Every block nobody has claimed is run by whoever is free: this task and the helper tasks
+    it queues on the gpu queue (:func:`segment_block_help`), on any worker of any machine that
+    shares the database and MEDIA_ROOT. A block whose worker died is taken over once its claim
+    is stale. Progress is the share of finished blocks; a cancel stops every task before its
+    next block. The regions to label next are ranked from the scores the blocks kept.
+    """
+    from annotations.strokes import layer_lock
+    from segmentation.tasks_models import segment_block_task
+
+    job = ctx.job
+    ctx.progress(0.01, f"loading model v{job.params.get('model_version')}")
+    assert job.volume_id is not None
+    layer = layer_create(Volume.objects.select_related("project").get(pk=job.volume_id), PREDICTION_LAYER,
+                         kind=LabelLayer.Kind.LABELS, editable=False)  # before the plan, which reads its chunks
+    volume, model_row, model, device, plan, tile = _segment_setup(job)
+    dest = volume_zarr_path(volume)
     k = int(job.params.get("k", 6))
     version = [layer.version]
+    seen: set[int] = set()
 
     def predicting(done: int) -> dict[str, Any]:
         # "writes" marks the layer as being written until this job succeeds (layer_write_state).
         return {"phase": "predicting", "writes": PREDICTION_LAYER, "layer": PREDICTION_LAYER,
                 "version": version[0], "blocks": [done, len(plan)], "model_version": model_row.pk}
 
-    try:
-        with layer_lock(volume, PREDICTION_LAYER):
-            _store_result(ctx, predicting(0))
-            # A version no cached tile carries before the first write: a kill between a block's
-            # write and its bump must not leave tiles cached before the job looking current.
-            version[0] = _bump_layer(layer)
-            for n, block in enumerate(plan, 1):
-                done = segment_block_run(job.pk, dest, plan, block, model, tile=tile,
-                                         tta=bool(job.params.get("tta")), device=device)
-                version[0] = _bump_layer(layer, max_value=max(done.class_voxels, default=0))
-                _store_result(ctx, predicting(n))
-                ctx.progress(0.02 + 0.93 * n / len(plan), f"predicted block {n} of {len(plan)}")
-            ctx.progress(0.96, "ranking regions to label next")
-            t0 = time.perf_counter()
-            suggestions, counts, stats = segment_finish(job.pk, dest, plan, tile=tile, k=k,
-                                                        heads=model.config.out_channels,
-                                                        z_spacing=volume.voxel_z_nm / volume.voxel_x_nm)
-            finish_s = time.perf_counter() - t0
-            version[0] = _bump_layer(layer)  # the coarse levels written by the finish
-    finally:
-        segment_cleanup(job.pk)
+    def landed() -> int:
+        """Bump the layer for blocks finished since last asked (by anyone); report progress."""
+        done = set(blocks_done(job.pk, len(plan)))
+        if done - seen:
+            top = max((max(block_result(job.pk, i).class_voxels, default=0) for i in done - seen), default=0)
+            seen.update(done)
+            version[0] = _bump_layer(layer, max_value=top)
+            _store_result(ctx, predicting(len(done)))
+        ctx.progress(0.02 + 0.93 * len(done) / len(plan), f"predicted block {len(done)} of {len(plan)}")
+        return len(done)
+
+    def on_block(_: Any) -> None:
+        landed()
+
+    with layer_lock(volume, PREDICTION_LAYER):
+        _store_result(ctx, predicting(0))
+        # A version no cached tile carries before the first write: a kill between a block's
+        # write and its bump must not leave tiles cached before the job looking current.
+        version[0] = _bump_layer(layer)
+        for _ in range(min(len(plan) - 1, int(job.params.get("helpers", SEGMENT_HELPERS)))):
+            segment_block_task.delay(job.pk)
+        while True:
+            segment_blocks_work(job.pk, dest, plan, model, tile=tile, tta=bool(job.params.get("tta")), device=device,
+                                should_stop=ctx.cancel_requested, on_block=on_block)
+            if landed() == len(plan):
+                break
+            time.sleep(0.5)  # blocks still running elsewhere; their claims are taken over if they go stale
+        ctx.progress(0.96, "ranking regions to label next")
+        t0 = time.perf_counter()
+        suggestions, counts, stats = segment_finish(job.pk, dest, plan, tile=tile, k=k, heads=model.config.out_channels,
+                                                    z_spacing=volume.voxel_z_nm / volume.voxel_x_nm)
+        finish_s = time.perf_counter() - t0
+        workers = sorted({r.worker for r in block_results(job.pk, plan)})
+        version[0] = _bump_layer(layer)  # the coarse levels written by the finish
+    segment_cleanup(job.pk)
     names = {v: n for n, v in model.classes.values.items()}
     outputs = {
         "kind": "prediction",
         "version": version[0],
         "timings": {k_: round(v, 3) for k_, v in stats.items()} | {"blocks": len(plan), "finish_s": round(finish_s, 3)},
+        "workers": workers,
         "class_voxels": {names.get(v, str(v)): n for v, n in sorted(counts.items()) if v},
         "tile": tile,
         "suggestions": [{**s.to_dict(), "score": round(s.score, 6), "dismissed": False} for s in suggestions],
@@ -189,9 +240,28 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
                                          layer=PREDICTION_LAYER, outputs=outputs)
     job.result = {"phase": "done", "run": run.pk, "writes": PREDICTION_LAYER, "layer": PREDICTION_LAYER,
                   "version": version[0], "model_version": model_row.pk, "suggestions": len(suggestions)}
-    job.message = f"segmented with model v{model_row.pk}; {len(suggestions)} regions to label next"
+    job.message = (f"segmented with model v{model_row.pk} by {len(workers)} worker(s); {len(suggestions)} regions "
+                   "to label next")
     broadcast(volume_group(volume.pk), {"type": "run", "run": run_payload(run)})
     return run
+
+
+def segment_block_help(job_id: int) -> int:
+    """A helper task of a segment job: run blocks nobody has claimed while the job runs.
+
+    Returns how many it ran (0 when the job already finished, was cancelled, or its parent
+    ran every block first). It reports nothing on the job: the parent counts finished blocks.
+    """
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.state != Job.State.RUNNING or job.cancel_requested:
+        return 0
+    volume, _, model, device, plan, tile = _segment_setup(job)
+
+    def should_stop() -> bool:
+        return not Job.objects.filter(pk=job_id, state=Job.State.RUNNING, cancel_requested=False).exists()
+
+    return segment_blocks_work(job_id, volume_zarr_path(volume), plan, model, tile=tile,
+                               tta=bool(job.params.get("tta")), device=device, should_stop=should_stop)
 
 
 # ---------------------------------------------------------------- suggestions
@@ -248,8 +318,8 @@ def region_thumbnail_png(volume: Volume, *, z: int, y0: int, x0: int, y1: int, x
             rgb[mask] = 0.55 * rgb[mask] + 0.45 * np.array(color, np.float32)
     img = Image.fromarray(rgb.astype(np.uint8), "RGB")
     scale = size / max(img.width, img.height)
-    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.NEAREST
-                     if scale >= 1 else Image.BILINEAR)
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BILINEAR
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), resample)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
@@ -267,5 +337,6 @@ def prediction_accept(volume: Volume, user: Any, role: Role, data: Mapping[str, 
     return stroke_accept_prediction(volume, user, role, data)
 
 
-__all__ = ["default_tile", "latest_run", "layer_write_state", "prediction_accept",
-           "region_thumbnail_png", "run_payload", "suggestion_dismiss", "volume_segment", "volume_segment_run"]
+__all__ = ["SEGMENT_HELPERS", "default_tile", "latest_run", "layer_write_state", "prediction_accept",
+           "region_thumbnail_png", "run_payload", "segment_block_help", "suggestion_dismiss", "volume_segment",
+           "volume_segment_run"]

@@ -32,6 +32,14 @@ def segment_task(job_id: int) -> None:
         return
 
 
+@shared_task(name="segmentation.tasks.segment_block")
+def segment_block_task(job_id: int) -> None:
+    """A helper of a segment job: runs blocks nobody has claimed (not a job of its own)."""
+    from segmentation.segment_services import segment_block_help
+
+    segment_block_help(job_id)
+
+
 @shared_task(name="segmentation.tasks.cells")
 def cells_task(job_id: int) -> None:
     from segmentation.cells_services import volume_cells_run

@@ -29,7 +29,7 @@ torch.set_num_threads(1)
 
 
 def _segment(volume: Any, user: Any, **kwargs: Any) -> Job:
-    job = segment_services.volume_segment(volume, user, **kwargs, **NO_QUEUE)
+    job = segment_services.volume_segment(volume, user, **{"helpers": 0, **kwargs}, **NO_QUEUE)
     with job_running(job.pk) as ctx:
         segment_services.volume_segment_run(ctx)
     job.refresh_from_db()

@@ -1,0 +1,142 @@
+"""Segment blocks spread over real Celery worker processes: the same bytes as one process,
+a dead worker's block taken over, and a cancel that stops the blocks left."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from annotations.defaults import PREDICTION_LAYER
+from annotations.imaging import omezarr
+from annotations.storage import volume_zarr_path
+from emportal.jobs.models import Job
+from emportal.jobs.services import job_cancel
+from segmentation import segment_blocks, segment_services
+from segmentation.models import SegmentationRun
+from tests.conftest import ROOT, _require_redis, _service_env
+from tests.segmentation.phantom_volumes import phantom_volume
+from tests.segmentation.test_segment_services import _segment
+from tests.segmentation.test_training_services import _retrain
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+STALE_S = 3
+BLOCK = (4, 96, 96)  # three blocks of the (12, 96, 96) phantom
+
+
+@pytest.fixture
+def two_workers(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """One Celery worker with two processes on both queues; block claims go stale after 3 s."""
+    _require_redis()
+    log = (tmp_path / "worker.log").open("wb")
+    env = {**_service_env(settings), "EMPORTAL_SEGMENT_BLOCK_STALE_SECONDS": str(STALE_S)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "emportal", "worker", "-Q", "default,gpu", "-c", "2",
+         "--without-gossip", "--without-mingle", "-n", f"blocks-{os.getpid()}@%h", "--loglevel=INFO"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    from emportal.celery import app
+
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"worker exited: {(tmp_path / 'worker.log').read_text()[-3000:]}")
+        if app.control.inspect(timeout=0.5).ping():
+            break
+    else:
+        pytest.fail("worker did not answer within 90 s")
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    app.control.purge()
+
+
+def _levels(volume: Any) -> list[np.ndarray]:
+    dest = volume_zarr_path(volume)
+    return [np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, level)[:])
+            for level in range(len(omezarr.label_regions(dest, PREDICTION_LAYER)))]
+
+
+def _wait(job: Job, seconds: float, states: tuple[str, ...] = tuple(Job.FINISHED), **touch: Path) -> Job:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        job.refresh_from_db()
+        if job.state in states:
+            return job
+        for path in touch.values():  # a claim kept alive by the test, as a live worker would
+            path.touch()
+        time.sleep(0.3)
+    pytest.fail(f"job {job.pk} still {job.state} after {seconds} s: {job.message}")
+
+
+def _dead_claim(job_id: int, index: int) -> Path:
+    """The claim a worker killed inside block `index` leaves behind."""
+    path = segment_blocks.segment_dir(job_id) / f"block-{index}.claim"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("dead-host:1")
+    return path
+
+
+def test_blocks_on_two_worker_processes_write_the_bytes_of_one_process_and_a_dead_workers_block_is_taken_over(
+        cast: Any, tmp_path: Path, two_workers: Any) -> None:
+    pv = phantom_volume(cast.project, tmp_path)
+    _retrain(pv.volume, cast.annotator, max_steps=6)
+    alone = _segment(pv.volume, cast.annotator, k=4)  # one block, in this process
+    assert alone.state == Job.State.SUCCEEDED, alone.message
+    expected, first = _levels(pv.volume), SegmentationRun.objects.get(job_id=alone.pk)
+
+    def enqueue(job_id: int) -> None:
+        _dead_claim(job_id, 1)  # block 1 was claimed by a worker that died in it
+        from segmentation.tasks_models import segment_task
+
+        segment_task.delay(job_id)
+
+    job = segment_services.volume_segment(pv.volume, cast.annotator, k=4, block=BLOCK, enqueue=enqueue)
+    job = _wait(job, 300)
+    assert job.state == Job.State.SUCCEEDED, job.message
+    run = SegmentationRun.objects.get(job_id=job.pk)
+    assert run.outputs["timings"]["blocks"] == 3
+    assert all(name.count(":") == 1 and not name.startswith("dead-host") for name in run.outputs["workers"])
+    for a, b in zip(expected, _levels(pv.volume)):
+        assert np.array_equal(a, b)  # bit for bit, the taken-over block too, at every level
+    assert run.outputs["suggestions"] == first.outputs["suggestions"]
+    assert pv.volume.layers.get(name=PREDICTION_LAYER).version == job.result["version"]
+    assert not segment_blocks.segment_dir(job.pk).exists()  # the block files go once the run is recorded
+
+
+def test_a_cancel_stops_the_blocks_left_and_the_layer_says_it_is_partial(
+        cast: Any, tmp_path: Path, two_workers: Any) -> None:
+    pv = phantom_volume(cast.project, tmp_path)
+    _retrain(pv.volume, cast.annotator)
+    claims: dict[str, Path] = {}
+
+    def enqueue(job_id: int) -> None:
+        claims["busy"] = _dead_claim(job_id, 2)  # block 2 is busy elsewhere (the test keeps its claim alive)
+        from segmentation.tasks_models import segment_task
+
+        segment_task.delay(job_id)
+
+    job = segment_services.volume_segment(pv.volume, cast.annotator, block=BLOCK, enqueue=enqueue)
+    deadline = time.time() + 300
+    while len(segment_blocks.blocks_done(job.pk, 3)) < 2:  # blocks 0 and 1 land, block 2 is waited for
+        assert time.time() < deadline, "blocks 0 and 1 did not land"
+        claims["busy"].touch()
+        time.sleep(0.3)
+    job.refresh_from_db()
+    job_cancel(job)
+    job = _wait(job, 120, **claims)
+    assert job.state == Job.State.CANCELLED
+    assert segment_blocks.blocks_done(job.pk, 3) == [0, 1]
+    state = segment_services.layer_write_state(pv.volume.pk, PREDICTION_LAYER)
+    assert state["state"] == "partial" and state["job"] == job.pk
+    assert not SegmentationRun.objects.filter(job_id=job.pk).exists()
