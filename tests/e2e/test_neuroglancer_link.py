@@ -43,7 +43,7 @@ def test_the_button_opens_neuroglancer_on_this_view_and_the_app_reads_the_store(
     app.wait_for_load_state()
     assert app.url.startswith(f"{APP}/#!")
     state = json.loads(unquote(app.url.split("#!", 1)[1]))
-    assert state["position"] == [40.5, 100.5, 2.5]
+    assert state["position"] == [40, 100, 2]
     image, *labels = state["layers"]
     assert image["type"] == "image" and image["source"].startswith(f"zarr2://{live_app}/stores/")
     assert [(layer["name"], layer["visible"]) for layer in labels] == [("manual", False)]  # hidden in the viewer

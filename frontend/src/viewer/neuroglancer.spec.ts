@@ -49,14 +49,14 @@ describe("neuroglancerState", () => {
     );
   });
 
-  it("puts the crosshair at voxel centres in x, y, z and the dimensions in metres", () => {
+  it("puts the crosshair on voxel centres (an OME-Zarr voxel is centred on its index) in x, y, z, in metres", () => {
     const state = neuroglancerState(info, link, { focus: [3, 120, 44] });
-    expect(state.position).toEqual([44.5, 120.5, 3.5]);
+    expect(state.position).toEqual([44, 120, 3]);
     expect(state.dimensions).toEqual({ x: [4e-9, "m"], y: [4e-9, "m"], z: [8e-9, "m"] });
   });
 
   it("starts in the middle of the volume without a view", () => {
-    expect(neuroglancerState(info, link).position).toEqual([260.5, 150.5, 10.5]);
+    expect(neuroglancerState(info, link).position).toEqual([260, 150, 10]);
   });
 
   it("keeps the zoom, the display window, the hidden layers and the class colours", () => {

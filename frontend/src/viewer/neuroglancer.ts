@@ -38,7 +38,7 @@ export interface NeuroglancerLayer {
 
 export interface NeuroglancerState {
   dimensions: Record<"x" | "y" | "z", [number, "m"]>;
-  /** [x, y, z] in voxels of `dimensions` (voxel centres at .5). */
+  /** [x, y, z] in voxels of `dimensions`; Neuroglancer puts an OME-Zarr voxel's centre at its index. */
   position: [number, number, number];
   crossSectionScale?: number;
   layers: NeuroglancerLayer[];
@@ -81,7 +81,9 @@ export function neuroglancerState(info: VolumeInfo, link: StoreLink, view: UrlSt
   });
   const state: NeuroglancerState = {
     dimensions: { x: [vx * 1e-9, "m"], y: [vy * 1e-9, "m"], z: [vz * 1e-9, "m"] },
-    position: [focus[2] + 0.5, focus[1] + 0.5, focus[0] + 0.5],
+    // OME-Zarr voxels are centred on their index (Neuroglancer's zarr/ome.ts shifts them by half a
+    // voxel), so index + 0.5 would sit on the border with the next slice and show that one.
+    position: [focus[2], focus[1], focus[0]],
     layers: [image, ...labels],
     selectedLayer: { layer: info.name, visible: false },
     layout: "4panel",
