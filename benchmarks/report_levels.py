@@ -7,7 +7,7 @@ around its seed at ``--base-nm`` isotropic voxels; its pyramid is built as the a
 to level k, for k = 0..``--levels``. Level 0 of a real cell at 4 nm (~10¹⁰ voxels) is too large
 to compute here, so level 0 is ``--base-nm`` (32 nm by default): level k is (base·2ᵏ nm)³.
 
-Printed and written to ``--out`` (JSON):
+Printed and written to ``--out`` (JSON, ``benchmarks/results/report_levels.json`` by default):
 
 * per measure (column; texture with its region folded in, the worst of them) and level:
   the largest relative error against level 0 over the cells (centroids: distance over the
@@ -19,10 +19,15 @@ Printed and written to ``--out`` (JSON):
   (``cell_features_pyramid`` with that table, ratio against level 0 measured in the same run);
 * peak RSS and the load average beside the figures.
 
-Usage::
+``--background V`` writes V where no class is, as the app's truth and prediction layers hold an
+explicit background value (the pyramid's 2x2 mode breaks ties towards non-zero values, so a
+layer with 0 there grows small objects at coarse levels; the table in the code is the stricter
+of the two).
 
-    .venv/bin/python benchmarks/report_levels.py --cells 4 --base-nm 32 --levels 3 \\
-        --out /tmp/report_levels.json
+Usage (20-30 minutes per 32 nm cell on the shared 2-core machine at load 10; 64 nm takes minutes)::
+
+    .venv/bin/python benchmarks/report_levels.py --cells 3 --base-nm 32 --levels 3 --half-um 11
+    .venv/bin/python benchmarks/report_levels.py --cells 2 --base-nm 32 --levels 3 --half-um 11 --background 6
 """
 from __future__ import annotations
 
@@ -103,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--background", type=int, default=0,
                    help="class value written where no class is (0: none; the app's layers use an explicit value)")
-    p.add_argument("--out", type=Path, default=Path("/tmp/report_levels.json"))
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "report_levels.json")
     args = p.parse_args(argv)
 
     base = float(args.base_nm)
@@ -204,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{100 * worst_report:.2f} %); 100 cells: {100 * cpu_report / 60:.1f} CPU-min")
     print(f"load {load()}, peak RSS {peak_rss_bytes() / 2**30:.2f} GiB")
     print("\nMEASURE_MAX_VOXEL_NM = " + json.dumps(chosen, indent=4))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "base_nm": base, "levels": args.levels, "tolerance": args.tolerance, "cells": [c[0] for c in pyramids],
         "cell_volume_um3": [float(v) for v in ref["cell_volume_um3"]], "box_voxels": box_voxels,
