@@ -116,7 +116,7 @@ ROUTES: dict[str, Route] = {
     "api-tokens": Route("get", {}, "viewer"),
 }
 # Routes outside the per-project matrix, each with its reason.
-PUBLIC = {"login", "logout", "schema"}  # the login form, logging out, the API description
+PUBLIC = {"login", "logout", "schema", "api-docs", "api-redoc"}  # the login form, logging out, the API description
 # A user's own notifications belong to no project (tested in tests/annotations/reviews/).
 PUBLIC |= {"api-notifications", "api-notifications-read"}
 # Revoking an API token names the user's own token, not a project's object; another user's
