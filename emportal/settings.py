@@ -192,8 +192,8 @@ EMPORTAL_NEUROGLANCER_URL = envstr("EMPORTAL_NEUROGLANCER_URL", "https://neurogl
 REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Redis pub/sub, not the list-based core layer: events are fire-and-forget fan-outs (echoes,
 # job progress) to the processes' socket hubs, so a PUBLISH does what the core layer needed
-# ~15 commands for (group lookup, Lua send, receive with backup queue); Daphne's CPU per
-# stroke fell by a fifth (docs/BENCHMARKS.md).
+# ~15 commands for (group lookup, Lua send, receive with backup queue), which takes about a
+# fifth off Daphne's CPU per stroke (docs/notes/benchmarks-2026-11-26.md).
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
