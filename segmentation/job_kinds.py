@@ -13,16 +13,18 @@ REPORT = "report"  # features, tables and meshes of a class layer and a cell lay
 def job_kinds_register() -> None:
     """Register the model loop's kinds on the gpu queue and the report on the default queue.
 
-    A segment or cells job whose worker died needs no cleanup: its layer reads as partial
-    from the failed job (``layer_write_state``). A report is locked by its parameters, so
-    reports over different layers of one volume may run side by side.
+    A segment or cells job whose worker died leaves its layer reading as partial from the
+    failed job (``layer_write_state``); a segment's block files are removed. A report is
+    locked by its parameters, so reports over different layers of one volume may run side by side.
     """
     from segmentation.reports.services import report_leftovers_remove
+    from segmentation.segment_blocks import segment_leftovers_remove
     from segmentation.training_services import retrain_leftovers_remove
 
     register(JobKind(name=RETRAIN, task="segmentation.tasks.retrain", queue="gpu",
                      on_worker_lost=retrain_leftovers_remove))
-    register(JobKind(name=SEGMENT, task="segmentation.tasks.segment", queue="gpu"))
+    register(JobKind(name=SEGMENT, task="segmentation.tasks.segment", queue="gpu",
+                     on_worker_lost=segment_leftovers_remove))
     register(JobKind(name=SEGMENT_BLOCK, task="segmentation.tasks.segment_block", queue="gpu"))
     register(JobKind(name=CELLS, task="segmentation.tasks.cells", queue="gpu"))
     register(JobKind(name=REPORT, task="segmentation.tasks.report", queue="default",

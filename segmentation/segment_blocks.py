@@ -51,7 +51,7 @@ LATTICE = Lattice(cell=512, context=32)
 
 __all__ = ["LATTICE", "SEGMENT_BLOCK", "BlockDone", "block_claim", "block_done_path", "blocks_done",
            "block_result", "block_results", "segment_block_run", "segment_blocks_work",
-           "segment_cleanup", "segment_dir", "segment_finish", "segment_plan", "segment_threads"]
+           "segment_cleanup", "segment_dir", "segment_leftovers_remove", "segment_finish", "segment_plan", "segment_threads"]
 
 
 def segment_threads() -> int:
@@ -85,9 +85,10 @@ def block_claim(job_id: int, index: int) -> bool:
     if block_done_path(job_id, index).is_file():
         return False
     path = segment_dir(job_id) / f"block-{int(index)}.claim"
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileNotFoundError:  # the job's folder is gone: the job is over
+        return False
     except FileExistsError:
         try:
             age = time.time() - path.stat().st_mtime
@@ -218,7 +219,8 @@ class BlockDone:
 
 
 def _save(path: Path, done: BlockDone) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # No mkdir: the job's task made the folder and removes it when the job ends, so a helper
+    # still finishing a block of an ended job fails here instead of leaving files behind.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     values = np.array(sorted(done.class_voxels), np.int64)
     with open(tmp, "wb") as handle:
@@ -314,5 +316,10 @@ def block_result(job_id: int, index: int) -> BlockDone:
 
 
 def segment_cleanup(job_id: int) -> None:
-    """Remove a job's block files (after its run is recorded, or when it failed)."""
+    """Remove a job's block files (after its run is recorded, or when it failed or was cancelled)."""
     shutil.rmtree(segment_dir(job_id), ignore_errors=True)
+
+
+def segment_leftovers_remove(job: Any) -> None:
+    """The reaper's cleanup of a segment job whose worker died: its block files."""
+    segment_cleanup(int(job.pk))

@@ -40,6 +40,7 @@ from segmentation.segment_blocks import (
     blocks_done,
     segment_blocks_work,
     segment_cleanup,
+    segment_dir,
     segment_finish,
     segment_plan,
 )
@@ -205,27 +206,31 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
     def on_block(_: Any) -> None:
         landed()
 
-    with layer_lock(volume, PREDICTION_LAYER):
-        _store_result(ctx, predicting(0))
-        # A version no cached tile carries before the first write: a kill between a block's
-        # write and its bump must not leave tiles cached before the job looking current.
-        version[0] = _bump_layer(layer)
-        for _ in range(min(len(plan) - 1, int(job.params.get("helpers", SEGMENT_HELPERS)))):
-            segment_block_task.delay(job.pk)
-        while True:
-            segment_blocks_work(job.pk, dest, plan, model, tile=tile, tta=bool(job.params.get("tta")), device=device,
-                                should_stop=ctx.cancel_requested, on_block=on_block)
-            if landed() == len(plan):
-                break
-            time.sleep(0.5)  # blocks still running elsewhere; their claims are taken over if they go stale
-        ctx.progress(0.96, "ranking regions to label next")
-        t0 = time.perf_counter()
-        suggestions, counts, stats = segment_finish(job.pk, dest, plan, tile=tile, k=k, heads=model.config.out_channels,
-                                                    z_spacing=volume.voxel_z_nm / volume.voxel_x_nm)
-        finish_s = time.perf_counter() - t0
-        workers = sorted({r.worker for r in block_results(job.pk, plan)})
-        version[0] = _bump_layer(layer)  # the coarse levels written by the finish
-    segment_cleanup(job.pk)
+    try:
+        segment_dir(job.pk).mkdir(parents=True, exist_ok=True)
+        with layer_lock(volume, PREDICTION_LAYER):
+            _store_result(ctx, predicting(0))
+            # A version no cached tile carries before the first write: a kill between a block's
+            # write and its bump must not leave tiles cached before the job looking current.
+            version[0] = _bump_layer(layer)
+            for _ in range(min(len(plan) - 1, int(job.params.get("helpers", SEGMENT_HELPERS)))):
+                segment_block_task.delay(job.pk)
+            while True:
+                segment_blocks_work(job.pk, dest, plan, model, tile=tile, tta=bool(job.params.get("tta")),
+                                    device=device, should_stop=ctx.cancel_requested, on_block=on_block)
+                if landed() == len(plan):
+                    break
+                time.sleep(0.5)  # blocks still running elsewhere; their claims are taken over if they go stale
+            ctx.progress(0.96, "ranking regions to label next")
+            t0 = time.perf_counter()
+            suggestions, counts, stats = segment_finish(job.pk, dest, plan, tile=tile, k=k,
+                                                        heads=model.config.out_channels,
+                                                        z_spacing=volume.voxel_z_nm / volume.voxel_x_nm)
+            finish_s = time.perf_counter() - t0
+            workers = sorted({r.worker for r in block_results(job.pk, plan)})
+            version[0] = _bump_layer(layer)  # the coarse levels written by the finish
+    finally:  # done, failed or cancelled: the block files go; a helper stops at its next block
+        segment_cleanup(job.pk)
     names = {v: n for n, v in model.classes.values.items()}
     outputs = {
         "kind": "prediction",
