@@ -12,13 +12,15 @@ from tests.segmentation.phantom_volumes import phantom_volume
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
 DONE = "['succeeded', 'failed', 'cancelled'].includes(document.querySelector('{}').dataset.state)"
 
 
 def test_retrain_then_segment_add_the_version_and_the_prediction_layer_to_the_open_viewer(
         live_app: str, celery_worker: Any, browser: Any, cast: Any, tmp_path: Path) -> None:
     pv = phantom_volume(cast.project, tmp_path)
-    page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+    page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
     login(page, live_app, cast.annotator.username, PASSWORD)
     page.goto(f"{live_app}/volumes/{pv.volume.pk}/")
     page.wait_for_function("() => document.querySelector('#status')?.textContent.trim() === 'connected'",
@@ -46,6 +48,10 @@ def test_retrain_then_segment_add_the_version_and_the_prediction_layer_to_the_op
     page.wait_for_function("() => window.emViewer.session.versions.value.prediction > 0", timeout=10000)
     page.wait_for_timeout(1500)
     assert prediction_tiles, "the views never asked for a prediction tile"
+    page.screenshot(path=str(SHOTS / "viewer-live-prediction-1600.png"))
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / "viewer-live-prediction-1280.png"))
     # Its solo button shows it alone over the image, and again brings the others back.
     page.click("#layer-prediction .layer-solo")
     assert not page.locator("#layer-manual input.layer-visible").is_checked()
@@ -85,3 +91,7 @@ def test_a_report_run_elsewhere_appears_on_the_open_results_pages(
         assert page.evaluate("() => window.__sameDocument") is True
         assert page.locator("#no-report").count() == 0
     assert volume_page.locator("#cell-table tbody tr").count() == phantom.cells.max()
+    for size in ((1600, 1000), (1280, 720)):
+        volume_page.set_viewport_size({"width": size[0], "height": size[1]})
+        volume_page.wait_for_timeout(500)
+        volume_page.screenshot(path=str(SHOTS / f"results-live-report-{size[0]}.png"))

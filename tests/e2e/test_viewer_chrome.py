@@ -50,6 +50,9 @@ def test_keys_overlay_maximise_and_legend(live_app: str, browser: Any, cast: Any
     for expected in ("Maximise the view under the mouse", "Ctrl+Shift+Z", "Undo your last stroke", "1 – 9", "double-click"):
         assert expected in text, expected
     page.screenshot(path=str(SHOTS / "viewer-keys-1600.png"))
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.screenshot(path=str(SHOTS / "viewer-keys-1280.png"))
+    page.set_viewport_size({"width": 1600, "height": 1000})
     page.keyboard.press("Escape")
     assert not overlay.is_visible()
 
@@ -68,6 +71,10 @@ def test_keys_overlay_maximise_and_legend(live_app: str, browser: Any, cast: Any
     assert not page.locator("#viewer-xz").is_visible() and not page.locator("#viewer-yz").is_visible()
     assert page.locator("#viewer-xy").bounding_box()["width"] > before * 1.3
     page.screenshot(path=str(SHOTS / "viewer-maximised-legend-1600.png"))
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / "viewer-maximised-legend-1280.png"))
+    page.set_viewport_size({"width": 1600, "height": 1000})
     page.click("#viewer-xy .view-max")
     assert page.locator("#viewer-xz").is_visible()
     page.click("#viewer-yz .view-max")

@@ -2,17 +2,23 @@
 import { type Disposable, DisposableSet, listen } from "../core/disposable";
 import { h } from "../core/dom";
 import type { ViewerContext } from "../viewer/context";
+import { BINDINGS, bindingKeys } from "../viewer/keymap";
 import { instanceColor, toHex } from "./colors";
 import { MAX_RADIUS, MIN_RADIUS, type ToolName } from "./tools";
 
-const TOOL_INFO: Array<{ name: ToolName; label: string; key: string; icon: string; paints: boolean }> = [
-  { name: "pan", label: "Pan / crosshair", key: "H", icon: "H", paints: false },
-  { name: "brush", label: "Brush", key: "B", icon: "B", paints: true },
-  { name: "eraser", label: "Eraser", key: "E", icon: "E", paints: true },
-  { name: "fill", label: "Flood fill", key: "F", icon: "F", paints: true },
-  { name: "polygon", label: "Polygon / lasso fill", key: "P", icon: "P", paints: true },
-  { name: "picker", label: "Label picker", key: "I", icon: "I", paints: false },
-];
+// The keys come from the viewer's one table of bindings (keymap.ts), as the ? overlay's do.
+const TOOL_INFO: Array<{ name: ToolName; label: string; key: string; icon: string; paints: boolean }> = ([
+  { name: "pan", label: "Pan / crosshair", paints: false },
+  { name: "brush", label: "Brush", paints: true },
+  { name: "eraser", label: "Eraser", paints: true },
+  { name: "fill", label: "Flood fill", paints: true },
+  { name: "polygon", label: "Polygon / lasso fill", paints: true },
+  { name: "picker", label: "Label picker", paints: false },
+] as const).map((t) => {
+  const binding = BINDINGS.find((b) => b.action === `tool:${t.name}`);
+  const key = binding === undefined ? "" : bindingKeys(binding);
+  return { ...t, key, icon: key };
+});
 
 export class Toolbar implements Disposable {
   readonly element: HTMLElement;

@@ -110,8 +110,9 @@ export class LayersPanel implements Disposable {
     const row: HTMLElement = h(
       "div",
       { class: "layer-row", id: `layer-${layer.name}`, "data-layer": layer.name, "data-kind": layer.kind },
-      h("div", { class: "layer-head" }, h("label", { class: "layer-name" }, check, h("span", {}, TITLES[layer.name] ?? layer.name)), solo),
+      h("div", { class: "layer-head" }, h("label", { class: "layer-name" }, check, h("span", { title: TITLES[layer.name] ?? layer.name }, TITLES[layer.name] ?? layer.name))),
       h("div", { class: "layer-opacity-row" }, opacity, value),
+      solo,
     );
     if (solo !== null) {
       this.disposers.add(listen(solo, "click", () => this.toggleSolo(layer.name)));
