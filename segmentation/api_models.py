@@ -109,10 +109,12 @@ class RetrainApi(APIView):
 
 
 class SegmentInput(serializers.Serializer):
-    model = serializers.IntegerField(required=False, help_text="model version id (default: the active one)")
+    model = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1,
+                                     help_text="model version id (default: the active one)")
     k = serializers.IntegerField(default=6, min_value=1, max_value=50)
     tile = serializers.IntegerField(required=False, min_value=16, max_value=2048)
-    tta = serializers.BooleanField(default=False)
+    tta = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                   help_text="average the four flips (default: as the model was trained to predict)")
 
 
 class SegmentApi(APIView):

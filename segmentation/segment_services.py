@@ -32,6 +32,7 @@ from emportal.errors import ApplicationError
 from emportal.jobs.models import Job
 from emportal.jobs.services import JobContext, job_create
 from emportal.realtime import broadcast, volume_group
+from segmentation.core.modelfile import TrainedModel, prediction_tta
 from segmentation.job_kinds import SEGMENT
 from segmentation.models import ModelVersion, SegmentationRun
 from segmentation.segment_blocks import (
@@ -94,13 +95,14 @@ def layer_write_state(volume_id: int, layer: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- segment
 def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | None = None, k: int = 6,
-                   tile: int | None = None, tta: bool = False, block: tuple[int, int, int] | None = None,
+                   tile: int | None = None, tta: bool | None = None, block: tuple[int, int, int] | None = None,
                    helpers: int | None = None, enqueue: Any = None) -> Job:
     """Queue a prediction of the volume by `model_version` (default: the active one).
 
     `block`: the block size (Z, Y, X) instead of segment_blocks.SEGMENT_BLOCK (tests and
     benchmarks; the result does not depend on it). `helpers`: how many helper tasks the job
-    queues beside its own (default SEGMENT_HELPERS; 0 runs every block in the job's task)."""
+    queues beside its own (default SEGMENT_HELPERS; 0 runs every block in the job's task).
+    `tta`: average the four flips; None (the default) predicts as the model was trained to."""
     _ready(volume)
     _not_running(volume, SEGMENT)
     model = model_version or ModelVersion.objects.filter(project_id=volume.project_id, active=True).first()
@@ -118,7 +120,8 @@ def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | N
 
         def enqueue(job_id: int) -> None:
             segment_task.delay(job_id)
-    params: dict[str, Any] = {"model_version": model.pk, "k": k, "tile": tile, "tta": bool(tta)}
+    params: dict[str, Any] = {"model_version": model.pk, "k": k, "tile": tile,
+                              "tta": None if tta is None else bool(tta)}
     if block is not None:
         if len(block) != 3 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in block):
             raise ApplicationError(f"block {block!r} is not three positive integers", code="invalid")
@@ -216,7 +219,7 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
             for _ in range(min(len(plan) - 1, int(job.params.get("helpers", SEGMENT_HELPERS)))):
                 segment_block_task.delay(job.pk)
             while True:
-                segment_blocks_work(job.pk, dest, plan, model, tile=tile, tta=bool(job.params.get("tta")),
+                segment_blocks_work(job.pk, dest, plan, model, tile=tile, tta=_tta(job, model),
                                     device=device, should_stop=ctx.cancel_requested, on_block=on_block)
                 if landed() == len(plan):
                     break
@@ -239,6 +242,7 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
         "workers": workers,
         "class_voxels": {names.get(v, str(v)): n for v, n in sorted(counts.items()) if v},
         "tile": tile,
+        "tta": _tta(job, model),
         "suggestions": [{**s.to_dict(), "score": round(s.score, 6), "dismissed": False} for s in suggestions],
     }
     run = SegmentationRun.objects.create(volume=volume, model_version=model_row, job_id=job.pk,
@@ -266,7 +270,13 @@ def segment_block_help(job_id: int) -> int:
         return not Job.objects.filter(pk=job_id, state=Job.State.RUNNING, cancel_requested=False).exists()
 
     return segment_blocks_work(job_id, volume_zarr_path(volume), plan, model, tile=tile,
-                               tta=bool(job.params.get("tta")), device=device, should_stop=should_stop)
+                               tta=_tta(job, model), device=device, should_stop=should_stop)
+
+
+def _tta(job: Job, model: TrainedModel) -> bool:
+    """Whether a segment job averages the four flips: the request's choice, else the model's."""
+    asked = job.params.get("tta")
+    return prediction_tta(model) if asked is None else bool(asked)
 
 
 # ---------------------------------------------------------------- suggestions

@@ -108,6 +108,15 @@ def test_a_segment_that_dies_mid_write_marks_the_prediction_partial_until_a_segm
     assert shown()["layer_state"] == {"state": "complete", "job": again.pk, "job_state": "succeeded", "message": ""}
 
 
+def test_segment_predicts_as_the_model_was_trained_to_unless_the_request_says(cast: Any, pv: Any) -> None:
+    _retrain(pv.volume, cast.annotator, max_steps=6)
+    trained = ModelVersion.objects.get().config["tta"]
+    as_trained = _segment(pv.volume, cast.annotator, k=1)
+    assert SegmentationRun.objects.get(job_id=as_trained.pk).outputs["tta"] is trained
+    told = _segment(pv.volume, cast.annotator, k=1, tta=not trained)
+    assert SegmentationRun.objects.get(job_id=told.pk).outputs["tta"] is (not trained)
+
+
 def test_a_dismissed_suggestion_stays_dismissed(cast: Any, pv: Any) -> None:
     _retrain(pv.volume, cast.annotator)
     _segment(pv.volume, cast.annotator, k=3)
