@@ -3,13 +3,14 @@
 Each rate is one a benchmark measured on this machine (its command is in docs/BENCHMARKS.md);
 this script only does the arithmetic, so the table can be remade when a figure changes:
 
-    .venv/bin/python benchmarks/projections.py --import-mib-s 40 --segment-mvox-s 0.5 \
-        --segment-speedup-2 1.8 --report-s-per-cell 30 --cell-um 10
+    .venv/bin/python benchmarks/projections.py --import-mib-s 40 --segment-mvox-s 0.067 \
+        --segment-speedup-2 2 --cells-mvox-s 5.0 --report-s-per-cell 35 --cell-um 10
 
-Scaling past the workers measured assumes each added worker keeps the efficiency of the second
-(`speedup_2 / 2` per worker); a shared filesystem or database that saturates first would make
-the real figure worse, so the projections are a lower bound on time. Volumes are uint8 (one byte
-per voxel). Prints a markdown table and writes benchmarks/results/projections-<time>.json.
+Segment blocks spread over workers; scaling past the workers measured assumes each added worker
+keeps the efficiency of the second (`speedup_2 / 2` per worker), and a shared filesystem or
+database that saturates first would make the real figure worse, so those projections are a lower
+bound on time. Import, cells and reports run as one task per volume today, so more workers do not
+shorten them (shown once). Volumes are uint8 (one byte per voxel). Prints a markdown table and writes benchmarks/results/projections-<time>.json.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--import-mib-s", type=float, required=True, help="import throughput, one worker (MiB/s)")
     parser.add_argument("--segment-mvox-s", type=float, required=True, help="segment, one worker (Mvoxel/s)")
     parser.add_argument("--segment-speedup-2", type=float, required=True, help="segment speed-up with 2 workers")
+    parser.add_argument("--cells-mvox-s", type=float, required=True, help="cell propagation, one task (Mvoxel/s)")
     parser.add_argument("--report-s-per-cell", type=float, required=True, help="report seconds per real-size cell")
     parser.add_argument("--cell-um", type=float, default=10.0, help="cell diameter (µm) to count cells per volume")
     parser.add_argument("--voxel-nm", type=float, default=4.0, help="isotropic voxel size (nm)")
@@ -53,24 +55,24 @@ def main() -> None:
         voxels = size_gb * 1e9
         cube_um3 = voxels * (args.voxel_nm / 1000) ** 3
         cells = cube_um3 / (args.cell_um ** 3)  # packed cubes: an upper bound on cells per volume
-        stages = {
-            "import": (voxels / 2**20, args.import_mib_s, 1.0),  # one import job writes a volume: no spread
-            "segment": (voxels / 1e6, args.segment_mvox_s, args.segment_speedup_2),
-            "report": (cells, 1.0 / args.report_s_per_cell, 2.0),  # cells are independent tasks
+        stages = {  # work units, rate on one worker (units/s), spread over workers
+            "import": (voxels / 2**20, args.import_mib_s, False),
+            "segment": (voxels / 1e6, args.segment_mvox_s, True),
+            "cells": (voxels / 1e6, args.cells_mvox_s, False),
+            "report": (cells, 1.0 / args.report_s_per_cell, False),
         }
-        for stage, (work, rate, speedup) in stages.items():
-            for workers in WORKERS:
-                n = 1 if stage == "import" else workers
-                rows.append({"size_gb": size_gb, "stage": stage, "workers": workers,
-                             "seconds": projected_seconds(work, rate, n, speedup), "cells": round(cells)})
+        for stage, (work, rate, spread) in stages.items():
+            for workers in WORKERS if spread else (1,):
+                rows.append({"size_gb": size_gb, "stage": stage, "workers": workers, "cells": round(cells),
+                             "seconds": projected_seconds(work, rate, workers, args.segment_speedup_2)})
 
     print(f"| stage | workers | {' | '.join(f'{s} GB' for s in SIZES_GB)} |")
     print("|---|---|" + "---|" * len(SIZES_GB))
-    for stage in ("import", "segment", "report"):
+    for stage in ("import", "segment", "cells", "report"):
         for workers in WORKERS:
-            cells = [next(r for r in rows if r["stage"] == stage and r["workers"] == workers and r["size_gb"] == s)
-                     for s in SIZES_GB]
-            print(f"| {stage} | {workers} | " + " | ".join(_hours(float(c["seconds"])) for c in cells) + " |")
+            found = [r for r in rows if r["stage"] == stage and r["workers"] == workers]
+            if found:
+                print(f"| {stage} | {workers} | " + " | ".join(_hours(float(r["seconds"])) for r in found) + " |")
     out = Path(__file__).resolve().parent / "results" / f"projections-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"inputs": vars(args), "rows": rows}, indent=1))
