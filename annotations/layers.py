@@ -1,9 +1,12 @@
-"""Label layers of a volume: their creation. Edits go through annotations.strokes."""
+"""Label layers of a volume: their creation and their class metadata. Edits go through
+annotations.strokes."""
 from __future__ import annotations
+
+from typing import Any
 
 from annotations.defaults import hex_to_rgba
 from annotations.imaging import omezarr
-from annotations.models import LabelLayer, Volume
+from annotations.models import LabelLayer, Project, Volume
 from annotations.storage import volume_zarr_path
 
 
@@ -16,12 +19,25 @@ def layer_create(volume: Volume, name: str, *, kind: str = LabelLayer.Kind.LABEL
     layer = volume.layers.filter(name=name).first()
     if layer is not None:
         return layer
-    colors = properties = None
-    if kind == LabelLayer.Kind.LABELS:
-        classes = list(volume.project.label_classes.filter(kind="semantic"))
-        colors = {c.value: hex_to_rgba(c.color) for c in classes}
-        properties = {c.value: {"name": c.name} for c in classes}
+    meta = _class_meta(volume.project) if kind == LabelLayer.Kind.LABELS else {}
     omezarr.create_label_layer(volume_zarr_path(volume), name,
-                               dtype="uint32" if kind == LabelLayer.Kind.INSTANCES else "uint16",
-                               colors=colors, properties=properties)
+                               dtype="uint32" if kind == LabelLayer.Kind.INSTANCES else "uint16", **meta)
     return LabelLayer.objects.create(volume=volume, name=name, kind=kind, editable=editable)
+
+
+def layers_describe_classes(project: Project) -> int:
+    """Rewrite the class names and colours in the NGFF metadata of every class layer of the
+    project's ready volumes, so napari, Neuroglancer and webKnossos follow a renamed or
+    recoloured class; returns how many layers were rewritten."""
+    meta = _class_meta(project)
+    layers = LabelLayer.objects.filter(volume__project=project, volume__state=Volume.State.READY,
+                                       kind=LabelLayer.Kind.LABELS).select_related("volume")
+    for layer in layers:
+        omezarr.set_label_classes(volume_zarr_path(layer.volume), layer.name, **meta)
+    return len(layers)
+
+
+def _class_meta(project: Project) -> dict[str, Any]:
+    classes = list(project.label_classes.filter(kind="semantic"))
+    return {"colors": {c.value: hex_to_rgba(c.color) for c in classes},
+            "properties": {c.value: {"name": c.name} for c in classes}}

@@ -17,7 +17,7 @@ from django.db import transaction
 from annotations.defaults import MANUAL_LAYER, PAPER_CLASSES
 from annotations.imaging import omezarr, readers, validation
 from annotations.job_kinds import IMPORT
-from annotations.layers import layer_create
+from annotations.layers import layer_create, layers_describe_classes
 from annotations.models import LabelClass, Membership, Project, Role, Volume
 from annotations.storage import upload_dir, volume_zarr_path
 from emportal.errors import ApplicationError
@@ -171,8 +171,10 @@ def label_class_create(project: Project, *, name: str, color: str, parent: str |
                  or 0) + 1
         if value > MAX_CLASS_VALUE:
             raise ApplicationError("the project has no label value left", code="invalid")
-        return LabelClass.objects.create(project=project, name=name, value=value, color=_class_color(color), kind=kind,
-                                         parent=_class_parent(project, parent, child=None))
+        created = LabelClass.objects.create(project=project, name=name, value=value, color=_class_color(color),
+                                            kind=kind, parent=_class_parent(project, parent, child=None))
+    layers_describe_classes(project)
+    return created
 
 
 def label_class_update(label_class: LabelClass, *, name: str | None = None, color: str | None = None,
@@ -190,6 +192,7 @@ def label_class_update(label_class: LabelClass, *, name: str | None = None, colo
         fields.append("parent")
     if fields:
         label_class.save(update_fields=fields)
+        layers_describe_classes(label_class.project)
     return label_class
 
 

@@ -733,8 +733,6 @@ def create_label_layer(
     dt = np.dtype(dtype)
     if dt not in _LABEL_DTYPES:
         raise ValueError(f"label dtype must be uint8, uint16 or uint32, got {dt}")
-    color_meta = [{"label-value": int(k), "rgba": _rgba(v, int(k))} for k, v in sorted((colors or {}).items())]
-    prop_meta = [{"label-value": int(k), **dict(v)} for k, v in sorted((properties or {}).items())]
     info = read_info(dest)
     fmt = _fmt(info.ngff_version)
     labels_path = dest / "labels"
@@ -760,23 +758,42 @@ def create_label_layer(
             name=name,
             metadata={"method": "annotations.imaging.omezarr.downsample_mode (2x2 in YX, Z kept)"},
         )
-        meta: dict[str, Any] = {"version": fmt.version, "source": {"image": "../../"}}
-        if color_meta:
-            meta["colors"] = color_meta
-        if prop_meta:
-            meta["properties"] = prop_meta
-        attrs = _attr_dict(group)
-        if fmt.zarr_format == 3:
-            attrs["ome"] = {**attrs.get("ome", {}), "image-label": meta}
-        else:
-            attrs["image-label"] = meta
-        group.attrs.update(attrs)
+        _write_image_label(group, fmt, colors, properties)
         os.rename(tmp, labels_path / name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _set_label_list(labels_group, fmt, lambda names: [*names, name] if name not in names else names)
     return _levels_from(labels_path / name, _attrs(labels_path / name)[0])
+
+
+def set_label_classes(dest: Path, name: str, *, colors: Mapping[int, Sequence[int]] | None = None,
+                      properties: Mapping[int, Mapping[str, Any]] | None = None) -> None:
+    """Rewrite the NGFF ``image-label`` colours and properties of the layer ``labels/<name>``
+    (after a class was renamed or recoloured); no voxel is touched."""
+    dest = Path(dest)
+    _check_label_name(name)
+    path = dest / "labels" / name
+    if not path.is_dir():
+        raise ValueError(f"label layer {name!r} does not exist")
+    fmt = _fmt(read_info(dest).ngff_version)
+    _write_image_label(zarr.open_group(str(path), mode="r+", zarr_format=fmt.zarr_format), fmt, colors, properties)
+
+
+def _write_image_label(group: zarr.Group, fmt: Any, colors: Mapping[int, Sequence[int]] | None,
+                       properties: Mapping[int, Mapping[str, Any]] | None) -> None:
+    """The ``image-label`` metadata of a label group: its source, class colours and properties."""
+    meta: dict[str, Any] = {"version": fmt.version, "source": {"image": "../../"}}
+    if colors:
+        meta["colors"] = [{"label-value": int(k), "rgba": _rgba(v, int(k))} for k, v in sorted(colors.items())]
+    if properties:
+        meta["properties"] = [{"label-value": int(k), **dict(v)} for k, v in sorted(properties.items())]
+    attrs = _attr_dict(group)
+    if fmt.zarr_format == 3:
+        attrs["ome"] = {**attrs.get("ome", {}), "image-label": meta}
+    else:
+        attrs["image-label"] = meta
+    group.attrs.update(attrs)
 
 
 def _set_label_list(labels_group: zarr.Group, fmt: Any, change: Callable[[list[str]], list[str]]) -> None:

@@ -2,13 +2,17 @@
 removes roles, and edits the project's label classes; lower roles get 403, outsiders 404."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import zarr
 from django.test import Client
 
+from annotations.defaults import MANUAL_LAYER
 from annotations.models import LabelClass, Membership, Role
-from tests.factories import UserFactory
+from annotations.storage import volume_zarr_path
+from tests.factories import UserFactory, make_volume
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +127,20 @@ def test_a_manager_renames_recolours_and_reparents_a_class_and_its_value_stays(c
     mito.refresh_from_db()
     assert (mito.name, mito.color, mito.parent.name, mito.value) == ("mito", "#123456", "nucleus", 4)
     assert _send(cast.manager, "patch", url, {"parent": None}).json()["parent"] is None
+
+
+def test_a_renamed_or_recoloured_class_reaches_the_layers_metadata_other_viewers_read(
+        cast: Any, settings: Any, tmp_path: Path) -> None:
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    volume = make_volume(cast.project, tmp_path)
+    mito = LabelClass.objects.get(project=cast.project, name="mitochondrion")
+    _send(cast.manager, "patch", f"{_classes(cast)}{mito.pk}/", {"name": "mito", "color": "#123456"})
+    added = _send(cast.manager, "post", _classes(cast), {"name": "vesicle", "color": "#00ff00"}).json()
+    meta = zarr.open_group(str(volume_zarr_path(volume) / "labels" / MANUAL_LAYER), mode="r").attrs["image-label"]
+    names = {p["label-value"]: p["name"] for p in meta["properties"]}
+    colours = {c["label-value"]: c["rgba"] for c in meta["colors"]}
+    assert names[mito.value] == "mito" and colours[mito.value][:3] == [0x12, 0x34, 0x56]
+    assert names[added["value"]] == "vesicle" and colours[added["value"]][:3] == [0, 255, 0]
 
 
 def test_a_class_cannot_be_moved_inside_its_own_child(cast: Any) -> None:
