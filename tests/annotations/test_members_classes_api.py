@@ -2,6 +2,7 @@
 removes roles, and edits the project's label classes; lower roles get 403, outsiders 404."""
 from __future__ import annotations
 
+import typing  # typing.cast: `cast` here is the fixture of roles
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,8 @@ def test_a_renamed_or_recoloured_class_reaches_the_layers_metadata_other_viewers
     mito = LabelClass.objects.get(project=cast.project, name="mitochondrion")
     _send(cast.manager, "patch", f"{_classes(cast)}{mito.pk}/", {"name": "mito", "color": "#123456"})
     added = _send(cast.manager, "post", _classes(cast), {"name": "vesicle", "color": "#00ff00"}).json()
-    meta = zarr.open_group(str(volume_zarr_path(volume) / "labels" / MANUAL_LAYER), mode="r").attrs["image-label"]
+    group = zarr.open_group(str(volume_zarr_path(volume) / "labels" / MANUAL_LAYER), mode="r")
+    meta = typing.cast(dict[str, Any], group.attrs["image-label"])  # an NGFF image-label object
     names = {p["label-value"]: p["name"] for p in meta["properties"]}
     colours = {c["label-value"]: c["rgba"] for c in meta["colors"]}
     assert names[mito.value] == "mito" and colours[mito.value][:3] == [0x12, 0x34, 0x56]
