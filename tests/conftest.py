@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -179,6 +180,14 @@ def browser() -> Iterator[Any]:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
+
+
+def screenshot_dir() -> Path:
+    """docs/screenshots when EMPORTAL_SCREENSHOTS=1 (to refresh the pictures in the docs), else a
+    temporary folder: an ordinary test run leaves the tree clean."""
+    if os.environ.get("EMPORTAL_SCREENSHOTS") == "1":
+        return ROOT / "docs" / "screenshots"
+    return Path(tempfile.mkdtemp(prefix="emportal-screenshots-"))
 
 
 def login(page: Any, base_url: str, username: str, password: str) -> None:

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import login
+from tests.conftest import login, screenshot_dir
 from tests.factories import PASSWORD
 from tests.segmentation.phantom_volumes import phantom_volume
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOTS = screenshot_dir()
 
 DONE = "['succeeded', 'failed', 'cancelled'].includes(document.querySelector('{}').dataset.state)"
 

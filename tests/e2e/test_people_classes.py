@@ -2,18 +2,17 @@
 removes someone, adds a class and recolours one, all on the project page without a shell."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from annotations.models import LabelClass, Membership, Role
-from tests.conftest import login
+from tests.conftest import login, screenshot_dir
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.e2e]
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOTS = screenshot_dir()
 
 
 def _page(browser: Any, base: str, user: Any, project: Any, size: tuple[int, int] = (1600, 1000)) -> Any:

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from annotations.models import Stroke
-from tests.conftest import login
+from tests.conftest import login, screenshot_dir
 from tests.factories import PASSWORD, make_volume
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOTS = screenshot_dir()
 
 
 def _open(browser: Any, base: str, user: Any, volume: Any, size: tuple[int, int] = (1600, 1000)) -> Any:
