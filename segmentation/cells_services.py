@@ -33,8 +33,8 @@ from emportal.jobs.services import JobContext, job_create
 from emportal.realtime import broadcast, volume_group
 from segmentation.job_kinds import CELLS
 from segmentation.models import SegmentationRun
-from segmentation.segment_services import _bump_layer, latest_run, run_payload
-from segmentation.training_services import _not_running, _ready, _store_result
+from segmentation.segment_services import bump_layer, latest_run, run_payload
+from segmentation.training_services import require_not_running, require_ready, store_result
 
 CELLS_AUTO_LAYER = "cells_auto"
 TRUTH_LAYER = "cells_truth"
@@ -46,8 +46,8 @@ SLAB = 16  # z slices written per pyramid update (the chunk depth)
 def volume_cells(volume: Volume, user: Any, *, method: str = "fusion", flow: str = "dis", compare: bool = False,
                  enqueue: Any = None) -> Job:
     """Queue a `cells` job on the volume's painted key slices."""
-    _ready(volume)
-    _not_running(volume, CELLS)
+    require_ready(volume)
+    require_not_running(volume, CELLS)
     if method not in METHODS:
         raise ApplicationError(f"method {method!r} is not one of {', '.join(METHODS)}", code="invalid")
     if flow not in FLOWS:
@@ -164,12 +164,12 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
     # the layer partial until this job succeeds (segment_services.layer_write_state).
     for i, z0 in enumerate(range(0, cells.shape[0], SLAB)):
         z1 = min(z0 + SLAB, cells.shape[0])
-        version = _bump_layer(layer, max_value=top)
-        _store_result(ctx, {"phase": "writing", "writes": CELLS_AUTO_LAYER, "layer": CELLS_AUTO_LAYER,
+        version = bump_layer(layer, max_value=top)
+        store_result(ctx, {"phase": "writing", "writes": CELLS_AUTO_LAYER, "layer": CELLS_AUTO_LAYER,
                             "version": version, "blocks": [i, n_slabs]})
         out[z0:z1] = cells[z0:z1].astype(out.dtype, copy=False)
         omezarr.update_label_pyramid(dest, CELLS_AUTO_LAYER, z=(z0, z1))
-    version = _bump_layer(layer, max_value=top)
+    version = bump_layer(layer, max_value=top)
     table = cell_table(cells, volume.voxel_size_nm)
     dice: dict[str, Any] = {}
     if truth is not None:

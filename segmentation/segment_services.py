@@ -45,7 +45,7 @@ from segmentation.segment_blocks import (
     segment_finish,
     segment_plan,
 )
-from segmentation.training_services import _not_running, _ready, _store_result, model_weights_path
+from segmentation.training_services import model_weights_path, require_not_running, require_ready, store_result
 
 #: Helper tasks a segment job queues beside its own: each runs blocks nobody has claimed and
 #: ends when none is left, so more helpers than free workers cost only a queue message each.
@@ -103,8 +103,8 @@ def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | N
     benchmarks; the result does not depend on it). `helpers`: how many helper tasks the job
     queues beside its own (default SEGMENT_HELPERS; 0 runs every block in the job's task).
     `tta`: average the four flips; None (the default) predicts as the model was trained to."""
-    _ready(volume)
-    _not_running(volume, SEGMENT)
+    require_ready(volume)
+    require_not_running(volume, SEGMENT)
     model = model_version or ModelVersion.objects.filter(project_id=volume.project_id, active=True).first()
     if model is None:
         raise ApplicationError("this project has no trained model yet: press Retrain first", code="no_model",
@@ -134,7 +134,8 @@ def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | N
                       params=params, enqueue=enqueue)
 
 
-def _bump_layer(layer: LabelLayer, *, max_value: int = 0) -> int:
+def bump_layer(layer: LabelLayer, *, max_value: int = 0) -> int:
+    """A new version of `layer` (its max_value raised to at least `max_value`); returns the version."""
     from django.db.models.functions import Greatest
 
     LabelLayer.objects.filter(pk=layer.pk).update(version=F("version") + 1,
@@ -201,8 +202,8 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
         if done - seen:
             top = max((max(block_result(job.pk, i).class_voxels, default=0) for i in done - seen), default=0)
             seen.update(done)
-            version[0] = _bump_layer(layer, max_value=top)
-            _store_result(ctx, predicting(len(done)))
+            version[0] = bump_layer(layer, max_value=top)
+            store_result(ctx, predicting(len(done)))
         ctx.progress(0.02 + 0.93 * len(done) / len(plan), f"predicted block {len(done)} of {len(plan)}")
         return len(done)
 
@@ -212,10 +213,10 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
     try:
         segment_dir(job.pk).mkdir(parents=True, exist_ok=True)
         with layer_lock(volume, PREDICTION_LAYER):
-            _store_result(ctx, predicting(0))
+            store_result(ctx, predicting(0))
             # A version no cached tile carries before the first write: a kill between a block's
             # write and its bump must not leave tiles cached before the job looking current.
-            version[0] = _bump_layer(layer)
+            version[0] = bump_layer(layer)
             for _ in range(min(len(plan) - 1, int(job.params.get("helpers", SEGMENT_HELPERS)))):
                 segment_block_task.delay(job.pk)
             while True:
@@ -231,7 +232,7 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
                                                         z_spacing=volume.voxel_z_nm / volume.voxel_x_nm)
             finish_s = time.perf_counter() - t0
             workers = sorted({r.worker for r in block_results(job.pk, plan)})
-            version[0] = _bump_layer(layer)  # the coarse levels written by the finish
+            version[0] = bump_layer(layer)  # the coarse levels written by the finish
     finally:  # done, failed or cancelled: the block files go; a helper stops at its next block
         segment_cleanup(job.pk)
     names = {v: n for n, v in model.classes.values.items()}

@@ -292,13 +292,14 @@ def training_labels_for(volume: Volume) -> tuple[TrainingLabels, dict[str, int],
 
 
 # ---------------------------------------------------------------- guards
-def _ready(volume: Volume) -> None:
+def require_ready(volume: Volume) -> None:
+    """Refuse (409, volume_not_ready) a job on a volume that is not ready."""
     if volume.state != Volume.State.READY:
         raise ApplicationError(f"volume {volume.name!r} is {volume.state}, not ready", code="volume_not_ready",
                                status_code=409)
 
 
-def _not_running(volume: Volume, kind: str) -> None:
+def require_not_running(volume: Volume, kind: str) -> None:
     """Refuse early with the busy job; job_create's unique index settles a race."""
     busy = job_active(volume.pk, job_lock_key(kind))
     if busy is not None:
@@ -332,8 +333,8 @@ def model_retrain(volume: Volume, user: Any, *, minutes: float = 5.0, from_scrat
                   max_steps: int | None = None, config: Mapping[str, Any] | None = None,
                   enqueue: Any = None) -> Job:
     """Queue a retrain of the project's model on this volume's labels (a `retrain` job)."""
-    _ready(volume)
-    _not_running(volume, RETRAIN)
+    require_ready(volume)
+    require_not_running(volume, RETRAIN)
     params: dict[str, Any] = {"minutes": _minutes(minutes), "from_scratch": bool(from_scratch),
                               "config": _config(config)}
     if max_steps is not None:
@@ -352,7 +353,7 @@ def model_retrain(volume: Volume, user: Any, *, minutes: float = 5.0, from_scrat
                       params=params, enqueue=enqueue)
 
 
-def _store_result(ctx: JobContext, result: dict[str, Any]) -> None:
+def store_result(ctx: JobContext, result: dict[str, Any]) -> None:
     """Keep the running job's result current in the row, so a page opened later sees it too."""
     ctx.job.result = result
     Job.objects.filter(pk=ctx.job.pk).update(result=result)
@@ -397,7 +398,7 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
     def on_progress(p: TrainProgress) -> None:
         curve.append({"step": p.step, "loss": _finite(p.loss), "val_dice": _finite(p.val_dice),
                       "elapsed_s": round(p.elapsed_s, 2)})
-        _store_result(ctx, state("training", eta_s=round(p.eta_s, 1), step=p.step))
+        store_result(ctx, state("training", eta_s=round(p.eta_s, 1), step=p.step))
         dice = f" · val Dice {p.val_dice:.3f}" if p.val_dice is not None else ""
         loss = f"{p.loss:.4f}" if p.loss is not None and math.isfinite(p.loss) else "—"
         ctx.progress(0.05 + 0.9 * min(1.0, p.elapsed_s / budget),
@@ -412,7 +413,7 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
         return ctx.cancel_requested()
 
     ctx.progress(0.02, "reading labels" + (f" (fine-tuning v{parent.pk})" if parent else " (from scratch)"))
-    _store_result(ctx, state("reading"))
+    store_result(ctx, state("reading"))
     result = train(image, labels, classes=values, hierarchy=parents, minutes=minutes, device="auto",
                    init=model_weights_path(parent) if parent else None, complete_slices=complete,
                    config=config, on_progress=on_progress, should_stop=should_stop)

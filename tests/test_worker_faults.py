@@ -176,14 +176,14 @@ def _previous_layer(volume: Any, name: str, kind: str) -> Any:
     from annotations.layers import layer_create
     from annotations.storage import volume_zarr_path
     from segmentation.models import SegmentationRun
-    from segmentation.segment_services import _bump_layer
+    from segmentation.segment_services import bump_layer
 
     layer = layer_create(volume, name, kind=kind, editable=False)
     dest = volume_zarr_path(volume)
     level0 = omezarr.open_label_level(dest, name, 0, mode="r+")
     level0[:] = np.full(level0.shape, OLD, level0.dtype)
     omezarr.update_label_pyramid(dest, name)
-    _bump_layer(layer, max_value=OLD)
+    bump_layer(layer, max_value=OLD)
     return SegmentationRun.objects.create(volume=volume, layer=name, outputs={"kind": "previous"})
 
 
@@ -233,7 +233,7 @@ class _Segment:
     """Killed after the first of two prediction blocks landed (pyramid updated, version bumped)."""
 
     # call 1 is the bump before the first write, call 2 the bump after the first block
-    kind, target, call = SEGMENT, "segmentation.segment_services:_bump_layer", 2
+    kind, target, call = SEGMENT, "segmentation.segment_services:bump_layer", 2
 
     def setup(self, cast: Any, tmp_path: Path) -> dict[str, Any]:
         from annotations.models import LabelLayer
