@@ -246,3 +246,60 @@ def test_the_checks_find_a_circle_and_a_lazy_import_is_not_one(tmp_path: Path) -
     assert len(found) == 1 and found[0].startswith("pkg | pkg.a | pkg.b | pkg.sub.c:"), found
     assert "pkg.d" not in found[0]  # TYPE_CHECKING and function-level imports run no circle
 
+
+
+def _unit(module: str, mods: dict[str, Path]) -> str:
+    """What may share private names: a sub-package of an app (annotations.imaging, segmentation.core)
+    is one unit; a module directly in an app (segmentation.cells_services) is a unit of its own."""
+    parts = module.split(".")
+    if len(parts) >= 3 or (len(parts) == 2 and mods[module].name == "__init__.py"):
+        return ".".join(parts[:2])
+    return module
+
+
+def private_uses(mods: dict[str, Path]) -> list[str]:
+    """Each private name (`_x`) of a module of ours used from another unit: imported by name, or
+    read as an attribute of an imported module."""
+    found = []
+    for name, path in mods.items():
+        is_package = path.name == "__init__.py"
+        tree = ast.parse(path.read_text(), filename=str(path))
+        bound: dict[str, str] = {}  # local name -> module of ours it is bound to
+        for node, _ in _imports(tree.body, at_load=True):
+            if isinstance(node, ast.Import):
+                bound.update({a.asname: a.name for a in node.names if a.asname and a.name in mods})
+                continue
+            base = name.split(".") if is_package else name.split(".")[:-1]
+            module = (".".join(base[:len(base) - (node.level - 1)] + ([node.module] if node.module else []))
+                      if node.level else node.module or "")
+            for alias in node.names:
+                if f"{module}.{alias.name}" in mods:
+                    bound[alias.asname or alias.name] = f"{module}.{alias.name}"
+                elif (alias.name.startswith("_") and not alias.name.startswith("__") and module in mods
+                      and _unit(module, mods) != _unit(name, mods)):
+                    found.append(f"{name}:{node.lineno} imports {module}.{alias.name}")
+        for attr in ast.walk(tree):
+            if (isinstance(attr, ast.Attribute) and isinstance(attr.value, ast.Name) and attr.value.id in bound
+                    and attr.attr.startswith("_") and not attr.attr.startswith("__")
+                    and _unit(bound[attr.value.id], mods) != _unit(name, mods)):
+                found.append(f"{name}:{attr.lineno} reads {bound[attr.value.id]}.{attr.attr}")
+    return sorted(found)
+
+
+def test_no_module_uses_another_units_private_names(graph: tuple[dict[str, Path], list[Edge]]) -> None:
+    mods, _ = graph
+    found = private_uses(mods)
+    assert not found, "private names (_x) used outside their module's unit; make them public:\n  " + "\n  ".join(found)
+
+
+def test_private_names_may_be_shared_inside_a_sub_package_only(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    (app / "sub").mkdir(parents=True)
+    for init in (app / "__init__.py", app / "sub" / "__init__.py"):
+        init.write_text("")
+    (app / "sub" / "base.py").write_text("def _helper(): ...\n")
+    (app / "sub" / "reader.py").write_text("from app.sub.base import _helper\n")
+    (app / "feature.py").write_text("def _step(): ...\n")
+    (app / "other.py").write_text("from app.feature import _step\nfrom app.sub import base as b\nb._helper()\n")
+    found = private_uses(modules_of(tmp_path, ["app"]))
+    assert found == ["app.other:1 imports app.feature._step", "app.other:3 reads app.sub.base._helper"]
