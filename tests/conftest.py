@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,33 +110,44 @@ def _require_redis() -> str:
     return url
 
 
-@pytest.fixture
-def celery_worker(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Celery worker process on both queues, on the test database."""
+@contextmanager
+def running_celery_worker(settings: Any, tmp_path: Path, *, processes: int = 1, name: str = "test",
+                          env: dict[str, str] | None = None, wait_s: float = 60) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker (`processes` processes on both queues) on the test database, until
+    the block ends; the queues are purged after it so no message reaches a later test."""
     _require_redis()
     log = (tmp_path / "worker.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "emportal", "worker", "-Q", "default,gpu", "-c", "1",
-         "--without-gossip", "--without-mingle", "-n", f"test-{os.getpid()}@%h", "--loglevel=INFO"],
-        cwd=ROOT, env=_service_env(settings), stdout=log, stderr=subprocess.STDOUT)
+        [sys.executable, "-m", "celery", "-A", "emportal", "worker", "-Q", "default,gpu", "-c", str(processes),
+         "--without-gossip", "--without-mingle", "-n", f"{name}-{os.getpid()}@%h", "--loglevel=INFO"],
+        cwd=ROOT, env={**_service_env(settings), **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     from emportal.celery import app
 
-    deadline = time.time() + 60
+    deadline = time.time() + wait_s
     while time.time() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"worker exited: {(tmp_path / 'worker.log').read_text()[-3000:]}")
         if app.control.inspect(timeout=0.5).ping():
             break
     else:
-        pytest.fail("worker did not answer within 60 s")
-    yield proc
-    proc.terminate()
+        pytest.fail(f"worker did not answer within {wait_s:.0f} s")
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-    app.control.purge()
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        app.control.purge()
+
+
+@pytest.fixture
+def celery_worker(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process on both queues, on the test database."""
+    with running_celery_worker(settings, tmp_path) as proc:
+        yield proc
 
 
 @pytest.fixture

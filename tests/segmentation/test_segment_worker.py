@@ -2,9 +2,7 @@
 a dead worker's block taken over, and a cancel that stops the blocks left."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from emportal.jobs.models import Job
 from emportal.jobs.services import job_cancel
 from segmentation import segment_blocks, segment_services
 from segmentation.models import SegmentationRun
-from tests.conftest import ROOT, _require_redis, _service_env
+from tests.conftest import running_celery_worker
 from tests.segmentation.phantom_volumes import phantom_volume
 from tests.segmentation.test_segment_services import _segment
 from tests.segmentation.test_training_services import _retrain
@@ -34,31 +32,9 @@ BLOCK = (4, 96, 96)  # three blocks of the (12, 96, 96) phantom
 @pytest.fixture
 def two_workers(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """One Celery worker with two processes on both queues; block claims go stale after 3 s."""
-    _require_redis()
-    log = (tmp_path / "worker.log").open("wb")
-    env = {**_service_env(settings), "EMPORTAL_SEGMENT_BLOCK_STALE_SECONDS": str(STALE_S)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "emportal", "worker", "-Q", "default,gpu", "-c", "2",
-         "--without-gossip", "--without-mingle", "-n", f"blocks-{os.getpid()}@%h", "--loglevel=INFO"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    from emportal.celery import app
-
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"worker exited: {(tmp_path / 'worker.log').read_text()[-3000:]}")
-        if app.control.inspect(timeout=0.5).ping():
-            break
-    else:
-        pytest.fail("worker did not answer within 90 s")
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-    app.control.purge()
+    with running_celery_worker(settings, tmp_path, processes=2, name="blocks", wait_s=90,
+                               env={"EMPORTAL_SEGMENT_BLOCK_STALE_SECONDS": str(STALE_S)}) as proc:
+        yield proc
 
 
 def _levels(volume: Any) -> list[np.ndarray]:
