@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Sets up, checks the frontend (vitest specs, tsc, eslint) and the Python (ruff, mypy), starts a private Redis, and
-# runs the whole test suite (unit, integration with a real Celery worker, browser tests in
-# headless chromium), then the CLI contract. Extra arguments go to pytest, which then runs
+# Sets up, checks the frontend (vitest specs, tsc, eslint) and the Python (ruff, mypy, no missing
+# migration), starts a private Redis, and runs the whole test suite (unit, integration with a real
+# Celery worker, browser tests in headless chromium), then the CLI contract. Extra arguments go to pytest, which then runs
 # alone (no frontend checks, no CLI contract). Every part runs even when an earlier one
 # failed; the exit status is non-zero if any did.
 set -euo pipefail
@@ -34,6 +34,7 @@ if [ $# -eq 0 ]; then
   frontend_check lint npm run --silent lint
   python_check lint .venv/bin/ruff check --quiet .
   python_check types .venv/bin/mypy   # files and settings: pyproject.toml
+  python_check migrations .venv/bin/python manage.py makemigrations --check --dry-run
 fi
 
 source scripts/services.sh
