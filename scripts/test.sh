@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Sets up, checks the frontend (vitest specs, tsc, eslint) and the Python (ruff, mypy, no missing
 # migration), starts a private Redis, and runs the whole test suite (unit, integration with a real
-# Celery worker, browser tests in headless chromium), then the CLI contract. Extra arguments go to pytest, which then runs
-# alone (no frontend checks, no CLI contract). Every part runs even when an earlier one
-# failed; the exit status is non-zero if any did.
+# Celery worker, browser tests in headless chromium), then the CLI contract. Extra arguments go
+# to pytest, which then runs alone (no frontend or Python checks, no CLI contract). Every part
+# runs even when an earlier one failed; the exit status is non-zero if any did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
