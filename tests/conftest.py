@@ -194,6 +194,14 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+def wait_until(condition: Any, seconds: float = 15) -> None:
+    """Poll `condition` until it holds: the server applies socket messages asynchronously."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the server did not get there in time"
+        time.sleep(0.1)
+
+
 def screenshot_dir() -> Path:
     """docs/screenshots when EMPORTAL_SCREENSHOTS=1 (to refresh the pictures in the docs), else a
     temporary folder: an ordinary test run leaves the tree clean."""

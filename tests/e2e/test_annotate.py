@@ -1,7 +1,6 @@
 """Painting in real headless chromium: what the user sees, what the server keeps, what others see."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 
 from annotations.models import Stroke
-from tests.conftest import login
+from tests.conftest import login, wait_until
 from tests.factories import PASSWORD, make_volume
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -38,14 +37,6 @@ def _open(browser: Any, base: str, user: Any, volume: Any) -> Any:
     page.wait_for_function(f"() => {{ const p = ({CENTRE_PIXEL})(); return p[0] > 100 && p[0] < 160; }}",
                            timeout=20000)
     return page
-
-
-def _wait_for(condition: Any, seconds: float = 15) -> None:
-    """The server applies socket messages asynchronously: poll the database for the outcome."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the server did not get there in time"
-        time.sleep(0.1)
 
 
 def _paint_centre(page: Any) -> None:
@@ -78,20 +69,20 @@ def test_paint_see_it_reload_and_undo(live_app: str, browser: Any, cast: Any, gr
     _wait_yellow(page)
     page.wait_for_function("() => !document.querySelector('#pending') || "
                            "document.querySelector('#pending').textContent.trim() in {'': 1, '0': 1}", timeout=15000)
-    _wait_for(lambda: Stroke.objects.filter(layer__volume=grey_volume).exists())
+    wait_until(lambda: Stroke.objects.filter(layer__volume=grey_volume).exists())
     stroke = Stroke.objects.get(layer__volume=grey_volume)
     assert stroke.value == nucleus and stroke.user == cast.annotator
 
     page.keyboard.press("Control+z")
     _wait_yellow(page, yellow=False)
-    _wait_for(lambda: not Stroke.objects.get(pk=stroke.pk).active)
+    wait_until(lambda: not Stroke.objects.get(pk=stroke.pk).active)
     page.keyboard.press("Control+Shift+z")
     _wait_yellow(page)
 
     page.reload()
     page.wait_for_selector("#viewer-xy canvas")
     _wait_yellow(page)  # drawn from the server's label tiles now
-    _wait_for(lambda: Stroke.objects.get(pk=stroke.pk).active)
+    wait_until(lambda: Stroke.objects.get(pk=stroke.pk).active)
 
 
 def test_a_second_browser_sees_the_stroke_live(live_app: str, browser: Any, cast: Any, grey_volume: Any) -> None:
@@ -118,6 +109,6 @@ def test_a_dropped_websocket_loses_nothing(live_app: str, browser: Any, cast: An
     _paint_centre(page)
     page.wait_for_function("() => document.querySelector('#status')?.textContent.trim() === 'connected'",
                            timeout=20000)
-    _wait_for(lambda: Stroke.objects.filter(layer__volume=grey_volume).exists())
+    wait_until(lambda: Stroke.objects.filter(layer__volume=grey_volume).exists())
     page.wait_for_timeout(500)
     assert Stroke.objects.filter(layer__volume=grey_volume).count() == 1

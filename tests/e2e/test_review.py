@@ -4,7 +4,6 @@ marks it fixed, the reviewer approves, and the audit trail shows it all in order
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from annotations.models import Stroke
 from annotations.reviews.models import Comment, Notification, ReviewAssignment
-from tests.conftest import login
+from tests.conftest import login, wait_until
 from tests.factories import PASSWORD, make_volume
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -36,13 +35,6 @@ def _open_viewer(page: Any, url: str) -> None:
     page.goto(url)
     page.wait_for_selector("#viewer-xy canvas")
     page.wait_for_function(CONNECTED, timeout=20000)
-
-
-def _wait_for(condition: Any, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the server did not get there in time"
-        time.sleep(0.1)
 
 
 def _focus(page: Any) -> list[int]:
@@ -146,7 +138,7 @@ def test_assign_request_changes_fix_approve_and_audit(live_app: str, browser: An
     for dx in range(-40, 41, 8):
         annotator.mouse.move(px + dx, py + 20)
     annotator.mouse.up()
-    _wait_for(lambda: Stroke.objects.filter(layer__volume=grey_volume, user=cast.annotator).exists())
+    wait_until(lambda: Stroke.objects.filter(layer__volume=grey_volume, user=cast.annotator).exists())
     stroke = Stroke.objects.get(layer__volume=grey_volume, user=cast.annotator)
     assert stroke.axis == "z" and stroke.index == comment.z
     r, g, b = _pixel_at(annotator, px + 13, py + 21)  # beside the crosshair lines through the spot

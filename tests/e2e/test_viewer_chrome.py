@@ -3,14 +3,13 @@ one view maximised, a colour legend, undo that survives a reload, who else is he
 panels that fold so Retrain fits on a 1280 × 720 screen."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from annotations.models import Stroke
-from tests.conftest import login, screenshot_dir
+from tests.conftest import login, screenshot_dir, wait_until
 from tests.factories import PASSWORD, make_volume
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -26,13 +25,6 @@ def _open(browser: Any, base: str, user: Any, volume: Any, size: tuple[int, int]
     page.wait_for_function("() => document.querySelector('#status')?.textContent.trim() === 'connected'",
                            timeout=20000)
     return page
-
-
-def _wait_for(condition: Any, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the server did not get there in time"
-        time.sleep(0.1)
 
 
 def _over_xy(page: Any) -> None:
@@ -94,7 +86,7 @@ def test_undo_after_a_reload_takes_back_the_last_own_stroke(live_app: str, brows
             page.mouse.move(cx + dx, cy + dy)
         page.mouse.up()
         page.wait_for_timeout(300)
-    _wait_for(lambda: Stroke.objects.filter(layer__volume=volume, user=cast.annotator).count() == 2)
+    wait_until(lambda: Stroke.objects.filter(layer__volume=volume, user=cast.annotator).count() == 2)
     first, second = Stroke.objects.filter(layer__volume=volume).order_by("id")
     page.reload()
     page.wait_for_function("() => document.querySelector('#status')?.textContent.trim() === 'connected'",
@@ -102,7 +94,7 @@ def test_undo_after_a_reload_takes_back_the_last_own_stroke(live_app: str, brows
     page.wait_for_function("() => document.querySelectorAll('#history-list [data-state=applied]').length === 2",
                            timeout=10000)
     page.keyboard.press("Control+z")
-    _wait_for(lambda: not Stroke.objects.get(pk=second.pk).active)
+    wait_until(lambda: not Stroke.objects.get(pk=second.pk).active)
     assert Stroke.objects.get(pk=first.pk).active
     assert page.locator(f"#history-list [data-uuid='{second.uuid}']").get_attribute("data-state") == "undone"
 
