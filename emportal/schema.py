@@ -8,6 +8,9 @@ from drf_spectacular.types import OpenApiTypes
 # An object, or null before the thing exists (e.g. the latest run of a volume that has none).
 NULLABLE_OBJECT: dict[str, Any] = {"type": "object", "nullable": True, "additionalProperties": True}
 
+# A list of objects whose fields no serializer describes yet.
+OBJECT_LIST: dict[str, Any] = {"type": "array", "items": {"type": "object", "additionalProperties": True}}
+
 
 def file_response(*content_types: str) -> dict[tuple[int, str], Any]:
     """A 200 whose body is a file of one of `content_types` (binary, streamed)."""

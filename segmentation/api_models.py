@@ -21,7 +21,7 @@ from annotations.models import Role
 from emportal.errors import ApplicationError
 from emportal.jobs.api import QUEUED_RESPONSES
 from emportal.jobs.services import job_payload
-from emportal.schema import NULLABLE_OBJECT
+from emportal.schema import NULLABLE_OBJECT, OBJECT_LIST
 from segmentation import cells_services, segment_services
 from segmentation import training_services as services
 from segmentation.models import ModelVersion, SegmentationRun
@@ -51,7 +51,7 @@ def _run_or_null(run: SegmentationRun | None) -> HttpResponse:
 # ---------------------------------------------------------------- model versions
 class ModelListApi(APIView):
     @extend_schema(parameters=[OpenApiParameter("volume", int, description="only versions trained on this volume")],
-                   responses={200: {"type": "array", "items": {"type": "object", "additionalProperties": True}}})
+                   responses={200: OBJECT_LIST})
     def get(self, request: Request, project_id: int) -> Response:
         """The project's model versions, newest first (`?volume=<id>`: those trained on it)."""
         project, _ = project_for_user(request.user, project_id)

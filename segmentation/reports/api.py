@@ -19,7 +19,7 @@ from annotations.models import Role, Volume
 from emportal.errors import ApplicationError
 from emportal.jobs.api import JobOutput
 from emportal.jobs.services import job_payload
-from emportal.schema import file_response
+from emportal.schema import OBJECT_LIST, file_response
 from segmentation.models import FeatureReport
 from segmentation.reports import exports, selectors, services
 
@@ -76,7 +76,7 @@ class VolumeReportsApi(APIView):
 
 
 class ProjectReportsApi(APIView):
-    @extend_schema(responses={200: {"type": "array", "items": {"type": "object", "additionalProperties": True}}})
+    @extend_schema(responses={200: OBJECT_LIST})
     def get(self, request: Request, project_id: int) -> Response:
         """The newest report of each volume of the project, for side-by-side plots."""
         project, _ = project_for_user(request.user, project_id)
