@@ -3,10 +3,15 @@
 A backup is one .tar.gz holding `db.json` (Django's dumpdata, natural keys) and `media/`
 (volumes, label layers, models, reports). Restore refuses to overwrite a database that
 holds projects unless told to, and never extracts a path outside MEDIA_ROOT.
+
+Rows are stored under their model's label (``app_label.model``). Models that moved to another
+app keep their table, but a backup made before the move names them by the old label; restore
+reads those under the new one (:data:`MOVED_MODELS`).
 """
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import tarfile
 import tempfile
@@ -20,6 +25,13 @@ from annotations import pyramid_updates
 from annotations.models import Project
 
 EXCLUDE = ["contenttypes", "auth.permission", "sessions", "admin.logentry"]
+
+# Model labels of older backups -> the label the model has now (same table, same fields).
+MOVED_MODELS = {
+    **{f"annotations.{name}": f"reviews.{name}"
+       for name in ("reviewassignment", "reviewitem", "comment", "auditevent", "notification")},
+    "segmentation.job": "jobs.job",
+}
 
 
 def backup_write(out: Path) -> Path:
@@ -53,6 +65,7 @@ def backup_restore(archive: Path, *, force: bool = False) -> None:
         db_json = Path(tmp) / "db.json"
         if not db_json.exists():
             raise ValueError(f"{archive} is not an EM Portal backup (no db.json)")
+        _relabel_moved_models(db_json)
         with transaction.atomic():
             call_command("flush", "--noinput", verbosity=0)
             call_command("loaddata", str(db_json), verbosity=0)
@@ -63,3 +76,18 @@ def backup_restore(archive: Path, *, force: bool = False) -> None:
             shutil.move(str(restored), str(media))
         else:
             media.mkdir(parents=True)
+
+
+def _relabel_moved_models(db_json: Path) -> None:
+    """Rewrite the rows of `db_json` stored under a label in MOVED_MODELS to the model's label now."""
+    rows = json.loads(db_json.read_text())
+    if not isinstance(rows, list):
+        raise ValueError("db.json is not a list of rows")
+    moved = 0
+    for row in rows:
+        label = row.get("model") if isinstance(row, dict) else None
+        if isinstance(label, str) and label.lower() in MOVED_MODELS:
+            row["model"] = MOVED_MODELS[label.lower()]
+            moved += 1
+    if moved:
+        db_json.write_text(json.dumps(rows))

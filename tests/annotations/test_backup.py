@@ -1,7 +1,10 @@
 """A backup holds everything: restoring it brings back projects, strokes, layers, models and reports."""
 from __future__ import annotations
 
+import io
+import json
 import shutil
+import tarfile
 import uuid
 from io import StringIO
 from pathlib import Path
@@ -14,8 +17,12 @@ from django.core.management import CommandError, call_command
 
 from annotations.imaging import omezarr
 from annotations.models import Project, Role, Stroke, Volume
+from annotations.reviews.assignments import assignment_create
+from annotations.reviews.comments import comment_add
+from annotations.reviews.models import AuditEvent, Comment, Notification, ReviewAssignment
 from annotations.storage import volume_zarr_path
 from annotations.strokes import layer_replay, stroke_apply
+from emportal.jobs.models import Job
 from segmentation.models import FeatureReport, ModelVersion
 from tests.factories import make_volume
 
@@ -66,3 +73,48 @@ def test_an_archive_that_is_not_a_backup_is_refused(cast: Any, tmp_path: Path) -
     with pytest.raises(CommandError, match="not an EM Portal backup"):
         call_command("restore", str(bogus), "--force", stdout=StringIO())
     assert Project.objects.filter(name="Bx1").exists()
+
+
+def _as_written_before_the_app_moves(archive: Path, out: Path) -> Path:
+    """`archive` with its review rows under `annotations.*` and its jobs under `segmentation.job`,
+    the labels those models had when a backup of that time was written."""
+    old = {"reviews.": "annotations.", "jobs.job": "segmentation.job"}
+    with tarfile.open(archive, "r:gz") as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()]
+    with tarfile.open(out, "w:gz") as tar:
+        for member, data in members:
+            if member.name == "db.json" and data is not None:
+                rows = json.loads(data)
+                for row in rows:
+                    for new, before in old.items():
+                        if row["model"].startswith(new):
+                            row["model"] = before + row["model"][len(new):]
+                data = json.dumps(rows).encode()
+                member.size = len(data)
+            tar.addfile(member, io.BytesIO(data) if data is not None else None)
+    return out
+
+
+def test_a_backup_from_before_the_reviews_and_jobs_apps_restores_their_rows(cast: Any, tmp_path: Path) -> None:
+    volume = make_volume(cast.project, tmp_path)
+    assignment_create(cast.project, cast.manager, volume=volume.pk, layer="manual", scope="slices", z0=0, z1=2,
+                      cells=None, reviewer=cast.reviewer.username, fixer=cast.annotator.username)
+    comment_add(volume, cast.reviewer, Role.REVIEWER, z=1, y=2, x=3, text="look here")
+    counts = {model: model.objects.count() for model in (ReviewAssignment, Comment, AuditEvent, Notification)}
+    assert all(counts.values()), counts
+    archive = tmp_path / "backup.tar.gz"
+    call_command("backup", str(archive), stdout=StringIO())
+    old = _as_written_before_the_app_moves(archive, tmp_path / "old.tar.gz")
+    with tarfile.open(old, "r:gz") as tar:
+        labels = {row["model"] for row in json.loads(tar.extractfile("db.json").read())}
+    assert {"annotations.reviewassignment", "annotations.comment", "segmentation.job"} <= labels
+    assert not any(label.startswith(("reviews.", "jobs.")) for label in labels)
+
+    call_command("flush", "--noinput", verbosity=0)
+    shutil.rmtree(settings.MEDIA_ROOT)
+    call_command("restore", str(old), stdout=StringIO())
+
+    assert {model: model.objects.count() for model in counts} == counts
+    assert Comment.objects.get().text == "look here"
+    assert ReviewAssignment.objects.get().volume.name == volume.name
+    assert Job.objects.filter(kind="import", volume__name=volume.name).exists()
