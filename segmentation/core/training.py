@@ -29,6 +29,7 @@ from scipy import ndimage
 from torch.nn import functional as F
 
 from segmentation.core.classes import ClassSpec
+from segmentation.core.encoder import PretrainedEncoder, encoder_mismatch, load_encoder
 from segmentation.core.inference import _read, downsample, predict_block
 from segmentation.core.modelfile import Normalization, TrainedModel, load_model, resolve_device
 from segmentation.core.resunet import ResUNet, ResUNetConfig
@@ -465,8 +466,11 @@ class _Average:
                 avg.copy_(new)
 
 
-def _init_net(config: ResUNetConfig, spec: ClassSpec, init: TrainedModel | None) -> ResUNet:
+def _init_net(config: ResUNetConfig, spec: ClassSpec, init: TrainedModel | None,
+              encoder: PretrainedEncoder | None = None) -> ResUNet:
     net = ResUNet(config)
+    if encoder is not None:  # shapes checked by the caller (encoder_mismatch)
+        net.load_state_dict({**net.state_dict(), **encoder.state})
     if init is None:
         return net
     state = net.state_dict()
@@ -502,6 +506,7 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     progress_bar: bool = False,
     deadline: float | None = None,
+    encoder: PretrainedEncoder | str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train (or fine-tune) a ResUNet on sparse labels for at most ``minutes``.
 
@@ -526,6 +531,10 @@ def train(
         loop then ends when the next step and the work after the loop would pass it; that
         work is estimated from a timed validation pass (calibration counts as
         ``CALIBRATION_PASSES`` of them). At least one step is always taken.
+    encoder : a pretrained encoder (or its file, :mod:`segmentation.core.encoder`) to start a new
+        model's encoder from; the rest of the network starts fresh. Not with ``init``; its
+        in_slices, width, depth and scale must be the config's. Its provenance is recorded
+        in ``meta["encoder"]``.
 
     Returns
     -------
@@ -559,11 +568,16 @@ def train(
     scale = init_model.scale if init_model is not None else config.scale
     if scale < 1:
         raise ValueError(f"scale must be >= 1, got {scale}")
+    if init_model is not None and encoder is not None:
+        raise ValueError("give init (a model to fine-tune) or encoder (pretrained weights for a new one), not both")
     if init_model is not None:
         c = init_model.config
         net_config = ResUNetConfig(in_slices=c.in_slices, out_channels=len(spec.heads), base_width=c.base_width, depth=c.depth)
     else:
         net_config = ResUNetConfig(config.in_slices, len(spec.heads), config.base_width, config.depth)
+    pretrained = load_encoder(encoder) if encoder is not None else None
+    if pretrained is not None and (why := encoder_mismatch(pretrained, net_config, scale)):
+        raise ValueError(f"the pretrained encoder does not fit: {why}")
     norm = Normalization.measure(image, seed=seed)
     halo = net_config.in_slices // 2
     cuda = dev.type == "cuda"
@@ -592,7 +606,7 @@ def train(
         val_data = data.subset([i for i, z in enumerate(data.z) if z in held]) if val_z else None
     sampler = PatchSampler(train_data, spec, patch=patch, rng=rng, label_bias=config.label_bias, balance=config.slice_balance,
                            elastic=config.elastic)
-    net = _init_net(net_config, spec, init_model).to(dev)
+    net = _init_net(net_config, spec, init_model, pretrained).to(dev)
     freeze_norm = init_model is not None and config.finetune_freeze_norm
     _train_mode(net, freeze_norm=freeze_norm)
     model = TrainedModel(net, net_config, spec, norm, scale=scale)
@@ -712,6 +726,8 @@ def train(
         "labeled_voxels": int(sum(int((lab != 0).sum()) for lab in data.labels)),
         "min_object_px": smallest_objects(train_data, spec, scale), "thresholds": thresholds, "z_blend": z_blend,
         "init": None if init is None else (str(init) if not isinstance(init, TrainedModel) else "model"),
+        "encoder": None if pretrained is None else {
+            **pretrained.meta, "file": None if isinstance(encoder, PretrainedEncoder) else str(encoder)},
     }
     log.info("trained %d steps in %.0f s (%s), val dice %s", step, seconds, stopped, best_per_class)
     return TrainResult(model, curve, best_per_class, train_z, val_z, step, stopped, seconds, model.meta)
