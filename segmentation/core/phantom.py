@@ -260,10 +260,33 @@ def _keep_largest_pieces(ids: np.ndarray) -> None:
             sub[(lab > 0) & (lab != int(np.argmax(sizes)) + 1)] = 0
 
 
+def _voxel_path(pts: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Voxels of a 6-connected path through the rounded points ``pts`` (N, 3), one coordinate per step."""
+    ip = np.round(pts).astype(int)
+    path = [ip[0]]
+    for q in ip[1:]:
+        cur = path[-1].copy()
+        while np.any(cur != q):
+            axis = int(np.argmax(np.abs(q - cur)))  # step along the axis with most left to go
+            cur[axis] += int(np.sign(q[axis] - cur[axis]))
+            path.append(cur.copy())
+    out = np.array(path)
+    return out[np.all((out >= 0) & (out < np.array(shape)), axis=1)]
+
+
 def _draw_tube(cells: np.ndarray, pts: np.ndarray, radius: float, value: int) -> np.ndarray:
-    """Paint a tube of ``radius`` along ``pts`` (N, 3) into ``cells``; returns the tube mask."""
+    """Paint a tube of ``radius`` along ``pts`` (N, 3) into ``cells``; returns the tube mask.
+
+    Below radius 1 the tube is a 6-connected wire one voxel wide, so it stays one
+    piece with its cell (a ball of radius < 1 per point would leave it in crumbs).
+    """
     shape = cells.shape
     mask = np.zeros(shape, bool)
+    if radius < 1:
+        v = _voxel_path(pts, shape)
+        mask[v[:, 0], v[:, 1], v[:, 2]] = True
+        cells[mask] = value
+        return mask
     for p in pts:
         box = _box(p, np.full(3, radius + 1.0), shape)
         if box is None:
@@ -275,7 +298,7 @@ def _draw_tube(cells: np.ndarray, pts: np.ndarray, radius: float, value: int) ->
 
 
 def _protrusions(
-    rng: np.random.Generator, cells: np.ndarray, seeds: np.ndarray, count: int
+    rng: np.random.Generator, cells: np.ndarray, seeds: np.ndarray, count: int, radius: float
 ) -> tuple[list[Protrusion], list[np.ndarray]]:
     """Add arcing tubes into the extracellular space.
 
@@ -287,7 +310,6 @@ def _protrusions(
     out: list[Protrusion] = []
     masks: list[np.ndarray] = []
     n = seeds.shape[0]
-    radius = 1.6
     # Room in the extracellular space: distance to the nearest cell voxel.
     room = ndi.distance_transform_edt(cells == 0).astype(np.float32)
     disk6 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (13, 13))
@@ -398,6 +420,7 @@ def make_phantom(
     seed: int = 0,
     n_cells: int = 8,
     n_protrusions: int | None = None,
+    protrusion_radius: float = 1.6,
     noise: float = 11.0,
     voxel_size_nm: tuple[float, float, float] = (4.0, 4.0, 4.0),
 ) -> Phantom:
@@ -413,6 +436,9 @@ def make_phantom(
         Number of cells (2..64).
     n_protrusions : int, optional
         Number of filopodia-like tubes; ``max(2, n_cells // 2)`` by default.
+    protrusion_radius : float
+        Tube radius in voxels: 1.6 draws tubes about three voxels wide; below 1 a
+        tube is a 6-connected wire one voxel wide in every slice it crosses.
     noise : float
         Standard deviation of the additive Gaussian noise, in grey levels.
     voxel_size_nm : tuple of float
@@ -435,6 +461,8 @@ def make_phantom(
         raise ValueError(f"shape {shape} must be (Z, Y, X) with Z >= 12 and Y, X >= 64")
     if not 2 <= n_cells <= 64:
         raise ValueError(f"n_cells {n_cells} must be in 2..64")
+    if not 0.5 <= protrusion_radius <= 4:
+        raise ValueError(f"protrusion_radius {protrusion_radius} must be in 0.5..4 voxels")
     if len(voxel_size_nm) != 3 or min(voxel_size_nm) <= 0:
         raise ValueError(f"voxel_size_nm {voxel_size_nm} must be three positive numbers")
     rng = np.random.default_rng(seed)
@@ -442,7 +470,7 @@ def make_phantom(
 
     cells, seeds = _tessellate(rng, shape, n_cells)
     n_tubes = max(2, n_cells // 2) if n_protrusions is None else int(n_protrusions)
-    protrusions, tube_masks = _protrusions(rng, cells, seeds, n_tubes)
+    protrusions, tube_masks = _protrusions(rng, cells, seeds, n_tubes, protrusion_radius)
     # A tube may have cut a cell in two: keep each cell's largest piece.
     _keep_largest_pieces(cells)
     protrusion_ids = np.zeros(shape, np.uint16)

@@ -115,3 +115,16 @@ def test_it_keeps_instances_only_on_key_slices(phantom: Phantom) -> None:
     rest = np.ones(SHAPE[0], bool)
     rest[::5] = False
     assert not keys[rest].any()
+
+
+def test_it_draws_thin_protrusions_one_voxel_wide_in_one_piece_with_their_cell() -> None:
+    ph = make_phantom((24, 96, 96), seed=3, n_cells=4, protrusion_radius=0.5)
+    assert ph.protrusions
+    for i, p in enumerate(ph.protrusions, start=1):
+        tube = ph.protrusion_ids == i
+        slices = [z for z in range(tube.shape[0]) if tube[z].any()]
+        assert len(slices) >= 3, f"protrusion {i} crosses only slices {slices}"
+        for z in slices:  # every tube pixel touches the outside: no pixel lies deeper than one
+            assert ndi.distance_transform_edt(tube[z]).max() == 1.0, f"protrusion {i} is wide in slice {z}"
+        lab, n = ndi.label(ph.cells == p.cell_id)
+        assert n == 1, f"cell {p.cell_id} falls into {n} 6-connected pieces"
