@@ -6,7 +6,7 @@ from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -15,12 +15,14 @@ from rest_framework.views import APIView
 
 from annotations import layer_mesh, selectors, services, strokes
 from annotations.access import project_for_user, volume_for_user
-from annotations.models import LabelClass, Role, Stroke
-from annotations.serializers import CompleteSliceInput, StrokeInput, stroke_input_validated, validated
+from annotations.models import LabelClass, LabelLayer, Role, Stroke, Volume
+from annotations.serializers import AXES, CompleteSliceInput, StrokeInput, stroke_input_validated, validated
 from emportal.errors import ApplicationError
 from emportal.jobs.api import JobOutput
 from emportal.jobs.services import job_payload
 from emportal.parsers import JSONParser
+from emportal.query_params import INT64_MAX, query_int, query_required_int
+from emportal.schema import ErrorOutput, with_errors
 
 
 class ProjectOutput(serializers.Serializer):
@@ -217,8 +219,53 @@ class VolumeImportPathApi(APIView):
         return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
 
 
+class PyramidLevelOutput(serializers.Serializer):
+    level = serializers.IntegerField(help_text="0 = full resolution")
+    shape = serializers.ListField(child=serializers.IntegerField(), help_text="z, y, x")
+    downsample = serializers.ListField(child=serializers.IntegerField(), help_text="z, y, x factors from level 0")
+
+
+class VolumeLayerOutput(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=LabelLayer.Kind.choices)
+    version = serializers.IntegerField(help_text="bumped by every change")
+    editable = serializers.BooleanField(help_text="whether this user may paint it")
+    max_value = serializers.IntegerField(help_text="largest value ever painted")
+
+
+@extend_schema_field({"type": "array", "minItems": 2, "maxItems": 2,
+                      "items": {"oneOf": [{"type": "string", "enum": list(AXES)}, {"type": "integer", "minimum": 0}]}})
+class AxisIndexField(serializers.ListField):
+    """A slice as [axis, index], e.g. ["z", 12]."""
+
+
+class ProjectRefOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class VolumeDetailOutput(serializers.Serializer):
+    """`selectors.volume_detail`: what the viewer needs to draw a volume."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    project = ProjectRefOutput()
+    state = serializers.ChoiceField(choices=Volume.State.choices)
+    shape = serializers.ListField(child=serializers.IntegerField(), help_text="z, y, x")
+    voxel_size_nm = serializers.ListField(child=serializers.FloatField(), help_text="z, y, x")
+    dtype = serializers.CharField()
+    tile_size = serializers.IntegerField(help_text="tiles are tile_size x tile_size pixels")
+    levels = PyramidLevelOutput(many=True)
+    window = serializers.ListField(child=serializers.FloatField(), help_text="suggested contrast [lo, hi]")
+    role = serializers.ChoiceField(choices=[r.label for r in Role], help_text="this user's role in the project")
+    layers = VolumeLayerOutput(many=True)
+    classes = LabelClassOutput(many=True)
+    complete_slices = serializers.ListField(
+        child=AxisIndexField(), help_text='[axis, index] pairs of the manual layer marked complete, e.g. ["z", 12]')
+
+
 class VolumeDetailApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=with_errors(VolumeDetailOutput, 409))
     def get(self, request: Request, volume_id: int) -> Response:
         volume, role = volume_for_user(request.user, volume_id)
         if volume.state != volume.State.READY:
@@ -253,7 +300,7 @@ class StrokeListApi(APIView):
         return Response({"uuid": outcome.uuid, "version": outcome.version, "duplicate": outcome.duplicate},
                         status=status.HTTP_200_OK if outcome.duplicate else status.HTTP_201_CREATED)
 
-    @extend_schema(parameters=[OpenApiParameter("layer", str, description="layer name (default manual)")],
+    @extend_schema(parameters=[OpenApiParameter("layer", str, default="manual", description="layer name")],
                    responses=StrokeRowOutput(many=True))
     def get(self, request: Request, volume_id: int) -> Response:
         """The latest strokes of a layer (history panel, audit)."""
@@ -265,10 +312,15 @@ class StrokeListApi(APIView):
                           "version": s.version, "created": s.created.isoformat()} for s in rows])
 
 
+class StrokeToggledOutput(serializers.Serializer):
+    uuid = serializers.UUIDField()
+    version = serializers.IntegerField(help_text="the layer's version after the undo or redo")
+
+
 class StrokeUndoApi(APIView):
     redo = False
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses=StrokeToggledOutput)
     def post(self, request: Request, volume_id: int, uuid: str) -> Response:
         volume, role = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
         toggle = strokes.stroke_redo if self.redo else strokes.stroke_undo
@@ -285,15 +337,18 @@ class CompleteSliceApi(APIView):
         return Response(data)
 
 
+class LayerValueOutput(serializers.Serializer):
+    value = serializers.IntegerField(help_text="class value or cell id at the voxel; 0 is unlabeled")
+
+
 class LayerValueApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[OpenApiParameter(axis, int, required=True, description=f"voxel {axis}, level 0")
+                               for axis in "zyx"],
+                   responses=with_errors(LayerValueOutput, 400))
     def get(self, request: Request, volume_id: int, layer: str) -> Response:
         """The label at voxel (z, y, x): the viewer's picker."""
         volume, _ = volume_for_user(request.user, volume_id)
-        try:
-            z, y, x = (int(request.query_params[k]) for k in ("z", "y", "x"))
-        except (KeyError, ValueError):
-            raise ApplicationError("give integer z, y and x") from None
+        z, y, x = (query_required_int(request.query_params, k) for k in ("z", "y", "x"))
         return Response({"value": strokes.layer_value_at(volume, layer, z, y, x)})
 
 
@@ -315,7 +370,8 @@ class VolumeVoxelSizeApi(APIView):
 
 
 class LayerMeshApi(APIView):
-    @extend_schema(responses={(200, "model/gltf-binary"): OpenApiTypes.BINARY})
+    @extend_schema(parameters=[OpenApiParameter("value", int, description="only this cell id (a cell layer)")],
+                   responses={(200, "model/gltf-binary"): OpenApiTypes.BINARY, 400: ErrorOutput})
     def get(self, request: Request, volume_id: int, layer: str) -> HttpResponse:
         """The layer's surfaces as a GLB (nm, one node per class, or the cell `value`) for the
         viewer's 3D view; the ETag follows the layer version and the class colours."""
@@ -323,10 +379,7 @@ class LayerMeshApi(APIView):
         label_layer = selectors.layer_for_volume(volume, layer)
         if label_layer is None:
             raise ApplicationError(f"there is no layer {layer!r}", code="not_found", status_code=status.HTTP_404_NOT_FOUND)
-        raw = request.query_params.get("value")
-        if raw is not None and not (raw.isdigit() and int(raw) < 2**63):
-            raise ApplicationError("value must be a non-negative integer")
-        value = int(raw) if raw is not None else None
+        value = query_int(request.query_params, "value", None, maximum=INT64_MAX)
         palette = ",".join(f"{c.value}{c.color}" for c in volume.project.label_classes.all())
         etag = f'"mesh-{volume.pk}-{layer}-v{label_layer.version}-{value}-{zlib.crc32(palette.encode()):x}"'
         if request.headers.get("If-None-Match") == etag:

@@ -17,13 +17,15 @@ from rest_framework.views import APIView
 from annotations import tiles as tile_views
 from annotations.access import project_for_user, volume_for_user
 from annotations.models import LabelClass, LabelLayer, Role
-from annotations.reviews import assignments, audit, comments, diff, notifications
-from annotations.reviews.models import Comment
+from annotations.reviews import assignments, audit, comments, diff, notifications, outputs
+from annotations.reviews.models import Comment, ReviewAssignment
 from emportal.errors import ApplicationError, error_response
+from emportal.query_params import query_bool, query_choice, query_int
+from emportal.schema import ErrorOutput, with_errors
 
 
-def _flag(request: Request, name: str) -> bool:
-    return str(request.query_params.get(name, "")).lower() in ("1", "true", "yes")
+def _bool_param(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, bool, description=description + " (true or false; default false)")
 
 
 # ---------------------------------------------------------------- assignments
@@ -44,15 +46,20 @@ class AssignmentInput(serializers.Serializer):
 
 
 class ReviewListApi(APIView):
-    @extend_schema(parameters=[OpenApiParameter("state", str), OpenApiParameter("volume", int),
-                               OpenApiParameter("mine", bool)], responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[OpenApiParameter("state", str, enum=ReviewAssignment.State.values,
+                                                description="only assignments in this state"),
+                               OpenApiParameter("volume", int, description="only assignments of this volume id"),
+                               _bool_param("mine", "only those where I am the reviewer or the fixer")],
+                   responses=with_errors(outputs.AssignmentListOutput, 400))
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id)
-        rows = assignments.assignments_list(project, request.user, state=request.query_params.get("state"),
-                                            volume=request.query_params.get("volume"), mine=_flag(request, "mine"))
+        q = request.query_params
+        rows = assignments.assignments_list(project, request.user,
+                                            state=query_choice(q, "state", ReviewAssignment.State.values, None),
+                                            volume=query_int(q, "volume", None), mine=query_bool(q, "mine"))
         return Response({"results": rows})
 
-    @extend_schema(request=AssignmentInput, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=AssignmentInput, responses={201: outputs.AssignmentDetailOutput})
     def post(self, request: Request, project_id: int) -> Response:
         """Create a review assignment (managers)."""
         project, _ = project_for_user(request.user, project_id, min_role=Role.MANAGER)
@@ -63,14 +70,14 @@ class ReviewListApi(APIView):
 
 
 class ReviewSummaryApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=outputs.AssignmentSummaryOutput)
     def get(self, request: Request, project_id: int) -> Response:
         project, _ = project_for_user(request.user, project_id)
         return Response(assignments.assignments_summary(project))
 
 
 class ReviewDetailApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=outputs.AssignmentDetailOutput)
     def get(self, request: Request, review_id: int) -> Response:
         a, _ = assignments.assignment_for_user(request.user, review_id)
         return Response(assignments.assignment_detail(a))
@@ -91,7 +98,7 @@ class TransitionInput(serializers.Serializer):
 
 
 class ReviewTransitionApi(APIView):
-    @extend_schema(request=TransitionInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=TransitionInput, responses=outputs.AssignmentDetailOutput)
     def post(self, request: Request, review_id: int) -> Response:
         """start | request_changes | mark_fixed | approve | reopen (see annotations/reviews/assignments.py)."""
         a, role = assignments.assignment_for_user(request.user, review_id, min_role=Role.ANNOTATOR)
@@ -109,7 +116,7 @@ class ItemInput(TransitionInput):
 
 
 class ReviewItemApi(APIView):
-    @extend_schema(request=ItemInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=ItemInput, responses=outputs.ItemDecidedOutput)
     def post(self, request: Request, review_id: int) -> Response:
         """Decide one slice or cell: approve | request_changes (reviewers), fixed (annotators)."""
         a, role = assignments.assignment_for_user(request.user, review_id, min_role=Role.ANNOTATOR)
@@ -135,14 +142,16 @@ class CommentInput(serializers.Serializer):
 
 
 class VolumeCommentsApi(APIView):
-    @extend_schema(parameters=[OpenApiParameter("open", bool), OpenApiParameter("assignment", int)],
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[_bool_param("open", "only unresolved threads"),
+                               OpenApiParameter("assignment", int, description="only threads of this assignment id")],
+                   responses=with_errors(outputs.CommentListOutput, 400))
     def get(self, request: Request, volume_id: int) -> Response:
         volume, _ = volume_for_user(request.user, volume_id)
-        return Response({"results": comments.comments_list(volume, open_only=_flag(request, "open"),
-                                                           assignment=request.query_params.get("assignment"))})
+        q = request.query_params
+        return Response({"results": comments.comments_list(volume, open_only=query_bool(q, "open"),
+                                                           assignment=query_int(q, "assignment", None))})
 
-    @extend_schema(request=CommentInput, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=CommentInput, responses={201: outputs.CommentOutput})
     def post(self, request: Request, volume_id: int) -> Response:
         volume, role = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
         data = CommentInput(data=request.data)
@@ -154,7 +163,7 @@ class VolumeCommentsApi(APIView):
 class CommentResolveApi(APIView):
     resolved = True
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses=outputs.CommentOutput)
     def post(self, request: Request, comment_id: int) -> Response:
         c = Comment.objects.select_related("volume", "layer", "author").filter(pk=comment_id).first()
         if c is None:
@@ -165,15 +174,21 @@ class CommentResolveApi(APIView):
 
 
 # ---------------------------------------------------------------- diff
+DIFF_LAYER_PARAMETERS = [OpenApiParameter("a", str, required=True, description="name of a label layer"),
+                         OpenApiParameter("b", str, required=True, description="another layer of the same kind")]
+
+
 class DiffApi(APIView):
-    @extend_schema(parameters=[OpenApiParameter("a", str, required=True), OpenApiParameter("b", str, required=True),
-                               OpenApiParameter("z0", int), OpenApiParameter("z1", int)],
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=DIFF_LAYER_PARAMETERS + [
+                       OpenApiParameter("z0", int, description="first slice compared (default 0)"),
+                       OpenApiParameter("z1", int, description="slice after the last compared (default: all)")],
+                   responses=with_errors(outputs.LayerDiffOutput, 400))
     def get(self, request: Request, volume_id: int) -> Response:
         """Disagreement and Dice per class (and per cell) between layers a and b, where both are labeled."""
         volume, _ = volume_for_user(request.user, volume_id)
         q = request.query_params
-        return Response(diff.layers_diff(volume, q.get("a"), q.get("b"), z0=q.get("z0"), z1=q.get("z1")))
+        return Response(diff.layers_diff(volume, q.get("a"), q.get("b"), z0=query_int(q, "z0", None),
+                                         z1=query_int(q, "z1", None)))
 
 
 @require_GET
@@ -206,40 +221,35 @@ class _LayersOnly:
 
 
 # ---------------------------------------------------------------- audit trail
+AUDIT_DEFAULT_LIMIT = 1000
+
+
 def _since(value: Any) -> dt.datetime | None:
     if value in (None, ""):
         return None
     try:
         when = dt.datetime.fromisoformat(str(value))
     except ValueError:
-        raise ApplicationError(f"since {value!r} is not an ISO date or date-time", code="bad_date") from None
+        raise ApplicationError(f"since {value!r} is not an ISO date or date-time", code="bad_date",
+                               detail={"parameter": "since"}) from None
     return timezone.make_aware(when) if timezone.is_naive(when) else when
 
 
-def _limit(value: Any) -> int:
-    if value in (None, ""):
-        return 1000
-    try:
-        limit = int(value)
-    except ValueError:
-        raise ApplicationError(f"limit {value!r} is not an integer", code="invalid") from None
-    if not 1 <= limit <= audit.MAX_LIMIT:
-        raise ApplicationError(f"limit must be in 1..{audit.MAX_LIMIT}, got {limit}", code="invalid")
-    return limit
-
-
 class AuditApi(APIView):
-    @extend_schema(parameters=[OpenApiParameter("format", str, enum=["json", "csv"]),
-                               OpenApiParameter("since", str), OpenApiParameter("limit", int)],
-                   responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR})
+    @extend_schema(parameters=[OpenApiParameter("format", str, enum=["json", "csv"], default="json"),
+                               OpenApiParameter("since", str, description="only rows at or after this ISO 8601 date "
+                                                "or date-time (e.g. 2026-03-01 or 2026-03-01T09:30:00+01:00)"),
+                               OpenApiParameter("limit", int, description=f"at most this many rows, "
+                                                f"1..{audit.MAX_LIMIT} (default {AUDIT_DEFAULT_LIMIT})")],
+                   responses={(200, "application/json"): outputs.AuditTrailOutput, (200, "text/csv"): OpenApiTypes.STR,
+                              (400, "application/json"): ErrorOutput})
     def get(self, request: Request, volume_id: int) -> Any:
         """Who did what, when, on which layer: strokes and review actions, oldest first (JSON or CSV)."""
         volume, _ = volume_for_user(request.user, volume_id)
-        fmt = request.query_params.get("format", "json")
-        if fmt not in ("json", "csv"):
-            raise ApplicationError(f"format {fmt!r} is not json or csv", code="invalid")
-        rows = audit.audit_trail(volume, since=_since(request.query_params.get("since")),
-                                 limit=_limit(request.query_params.get("limit")))
+        q = request.query_params
+        fmt = query_choice(q, "format", ("json", "csv"), "json")
+        rows = audit.audit_trail(volume, since=_since(q.get("since")),
+                                 limit=query_int(q, "limit", AUDIT_DEFAULT_LIMIT, minimum=1, maximum=audit.MAX_LIMIT))
         if fmt == "csv":
             response = HttpResponse(audit.audit_csv(rows), content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = f'attachment; filename="audit-volume-{volume.pk}.csv"'
@@ -259,14 +269,16 @@ class ReadInput(serializers.Serializer):
 
 
 class NotificationListApi(APIView):
-    @extend_schema(parameters=[OpenApiParameter("unread", bool)], responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[_bool_param("unread", "only unread notifications")],
+                   responses=with_errors(outputs.NotificationListOutput, 400))
     def get(self, request: Request) -> Response:
         """The logged-in user's own notifications, newest first, and how many are unread."""
-        return Response(notifications.notifications_for(request.user, unread_only=_flag(request, "unread")))
+        unread_only = query_bool(request.query_params, "unread")
+        return Response(notifications.notifications_for(request.user, unread_only=unread_only))
 
 
 class NotificationReadApi(APIView):
-    @extend_schema(request=ReadInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=ReadInput, responses=outputs.NotificationsReadOutput)
     def post(self, request: Request) -> Response:
         data = ReadInput(data=request.data)
         data.is_valid(raise_exception=True)

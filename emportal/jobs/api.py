@@ -5,7 +5,6 @@ Reads change nothing: failing jobs whose worker died is the beat's work (tasks.p
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -16,6 +15,7 @@ from annotations.access import project_for_user
 from annotations.models import Role
 from emportal.jobs.models import Job
 from emportal.jobs.services import job_cancel, job_payload
+from emportal.schema import ErrorOutput
 
 
 class JobOutput(serializers.Serializer):
@@ -34,7 +34,7 @@ class JobOutput(serializers.Serializer):
 
 
 # What an endpoint that queues a job answers: the job, or 409 naming the one already active.
-QUEUED_RESPONSES = {202: JobOutput, 409: OpenApiTypes.OBJECT}
+QUEUED_RESPONSES = {202: JobOutput, 409: ErrorOutput}
 
 
 def _job_for_user(request: Request, job_id: int, *, min_role: Role = Role.VIEWER) -> Job:
