@@ -40,6 +40,8 @@ __all__ = ["CELL_METHODS", "CellSegmentation", "interior_mask", "segment_cells",
 
 CellMethod = Literal["fusion", "flow", "interior"]
 CELL_METHODS: tuple[str, ...] = ("fusion", "flow", "interior")
+NARROW_DEPTH = 2.0
+"""Unreached regions at most this many pixels deep are protrusion pieces that may bridge a gap."""
 
 
 @dataclass(frozen=True)
@@ -146,16 +148,75 @@ def split_interior(
     return out.astype(seeds.dtype, copy=False)
 
 
+def _region_depth(regions: np.ndarray, unreached: np.ndarray, n: int) -> np.ndarray:
+    """For every region id < ``n``: how deep its deepest pixel lies in the unreached mask (0 if reached).
+
+    1 means every pixel touches the outside (a one-voxel protrusion), 2 a tube up to
+    about three pixels wide; cell bodies lie far deeper.
+    """
+    depth = np.zeros(n, np.float32)
+    for z in np.flatnonzero(unreached.any(axis=(1, 2))).tolist():
+        sel = unreached[z]
+        d = ndi.distance_transform_edt(sel)
+        np.maximum.at(depth, regions[z][sel], d[sel].astype(np.float32))
+    return depth
+
+
+def _bridge_gaps(
+    out: np.ndarray, tracks: list[np.ndarray], max_gap: float
+) -> tuple[list[int], list[int]]:
+    """Give unplaced tracks the id of the nearest placed voxel within ``max_gap`` voxels, nearest first.
+
+    ``tracks`` are voxel index arrays (K, 3) of tracks with no id yet (0 in ``out``).
+    A track placed joins the placed voxels, so a protrusion broken into pieces by
+    holes in the interior mask is joined piece by piece from its cell outwards.
+    Returns the indices of the tracks placed and of those left.
+    """
+    left = list(range(len(tracks)))
+    placed: list[int] = []
+    margin = int(np.ceil(max_gap)) + 1
+    while left:
+        best: tuple[float, int, int] | None = None
+        for t in left:
+            vox = tracks[t]
+            lo = np.maximum(vox.min(axis=0) - margin, 0)
+            hi = np.minimum(vox.max(axis=0) + margin + 1, out.shape)
+            box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+            sub = out[box]
+            if not sub.any():
+                continue
+            dist, idx = ndi.distance_transform_edt(sub == 0, return_indices=True)
+            local = tuple((vox - lo).T)
+            d = dist[local]
+            k = int(np.argmin(d))
+            if d[k] > max_gap:
+                continue
+            near = tuple(int(i[local][k]) for i in idx)
+            if best is None or d[k] < best[0]:
+                best = (float(d[k]), t, int(sub[near]))
+        if best is None:
+            break
+        _d, t, value = best
+        out[tuple(tracks[t].T)] = value
+        left.remove(t)
+        placed.append(t)
+    return placed, left
+
+
 def _resolve_by_tracking(
-    cells: np.ndarray, unreached: np.ndarray, *, min_iou: float, min_coverage: float
+    cells: np.ndarray, unreached: np.ndarray, *, min_iou: float, min_coverage: float, max_gap: float
 ) -> tuple[np.ndarray, int, tuple[UnlinkedRegion, ...]]:
     """Give each unreached interior region the cell of the regions it is tracked to.
 
     Unreached 2D regions linked to each other across slices (IoU or coverage above the
-    thresholds) form one track, e.g. the cross-sections of one protrusion. A track
-    joins the cell it overlaps most in the neighbouring slices, counting every overlap,
-    because a cross-section that enters its cell body has a tiny IoU with the body. A
-    track that overlaps no cell keeps a new id and is reported.
+    thresholds, or any overlap when one of them is one pixel deep, as a one-voxel
+    protrusion overlaps its next cross-section by a single pixel) form one track, e.g.
+    the cross-sections of one protrusion. A track joins the cell it overlaps most in
+    the neighbouring slices, counting every overlap, because a cross-section that
+    enters its cell body has a tiny IoU with the body. A narrow track that overlaps no
+    cell (a piece of protrusion cut off by a hole in the interior mask) joins the
+    nearest cell or placed track within ``max_gap`` voxels in 3D; a wider or farther
+    one keeps a new id and is reported.
     """
     if not unreached.any():
         return cells, 0, ()
@@ -163,6 +224,9 @@ def _resolve_by_tracking(
     regions, region_z, value = slice_regions(np.where(unreached, sentinel, cells).astype(np.int64))
     n = region_z.shape[0]
     is_open = value == sentinel
+    open_ids = np.flatnonzero(is_open)
+    depth = _region_depth(regions, unreached, n)
+    thin = depth <= 1.0
     parent = np.arange(n)
 
     def find(i: int) -> int:
@@ -180,7 +244,7 @@ def _resolve_by_tracking(
         ia, ib, inter, iou, cov = link_slices(regions[z], regions[z + 1])
         pairs.append((ia, ib, inter, iou, cov))
         for a, b, u, c in zip(ia.tolist(), ib.tolist(), iou.tolist(), cov.tolist()):
-            if is_open[a] and is_open[b] and (u >= min_iou or c >= min_coverage):
+            if is_open[a] and is_open[b] and (u >= min_iou or c >= min_coverage or thin[a] or thin[b]):
                 ra, rb = find(a), find(b)
                 if ra != rb:
                     parent[max(ra, rb)] = min(ra, rb)
@@ -191,27 +255,45 @@ def _resolve_by_tracking(
                     track = votes.setdefault(find(o), {})
                     track[int(value[other])] = track.get(int(value[other]), 0) + i
     lookup = np.zeros(n, np.int64)
-    next_id = sentinel
-    new_ids: dict[int, int] = {}
-    unresolved: list[UnlinkedRegion] = []
+    members: dict[int, list[int]] = {}
     tracked = 0
-    for r in np.flatnonzero(is_open).tolist():
+    for r in open_ids.tolist():
         root = find(r)
         if root in votes:
             lookup[r] = max(votes[root].items(), key=lambda kv: (kv[1], -kv[0]))[0]
             tracked += 1
-            continue
-        if root not in new_ids:
-            new_ids[root] = next_id
-            next_id += 1
-        lookup[r] = new_ids[root]
-        z = int(region_z[r])
-        yx = np.argwhere(regions[z] == r)
-        cy, cx = yx.mean(axis=0)
-        unresolved.append(UnlinkedRegion(r, z, int(yx.shape[0]), (float(cy), float(cx)), 0.0))
+        else:
+            members.setdefault(root, []).append(r)
     out = cells.copy()
     sel = unreached & (regions > 0)
     out[sel] = lookup[regions[sel]].astype(out.dtype)
+    roots = list(members)
+    unresolved: list[UnlinkedRegion] = []
+    if roots:
+        track_of = np.zeros(n, np.int64)
+        for k, root in enumerate(roots, start=1):
+            track_of[members[root]] = k
+        vox = np.argwhere(sel & (track_of[regions] > 0))
+        order = np.argsort(track_of[regions[tuple(vox.T)]], kind="stable")
+        vox = vox[order]
+        bounds = np.cumsum(np.bincount(track_of[regions[tuple(vox.T)]], minlength=len(roots) + 1))
+        tracks = [vox[bounds[k - 1] : bounds[k]] for k in range(1, len(roots) + 1)]
+        # Only narrow tracks (pieces of protrusions) bridge: a wide one is a cell of its own.
+        narrow = [t for t, root in enumerate(roots) if depth[members[root]].max() <= NARROW_DEPTH]
+        wide = [t for t in range(len(roots)) if t not in set(narrow)]
+        placed, left = ([], narrow)
+        if max_gap > 0 and narrow:
+            got, rest = _bridge_gaps(out, [tracks[t] for t in narrow], max_gap)
+            placed, left = [narrow[i] for i in got], [narrow[i] for i in rest]
+        left = sorted(left + wide)
+        tracked += sum(len(members[roots[t]]) for t in placed)
+        for new_id, t in enumerate(left, start=sentinel):
+            for r in members[roots[t]]:
+                z = int(region_z[r])
+                yx = np.argwhere(regions[z] == r)
+                out[z][regions[z] == r] = new_id
+                cy, cx = yx.mean(axis=0)
+                unresolved.append(UnlinkedRegion(r, z, int(yx.shape[0]), (float(cy), float(cx)), 0.0))
     return out, tracked, tuple(unresolved)
 
 
@@ -227,6 +309,7 @@ def segment_cells(
     shrink: int = 2,
     min_iou: float = 0.2,
     min_coverage: float = 0.5,
+    max_gap: float = 5.0,
     on_progress: Callable[[float], None] | None = None,
 ) -> CellSegmentation:
     """3D cell instances by interior mask, optical flow, or their fusion.
@@ -251,7 +334,11 @@ def segment_cells(
     shrink : int
         Pixels trimmed from propagated labels where cells meet, before the watershed.
     min_iou, min_coverage : float
-        Tracking link thresholds (see :func:`segmentation.core.tracking.track_regions`).
+        Tracking link thresholds (see :func:`segmentation.core.tracking.track_regions`);
+        one-pixel-deep regions (thin protrusions) link on any overlap.
+    max_gap : float
+        Voxels of hole in the interior mask that an unreached region tracked to no cell
+        may lie from the nearest cell or placed region and still join it (0: never).
     on_progress : callable, optional
         Called with the fraction done (0..1).
 
@@ -311,6 +398,8 @@ def segment_cells(
             fused[z] = np.where(key > 0, key, fused[z])
         report(0.75 + 0.2 * (z + 1) / shape[0])
     unreached = mask & (fused == 0)
-    fused, tracked, unresolved = _resolve_by_tracking(fused, unreached, min_iou=min_iou, min_coverage=min_coverage)
+    fused, tracked, unresolved = _resolve_by_tracking(
+        fused, unreached, min_iou=min_iou, min_coverage=min_coverage, max_gap=max_gap
+    )
     report(1.0)
     return CellSegmentation(fused, method, tracked, unresolved)

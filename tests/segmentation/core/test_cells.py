@@ -92,6 +92,69 @@ def test_it_reports_an_interior_region_that_links_to_no_cell_and_gives_it_a_new_
     assert [(u.z, u.area) for u in res.unresolved] == [(2, 16)]
 
 
+def _wire_beside_a_cell(n: int = 8, size: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Cell 1 on the left and a one-voxel wire leaving it in slice 1, climbing one slice
+    per two steps right to slice 4, with keys on 0 and 7 that never show the wire."""
+    truth = np.zeros((n, size, size), np.uint16)
+    truth[:, 4:36, 2:12] = 1
+    y = 20
+    x = 12
+    for z in range(1, 5):  # a staircase: along x in slice z, then up one slice
+        truth[z, y, x : x + 3] = 1
+        x += 2
+    truth[4, y, x : x + 4] = 1  # the wire's top, several voxels along x in one slice
+    img = np.where(truth > 0, 170, 225).astype(np.uint8)
+    return img, truth
+
+
+def test_it_gives_a_one_voxel_wire_overlapping_its_next_cross_section_by_one_pixel_to_its_cell() -> None:
+    img, truth = _wire_beside_a_cell()
+    wire = (truth == 1) & (np.arange(truth.shape[2]) >= 12)
+    res = segment_cells(img, truth > 0, key_slices(truth, every=7))
+    assert np.all(res.cells[wire] == 1)
+    assert not res.unresolved
+
+
+def test_it_bridges_a_hole_in_the_interior_that_cuts_a_thin_wire_off_its_cell() -> None:
+    img, truth = _wire_beside_a_cell()
+    interior = truth > 0
+    interior[4, 20, 20:22] = False  # a two-voxel hole cuts the wire's top off
+    top = interior & (np.arange(truth.shape[2]) >= 22)
+    res = segment_cells(img, interior, key_slices(truth, every=7))
+    assert np.all(res.cells[top] == 1)
+    assert not res.unresolved
+    assert not res.cells[~interior].any()
+    apart = segment_cells(img, interior, key_slices(truth, every=7), max_gap=0)
+    assert not np.any(apart.cells[top] == 1) and apart.unresolved
+
+
+def test_it_keeps_a_wide_region_beyond_a_small_gap_as_a_cell_of_its_own() -> None:
+    truth = np.zeros((5, 32, 32), np.uint16)
+    truth[:, 2:28, 2:14] = 1
+    img = np.where(truth > 0, 170, 225).astype(np.uint8)
+    interior = truth > 0
+    interior[1:4, 4:26, 16:28] = True  # a cell no key shows, two voxels from cell 1
+    res = segment_cells(img, interior, key_slices(truth, every=4))
+    other = res.cells[1:4, 4:26, 16:28]
+    assert len(np.unique(other)) == 1 and int(other[0, 0, 0]) not in (0, 1)
+
+
+def test_it_keeps_thin_protrusions_with_holes_in_their_cell_on_the_phantom() -> None:
+    ph = make_phantom((24, 128, 128), seed=1, n_cells=5, protrusion_radius=0.5)
+    interior = ph.interior.copy()
+    for i, p in enumerate(ph.protrusions, start=1):
+        tube = np.argwhere(ph.protrusion_ids == i)
+        cut = tube[np.argsort(np.abs(tube[:, 0] - p.base_z), kind="stable")][len(tube) // 3 :: 7]
+        interior[tuple(cut[:, :1].T) + tuple(cut[:, 1:].T)] = False  # holes along every tube
+    keys = key_slices(ph.cells, every=12)
+    res = segment_cells(ph.image, interior, keys)
+    assert instance_dice(res.cells, ph.cells)["mean"] >= 0.985
+    assert len(ph.protrusions) >= 2
+    for i, p in enumerate(ph.protrusions, start=1):
+        kept = (ph.protrusion_ids == i) & interior
+        assert np.mean(res.cells[kept] == p.cell_id) >= 0.95, f"protrusion {i} of cell {p.cell_id}"
+
+
 def test_it_labels_3d_components_of_the_interior_with_the_interior_method() -> None:
     interior = np.zeros((4, 16, 16), bool)
     interior[:, 1:7, 1:7] = True
