@@ -23,7 +23,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +31,8 @@ import numcodecs
 import numpy as np
 
 Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+#: Work that writes part of an array when called; jobs of one call touch disjoint chunks.
+WriteJob = Callable[[], None]
 
 
 class ChunkCache:
@@ -86,6 +88,16 @@ class RegionIO(Protocol):
 
     def write_many(self, patches: Sequence[tuple[Box, np.ndarray]]) -> None: ...
 
+    def whole_chunk_writes(self, box: Box, block: np.ndarray) -> list[WriteJob]: ...
+
+
+def _check_chunk_aligned(box: Box, shape: Sequence[int], chunks: Sequence[int], block: np.ndarray) -> None:
+    if block.shape != tuple(hi - lo for lo, hi in box):
+        raise ValueError(f"block of shape {block.shape} does not fit box {box}")
+    for (lo, hi), n, c in zip(box, shape, chunks):
+        if not (0 <= lo < hi <= n and lo % c == 0 and (hi % c == 0 or hi == n)):
+            raise ValueError(f"box {box} does not cover whole chunks {tuple(chunks)} of an array of shape {tuple(shape)}")
+
 
 class ZarrRegions:
     """Region reads and writes through zarr's own API (any store, any format)."""
@@ -104,6 +116,11 @@ class ZarrRegions:
     def write_many(self, patches: Sequence[tuple[Box, np.ndarray]]) -> None:
         for box, block in patches:
             self.write(box, block)
+
+    def whole_chunk_writes(self, box: Box, block: np.ndarray) -> list[WriteJob]:
+        """One job writing the box through zarr (which spreads its chunks over its own threads)."""
+        _check_chunk_aligned(box, self.shape, self.array.chunks, block)
+        return [lambda: self.write(box, block)]
 
 
 class DirectChunks:
@@ -150,7 +167,7 @@ class DirectChunks:
     def _load(self, path: Path) -> np.ndarray:
         return self._cached(path).copy()
 
-    def _store(self, path: Path, chunk: np.ndarray) -> None:
+    def _store(self, path: Path, chunk: np.ndarray, *, cache: bool = True) -> None:
         if not chunk.any() and self.fill == 0:
             path.unlink(missing_ok=True)
             return
@@ -159,7 +176,8 @@ class DirectChunks:
         raw = bytes(self.codec.encode(np.ascontiguousarray(chunk)))
         tmp.write_bytes(raw)
         os.replace(tmp, path)
-        chunk_cache.put(str(path), raw, chunk.copy())
+        if cache:
+            chunk_cache.put(str(path), raw, chunk.copy())
 
     def _pieces(self, box: Box) -> Any:
         """(chunk index, slices in the chunk, slices in the box) of every chunk the box touches."""
@@ -198,6 +216,27 @@ class DirectChunks:
             for inner, piece in pieces:
                 chunk[inner] = piece
             self._store(path, chunk)
+
+    def whole_chunk_writes(self, box: Box, block: np.ndarray) -> list[WriteJob]:
+        """One job per chunk of `box`, each encoding and writing its chunk whole, no read first.
+
+        `box` lies on chunk boundaries (or ends at the array's end, where the chunk is padded
+        with the fill value as zarr pads it). Jobs touch different files and release the GIL
+        while they compress, so a thread pool runs them in parallel. A bulk write such as an
+        import: the decoded-chunk cache is left alone.
+        """
+        _check_chunk_aligned(box, self.shape, self.chunks, block)
+        return [self._whole_chunk_job(index, block[outer]) for index, _, outer in self._pieces(box)]
+
+    def _whole_chunk_job(self, index: tuple[int, ...], piece: np.ndarray) -> WriteJob:
+        def job() -> None:
+            if piece.shape == self.chunks:
+                chunk = np.ascontiguousarray(piece)
+            else:
+                chunk = np.full(self.chunks, self.fill, self.dtype)
+                chunk[tuple(slice(0, n) for n in piece.shape)] = piece
+            self._store(self._chunk_path(index), chunk, cache=False)
+        return job
 
 
 def region_io(array: Any) -> RegionIO:

@@ -18,6 +18,10 @@ Decisions
   every level, the whole pyramid is written in one pass over the source: memory holds
   one slab (``chunks[0]`` whole slices) plus its 2x downsamples (< 1.34 slabs), never
   the volume. Levels are added until the slice fits 512 px in both Y and X.
+* **Imports write chunk files themselves.** A region covers whole chunks, so each is
+  encoded and written as one job (:meth:`chunkio.DirectChunks.whole_chunk_writes`), on
+  threads beside the one that reads the next region: zarr's array API costs more per
+  chunk than the work itself.
 * Image levels are 2x2 means (edge row/column replicated for odd sizes); each level
   carries an NGFF ``translation`` of ``(2**l - 1) / 2`` voxels so pixel centres line up.
   Label levels use a 2x2 mode that prefers non-zero values on ties, so thin sparse
@@ -30,7 +34,10 @@ Decisions
 * **Blosc-lz4 with bitshuffle**, not zstd: noisy EM slices compress only ~1.05-1.1x
   with either, but lz4 decodes a 1 MiB chunk ~10x faster (0.7 ms vs 7 ms on the
   shared cdeep3m SBEM crop) and encodes ~4x faster, and every XY tile decodes one
-  chunk. Label layers are Blosc-lz4 without shuffle: piecewise-constant labels
+  chunk. Without shuffle, uint8 EM chunks encode 2.5-5x and decode ~8x faster but do not
+  compress at all (the shared data sets and the generated phantom: 1.01-1.17x with
+  bitshuffle, 1.00 without), and encoding is not what bounds an import; the codec is
+  recorded per array, so a store written either way stays readable. Label layers are Blosc-lz4 without shuffle: piecewise-constant labels
   compress as well without it (+8 % bytes on a dense cell layer, smaller on sparse
   strokes), and a stroke's chunk encodes ~10x faster (0.06 ms vs 0.56 ms for a
   4x256x256 uint16 chunk on one thread), which is most of a stroke's write.
@@ -54,6 +61,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -91,6 +99,8 @@ MAX_TOP_LEVEL_PX = 512
 REGION_BYTES = 64 * 2**20
 #: Y and X extent of an import's read region when the source's tiles are small.
 REGION_PX = 1024
+#: Threads an import reads and compresses on, beside the main thread that downsamples.
+IMPORT_THREADS = 2
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _LABEL_DTYPES = (np.dtype("uint8"), np.dtype("uint16"), np.dtype("uint32"))
 
@@ -191,9 +201,13 @@ def downsample_mean(block: np.ndarray) -> np.ndarray:
     out = np.empty((block.shape[0], (block.shape[1] + 1) // 2, (block.shape[2] + 1) // 2), dtype=block.dtype)
     wide = np.uint16 if block.dtype == np.uint8 else np.uint32
     for k in range(block.shape[0]):  # slice by slice keeps temporaries to one slice
-        b: np.ndarray[Any, Any] = _pad_even(block[k : k + 1]).astype(wide)
-        s = b[:, 0::2, 0::2] + b[:, 0::2, 1::2] + b[:, 1::2, 0::2] + b[:, 1::2, 1::2]
-        out[k] = ((s + 2) // 4)[0]
+        b = _pad_even(block[k : k + 1])[0]
+        rows = b[0::2].astype(wide)  # pairs of whole rows first: contiguous, the cheaper sum
+        rows += b[1::2]
+        s = rows[:, 0::2] + rows[:, 1::2]
+        s += 2
+        s >>= 2
+        out[k] = s
     return out
 
 
@@ -354,26 +368,58 @@ def _boxes(shape: Sequence[int], step: Sequence[int]) -> Iterator[tuple[int, int
                 yield z0, min(nz, z0 + dz), y0, min(ny, y0 + dy), x0, min(nx, x0 + dx)
 
 
-def _sample(source: Source, *, n_slices: int = 8, max_px: int = 1_000_000, patch: int = 256) -> np.ndarray:
-    """A flat sample of voxels from up to ``n_slices`` evenly spaced slices: each slice
-    strided, read in bands of rows, where it fits :data:`REGION_BYTES`; else a grid of
+def _sample_grid(shape: Sequence[int], *, n_slices: int = 8, max_px: int = 1_000_000) -> tuple[list[int], int]:
+    """The voxels a sample of the volume takes: up to ``n_slices`` evenly spaced slices and,
+    in each, every ``stride``-th row and column counted from 0 (about ``max_px`` in all)."""
+    z, y, x = (int(v) for v in shape)
+    picks = sorted(set(np.linspace(0, z - 1, num=min(n_slices, z)).round().astype(int).tolist()))
+    stride = max(1, int(math.sqrt(y * x / (max_px / len(picks)))))
+    return picks, stride
+
+
+def _grid_part(block: np.ndarray, y0: int, x0: int, stride: int) -> np.ndarray:
+    """The voxels of a ``(Y, X)`` block at ``(y0, x0)`` that lie on the ``stride`` grid of the slice."""
+    return block[(-y0) % stride :: stride, (-x0) % stride :: stride].ravel()
+
+
+def _sample(source: Source, *, patch: int = 256) -> np.ndarray:
+    """A flat sample of the source's voxels: on :func:`_sample_grid`, read in bands of whole
+    tile or strip rows, where a slice fits :data:`REGION_BYTES`; else a grid of
     ``patch``-sized regions, so a huge page is neither held nor decoded whole."""
     z, y, x = source.shape
-    picks = sorted(set(np.linspace(0, z - 1, num=min(n_slices, z)).round().astype(int).tolist()))
-    per_slice = max_px / len(picks)
+    picks, stride = _sample_grid(source.shape)
+    per_slice = 1_000_000 / len(picks)
+    unit_y = (source.read_unit_yx or (1, 1))[0]
+    band = unit_y * max(1, 2**20 // (unit_y * x * source.dtype.itemsize))  # each tile decoded once
     parts = []
     for i in picks:
         if y * x * source.dtype.itemsize <= REGION_BYTES:
-            stride = max(1, int(math.sqrt(y * x / per_slice)))
-            band = stride * max(1, 2**20 // (stride * x * source.dtype.itemsize))
             for y0 in range(0, y, band):
-                parts.append(source.read_region(i, i + 1, y0, min(y, y0 + band), 0, x)[0, ::stride, ::stride].ravel())
+                parts.append(_grid_part(source.read_region(i, i + 1, y0, min(y, y0 + band), 0, x)[0], y0, 0, stride))
             continue
         n = max(1, int(math.sqrt(per_slice) // patch))
         for y0 in np.linspace(0, y - patch, num=n).astype(int):
             for x0 in np.linspace(0, x - patch, num=n).astype(int):
                 parts.append(source.read_region(i, i + 1, y0, y0 + patch, x0, x0 + patch).ravel())
     return np.concatenate(parts)
+
+
+class _GridSampler:
+    """Collects the :func:`_sample_grid` voxels of a volume from the regions it is written in."""
+
+    def __init__(self, shape: Sequence[int]) -> None:
+        picks, self.stride = _sample_grid(shape)
+        self.picks = set(picks)
+        self.parts: list[np.ndarray] = []
+
+    def add(self, box: Sequence[int], block: np.ndarray) -> None:
+        z0, _, y0, _, x0, _ = box
+        for k in range(block.shape[0]):
+            if z0 + k in self.picks:
+                self.parts.append(_grid_part(block[k], y0, x0, self.stride))
+
+    def values(self) -> np.ndarray:
+        return np.concatenate(self.parts)
 
 
 def _intensity_map(source: Source, sample: np.ndarray) -> tuple[np.dtype, float, float]:
@@ -495,46 +541,26 @@ def _write_pyramid_into(
     from ome_zarr.writer import write_multiscales_metadata
 
     shapes = pyramid_shapes(source.shape)
-    sample = _sample(source)
-    dtype, offset, scale = _intensity_map(source, sample)
-    stored_sample = _to_stored(sample[None], dtype, offset, scale)[0]
-    lo, hi = (float(v) for v in np.percentile(stored_sample, [0.1, 99.9]))
-    if not hi > lo:
-        lo, hi = float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)
-    del sample, stored_sample
+    sampler: _GridSampler | None = None
+    if source.dtype.kind == "f":  # the mapping to stored values needs the sample first
+        sample = _sample(source)
+        dtype, offset, scale = _intensity_map(source, sample)
+        stored_sample = _to_stored(sample[None], dtype, offset, scale)[0]
+        del sample
+    else:  # stored values are known up front; the window's sample is taken as regions pass
+        dtype, offset, scale = _intensity_map(source, np.empty(0, source.dtype))
+        sampler = _GridSampler(source.shape)
 
     group = zarr.open_group(str(root), mode="w-", zarr_format=fmt.zarr_format)
     arrays = [_create_array(group, str(i), s, chunks, dtype, fmt.zarr_format) for i, s in enumerate(shapes)]
-    # Each source region fills whole chunks of level 0 and of the levels below it it still
-    # covers whole chunks of; coarser levels are then built from the finest of those,
-    # region by region. Memory is a few regions whatever the slice size.
-    total = sum(int(np.prod(shape)) for shape in shapes)
-    done = 0
-
-    def write(arr: zarr.Array, box: tuple[int, ...], block: np.ndarray) -> None:
-        nonlocal done
-        z0, y0, x0 = box[0], box[2], box[4]
-        arr[z0 : z0 + block.shape[0], y0 : y0 + block.shape[1], x0 : x0 + block.shape[2]] = block
-        done += block.size
-        if on_progress is not None:
-            on_progress(done / total)
-
-    step = region_plan(source.shape, source.read_unit_yx, chunks=arrays[0].chunks,
-                       itemsize=max(source.dtype.itemsize, dtype.itemsize))
-    direct = _levels_in_whole_chunks(step, shapes[0], [a.chunks for a in arrays])
-    for box in _boxes(source.shape, step):
-        block = _to_stored(source.read_region(*box), dtype, offset, scale)
-        write(arrays[0], box, block)
-        for level in range(1, direct):
-            block = downsample_mean(block)
-            z0, z1, y0, y1, x0, x1 = box
-            write(arrays[level], (z0, z1, y0 >> level, 0, x0 >> level, 0), block)
-    for prev, arr in zip(arrays[direct - 1 :], arrays[direct:]):
-        cz, cy, cx = arr.chunks
-        for box in _boxes(arr.shape, (cz, cy * max(1, REGION_PX // (2 * cy)), cx * max(1, REGION_PX // (2 * cx)))):
-            z0, z1, y0, y1, x0, x1 = box
-            below = prev[z0:z1, 2 * y0 : min(prev.shape[1], 2 * y1), 2 * x0 : min(prev.shape[2], 2 * x1)]
-            write(arr, box, downsample_mean(np.asarray(below)))
+    _write_levels(source, [chunkio.region_io(a) for a in arrays], [a.chunks for a in arrays],
+                  (dtype, offset, scale), sampler, on_progress)
+    if sampler is not None:
+        stored_sample = sampler.values()
+    lo, hi = (float(v) for v in np.percentile(stored_sample, [0.1, 99.9]))
+    if not hi > lo:
+        lo, hi = float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)
+    del stored_sample
 
     info_limits = np.iinfo(dtype)
     write_multiscales_metadata(
@@ -568,6 +594,94 @@ def _write_pyramid_into(
     }
     group.attrs.update(attrs)
     return read_info(root)
+
+
+def _write_levels(
+    source: Source,
+    levels: Sequence[chunkio.RegionIO],
+    chunks: Sequence[tuple[int, ...]],
+    mapping: tuple[np.dtype, float, float],
+    sampler: _GridSampler | None,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """Fill every level from the source, region by region (see :func:`region_plan`).
+
+    Each source region fills whole chunks of level 0 and of the levels below it it still
+    covers whole chunks of; coarser levels are then built from the finest of those. The
+    work is pipelined on :data:`IMPORT_THREADS` threads: while the main thread downsamples
+    a region, the next one is read and the chunks of the previous one are compressed and
+    written (decoders and compressors release the GIL). Memory is about three regions
+    whatever the slice size.
+    """
+    shapes = [lv.shape for lv in levels]
+    total = sum(int(np.prod(shape)) for shape in shapes)
+    done = 0
+
+    def progress(voxels: int) -> None:
+        nonlocal done
+        done += voxels
+        if on_progress is not None:
+            on_progress(done / total)
+
+    def read(box: tuple[int, int, int, int, int, int]) -> np.ndarray:
+        return _to_stored(source.read_region(*box), *mapping)
+
+    step = region_plan(source.shape, source.read_unit_yx, chunks=chunks[0],
+                       itemsize=max(source.dtype.itemsize, mapping[0].itemsize))
+    direct = _levels_in_whole_chunks(step, shapes[0], chunks)
+    # Regions thinner than a chunk (huge strips) share chunks in Z: those are merged into
+    # the chunk on disk, one region after the other, on the main thread.
+    whole_z = step[0] % chunks[0][0] == 0 or step[0] >= shapes[0][0]
+
+    def writes(io: chunkio.RegionIO, box: chunkio.Box, block: np.ndarray) -> list[chunkio.WriteJob]:
+        if whole_z:
+            return io.whole_chunk_writes(box, block)
+        io.write(box, block)
+        return []
+
+    boxes = _boxes(source.shape, step)
+    pool = ThreadPoolExecutor(IMPORT_THREADS, thread_name_prefix="import")
+    try:
+        writing: tuple[list[Future[None]], int] = ([], 0)
+        first = next(boxes)
+        reading = pool.submit(read, first)
+        box: tuple[int, int, int, int, int, int] | None = first
+        while box is not None:
+            block = reading.result()
+            following = next(boxes, None)
+            if following is not None:
+                reading = pool.submit(read, following)
+            if sampler is not None:
+                sampler.add(box, block)
+            z0, z1, y0, y1, x0, x1 = box
+            jobs = writes(levels[0], ((z0, z1), (y0, y1), (x0, x1)), block)
+            voxels = block.size
+            for level in range(1, direct):
+                block = downsample_mean(block)
+                ly0, lx0 = y0 >> level, x0 >> level
+                jobs += writes(levels[level], ((z0, z1), (ly0, ly0 + block.shape[1]), (lx0, lx0 + block.shape[2])), block)
+                voxels += block.size
+            submitted = [pool.submit(job) for job in jobs]
+            for future in writing[0]:  # at most one region's writes wait behind this one's
+                future.result()
+            if writing[1]:
+                progress(writing[1])
+            writing, box = (submitted, voxels), following
+        for future in writing[0]:
+            future.result()
+        progress(writing[1])
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    for prev, arr, shape, chunk in zip(levels[direct - 1 :], levels[direct:], shapes[direct:], chunks[direct:]):
+        cz, cy, cx = chunk
+        for z0, z1, y0, y1, x0, x1 in _boxes(shape, (cz, cy * max(1, REGION_PX // (2 * cy)), cx * max(1, REGION_PX // (2 * cx)))):
+            below = prev.read(((z0, z1), (2 * y0, min(prev.shape[1], 2 * y1)), (2 * x0, min(prev.shape[2], 2 * x1))))
+            block = downsample_mean(below)
+            for job in arr.whole_chunk_writes(((z0, z1), (y0, y1), (x0, x1)), block):
+                job()
+            progress(block.size)
 
 
 # --------------------------------------------------------------------------- reading

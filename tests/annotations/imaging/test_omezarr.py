@@ -21,7 +21,7 @@ from annotations.imaging.omezarr import (
     update_label_pyramid,
     write_pyramid,
 )
-from annotations.imaging.readers import ArraySource, Source
+from annotations.imaging.readers import ArraySource, Source, open_source
 
 
 def _smooth(shape: tuple[int, int, int], dtype: str = "uint8") -> np.ndarray:
@@ -78,6 +78,31 @@ def test_each_level_is_the_mean_downsample_of_the_one_above(tmp_path: Path) -> N
     np.testing.assert_array_equal(open_level(dest, 1)[:], downsample_mean(vol))
     np.testing.assert_array_equal(open_level(dest, 2)[:], downsample_mean(downsample_mean(vol)))
     assert open_level(dest, 1).chunks == (2, 64, 20)  # clipped to the level's 20 columns
+
+
+@pytest.mark.parametrize(("region_bytes", "ngff"), [(2**20, "0.4"), (2**17, "0.4"), (2**20, "0.5")])
+# Every way a region reaches the store: whole chunks on threads, thin regions merged, zarr v3 through zarr.
+def test_a_tiled_tiff_imports_exactly_at_level_0_and_as_means_below(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, region_bytes: int, ngff: str
+) -> None:
+    import tifffile
+
+    vol = np.random.default_rng(3).integers(0, 255, (9, 1100, 1300), dtype=np.uint8)
+    vol[:, :300, :300] = 0  # whole chunks of zeros are not written, as zarr leaves them out
+    path = tmp_path / "tiled.tif"
+    tifffile.imwrite(path, vol, tile=(128, 128), compression="zlib", photometric="minisblack")
+    # Regions of 256 px: levels 0 and 1 come from each region, level 2 from level 1; at
+    # 128 KiB a region is 2 slices, thinner than a chunk.
+    monkeypatch.setattr(omezarr, "REGION_PX", 256)
+    monkeypatch.setattr(omezarr, "REGION_BYTES", region_bytes)
+    with open_source(path) as src:
+        info = write_pyramid(src, tmp_path / "v.ome.zarr", voxel_size_nm=(4, 4, 4), chunks=(4, 128, 128),
+                             ngff_version=ngff)
+    assert info.n_levels == 3
+    expected = vol
+    for level in range(info.n_levels):
+        np.testing.assert_array_equal(open_level(tmp_path / "v.ome.zarr", level)[:], expected)
+        expected = downsample_mean(expected)
 
 
 def test_it_uses_the_source_voxel_size_and_refuses_when_none_is_known(tmp_path: Path) -> None:

@@ -350,6 +350,27 @@ def test_a_region_read_equals_the_same_box_of_the_whole_volume(tmp_path: Path, l
             src.read_region(0, 1, 250, 301, 0, 10)
 
 
+@pytest.mark.parametrize(("dtype", "layout"), [
+    ("uint8", {"tile": (64, 48), "compression": "zlib"}),  # edge tiles padded in the file
+    ("uint16", {"rowsperstrip": 7, "compression": "zlib", "predictor": True, "byteorder": ">"}),
+    ("int16", {"tile": (32, 32), "compression": "lzw", "ome": True, "metadata": {"axes": "ZYX"}}),
+    ("float32", {"rowsperstrip": 13, "compression": "zlib"}),
+])
+def test_random_boxes_read_tile_by_tile_equal_the_whole_decoded_volume(
+    tmp_path: Path, dtype: str, layout: dict[str, object]
+) -> None:
+    rng = np.random.default_rng(2)
+    vol = rng.integers(-100 if dtype in ("int16", "float32") else 0, 1000, (4, 150, 170)).astype(dtype)
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, vol, photometric="minisblack", **layout)
+    with open_source(path) as src:
+        assert src.dtype == np.dtype(dtype)
+        for _ in range(30):
+            z0, y0, x0 = int(rng.integers(0, 4)), int(rng.integers(0, 150)), int(rng.integers(0, 170))
+            z1, y1, x1 = int(rng.integers(z0 + 1, 5)), int(rng.integers(y0 + 1, 151)), int(rng.integers(x0 + 1, 171))
+            np.testing.assert_array_equal(src.read_region(z0, z1, y0, y1, x0, x1), vol[z0:z1, y0:y1, x0:x1])
+
+
 def test_a_tiled_tiff_reports_its_tile_as_the_read_unit(tmp_path: Path) -> None:
     path = tmp_path / "tiled.tif"
     tifffile.imwrite(path, np.zeros((2, 256, 512), np.uint8) + 7, tile=(128, 256), compression="zlib",
