@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import F
+from django.db.models.functions import Greatest
+
 from annotations.defaults import hex_to_rgba
 from annotations.imaging import omezarr
 from annotations.models import LabelLayer, Project, Volume
@@ -23,6 +26,17 @@ def layer_create(volume: Volume, name: str, *, kind: str = LabelLayer.Kind.LABEL
     omezarr.create_label_layer(volume_zarr_path(volume), name,
                                dtype="uint32" if kind == LabelLayer.Kind.INSTANCES else "uint16", **meta)
     return LabelLayer.objects.create(volume=volume, name=name, kind=kind, editable=editable)
+
+
+def layer_bump(layer: LabelLayer, *, max_value: int = 0) -> int:
+    """A new version of `layer` (its max_value raised to at least `max_value`); returns the version.
+
+    Label tiles are cached by version (their ETag): a writer bumps it before and after
+    writing so no tile cached before the write looks current afterwards."""
+    LabelLayer.objects.filter(pk=layer.pk).update(version=F("version") + 1,
+                                                  max_value=Greatest(F("max_value"), max_value))
+    layer.refresh_from_db(fields=["version", "max_value"])
+    return layer.version
 
 
 def layers_describe_classes(project: Project) -> int:

@@ -45,7 +45,7 @@ def _retrain(volumes: dict[str, object], steps: int) -> dict[str, dict[str, list
     from annotations.imaging import omezarr
     from annotations.storage import volume_zarr_path
     from segmentation.core.training import TrainConfig, train
-    from segmentation.training_services import training_labels_for
+    from segmentation.modelloop.labels import training_labels_for
 
     out: dict[str, dict[str, list[float]]] = {"retrain_setup": {}, "retrain_step": {}}
     for name, volume in volumes.items():

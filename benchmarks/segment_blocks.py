@@ -1,7 +1,7 @@
 """Segment as block tasks: voxels/s with 1 and 2 worker processes, against the bare forward.
 
 A generated FIB-SEM-like volume (benchmarks/bigvolume.py, OME-Zarr) is segmented block by
-block with the code a segment job's block runs (:func:`segmentation.segment_blocks.segment_block_run`:
+block with the code a segment job's block runs (:func:`segmentation.modelloop.blocks.segment_block_run`:
 read block + context, normalise, forward on the lattice, clean-up, write level 0 and the
 whole-chunk pyramid levels, keep the tile scores), by 1 and then 2 worker processes taking
 blocks from one queue, each with one torch thread (as the app's block workers). Figures, all
@@ -75,7 +75,7 @@ def _worker(job_id: int, dest: str, block: list[int], model_path: str, media: st
             todo: Any, done: Any, paired: bool) -> None:
     _settings(Path(media))
     from segmentation.core.modelfile import load_model
-    from segmentation.segment_blocks import segment_block_run, segment_plan
+    from segmentation.modelloop.blocks import segment_block_run, segment_plan
 
     torch.set_num_threads(1)
     model = load_model(model_path, device="cpu")
@@ -101,7 +101,7 @@ def _shape(dest: Path) -> tuple[int, int, int]:
 def _run(workers: int, job_id: int, dest: Path, args: argparse.Namespace, model_path: Path,
          media: Path) -> dict[str, Any]:
     """All blocks by `workers` processes; wall seconds from the first block queued to the last done."""
-    from segmentation.segment_blocks import segment_plan
+    from segmentation.modelloop.blocks import segment_plan
 
     plan = segment_plan(dest, _shape(dest), block=tuple(args.block))
     ctx = mp.get_context("spawn")
@@ -146,7 +146,7 @@ def _bare_block(model: Any, dest: Path, block: Any) -> dict[str, float]:
     from segmentation.core.active import binary_entropy, block_tile_sums
     from segmentation.core.blockwise import _cell_window, _forward_flips, block_probabilities
     from segmentation.core.inference import downsample
-    from segmentation.segment_blocks import LATTICE
+    from segmentation.modelloop.blocks import LATTICE
 
     image = omezarr.open_level(dest, 0)
     Z, Y, X = image.shape
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     media = scratch / "media"
     _settings(media)
     from annotations.imaging import omezarr
-    from segmentation.segment_blocks import segment_finish, segment_plan
+    from segmentation.modelloop.blocks import segment_finish, segment_plan
 
     dest = scratch / "big.ome.zarr"
     t = time.perf_counter()

@@ -10,6 +10,8 @@ from annotations.urls import page_urlpatterns
 from emportal.jobs.urls import api_urlpatterns as jobs_api
 from emportal.login import RateLimitedLoginView
 from emportal.tokens import urls as token_urls
+from segmentation.cells import urls as cells_urls
+from segmentation.modelloop import urls as modelloop_urls
 from segmentation.reports import urls as reports_urls
 
 urlpatterns = [
@@ -21,7 +23,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/", include(annotation_api + jobs_api)),
     path("api/", include(reports_urls.api_urlpatterns)),
-    path("api/", include("segmentation.urls_models")),
+    path("api/", include(modelloop_urls.api_urlpatterns + cells_urls.api_urlpatterns)),
     path("api/", include(review_api)),
     path("api/", include(token_urls.api_urlpatterns)),
     path("", include(page_urlpatterns)),

@@ -17,9 +17,9 @@ def job_kinds_register() -> None:
     failed job (``layer_write_state``); a segment's block files are removed. A report is
     locked by its parameters, so reports over different layers of one volume may run side by side.
     """
+    from segmentation.modelloop.blocks import segment_leftovers_remove
+    from segmentation.modelloop.retrain import retrain_leftovers_remove
     from segmentation.reports.services import report_leftovers_remove
-    from segmentation.segment_blocks import segment_leftovers_remove
-    from segmentation.training_services import retrain_leftovers_remove
 
     register(JobKind(name=RETRAIN, task="segmentation.tasks.retrain", queue="gpu",
                      on_worker_lost=retrain_leftovers_remove))

@@ -1,5 +1,6 @@
-"""Celery tasks of the segmentation app (this module is the one Celery autodiscovers)."""
+"""The Celery tasks of the segmentation app, gathered where Celery autodiscovers them."""
 from __future__ import annotations
 
-from segmentation.tasks_models import cells_task, retrain_task, segment_task  # noqa: F401 - registers retrain/segment/cells
-from segmentation.tasks_reports import report_task  # noqa: F401 - registers segmentation.tasks.report
+from segmentation.cells.tasks import cells_task  # noqa: F401 - registers segmentation.tasks.cells
+from segmentation.modelloop.tasks import retrain_task, segment_block_task, segment_task  # noqa: F401 - retrain, segment
+from segmentation.reports.tasks import report_task  # noqa: F401 - registers segmentation.tasks.report

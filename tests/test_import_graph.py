@@ -213,6 +213,26 @@ def test_annotations_never_imports_the_reviews_app(graph: tuple[dict[str, Path],
                      f"events through annotations.signals):{_report(bad)}")
 
 
+def test_segmentation_features_depend_one_way(graph: tuple[dict[str, Path], list[Edge]]) -> None:
+    """The model loop knows neither cells nor reports; cells builds on the model loop (its latest
+    prediction); reports reads layers, not either feature."""
+    mods, edges = graph
+    rules = {"segmentation.modelloop": ("segmentation.cells", "segmentation.reports"),
+             "segmentation.cells": ("segmentation.reports",),
+             "segmentation.reports": ("segmentation.modelloop", "segmentation.cells")}
+    bad = [e for e in edges for source, banned in rules.items()
+           if _within(e.source, source) and _within(e.target, *banned)]
+    assert not bad, f"segmentation's features import each other the wrong way:{_report(bad)}"
+
+
+def test_models_in_a_segmentation_module_name_means_django_models(graph: tuple[dict[str, Path], list[Edge]]) -> None:
+    """The ML models' code lives in segmentation.modelloop; a name with "models" is the Django models package."""
+    mods, _ = graph
+    bad = sorted(m for m in mods if _within(m, "segmentation") and not _within(m, "segmentation.models")
+                 and any("models" in part for part in m.split(".")))
+    assert not bad, f"module names that say models but hold no Django models: {bad}"
+
+
 def test_no_module_level_import_circles(graph: tuple[dict[str, Path], list[Edge]]) -> None:
     mods, edges = graph
     found = load_cycles(mods, edges)
@@ -250,7 +270,7 @@ def test_the_checks_find_a_circle_and_a_lazy_import_is_not_one(tmp_path: Path) -
 
 def _unit(module: str, mods: dict[str, Path]) -> str:
     """What may share private names: a sub-package of an app (annotations.imaging, segmentation.core)
-    is one unit; a module directly in an app (segmentation.cells_services) is a unit of its own."""
+    is one unit; a module directly in an app (segmentation.volume_jobs) is a unit of its own."""
     parts = module.split(".")
     if len(parts) >= 3 or (len(parts) == 2 and mods[module].name == "__init__.py"):
         return ".".join(parts[:2])

@@ -162,8 +162,8 @@ def _phantom(cast: Any, tmp_path: Path, *, shape: tuple[int, int, int] = SHAPE, 
 
 
 def _train_here(volume: Any, user: Any) -> Any:
+    from segmentation.modelloop.retrain import model_retrain, model_retrain_run
     from segmentation.models import ModelVersion
-    from segmentation.training_services import model_retrain, model_retrain_run
 
     job = model_retrain(volume, user, minutes=1, max_steps=2, config=TINY, enqueue=lambda job_id: None)
     _run_here(job, model_retrain_run)
@@ -173,17 +173,16 @@ def _train_here(volume: Any, user: Any) -> Any:
 def _previous_layer(volume: Any, name: str, kind: str) -> Any:
     """A layer as a finished earlier job left it: OLD everywhere, its version bumped, and a run."""
     from annotations.imaging import omezarr
-    from annotations.layers import layer_create
+    from annotations.layers import layer_bump, layer_create
     from annotations.storage import volume_zarr_path
     from segmentation.models import SegmentationRun
-    from segmentation.segment_services import bump_layer
 
     layer = layer_create(volume, name, kind=kind, editable=False)
     dest = volume_zarr_path(volume)
     level0 = omezarr.open_label_level(dest, name, 0, mode="r+")
     level0[:] = np.full(level0.shape, OLD, level0.dtype)
     omezarr.update_label_pyramid(dest, name)
-    bump_layer(layer, max_value=OLD)
+    layer_bump(layer, max_value=OLD)
     return SegmentationRun.objects.create(volume=volume, layer=name, outputs={"kind": "previous"})
 
 
@@ -233,7 +232,7 @@ class _Segment:
     """Killed after the first of two prediction blocks landed (pyramid updated, version bumped)."""
 
     # call 1 is the bump before the first write, call 2 the bump after the first block
-    kind, target, call = SEGMENT, "segmentation.segment_services:bump_layer", 2
+    kind, target, call = SEGMENT, "segmentation.modelloop.segment:layer_bump", 2
 
     def setup(self, cast: Any, tmp_path: Path) -> dict[str, Any]:
         from annotations.models import LabelLayer

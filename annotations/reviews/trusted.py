@@ -1,7 +1,7 @@
 """Trusted labels: what reviewers approved becomes training data.
 
 An approved slice item trusts that whole z slice of the reviewed layer; an approved cell
-item trusts the voxels of that cell. Retrain (segmentation/training_services.py) fills
+item trusts the voxels of that cell. Retrain (segmentation/modelloop/labels.py) fills
 the manual layer's unlabeled voxels with them.
 """
 from __future__ import annotations

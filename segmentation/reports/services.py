@@ -165,7 +165,7 @@ def report_create(volume: Volume, user: Any, *, labels_layer: str, cells_layer: 
     if running is not None:
         return running
     if enqueue is None:
-        from segmentation.tasks_reports import report_task
+        from segmentation.reports.tasks import report_task
 
         def enqueue(job_id: int) -> None:
             report_task.delay(job_id)

@@ -10,7 +10,8 @@ import pytest
 from annotations import strokes
 from annotations.models import LabelClass, Role
 from annotations.reviews.models import ReviewAssignment
-from segmentation.training_services import TrainingLabels, TrustedLabels, labels_hash, training_labels_for
+from segmentation.core.training_labels import TrainingLabels, TrustedLabels, labels_hash
+from segmentation.modelloop.labels import training_labels_for
 from tests.annotations.reviews.conftest import new_review
 
 pytestmark = pytest.mark.django_db
@@ -67,8 +68,8 @@ def test_a_real_retrain_records_the_approved_items_and_their_hash(cast: Any, tmp
 
     from segmentation.models import ModelVersion
     from tests.annotations.reviews.conftest import Api, write_layer
+    from tests.segmentation.modelloop.test_retrain import _retrain
     from tests.segmentation.phantom_volumes import phantom_volume
-    from tests.segmentation.test_training_services import _retrain
 
     torch.set_num_threads(1)
     pv = phantom_volume(cast.project, tmp_path)

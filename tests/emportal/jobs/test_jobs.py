@@ -135,8 +135,8 @@ def test_the_reaper_deletes_the_hidden_folders_of_a_report_whose_worker_died(cas
 
 def test_the_reaper_deletes_the_weights_of_a_retrain_that_died_before_its_version_row(
         cast: Any, settings: Any) -> None:
+    from segmentation.modelloop.storage import retrain_weights_path
     from segmentation.models import ModelVersion
-    from segmentation.training_services import retrain_weights_path
 
     dead = _stale_running(cast, settings, RETRAIN)
     published = _stale_running(cast, settings, RETRAIN)  # died after its row committed

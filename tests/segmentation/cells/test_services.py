@@ -15,7 +15,7 @@ from annotations.strokes import layer_write_slices
 from emportal.errors import ApplicationError
 from emportal.jobs.models import Job
 from emportal.jobs.services import job_running
-from segmentation import cells_services as cells
+from segmentation.cells import services as cells
 from segmentation.models import ModelVersion, SegmentationRun
 from tests.segmentation.phantom_volumes import KEYS, phantom_volume
 

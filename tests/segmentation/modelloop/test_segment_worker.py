@@ -16,12 +16,12 @@ from annotations.imaging import omezarr
 from annotations.storage import volume_zarr_path
 from emportal.jobs.models import Job
 from emportal.jobs.services import job_cancel
-from segmentation import segment_blocks, segment_services
+from segmentation.modelloop import blocks, segment, selectors
 from segmentation.models import SegmentationRun
 from tests.conftest import running_celery_worker
+from tests.segmentation.modelloop.test_retrain import _retrain
+from tests.segmentation.modelloop.test_segment import _segment
 from tests.segmentation.phantom_volumes import phantom_volume
-from tests.segmentation.test_segment_services import _segment
-from tests.segmentation.test_training_services import _retrain
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -60,7 +60,7 @@ def _wait(job: Job, seconds: float, states: tuple[str, ...] = tuple(Job.FINISHED
 
 def _dead_claim(job_id: int, index: int) -> Path:
     """The claim a worker killed inside block `index` leaves behind."""
-    path = segment_blocks.segment_dir(job_id) / f"block-{index}.claim"
+    path = blocks.segment_dir(job_id) / f"block-{index}.claim"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("dead-host:1")
     return path
@@ -76,11 +76,11 @@ def test_blocks_on_two_worker_processes_write_the_bytes_of_one_process_and_a_dea
 
     def enqueue(job_id: int) -> None:
         _dead_claim(job_id, 1)  # block 1 was claimed by a worker that died in it
-        from segmentation.tasks_models import segment_task
+        from segmentation.modelloop.tasks import segment_task
 
         segment_task.delay(job_id)
 
-    job = segment_services.volume_segment(pv.volume, cast.annotator, k=4, block=BLOCK, enqueue=enqueue)
+    job = segment.volume_segment(pv.volume, cast.annotator, k=4, block=BLOCK, enqueue=enqueue)
     job = _wait(job, 300)
     assert job.state == Job.State.SUCCEEDED, job.message
     run = SegmentationRun.objects.get(job_id=job.pk)
@@ -90,7 +90,7 @@ def test_blocks_on_two_worker_processes_write_the_bytes_of_one_process_and_a_dea
         assert np.array_equal(a, b)  # bit for bit, the taken-over block too, at every level
     assert run.outputs["suggestions"] == first.outputs["suggestions"]
     assert pv.volume.layers.get(name=PREDICTION_LAYER).version == job.result["version"]
-    assert not segment_blocks.segment_dir(job.pk).exists()  # the block files go once the run is recorded
+    assert not blocks.segment_dir(job.pk).exists()  # the block files go once the run is recorded
 
 
 def test_a_cancel_stops_the_blocks_left_and_the_layer_says_it_is_partial(
@@ -101,13 +101,13 @@ def test_a_cancel_stops_the_blocks_left_and_the_layer_says_it_is_partial(
 
     def enqueue(job_id: int) -> None:
         claims["busy"] = _dead_claim(job_id, 2)  # block 2 is busy elsewhere (the test keeps its claim alive)
-        from segmentation.tasks_models import segment_task
+        from segmentation.modelloop.tasks import segment_task
 
         segment_task.delay(job_id)
 
-    job = segment_services.volume_segment(pv.volume, cast.annotator, block=BLOCK, enqueue=enqueue)
+    job = segment.volume_segment(pv.volume, cast.annotator, block=BLOCK, enqueue=enqueue)
     deadline = time.time() + 300
-    while len(segment_blocks.blocks_done(job.pk, 3)) < 2:  # blocks 0 and 1 land, block 2 is waited for
+    while len(blocks.blocks_done(job.pk, 3)) < 2:  # blocks 0 and 1 land, block 2 is waited for
         assert time.time() < deadline, "blocks 0 and 1 did not land"
         claims["busy"].touch()
         time.sleep(0.3)
@@ -116,7 +116,7 @@ def test_a_cancel_stops_the_blocks_left_and_the_layer_says_it_is_partial(
     job = _wait(job, 120, **claims)
     assert job.state == Job.State.CANCELLED
     assert job.result["blocks"] == [2, 3]  # block 2 never ran
-    assert not segment_blocks.segment_dir(job.pk).exists()  # nor are block files left behind
-    state = segment_services.layer_write_state(pv.volume.pk, PREDICTION_LAYER)
+    assert not blocks.segment_dir(job.pk).exists()  # nor are block files left behind
+    state = selectors.layer_write_state(pv.volume.pk, PREDICTION_LAYER)
     assert state["state"] == "partial" and state["job"] == job.pk
     assert not SegmentationRun.objects.filter(job_id=job.pk).exists()

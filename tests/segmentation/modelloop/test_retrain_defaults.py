@@ -9,9 +9,9 @@ import torch
 
 from annotations.models import Volume
 from emportal.jobs.services import job_running
-from segmentation import training_services as services
 from segmentation.core.defaults import training_defaults
 from segmentation.core.modelfile import load_model, prediction_tta
+from segmentation.modelloop import retrain
 from segmentation.models import ModelVersion
 from tests.segmentation.phantom_volumes import phantom_volume
 
@@ -24,10 +24,10 @@ SMALL = {"base_width": 8, "depth": 3}  # network size only: scale, patch, batch 
 def _first_model(volume: Any, user: Any, voxel_nm: tuple[float, float, float], **config: int) -> ModelVersion:
     Volume.objects.filter(pk=volume.pk).update(voxel_z_nm=voxel_nm[0], voxel_y_nm=voxel_nm[1], voxel_x_nm=voxel_nm[2])
     volume.refresh_from_db()
-    job = services.model_retrain(volume, user, minutes=0.5, config={**SMALL, **config}, max_steps=1, from_scratch=True,
+    job = retrain.model_retrain(volume, user, minutes=0.5, config={**SMALL, **config}, max_steps=1, from_scratch=True,
                                  enqueue=lambda job_id: None)
     with job_running(job.pk) as ctx:
-        services.model_retrain_run(ctx)
+        retrain.model_retrain_run(ctx)
     return ModelVersion.objects.get(job_id=job.pk)
 
 

@@ -19,19 +19,19 @@ from annotations.strokes import stroke_undo
 from emportal.errors import ApplicationError
 from emportal.jobs.models import Job
 from emportal.jobs.services import job_running
-from segmentation import segment_blocks, segment_services
+from segmentation.modelloop import blocks, segment
 from segmentation.models import ModelVersion, SegmentationRun
+from tests.segmentation.modelloop.test_retrain import NO_QUEUE, _retrain
 from tests.segmentation.phantom_volumes import LABELED, phantom_volume
-from tests.segmentation.test_training_services import NO_QUEUE, _retrain
 
 pytestmark = pytest.mark.django_db
 torch.set_num_threads(1)
 
 
 def _segment(volume: Any, user: Any, **kwargs: Any) -> Job:
-    job = segment_services.volume_segment(volume, user, **{"helpers": 0, **kwargs}, **NO_QUEUE)
+    job = segment.volume_segment(volume, user, **{"helpers": 0, **kwargs}, **NO_QUEUE)
     with job_running(job.pk) as ctx:
-        segment_services.volume_segment_run(ctx)
+        segment.volume_segment_run(ctx)
     job.refresh_from_db()
     return job
 
@@ -43,7 +43,7 @@ def pv(cast: Any, tmp_path: Path) -> Any:
 
 def test_segment_refuses_without_a_model(cast: Any, pv: Any) -> None:
     with pytest.raises(ApplicationError) as err:
-        segment_services.volume_segment(pv.volume, cast.annotator, **NO_QUEUE)
+        segment.volume_segment(pv.volume, cast.annotator, **NO_QUEUE)
     assert err.value.code == "no_model"
 
 
@@ -84,14 +84,14 @@ def test_a_segment_that_dies_mid_write_marks_the_prediction_partial_until_a_segm
     layer = pv.volume.layers.get(name=PREDICTION_LAYER)
     before = layer.version
     seen: list[dict[str, Any]] = []
-    real = segment_blocks._save
+    real = blocks._save
 
     def dies_after_the_first_block(*args: Any, **kwargs: Any) -> None:
         real(*args, **kwargs)
         seen.append(shown())
         raise RuntimeError("worker lost")
 
-    monkeypatch.setattr(segment_blocks, "_save", dies_after_the_first_block)
+    monkeypatch.setattr(blocks, "_save", dies_after_the_first_block)
     failed = _segment(pv.volume, cast.annotator, k=2)
     assert failed.state == Job.State.FAILED
     assert seen[0]["id"] == first.result["run"] and seen[0]["layer_state"]["state"] == "writing"
@@ -101,7 +101,7 @@ def test_a_segment_that_dies_mid_write_marks_the_prediction_partial_until_a_segm
     layer.refresh_from_db()
     assert layer.version > before  # tiles cached before the failed write are stale now
 
-    monkeypatch.setattr(segment_blocks, "_save", real)
+    monkeypatch.setattr(blocks, "_save", real)
     again = _segment(pv.volume, cast.annotator, k=2)
     assert again.state == Job.State.SUCCEEDED, again.message
     assert shown()["id"] == again.result["run"]
@@ -121,11 +121,11 @@ def test_a_dismissed_suggestion_stays_dismissed(cast: Any, pv: Any) -> None:
     _retrain(pv.volume, cast.annotator)
     _segment(pv.volume, cast.annotator, k=3)
     run = SegmentationRun.objects.get()
-    segment_services.suggestion_dismiss(run, 1, cast.annotator)
+    segment.suggestion_dismiss(run, 1, cast.annotator)
     run.refresh_from_db()
     assert [s["dismissed"] for s in run.outputs["suggestions"]] == [False, True, False]
     with pytest.raises(ApplicationError):
-        segment_services.suggestion_dismiss(run, 3, cast.annotator)
+        segment.suggestion_dismiss(run, 3, cast.annotator)
 
 
 def test_accepting_the_prediction_under_a_brush_copies_it_into_the_manual_layer_and_undo_restores(
@@ -135,7 +135,7 @@ def test_accepting_the_prediction_under_a_brush_copies_it_into_the_manual_layer_
     dest = volume_zarr_path(pv.volume)
     pred = np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, 0)[4])
     uid = str(uuid.uuid4())
-    outcome = segment_services.prediction_accept(pv.volume, cast.annotator, Role.ANNOTATOR, {
+    outcome = segment.prediction_accept(pv.volume, cast.annotator, Role.ANNOTATOR, {
         "uuid": uid, "axis": "z", "index": 4, "points": [[30, 20], [30, 60]], "radius": 5})
     manual = np.asarray(omezarr.open_label_level(dest, MANUAL_LAYER, 0)[4])
     assert np.array_equal(manual[27:34, 25:56], pred[27:34, 25:56])  # inside the brush: the prediction
@@ -150,19 +150,19 @@ def test_viewers_cannot_accept_the_prediction(cast: Any, pv: Any) -> None:
     _retrain(pv.volume, cast.annotator)
     _segment(pv.volume, cast.annotator)
     with pytest.raises(ApplicationError) as err:
-        segment_services.prediction_accept(pv.volume, cast.viewer, Role.VIEWER, {
+        segment.prediction_accept(pv.volume, cast.viewer, Role.VIEWER, {
             "uuid": str(uuid.uuid4()), "axis": "z", "index": 4, "points": [[30, 20]], "radius": 5})
     assert err.value.status_code == 403
 
 
 def test_a_thumbnail_shows_the_region_at_the_asked_size(cast: Any, pv: Any) -> None:
-    png = segment_services.region_thumbnail_png(pv.volume, z=3, y0=0, x0=0, y1=48, x1=96, size=64)
+    png = segment.region_thumbnail_png(pv.volume, z=3, y0=0, x0=0, y1=48, x1=96, size=64)
     img = Image.open(io.BytesIO(png))
     assert img.size == (64, 32) and img.mode == "RGB"
     grey = np.asarray(img)
     assert grey.std() > 5  # it shows the image, not a flat fill
     with pytest.raises(ApplicationError):
-        segment_services.region_thumbnail_png(pv.volume, z=99, y0=0, x0=0, y1=8, x1=8)
+        segment.region_thumbnail_png(pv.volume, z=99, y0=0, x0=0, y1=8, x1=8)
 
 
 def _prediction_levels(volume: Any) -> list[np.ndarray]:
@@ -194,13 +194,13 @@ def test_a_block_size_off_the_label_chunks_fails_the_job_with_a_message(cast: An
     job = _segment(pv.volume, cast.annotator, block=(3, 96, 96))
     assert job.state == Job.State.FAILED and job.error_code == "invalid_input" and "chunk" in job.message
     with pytest.raises(ApplicationError) as err:
-        segment_services.volume_segment(pv.volume, cast.annotator, block=(0, 96, 96), **NO_QUEUE)
+        segment.volume_segment(pv.volume, cast.annotator, block=(0, 96, 96), **NO_QUEUE)
     assert err.value.code == "invalid"
 
 
 def test_block_pyramids_and_the_finish_equal_a_pyramid_built_from_the_whole_layer(cast: Any, tmp_path: Path) -> None:
     from annotations.layers import layer_create
-    from segmentation.segment_blocks import _pyramid, _whole_levels, segment_plan
+    from segmentation.modelloop.blocks import _pyramid, _whole_levels, segment_plan
     from tests.factories import make_volume
 
     data = np.random.default_rng(0).integers(0, 255, (8, 1100, 600), dtype=np.uint8)

@@ -1,7 +1,9 @@
-"""Celery tasks of the model loop, on the `gpu` queue (routed in emportal/celery.py).
+"""Celery tasks of the model loop, on the `gpu` queue (routed by the kinds in segmentation/job_kinds.py).
 
 Each takes a job id, claims the job and runs one service; everything else (progress,
-cancel, failure) is segmentation.jobs.job_running's business.
+cancel, failure) is emportal.jobs.services.job_running's business. The task names keep
+the ``segmentation.tasks.`` prefix they were first queued under, so queued messages and
+the registered kinds still find them.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from emportal.jobs.services import JobNotClaimed, job_running
 
 @shared_task(name="segmentation.tasks.retrain")
 def retrain_task(job_id: int) -> None:
-    from segmentation.training_services import model_retrain_run
+    from segmentation.modelloop.retrain import model_retrain_run
 
     try:
         with job_running(job_id) as ctx:
@@ -23,7 +25,7 @@ def retrain_task(job_id: int) -> None:
 
 @shared_task(name="segmentation.tasks.segment")
 def segment_task(job_id: int) -> None:
-    from segmentation.segment_services import volume_segment_run
+    from segmentation.modelloop.segment import volume_segment_run
 
     try:
         with job_running(job_id) as ctx:
@@ -35,17 +37,6 @@ def segment_task(job_id: int) -> None:
 @shared_task(name="segmentation.tasks.segment_block")
 def segment_block_task(job_id: int) -> None:
     """A helper of a segment job: runs blocks nobody has claimed (not a job of its own)."""
-    from segmentation.segment_services import segment_block_help
+    from segmentation.modelloop.segment import segment_block_help
 
     segment_block_help(job_id)
-
-
-@shared_task(name="segmentation.tasks.cells")
-def cells_task(job_id: int) -> None:
-    from segmentation.cells_services import volume_cells_run
-
-    try:
-        with job_running(job_id) as ctx:
-            volume_cells_run(ctx)
-    except JobNotClaimed:
-        return

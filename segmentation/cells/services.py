@@ -10,7 +10,7 @@
   says so in its message.
 * output: the non-editable "cells_auto" instances layer, written slab by slab (its
   version bumped before each slab and after the last, and marked partial until the job
-  succeeds: see segment_services.layer_write_state), and a
+  succeeds: see modelloop.selectors.layer_write_state), and a
   SegmentationRun (layer "cells_auto") listing every cell (voxels, um^3, slices spanned,
   centroid) and, when the volume has a ground-truth instances layer ("cells_truth"),
   per-cell Dice (paper Fig 2F), for every method when asked to compare.
@@ -24,7 +24,7 @@ from scipy import ndimage as ndi
 
 from annotations.defaults import CELLS_LAYER, PREDICTION_LAYER
 from annotations.imaging import omezarr
-from annotations.layers import layer_create
+from annotations.layers import layer_bump, layer_create
 from annotations.models import LabelLayer, Volume
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
@@ -32,9 +32,9 @@ from emportal.jobs.models import Job
 from emportal.jobs.services import JobContext, job_create
 from emportal.realtime import broadcast, volume_group
 from segmentation.job_kinds import CELLS
+from segmentation.modelloop.selectors import latest_run, run_payload
 from segmentation.models import SegmentationRun
-from segmentation.segment_services import bump_layer, latest_run, run_payload
-from segmentation.training_services import require_not_running, require_ready, store_result
+from segmentation.volume_jobs import require_not_running, require_ready, store_result
 
 CELLS_AUTO_LAYER = "cells_auto"
 TRUTH_LAYER = "cells_truth"
@@ -57,7 +57,7 @@ def volume_cells(volume: Volume, user: Any, *, method: str = "fusion", flow: str
         raise ApplicationError("paint cells on a few key slices first (the \"cells\" layer is empty)",
                                code="no_keys", status_code=409)
     if enqueue is None:
-        from segmentation.tasks_models import cells_task
+        from segmentation.cells.tasks import cells_task
 
         def enqueue(job_id: int) -> None:
             cells_task.delay(job_id)
@@ -161,15 +161,15 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
     # The version is bumped before each slab is written and once after the last: label
     # tiles are cached by version (their ETag), so a tile cached before a slab changed
     # never looks current afterwards, even when the worker dies mid-loop. "writes" marks
-    # the layer partial until this job succeeds (segment_services.layer_write_state).
+    # the layer partial until this job succeeds (modelloop.selectors.layer_write_state).
     for i, z0 in enumerate(range(0, cells.shape[0], SLAB)):
         z1 = min(z0 + SLAB, cells.shape[0])
-        version = bump_layer(layer, max_value=top)
+        version = layer_bump(layer, max_value=top)
         store_result(ctx, {"phase": "writing", "writes": CELLS_AUTO_LAYER, "layer": CELLS_AUTO_LAYER,
                             "version": version, "blocks": [i, n_slabs]})
         out[z0:z1] = cells[z0:z1].astype(out.dtype, copy=False)
         omezarr.update_label_pyramid(dest, CELLS_AUTO_LAYER, z=(z0, z1))
-    version = bump_layer(layer, max_value=top)
+    version = layer_bump(layer, max_value=top)
     table = cell_table(cells, volume.voxel_size_nm)
     dice: dict[str, Any] = {}
     if truth is not None:

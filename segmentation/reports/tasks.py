@@ -1,7 +1,7 @@
 """Celery task of the feature reports: a thin wrapper that runs the report service as a job.
 
-Registered through ``segmentation.tasks`` (which Celery autodiscovers) importing it.
-It runs on the default queue: features and meshes are CPU work.
+Registered through ``segmentation.tasks`` (which Celery autodiscovers) importing it; its name
+keeps that module's prefix. It runs on the default queue: features and meshes are CPU work.
 """
 from __future__ import annotations
 

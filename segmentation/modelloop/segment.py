@@ -1,15 +1,15 @@
 """Segment: the active model's prediction of a volume and the regions to label next.
 
 Writes live here (`volume_segment`, `suggestion_dismiss`, `prediction_accept`); the
-Celery task in tasks_models.py only claims the job and calls `volume_segment_run`. The
-blocks are segment_blocks.py; the science is segmentation.core (blocks, blockwise, active).
+Celery task (modelloop/tasks.py) only claims the job and calls `volume_segment_run`. The
+blocks are modelloop/blocks.py; the science is segmentation.core (blocks, blockwise, active).
 
 Segment writes the non-editable "prediction" layer block by block (the layer version
 is bumped before the first block and as each block lands, so viewers watch it fill); each
 block keeps the uncertainty sums of its tiles, and the regions to label next are ranked from
 those at the end (no second pass), recorded in a SegmentationRun. Until the job succeeds
 the layer reads as "writing", and as "partial" if it failed or its worker died
-(``layer_write_state``, in every run payload).
+(``selectors.layer_write_state``, in every run payload).
 """
 from __future__ import annotations
 
@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
-from django.db.models import F
 
 from annotations.defaults import PREDICTION_LAYER
 from annotations.imaging import omezarr
-from annotations.layers import layer_create
+from annotations.layers import layer_bump, layer_create
 from annotations.models import LabelClass, LabelLayer, Role, Volume
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
@@ -34,8 +33,7 @@ from emportal.jobs.services import JobContext, job_create
 from emportal.realtime import broadcast, volume_group
 from segmentation.core.modelfile import TrainedModel, prediction_tta
 from segmentation.job_kinds import SEGMENT
-from segmentation.models import ModelVersion, SegmentationRun
-from segmentation.segment_blocks import (
+from segmentation.modelloop.blocks import (
     block_result,
     block_results,
     blocks_done,
@@ -45,52 +43,14 @@ from segmentation.segment_blocks import (
     segment_finish,
     segment_plan,
 )
-from segmentation.training_services import model_weights_path, require_not_running, require_ready, store_result
+from segmentation.modelloop.selectors import run_payload
+from segmentation.modelloop.storage import model_weights_path
+from segmentation.models import ModelVersion, SegmentationRun
+from segmentation.volume_jobs import require_not_running, require_ready, store_result
 
 #: Helper tasks a segment job queues beside its own: each runs blocks nobody has claimed and
 #: ends when none is left, so more helpers than free workers cost only a queue message each.
 SEGMENT_HELPERS = 8
-
-
-# ---------------------------------------------------------------- payloads
-def run_payload(run: SegmentationRun) -> dict[str, Any]:
-    """A run as the panels read it; ``layer_state`` says whether its layer still holds
-    only finished runs' output (see :func:`layer_write_state`)."""
-    return {"id": run.pk, "volume": run.volume_id, "model_version": run.model_version_id, "job": run.job_id,
-            "layer": run.layer, "outputs": run.outputs, "created": run.created.isoformat() if run.created else None,
-            "layer_state": layer_write_state(run.volume_id, run.layer)}
-
-
-def layer_write_state(volume_id: int, layer: str) -> dict[str, Any]:
-    """Whether a job-written layer ("prediction", "cells_auto") is whole, being written or partial.
-
-    A segment or cells job records ``"writes": <layer>`` in its result before its first
-    write to the layer, so the newest such job tells the layer's state:
-
-    * ``"complete"``: it succeeded (or no job ever wrote the layer this way); the layer is
-      that job's output, the one its latest run describes.
-    * ``"writing"``: it is queued or running; blocks land one by one.
-    * ``"partial"``: it failed or was cancelled after writing some blocks (its worker may
-      have been killed): the layer mixes its blocks with the previous output, which the
-      latest run no longer describes; the next successful job makes it complete again.
-
-    Returns {"state", "job" (id or None), "job_state", "message"}.
-    """
-    job = (Job.objects.filter(volume_id=volume_id, result__writes=layer).order_by("-pk")
-           .only("pk", "state", "message", "result").first())
-    if job is None:
-        return {"state": "complete", "job": None, "job_state": None, "message": ""}
-    if job.state == Job.State.SUCCEEDED:
-        state, message = "complete", ""
-    elif job.state in (Job.State.QUEUED, Job.State.RUNNING):
-        state, message = "writing", f"job {job.pk} is writing the {layer} layer"
-    else:
-        state = "partial"
-        message = (f"the {layer} layer is partial: job {job.pk} {job.state} while writing it"
-                   f" ({job.message}); run it again")
-    return {"state": state, "job": job.pk, "job_state": job.state, "message": message}
-
-
 
 
 # ---------------------------------------------------------------- segment
@@ -99,7 +59,7 @@ def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | N
                    helpers: int | None = None, enqueue: Any = None) -> Job:
     """Queue a prediction of the volume by `model_version` (default: the active one).
 
-    `block`: the block size (Z, Y, X) instead of segment_blocks.SEGMENT_BLOCK (tests and
+    `block`: the block size (Z, Y, X) instead of blocks.SEGMENT_BLOCK (tests and
     benchmarks; the result does not depend on it). `helpers`: how many helper tasks the job
     queues beside its own (default SEGMENT_HELPERS; 0 runs every block in the job's task).
     `tta`: average the four flips; None (the default) predicts as the model was trained to."""
@@ -116,7 +76,7 @@ def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | N
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or not 16 <= tile <= 2048):
         raise ApplicationError(f"tile {tile!r} is not an integer in 16..2048", code="invalid")
     if enqueue is None:
-        from segmentation.tasks_models import segment_task
+        from segmentation.modelloop.tasks import segment_task
 
         def enqueue(job_id: int) -> None:
             segment_task.delay(job_id)
@@ -132,16 +92,6 @@ def volume_segment(volume: Volume, user: Any, *, model_version: ModelVersion | N
         params["helpers"] = helpers
     return job_create(kind=SEGMENT, project_id=volume.project_id, volume_id=volume.pk, user=user,
                       params=params, enqueue=enqueue)
-
-
-def bump_layer(layer: LabelLayer, *, max_value: int = 0) -> int:
-    """A new version of `layer` (its max_value raised to at least `max_value`); returns the version."""
-    from django.db.models.functions import Greatest
-
-    LabelLayer.objects.filter(pk=layer.pk).update(version=F("version") + 1,
-                                                  max_value=Greatest(F("max_value"), max_value))
-    layer.refresh_from_db(fields=["version", "max_value"])
-    return layer.version
 
 
 def default_tile(shape: tuple[int, int, int]) -> int:
@@ -178,7 +128,7 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
     next block. The regions to label next are ranked from the scores the blocks kept.
     """
     from annotations.strokes import layer_lock
-    from segmentation.tasks_models import segment_block_task
+    from segmentation.modelloop.tasks import segment_block_task
 
     job = ctx.job
     ctx.progress(0.01, f"loading model v{job.params.get('model_version')}")
@@ -202,7 +152,7 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
         if done - seen:
             top = max((max(block_result(job.pk, i).class_voxels, default=0) for i in done - seen), default=0)
             seen.update(done)
-            version[0] = bump_layer(layer, max_value=top)
+            version[0] = layer_bump(layer, max_value=top)
             store_result(ctx, predicting(len(done)))
         ctx.progress(0.02 + 0.93 * len(done) / len(plan), f"predicted block {len(done)} of {len(plan)}")
         return len(done)
@@ -216,7 +166,7 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
             store_result(ctx, predicting(0))
             # A version no cached tile carries before the first write: a kill between a block's
             # write and its bump must not leave tiles cached before the job looking current.
-            version[0] = bump_layer(layer)
+            version[0] = layer_bump(layer)
             for _ in range(min(len(plan) - 1, int(job.params.get("helpers", SEGMENT_HELPERS)))):
                 segment_block_task.delay(job.pk)
             while True:
@@ -232,7 +182,7 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
                                                         z_spacing=volume.voxel_z_nm / volume.voxel_x_nm)
             finish_s = time.perf_counter() - t0
             workers = sorted({r.worker for r in block_results(job.pk, plan)})
-            version[0] = bump_layer(layer)  # the coarse levels written by the finish
+            version[0] = layer_bump(layer)  # the coarse levels written by the finish
     finally:  # done, failed or cancelled: the block files go; a helper stops at its next block
         segment_cleanup(job.pk)
     names = {v: n for n, v in model.classes.values.items()}
@@ -281,10 +231,6 @@ def _tta(job: Job, model: TrainedModel) -> bool:
 
 
 # ---------------------------------------------------------------- suggestions
-def latest_run(volume: Volume, layer: str) -> SegmentationRun | None:
-    return SegmentationRun.objects.filter(volume=volume, layer=layer).order_by("-created", "-pk").first()
-
-
 def suggestion_dismiss(run: SegmentationRun, index: int, user: Any) -> SegmentationRun:
     """Hide one suggested region of a run (for everyone on the volume)."""
     with transaction.atomic():
@@ -353,6 +299,6 @@ def prediction_accept(volume: Volume, user: Any, role: Role, data: Mapping[str, 
     return stroke_accept_prediction(volume, user, role, data)
 
 
-__all__ = ["SEGMENT_HELPERS", "default_tile", "latest_run", "layer_write_state", "prediction_accept",
-           "region_thumbnail_png", "run_payload", "segment_block_help", "suggestion_dismiss", "volume_segment",
+__all__ = ["SEGMENT_HELPERS", "default_tile", "prediction_accept",
+           "region_thumbnail_png", "segment_block_help", "suggestion_dismiss", "volume_segment",
            "volume_segment_run"]

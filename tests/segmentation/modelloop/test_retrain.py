@@ -1,11 +1,10 @@
-"""Retrain services on a tiny phantom volume (segment: test_segment_services.py)."""
+"""Retrain services on a tiny phantom volume (segment: test_segment.py)."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,8 +14,11 @@ from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
 from emportal.jobs.models import Job
 from emportal.jobs.services import JobContext, job_running
-from segmentation import training_services as services
 from segmentation.core.modelfile import load_model
+from segmentation.modelloop import retrain
+from segmentation.modelloop.labels import training_classes, training_labels_for
+from segmentation.modelloop.selectors import models_compare
+from segmentation.modelloop.storage import retrain_weights_path
 from segmentation.models import ModelVersion
 from tests.segmentation.phantom_volumes import LABELED, TINY, phantom_volume
 
@@ -27,10 +29,10 @@ NO_QUEUE = {"enqueue": lambda job_id: None}
 
 
 def _retrain(volume: Any, user: Any, **kwargs: Any) -> Job:
-    job = services.model_retrain(volume, user, minutes=kwargs.pop("minutes", 0.5), config=TINY,
+    job = retrain.model_retrain(volume, user, minutes=kwargs.pop("minutes", 0.5), config=TINY,
                                  max_steps=kwargs.pop("max_steps", 4), **kwargs, **NO_QUEUE)
     with job_running(job.pk) as ctx:
-        services.model_retrain_run(ctx)
+        retrain.model_retrain_run(ctx)
     job.refresh_from_db()
     return job
 
@@ -67,10 +69,10 @@ def test_a_first_model_sees_neighbouring_slices_only_where_voxels_are_near_isotr
 
     assert first_model_in_slices(5.0) == 5  # FIB-SEM
     assert first_model_in_slices(40.0) == 1  # serial sections
-    asked = services.model_retrain(pv.volume, cast.annotator, minutes=0.5, config={**TINY, "in_slices": 3},
+    asked = retrain.model_retrain(pv.volume, cast.annotator, minutes=0.5, config={**TINY, "in_slices": 3},
                                    max_steps=2, from_scratch=True, **NO_QUEUE)
     with job_running(asked.pk) as ctx:
-        services.model_retrain_run(ctx)
+        retrain.model_retrain_run(ctx)
     assert load_model(Path(settings.MEDIA_ROOT) / ModelVersion.objects.get(job_id=asked.pk).weights).config.in_slices == 3
 
 
@@ -98,11 +100,10 @@ def test_the_labels_hash_changes_when_the_labels_do(cast: Any, pv: Any) -> None:
 
 
 def test_training_labels_name_only_slices_inside_written_chunks_as_candidates(cast: Any, pv: Any) -> None:
-    labels, *_ = services.training_labels_for(pv.volume)
+    labels, *_ = training_labels_for(pv.volume)
     depth = omezarr.open_label_level(volume_zarr_path(pv.volume), MANUAL_LAYER, 0).chunks[0]
     expected = {z for painted in LABELED for z in range(painted // depth * depth, (painted // depth + 1) * depth)}
     assert labels.candidate_slices() == expected
-    assert services.TrainingLabels(np.zeros((3, 4, 4), np.uint8)).candidate_slices() is None  # not a zarr store
 
 
 def test_a_cancelled_retrain_leaves_the_previous_version_active(cast: Any, pv: Any, monkeypatch: Any) -> None:
@@ -111,9 +112,9 @@ def test_a_cancelled_retrain_leaves_the_previous_version_active(cast: Any, pv: A
     started = time.monotonic()
     # Cancel arrives 1.5 s into an open-ended run (no step cap, one-minute budget).
     monkeypatch.setattr(JobContext, "cancel_requested", lambda self: time.monotonic() - started > 1.5)
-    job = services.model_retrain(pv.volume, cast.annotator, minutes=1.0, config=TINY, **NO_QUEUE)
+    job = retrain.model_retrain(pv.volume, cast.annotator, minutes=1.0, config=TINY, **NO_QUEUE)
     with job_running(job.pk) as ctx:
-        services.model_retrain_run(ctx)
+        retrain.model_retrain_run(ctx)
     job.refresh_from_db()
     assert job.state == Job.State.CANCELLED
     assert time.monotonic() - started < 30
@@ -122,27 +123,17 @@ def test_a_cancelled_retrain_leaves_the_previous_version_active(cast: Any, pv: A
 
 def test_a_retrain_with_painted_cells_learns_the_cell_class(cast: Any, tmp_path: Path) -> None:
     pv = phantom_volume(cast.project, tmp_path, cells=True)
-    values, parents, cell = services.training_classes(pv.volume, with_cells=True)
+    values, parents, cell = training_classes(pv.volume, with_cells=True)
     assert cell == "cell" and values["cell"] == 7 and parents["nucleus"] == "cell"
     _retrain(pv.volume, cast.annotator)
     model = ModelVersion.objects.get()
     assert model.config["interior_class"] == "cell" and "cell" in model.classes
 
 
-def test_training_labels_mark_painted_cells_as_the_cell_class_and_the_rest_of_key_slices_as_background() -> None:
-    manual = np.array([[[0, 1, 2, 0]], [[0, 2, 0, 0]]], np.uint16)
-    cells = np.array([[[5, 5, 5, 0]], [[0, 0, 0, 0]]], np.uint32)
-    labels = services.TrainingLabels(manual, cells, cell_value=7, background=1)
-    assert labels[0].tolist() == [[7, 7, 2, 1]] and labels.shape == (2, 1, 4)
-    assert labels[1].tolist() == manual[1].tolist()  # not a key slice: the manual layer alone
-    assert labels[0, 0, 1:3].tolist() == [7, 2]
-    assert services.TrainingLabels(manual)[0].tolist() == manual[0].tolist()
-
-
 def test_it_refuses_a_second_retrain_while_one_is_queued(cast: Any, pv: Any) -> None:
-    services.model_retrain(pv.volume, cast.annotator, minutes=1, **NO_QUEUE)
+    retrain.model_retrain(pv.volume, cast.annotator, minutes=1, **NO_QUEUE)
     with pytest.raises(ApplicationError) as err:
-        services.model_retrain(pv.volume, cast.annotator, minutes=1, **NO_QUEUE)
+        retrain.model_retrain(pv.volume, cast.annotator, minutes=1, **NO_QUEUE)
     assert err.value.status_code == 409 and err.value.code == "job_running"
 
 
@@ -150,7 +141,7 @@ def test_it_refuses_a_second_retrain_while_one_is_queued(cast: Any, pv: Any) -> 
                                  {"config": {"lr": 1}}, {"max_steps": 0}])
 def test_it_refuses_bad_training_parameters(cast: Any, pv: Any, bad: dict[str, Any]) -> None:
     with pytest.raises(ApplicationError):
-        services.model_retrain(pv.volume, cast.annotator, **{"minutes": 1, **bad}, **NO_QUEUE)
+        retrain.model_retrain(pv.volume, cast.annotator, **{"minutes": 1, **bad}, **NO_QUEUE)
 
 
 def test_a_retrain_whose_version_row_fails_deletes_the_weights_it_wrote(
@@ -160,11 +151,11 @@ def test_a_retrain_whose_version_row_fails_deletes_the_weights_it_wrote(
     written: list[Path] = []
 
     def fail(job: Job, *args: Any, **kwargs: Any) -> None:
-        written.append(services.retrain_weights_path(job))
+        written.append(retrain_weights_path(job))
         assert written[-1].is_file()  # the weights were saved before the row
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(services, "_model_version_create", fail)
+    monkeypatch.setattr(retrain, "_model_version_create", fail)
     job = _retrain(pv.volume, cast.annotator)
     assert job.state == Job.State.FAILED and "database went away" in job.message
     assert written and not written[0].exists()
@@ -176,7 +167,7 @@ def test_activating_an_earlier_version_makes_it_the_only_active_one(cast: Any, p
     _retrain(pv.volume, cast.annotator)
     _retrain(pv.volume, cast.annotator)
     first, second = ModelVersion.objects.order_by("pk")
-    services.model_activate(first, cast.annotator)
+    retrain.model_activate(first, cast.annotator)
     assert list(ModelVersion.objects.filter(active=True)) == [first]
-    compared = services.models_compare(first, second)
+    compared = models_compare(first, second)
     assert compared["same_labels"] and set(compared["delta"]) == set(compared["classes"])

@@ -1,4 +1,5 @@
-"""REST endpoints of the model loop: versions, retrain, segment, suggestions, cells, accept.
+"""REST endpoints of the model loop: versions (list, activate, compare, download, import), retrain,
+segment, suggestions, accept.
 
 Thin: check the role (outsiders 404, lower roles 403), validate, call one service,
 shape the answer. Actions need the annotator role; reads any member.
@@ -11,6 +12,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,9 +23,8 @@ from annotations.models import Role
 from emportal.errors import ApplicationError
 from emportal.jobs.api import QUEUED_RESPONSES
 from emportal.jobs.services import job_payload
-from emportal.schema import NULLABLE_OBJECT, OBJECT_LIST
-from segmentation import cells_services, segment_services
-from segmentation import training_services as services
+from emportal.schema import NULLABLE_OBJECT, OBJECT_LIST, file_response
+from segmentation.modelloop import retrain, segment, selectors, transfer
 from segmentation.models import ModelVersion, SegmentationRun
 
 
@@ -43,9 +44,10 @@ def _run_for_user(request: Request, run_id: int, *, min_role: Role = Role.VIEWER
     return run
 
 
-def _run_or_null(run: SegmentationRun | None) -> HttpResponse:
+def run_or_null(run: SegmentationRun | None) -> HttpResponse:
+    """A run's payload, or the JSON literal null when there is none."""
     # DRF renders None as an empty body; the panels want the JSON literal null.
-    return JsonResponse(segment_services.run_payload(run) if run else None, safe=False)
+    return JsonResponse(selectors.run_payload(run) if run else None, safe=False)
 
 
 # ---------------------------------------------------------------- model versions
@@ -61,13 +63,13 @@ class ModelListApi(APIView):
             if not volume.isdigit() or int(volume) >= 2**63:
                 raise ApplicationError(f"volume {volume!r} is not an id", code="invalid")
             models = models.filter(volume_id=int(volume))
-        return Response([services.model_payload(m) for m in models[:200]])
+        return Response([selectors.model_payload(m) for m in models[:200]])
 
 
 class ModelDetailApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, model_id: int) -> Response:
-        return Response(services.model_payload(_model_for_user(request, model_id)))
+        return Response(selectors.model_payload(_model_for_user(request, model_id)))
 
 
 class ModelActivateApi(APIView):
@@ -75,7 +77,7 @@ class ModelActivateApi(APIView):
     def post(self, request: Request, model_id: int) -> Response:
         """Make this version the one Segment uses and Retrain fine-tunes."""
         model = _model_for_user(request, model_id, min_role=Role.ANNOTATOR)
-        return Response(services.model_payload(services.model_activate(model, request.user)))
+        return Response(selectors.model_payload(retrain.model_activate(model, request.user)))
 
 
 class ModelCompareApi(APIView):
@@ -86,12 +88,52 @@ class ModelCompareApi(APIView):
         b = _model_for_user(request, other_id)
         if a.project_id != b.project_id:
             raise Http404("not found")
-        return Response(services.models_compare(a, b))
+        return Response(selectors.models_compare(a, b))
+
+
+# ---------------------------------------------------------------- a version out and in
+_DOWNLOAD_TYPES = {"pt": "application/octet-stream", "onnx": "application/octet-stream"}
+
+
+class ModelDownloadApi(APIView):
+    fmt = "pt"
+
+    @extend_schema(responses=file_response("application/octet-stream"))
+    def get(self, request: Request, model_id: int) -> HttpResponse:
+        """The version as a file another install imports (`.pt`), or as ONNX for inference elsewhere."""
+        model = (ModelVersion.objects.select_related("project", "volume", "created_by")
+                 .filter(pk=model_id).first())
+        if model is None:
+            raise Http404("not found")
+        project_for_user(request.user, model.project_id)
+        body = transfer.model_version_file(model) if self.fmt == "pt" else transfer.model_version_onnx(model)
+        response = HttpResponse(body, content_type=_DOWNLOAD_TYPES[self.fmt])
+        name = f"{model.project.name}-model-v{model.pk}".replace('"', "").replace("/", "-")
+        response["Content-Disposition"] = f'attachment; filename="{name}.{self.fmt}"'
+        return response
+
+
+class ModelImportInput(serializers.Serializer):
+    file = serializers.FileField(help_text="a model file downloaded from an EM Portal (.pt)")
+
+
+class ModelImportApi(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(request={"multipart/form-data": ModelImportInput}, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, project_id: int) -> Response:
+        """Import a model file as a new, inactive version of the project (its classes must be the project's)."""
+        project, _ = project_for_user(request.user, project_id, min_role=Role.ANNOTATOR)
+        data = ModelImportInput(data=request.data)
+        if not data.is_valid():
+            raise ApplicationError("send the model file as the form field 'file'", code="invalid", detail=data.errors)
+        model = transfer.model_version_import(project, request.user, data.validated_data["file"])
+        return Response(selectors.model_payload(model), status=status.HTTP_201_CREATED)
 
 
 # ---------------------------------------------------------------- jobs
 class RetrainInput(serializers.Serializer):
-    minutes = serializers.FloatField(default=5.0, min_value=0.01, max_value=services.MAX_MINUTES)
+    minutes = serializers.FloatField(default=5.0, min_value=0.01, max_value=retrain.MAX_MINUTES)
     from_scratch = serializers.BooleanField(default=False)
     max_steps = serializers.IntegerField(required=False, min_value=1)
     config = serializers.DictField(child=serializers.IntegerField(), required=False)
@@ -104,7 +146,7 @@ class RetrainApi(APIView):
         volume, _ = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
         data = RetrainInput(data=request.data)
         data.is_valid(raise_exception=True)
-        job = services.model_retrain(volume, request.user, **data.validated_data)
+        job = retrain.model_retrain(volume, request.user, **data.validated_data)
         return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
 
 
@@ -129,33 +171,9 @@ class SegmentApi(APIView):
             model = ModelVersion.objects.filter(pk=data.validated_data["model"], project_id=volume.project_id).first()
             if model is None:
                 raise ApplicationError("no such model version in this project", code="not_found", status_code=404)
-        job = segment_services.volume_segment(volume, request.user, model_version=model, k=data.validated_data["k"],
+        job = segment.volume_segment(volume, request.user, model_version=model, k=data.validated_data["k"],
                                               tile=data.validated_data.get("tile"), tta=data.validated_data["tta"])
         return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
-
-
-class CellsInput(serializers.Serializer):
-    method = serializers.ChoiceField(choices=list(cells_services.METHODS), default="fusion")
-    flow = serializers.ChoiceField(choices=list(cells_services.FLOWS), default="dis")
-    compare = serializers.BooleanField(default=False)
-
-
-class CellsApi(APIView):
-    @extend_schema(request=CellsInput, responses=QUEUED_RESPONSES)
-    def post(self, request: Request, volume_id: int) -> Response:
-        """Queue cell instances from the painted key slices into the "cells_auto" layer."""
-        volume, _ = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
-        data = CellsInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        job = cells_services.volume_cells(volume, request.user, **data.validated_data)
-        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
-
-    @extend_schema(responses={200: NULLABLE_OBJECT})
-    def get(self, request: Request, volume_id: int) -> HttpResponse:
-        """The latest cells run: the cell list and, with ground truth, per-cell Dice (null when none)."""
-        volume, _ = volume_for_user(request.user, volume_id)
-        run = segment_services.latest_run(volume, cells_services.CELLS_AUTO_LAYER)
-        return _run_or_null(run)
 
 
 # ---------------------------------------------------------------- suggestions
@@ -164,15 +182,15 @@ class SuggestionListApi(APIView):
     def get(self, request: Request, volume_id: int) -> HttpResponse:
         """The latest prediction run with its regions to label next (null before any Segment)."""
         volume, _ = volume_for_user(request.user, volume_id)
-        run = segment_services.latest_run(volume, PREDICTION_LAYER)
-        return _run_or_null(run)
+        run = selectors.latest_run(volume, PREDICTION_LAYER)
+        return run_or_null(run)
 
 
 class SuggestionDismissApi(APIView):
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, run_id: int, index: int) -> Response:
         run = _run_for_user(request, run_id, min_role=Role.ANNOTATOR)
-        return Response(segment_services.run_payload(segment_services.suggestion_dismiss(run, index, request.user)))
+        return Response(selectors.run_payload(segment.suggestion_dismiss(run, index, request.user)))
 
 
 class ThumbnailApi(APIView):
@@ -186,7 +204,7 @@ class ThumbnailApi(APIView):
         except (KeyError, ValueError):
             raise ApplicationError("give integer z, y0, x0, y1, x1 (and size)", code="invalid") from None
         overlay = request.query_params.get("overlay") or None
-        body = segment_services.region_thumbnail_png(volume, z=z, y0=y0, x0=x0, y1=y1, x1=x1, size=size,
+        body = segment.region_thumbnail_png(volume, z=z, y0=y0, x0=x0, y1=y1, x1=x1, size=size,
                                                      overlay=overlay)
         response = HttpResponse(body, content_type="image/png")
         response["Cache-Control"] = "private, max-age=60"
@@ -212,6 +230,6 @@ class AcceptPredictionApi(APIView):
         data = AcceptInput(data=request.data)
         data.is_valid(raise_exception=True)
         payload: dict[str, Any] = {**data.validated_data, "uuid": str(data.validated_data["uuid"])}
-        outcome = segment_services.prediction_accept(volume, request.user, role, payload)
+        outcome = segment.prediction_accept(volume, request.user, role, payload)
         return Response({"uuid": outcome.uuid, "version": outcome.version, "duplicate": outcome.duplicate},
                         status=status.HTTP_200_OK if outcome.duplicate else status.HTTP_201_CREATED)

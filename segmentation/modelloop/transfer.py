@@ -22,8 +22,8 @@ from rest_framework import status
 
 from emportal.errors import ApplicationError
 from segmentation.core.modelfile import FORMAT, export_onnx, load_model
+from segmentation.modelloop.storage import model_weights_path, models_dir
 from segmentation.models import ModelVersion
-from segmentation.training_services import model_weights_path, models_dir
 
 
 def model_version_provenance(model: ModelVersion) -> dict[str, Any]:
