@@ -7,8 +7,7 @@ from typing import Any, cast
 import trimesh
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.utils.text import slugify
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,11 +18,10 @@ from annotations.models import Role, Volume
 from emportal.errors import ApplicationError
 from emportal.jobs.api import JobOutput
 from emportal.jobs.services import job_payload
-from emportal.schema import OBJECT_LIST, file_response
+from emportal.query_params import query_bool, query_choice
+from emportal.schema import ErrorOutput, file_response
 from segmentation.models import FeatureReport
-from segmentation.reports import exports, selectors, services
-
-_JSON = extend_schema(responses=OpenApiTypes.OBJECT)
+from segmentation.reports import exports, outputs, selectors, services
 
 _CONTENT_TYPES = {
     "csv": "text/csv",
@@ -45,7 +43,7 @@ class ReportInput(serializers.Serializer):
 
 
 class VolumeReportsApi(APIView):
-    @_JSON
+    @extend_schema(responses=outputs.VolumeReportsOutput)
     def get(self, request: Request, volume_id: int) -> Response:
         """The volume's reports (newest first), its usable layers and running report jobs."""
         volume, role = volume_for_user(request.user, volume_id)
@@ -57,7 +55,7 @@ class VolumeReportsApi(APIView):
             "can_run": role >= Role.ANNOTATOR,
         })
 
-    @extend_schema(request=ReportInput, responses={202: JobOutput})
+    @extend_schema(request=ReportInput, responses={202: JobOutput, 409: ErrorOutput})
     def post(self, request: Request, volume_id: int) -> Response:
         """Queue a report job (annotators and above)."""
         volume, _ = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
@@ -76,7 +74,7 @@ class VolumeReportsApi(APIView):
 
 
 class ProjectReportsApi(APIView):
-    @extend_schema(responses={200: OBJECT_LIST})
+    @extend_schema(responses=outputs.ReportOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         """The newest report of each volume of the project, for side-by-side plots."""
         project, _ = project_for_user(request.user, project_id)
@@ -84,14 +82,14 @@ class ProjectReportsApi(APIView):
 
 
 class ReportDetailApi(APIView):
-    @_JSON
+    @extend_schema(responses=outputs.ReportOutput)
     def get(self, request: Request, report_id: int) -> Response:
         report, _ = selectors.report_for_user(request.user, report_id)
         return Response(selectors.report_payload(report))
 
 
 class ReportCellsApi(APIView):
-    @_JSON
+    @extend_schema(responses=outputs.ReportCellsOutput)
     def get(self, request: Request, report_id: int) -> Response:
         """One row per cell: ``{"columns": [{name, unit, description}], "rows": [[...]]}``."""
         report, _ = selectors.report_for_user(request.user, report_id)
@@ -109,7 +107,11 @@ class ReportDownloadApi(APIView):
 
 
 class ReportMeshApi(APIView):
-    @extend_schema(responses=file_response("model/gltf-binary", "application/octet-stream"))
+    @extend_schema(parameters=[
+        OpenApiParameter("resolution", str, enum=["view", "full"], default="view",
+                         description="PLY only: full = made now from level 0, every triangle kept"),
+        OpenApiParameter("download", bool, description="GLB only: as an attachment (default false)")],
+        responses={**file_response("model/gltf-binary", "application/octet-stream"), 400: ErrorOutput})
     def get(self, request: Request, report_id: int, cell_id: int, part: str = "", fmt: str = "glb") -> Any:
         """A cell's meshes as one GLB (a named, coloured node per class), or one class as PLY.
 
@@ -118,9 +120,8 @@ class ReportMeshApi(APIView):
         ``FULL_MESH_MAX_VOXELS`` voxels in their box; larger ones get 413 ``mesh_too_large``).
         """
         report, _ = selectors.report_for_user(request.user, report_id)
-        resolution = request.query_params.get("resolution", "view")
-        if resolution not in ("view", "full"):
-            raise ApplicationError(f"resolution must be 'view' or 'full', got {resolution!r}", code="invalid")
+        resolution = query_choice(request.query_params, "resolution", ("view", "full"), "view")
+        download = query_bool(request.query_params, "download")
         if fmt == "ply" and resolution == "full":
             data = services.report_mesh_full_resolution(report, cell_id, part)
             response = HttpResponse(data, content_type="application/octet-stream")
@@ -129,7 +130,7 @@ class ReportMeshApi(APIView):
             return response
         path = selectors.report_mesh_path(report, cell_id)
         if fmt == "glb":
-            return FileResponse(path.open("rb"), as_attachment=request.query_params.get("download") == "1",
+            return FileResponse(path.open("rb"), as_attachment=download,
                                 filename=f"{_stem(report)}-cell{cell_id}.glb", content_type="model/gltf-binary")
         scene = cast(trimesh.Scene, trimesh.load(path, file_type="glb", force="scene"))  # force="scene": a Scene
         geometry = scene.geometry.get(part)
