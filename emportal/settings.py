@@ -243,6 +243,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "state" or "kind": name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStateEnum": "emportal.jobs.models.Job.State",
+        "VolumeStateEnum": "annotations.models.Volume.State",
+        "LayerKindEnum": "annotations.models.LabelLayer.Kind",
+        "LabelClassKindEnum": "annotations.models.LabelClass.Kind",
+        "ReviewStateEnum": "annotations.reviews.models.ReviewAssignment.State",
+        "ReviewItemStateEnum": "annotations.reviews.models.ReviewItem.State",
+        "ReviewItemKindEnum": "annotations.reviews.models.ReviewItem.Kind",
+        "NotificationKindEnum": "annotations.reviews.models.Notification.Kind",
+        "LayerWriteStateEnum": ["complete", "writing", "partial"],
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True
