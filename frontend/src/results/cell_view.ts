@@ -4,19 +4,14 @@
  * a toggle per class, an opacity slider for the cell, downloads (GLB, PLY per class), and
  * the cell's key measures. Renders on demand (orbit changes, toggles, resizes).
  */
-import * as THREE from "three";
-import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
+import type * as THREE from "three";
 import { GLTFLoader } from "three/examples/jsm/loaders/GLTFLoader.js";
 import { type Disposable, DisposableSet, listen } from "../core/disposable";
 import { h } from "../core/dom";
+import { Viewport3D, isMesh, surfaceMaterial } from "../core/viewport3d";
 import { type CellTable, type ReportInfo, cell3dUrl, meshUrl, plyUrl, reportsApi } from "./results_api";
 import { columnIndex, formatValue, headerLabel } from "./table_model";
 import { cellViewerUrl } from "./viewer_link";
-
-/** `instanceof THREE.Mesh` narrows to Mesh<any, any>; this keeps geometry and material typed. */
-function isMesh(o: THREE.Object3D): o is THREE.Mesh {
-  return o instanceof THREE.Mesh;
-}
 
 const CELL_OPACITY = 0.22;
 /** Classes that hold other classes (the nucleus) are drawn see-through so their contents show. */
@@ -29,67 +24,19 @@ function nodeOrder(name: string, classes: readonly string[]): number {
 
 export class CellView implements Disposable {
   private readonly d = new DisposableSet();
-  private readonly renderer: THREE.WebGLRenderer;
-  private readonly scene = new THREE.Scene();
-  private readonly camera = new THREE.PerspectiveCamera(35, 1, 1, 1e7);
-  private readonly controls: OrbitControls;
   private readonly canvasBox = h("div", { class: "c3d-canvas", id: "c3d-canvas" });
   private readonly side = h("aside", { class: "c3d-side card" });
   private readonly nodes = new Map<string, THREE.Object3D>();
-  private home: { target: THREE.Vector3; position: THREE.Vector3 } | null = null;
-  private frame = 0;
+  private readonly viewport: Viewport3D;
 
   constructor(
     private readonly root: HTMLElement,
     private readonly reportId: number,
     private readonly cellId: number,
   ) {
-    this.renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
-    this.renderer.setPixelRatio(Math.min(2, window.devicePixelRatio));
-    this.renderer.setClearColor(0x262b33);
-    this.canvasBox.append(this.renderer.domElement);
     root.replaceChildren(h("div", { class: "c3d" }, this.canvasBox, this.side));
-    this.scene.add(new THREE.HemisphereLight(0xffffff, 0x3a3f47, 1.6));
-    const key = new THREE.DirectionalLight(0xffffff, 1.6);
-    key.position.set(1, 1.5, 2);
-    this.camera.add(key);
-    this.scene.add(this.camera);
-    this.controls = new OrbitControls(this.camera, this.renderer.domElement);
-    const onChange = () => this.requestRender();
-    this.controls.addEventListener("change", onChange);
-    this.d.add(() => this.controls.removeEventListener("change", onChange));
-    this.d.add(() => this.controls.dispose());
-    const resize = new ResizeObserver(() => this.resize());
-    resize.observe(this.canvasBox);
-    this.d.add(() => resize.disconnect());
-    this.d.add(() => {
-      cancelAnimationFrame(this.frame);
-      this.scene.traverse((o) => {
-        if (isMesh(o)) {
-          o.geometry.dispose();
-          for (const m of [o.material].flat()) m.dispose();
-        }
-      });
-      this.renderer.dispose();
-    });
+    this.viewport = this.d.add(new Viewport3D(this.canvasBox, 0x262b33));
     void this.load();
-  }
-
-  private requestRender(): void {
-    if (this.frame !== 0) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      this.renderer.render(this.scene, this.camera);
-    });
-  }
-
-  private resize(): void {
-    const { clientWidth: w, clientHeight: hgt } = this.canvasBox;
-    if (w === 0 || hgt === 0) return;
-    this.renderer.setSize(w, hgt, true);
-    this.camera.aspect = w / hgt;
-    this.camera.updateProjectionMatrix();
-    this.requestRender();
   }
 
   private async load(): Promise<void> {
@@ -117,43 +64,18 @@ export class CellView implements Disposable {
       const isCell = name === "cell";
       const see = isCell || containers.has(name);
       for (const old of [mesh.material].flat()) old.dispose();
-      mesh.material = new THREE.MeshStandardMaterial({
-        color: new THREE.Color(isCell ? "#b4bcc8" : (report.colors[name] ?? "#999999")),
-        roughness: 0.55,
-        metalness: 0.05,
-        transparent: see,
-        opacity: isCell ? CELL_OPACITY : see ? CONTAINER_OPACITY : 1,
-        depthWrite: !see,
-        side: see ? THREE.DoubleSide : THREE.FrontSide,
-      });
+      mesh.material = surfaceMaterial(isCell ? "#b4bcc8" : (report.colors[name] ?? "#999999"),
+        isCell ? CELL_OPACITY : see ? CONTAINER_OPACITY : 1);
       mesh.geometry.computeVertexNormals();
       mesh.renderOrder = isCell ? 10 : nodeOrder(name, classes);
       this.nodes.set(name, mesh);
     }
-    this.scene.add(gltf.scene);
-    this.frameCamera(gltf.scene);
+    this.viewport.scene.add(gltf.scene);
+    this.viewport.frameCamera(this.nodes.get("cell") ?? gltf.scene);
     this.renderSide(report, table, classes);
-    this.resize();
-    this.requestRender();
+    this.viewport.resize();
     this.root.dataset.loaded = "true";
     this.root.dataset.nodes = [...this.nodes.keys()].join(",");
-  }
-
-  private frameCamera(object: THREE.Object3D): void {
-    const cell = this.nodes.get("cell") ?? object;
-    const box = new THREE.Box3().setFromObject(cell);
-    const sphere = box.getBoundingSphere(new THREE.Sphere());
-    const distance = sphere.radius / Math.sin(THREE.MathUtils.degToRad(this.camera.fov / 2)) * 1.05;
-    this.camera.near = distance / 100;
-    this.camera.far = distance * 100;
-    this.camera.updateProjectionMatrix();
-    // Look down the z axis (slices) from slightly above, as in the paper's renderings.
-    const dir = new THREE.Vector3(0.35, -0.55, -1).normalize();
-    this.camera.up.set(0, -1, 0);
-    this.camera.position.copy(sphere.center).addScaledVector(dir, -distance);
-    this.controls.target.copy(sphere.center);
-    this.controls.update();
-    this.home = { target: sphere.center.clone(), position: this.camera.position.clone() };
   }
 
   private renderSide(report: ReportInfo, table: CellTable, classes: string[]): void {
@@ -166,7 +88,7 @@ export class CellView implements Disposable {
         const box = h("input", { type: "checkbox", checked: true, "data-node": name });
         this.d.add(listen(box, "change", () => {
           this.nodes.get(name)!.visible = box.checked;
-          this.requestRender();
+          this.viewport.requestRender();
         }));
         const color = name === "cell" ? "#b4bcc8" : (report.colors[name] ?? "#999999");
         const volume = at(`${name}_volume_um3`);
@@ -198,16 +120,10 @@ export class CellView implements Disposable {
         mat.depthWrite = !mat.transparent;
         mat.needsUpdate = true;
       }
-      this.requestRender();
+      this.viewport.requestRender();
     }));
     const reset = h("button", { type: "button" }, "Reset view");
-    this.d.add(listen(reset, "click", () => {
-      if (this.home === null) return;
-      this.camera.position.copy(this.home.position);
-      this.controls.target.copy(this.home.target);
-      this.controls.update();
-      this.requestRender();
-    }));
+    this.d.add(listen(reset, "click", () => this.viewport.resetView()));
     const cells = report.mesh_cells;
     const k = cells.indexOf(this.cellId);
     const prev = k > 0 ? cells[k - 1] : undefined;
