@@ -34,6 +34,25 @@ def add_training_flags(p: argparse.ArgumentParser, *, scale: int | None, in_slic
     p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
 
 
+DATASETS = ["cdeep3m_sbem_mito", "drosophila_vnc_sstem", "hela_sbfsem"]
+
+
+def add_dataset_run_flags(p: argparse.ArgumentParser, *, minutes: float, saved_as: str) -> None:
+    """The flags of a benchmark that trains one model per data set of ``../shared/data`` through
+    the default path and scores it: budget, data sets, the shared training flags, patch, TTA,
+    HeLa margin, seed, keeping models (as ``benchmarks/results/<saved_as>-<dataset>.pt``)."""
+    p.add_argument("--minutes", type=float, default=minutes)
+    p.add_argument("--datasets", nargs="*", default=DATASETS)
+    add_training_flags(p, scale=None, in_slices=None)
+    p.add_argument("--patch", type=int, help="patch side in network pixels (default: the defaults')")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip TTA at prediction (default: as the model records, the defaults' choice)")
+    p.add_argument("--hela-margin", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-models", action="store_true",
+                   help=f"keep each model as benchmarks/results/{saved_as}-<dataset>.pt")
+
+
 def _threads(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -41,7 +41,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._training import add_training_flags, defaults_config  # noqa: E402
+from benchmarks._training import add_dataset_run_flags, defaults_config  # noqa: E402
 from segmentation.core.defaults import defaults_meta  # noqa: E402
 from segmentation.core.inference import predict_volume  # noqa: E402
 from segmentation.core.metrics import dice_iou  # noqa: E402
@@ -81,15 +81,7 @@ def load(name: str, hela_margin: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--minutes", type=float, default=10.0)
-    p.add_argument("--datasets", nargs="*", default=["cdeep3m_sbem_mito", "drosophila_vnc_sstem", "hela_sbfsem"])
-    add_training_flags(p, scale=None, in_slices=None)
-    p.add_argument("--patch", type=int, help="patch side in network pixels (default: the defaults')")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="flip TTA at prediction (default: as the model records, the defaults' choice)")
-    p.add_argument("--hela-margin", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-models", action="store_true", help="keep each model as benchmarks/results/accuracy-<dataset>.pt")
+    add_dataset_run_flags(p, minutes=10.0, saved_as="accuracy")
     p.add_argument("--reuse", action="store_true", help="score saved models instead of training")
     args = p.parse_args()
     out_dir = ROOT / "benchmarks" / "results"

@@ -46,7 +46,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._training import add_training_flags, defaults_config  # noqa: E402
+from benchmarks._training import add_dataset_run_flags, defaults_config  # noqa: E402
 from benchmarks.accuracy import CLASSES, DATA, VOXEL_NM, _region  # noqa: E402
 from segmentation.core.defaults import defaults_meta  # noqa: E402
 from segmentation.core.inference import predict_volume  # noqa: E402
@@ -144,15 +144,7 @@ def _dice(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, fl
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--minutes", type=float, default=4.0)
-    p.add_argument("--datasets", nargs="*", default=["cdeep3m_sbem_mito", "drosophila_vnc_sstem", "hela_sbfsem"])
-    add_training_flags(p, scale=None, in_slices=None)
-    p.add_argument("--patch", type=int, help="patch side in network pixels (default: the defaults')")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="flip TTA at prediction (default: as the model records)")
-    p.add_argument("--hela-margin", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-models", action="store_true", help="keep each model as benchmarks/results/unseen-<dataset>.pt")
+    add_dataset_run_flags(p, minutes=4.0, saved_as="unseen")
     args = p.parse_args()
     out_dir = ROOT / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
