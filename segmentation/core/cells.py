@@ -36,7 +36,15 @@ from skimage.segmentation import watershed
 from segmentation.core.propagation import FLOW_METHODS, FlowMethod, normalise_slice, propagate_labels
 from segmentation.core.tracking import UnlinkedRegion, link_slices, slice_regions
 
-__all__ = ["CELL_METHODS", "CellSegmentation", "interior_mask", "segment_cells", "split_interior"]
+__all__ = [
+    "CELL_METHODS",
+    "CellSegmentation",
+    "fuse_slice",
+    "interior_mask",
+    "resolve_by_tracking",
+    "segment_cells",
+    "split_interior",
+]
 
 CellMethod = Literal["fusion", "flow", "interior"]
 CELL_METHODS: tuple[str, ...] = ("fusion", "flow", "interior")
@@ -148,6 +156,20 @@ def split_interior(
     return out.astype(seeds.dtype, copy=False)
 
 
+def fuse_slice(
+    plane: np.ndarray, interior: np.ndarray, propagated: np.ndarray, key: np.ndarray | None, *, shrink: int = 2
+) -> np.ndarray:
+    """One slice of the fusion: the interior split between the propagated cells, uint32.
+
+    On a key slice (``key`` given) the painting is the truth: it is kept as painted and
+    the watershed only fills the rest, from seeds not shrunk.
+    """
+    out = split_interior(plane, interior, propagated, shrink=0 if key is not None else shrink).astype(np.uint32)
+    if key is not None:
+        out = np.where(key > 0, key, out).astype(np.uint32)
+    return out
+
+
 def _region_depth(regions: np.ndarray, unreached: np.ndarray, n: int) -> np.ndarray:
     """For every region id < ``n``: how deep its deepest pixel lies in the unreached mask (0 if reached).
 
@@ -203,8 +225,14 @@ def _bridge_gaps(
     return placed, left
 
 
-def _resolve_by_tracking(
-    cells: np.ndarray, unreached: np.ndarray, *, min_iou: float, min_coverage: float, max_gap: float
+def resolve_by_tracking(
+    cells: np.ndarray,
+    unreached: np.ndarray,
+    *,
+    min_iou: float,
+    min_coverage: float,
+    max_gap: float,
+    first_new_id: int | None = None,
 ) -> tuple[np.ndarray, int, tuple[UnlinkedRegion, ...]]:
     """Give each unreached interior region the cell of the regions it is tracked to.
 
@@ -217,10 +245,14 @@ def _resolve_by_tracking(
     cell (a piece of protrusion cut off by a hole in the interior mask) joins the
     nearest cell or placed track within ``max_gap`` voxels in 3D; a wider or farther
     one keeps a new id and is reported.
+
+    New ids start at ``first_new_id`` (by default one above the largest id in
+    ``cells``), so a volume resolved band by band numbers them as a whole one would.
+    Returns the resolved ids, the number of regions placed, and the unresolved regions.
     """
     if not unreached.any():
         return cells, 0, ()
-    sentinel = int(cells.max()) + 1
+    sentinel = max(int(cells.max()) + 1, first_new_id or 0)
     regions, region_z, value = slice_regions(np.where(unreached, sentinel, cells).astype(np.int64))
     n = region_z.shape[0]
     is_open = value == sentinel
@@ -392,13 +424,10 @@ def segment_cells(
     for z in range(shape[0]):
         key = np.asarray(keys[z])
         is_key = z in painted if painted is not None else bool(key.any())
-        # On a key slice the painting is the truth: keep it, let the watershed fill the rest.
-        fused[z] = split_interior(np.asarray(image[z]), mask[z], propagated[z], shrink=0 if is_key else shrink)
-        if is_key:
-            fused[z] = np.where(key > 0, key, fused[z])
+        fused[z] = fuse_slice(np.asarray(image[z]), mask[z], propagated[z], key if is_key else None, shrink=shrink)
         report(0.75 + 0.2 * (z + 1) / shape[0])
     unreached = mask & (fused == 0)
-    fused, tracked, unresolved = _resolve_by_tracking(
+    fused, tracked, unresolved = resolve_by_tracking(
         fused, unreached, min_iou=min_iou, min_coverage=min_coverage, max_gap=max_gap
     )
     report(1.0)

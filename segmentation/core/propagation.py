@@ -25,6 +25,7 @@ import numpy as np
 __all__ = [
     "FLOW_METHODS",
     "compute_flow",
+    "flow_engine",
     "key_slice_indices",
     "nearest_keys",
     "normalise_slice",
@@ -75,6 +76,13 @@ def normalise_slice(plane: np.ndarray, *, low: float = 1.0, high: float = 99.0) 
 def _dis() -> Any:
     dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     return dis
+
+
+def flow_engine(method: FlowMethod) -> Any | None:
+    """A reusable flow engine for :func:`compute_flow` (DIS), or None where the method needs none."""
+    if method not in FLOW_METHODS:
+        raise ValueError(f"flow method {method!r} is not one of {FLOW_METHODS}")
+    return _dis() if method == "dis" else None
 
 
 def compute_flow(
