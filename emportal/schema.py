@@ -1,4 +1,4 @@
-"""OpenAPI pieces shared by the apps' views: answers that a serializer cannot describe."""
+"""OpenAPI pieces shared by the apps' views: the one error shape, file answers, and an answer that may be null."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,11 +6,14 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from rest_framework import serializers
 
-# An object, or null before the thing exists (e.g. the latest run of a volume that has none).
-NULLABLE_OBJECT: dict[str, Any] = {"type": "object", "nullable": True, "additionalProperties": True}
 
-# A list of objects whose fields no serializer describes yet.
-OBJECT_LIST: dict[str, Any] = {"type": "array", "items": {"type": "object", "additionalProperties": True}}
+def nullable(serializer: type[serializers.Serializer]) -> dict[str, Any]:
+    """The schema of `serializer`'s component, or null (e.g. the latest run of a volume that has none).
+
+    drf-spectacular drops ``allow_null`` on a serializer given as a whole response; the component
+    is registered by another operation that answers with the same serializer.
+    """
+    return {"allOf": [{"$ref": f"#/components/schemas/{serializer.__name__}"}], "nullable": True}
 
 
 def file_response(*content_types: str) -> dict[tuple[int, str], Any]:

@@ -12,9 +12,10 @@ from annotations.access import volume_for_user
 from annotations.models import Role
 from emportal.jobs.api import QUEUED_RESPONSES
 from emportal.jobs.services import job_payload
-from emportal.schema import NULLABLE_OBJECT
+from emportal.schema import nullable
 from segmentation.cells import services
 from segmentation.modelloop.api import run_or_null
+from segmentation.modelloop.outputs import RunOutput
 from segmentation.modelloop.selectors import latest_run
 
 
@@ -34,7 +35,7 @@ class CellsApi(APIView):
         job = services.volume_cells(volume, request.user, **data.validated_data)
         return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={200: NULLABLE_OBJECT})
+    @extend_schema(responses={200: nullable(RunOutput)})
     def get(self, request: Request, volume_id: int) -> HttpResponse:
         """The latest cells run: the cell list and, with ground truth, per-cell Dice (null when none)."""
         volume, _ = volume_for_user(request.user, volume_id)

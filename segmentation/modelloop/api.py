@@ -23,8 +23,9 @@ from annotations.models import Role
 from emportal.errors import ApplicationError
 from emportal.jobs.api import QUEUED_RESPONSES
 from emportal.jobs.services import job_payload
-from emportal.schema import NULLABLE_OBJECT, OBJECT_LIST, file_response
-from segmentation.modelloop import retrain, segment, selectors, transfer
+from emportal.query_params import query_int, query_required_int
+from emportal.schema import ErrorOutput, file_response, nullable, with_errors
+from segmentation.modelloop import outputs, retrain, segment, selectors, transfer
 from segmentation.models import ModelVersion, SegmentationRun
 
 
@@ -53,27 +54,25 @@ def run_or_null(run: SegmentationRun | None) -> HttpResponse:
 # ---------------------------------------------------------------- model versions
 class ModelListApi(APIView):
     @extend_schema(parameters=[OpenApiParameter("volume", int, description="only versions trained on this volume")],
-                   responses={200: OBJECT_LIST})
+                   responses=with_errors(outputs.ModelOutput(many=True), 400))
     def get(self, request: Request, project_id: int) -> Response:
         """The project's model versions, newest first (`?volume=<id>`: those trained on it)."""
         project, _ = project_for_user(request.user, project_id)
         models = ModelVersion.objects.filter(project=project).select_related("created_by").order_by("-created", "-pk")
-        volume = request.query_params.get("volume")
-        if volume:
-            if not volume.isdigit() or int(volume) >= 2**63:
-                raise ApplicationError(f"volume {volume!r} is not an id", code="invalid")
-            models = models.filter(volume_id=int(volume))
+        volume = query_int(request.query_params, "volume", None)
+        if volume is not None:
+            models = models.filter(volume_id=volume)
         return Response([selectors.model_payload(m) for m in models[:200]])
 
 
 class ModelDetailApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=outputs.ModelOutput)
     def get(self, request: Request, model_id: int) -> Response:
         return Response(selectors.model_payload(_model_for_user(request, model_id)))
 
 
 class ModelActivateApi(APIView):
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses=with_errors(outputs.ModelOutput, 409))
     def post(self, request: Request, model_id: int) -> Response:
         """Make this version the one Segment uses and Retrain fine-tunes."""
         model = _model_for_user(request, model_id, min_role=Role.ANNOTATOR)
@@ -81,7 +80,7 @@ class ModelActivateApi(APIView):
 
 
 class ModelCompareApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=outputs.ModelCompareOutput)
     def get(self, request: Request, model_id: int, other_id: int) -> Response:
         """Two versions side by side: validation Dice per class and its change (other - this)."""
         a = _model_for_user(request, model_id)
@@ -120,7 +119,7 @@ class ModelImportInput(serializers.Serializer):
 class ModelImportApi(APIView):
     parser_classes = [MultiPartParser]
 
-    @extend_schema(request={"multipart/form-data": ModelImportInput}, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request={"multipart/form-data": ModelImportInput}, responses={201: outputs.ModelOutput, 400: ErrorOutput})
     def post(self, request: Request, project_id: int) -> Response:
         """Import a model file as a new, inactive version of the project (its classes must be the project's)."""
         project, _ = project_for_user(request.user, project_id, min_role=Role.ANNOTATOR)
@@ -178,7 +177,7 @@ class SegmentApi(APIView):
 
 # ---------------------------------------------------------------- suggestions
 class SuggestionListApi(APIView):
-    @extend_schema(responses={200: NULLABLE_OBJECT})
+    @extend_schema(responses={200: nullable(outputs.RunOutput)})
     def get(self, request: Request, volume_id: int) -> HttpResponse:
         """The latest prediction run with its regions to label next (null before any Segment)."""
         volume, _ = volume_for_user(request.user, volume_id)
@@ -187,23 +186,30 @@ class SuggestionListApi(APIView):
 
 
 class SuggestionDismissApi(APIView):
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses=outputs.RunOutput)
     def post(self, request: Request, run_id: int, index: int) -> Response:
         run = _run_for_user(request, run_id, min_role=Role.ANNOTATOR)
         return Response(selectors.run_payload(segment.suggestion_dismiss(run, index, request.user)))
 
 
+THUMBNAIL_PARAMETERS = [
+    *(OpenApiParameter(name, int, required=True, description=text) for name, text in (
+        ("z", "slice"), ("y0", "first row"), ("x0", "first column"), ("y1", "row after the last"),
+        ("x1", "column after the last"))),
+    OpenApiParameter("size", int, default=96, description="longest side in pixels, 8..512"),
+    OpenApiParameter("overlay", str, description="a label layer to blend over the image in the class colours")]
+
+
 class ThumbnailApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=THUMBNAIL_PARAMETERS,
+                   responses={(200, "image/png"): OpenApiTypes.BINARY, 400: ErrorOutput})
     def get(self, request: Request, volume_id: int) -> HttpResponse:
         """PNG of a region of one slice: ?z=&y0=&x0=&y1=&x1=[&size=96][&overlay=prediction]."""
         volume, _ = volume_for_user(request.user, volume_id)
-        try:
-            z, y0, x0, y1, x1 = (int(request.query_params[k]) for k in ("z", "y0", "x0", "y1", "x1"))
-            size = int(request.query_params.get("size", 96))
-        except (KeyError, ValueError):
-            raise ApplicationError("give integer z, y0, x0, y1, x1 (and size)", code="invalid") from None
-        overlay = request.query_params.get("overlay") or None
+        q = request.query_params
+        z, y0, x0, y1, x1 = (query_required_int(q, k) for k in ("z", "y0", "x0", "y1", "x1"))
+        size = query_int(q, "size", 96, minimum=8, maximum=512)
+        overlay = q.get("overlay") or None
         body = segment.region_thumbnail_png(volume, z=z, y0=y0, x0=x0, y1=y1, x1=x1, size=size,
                                                      overlay=overlay)
         response = HttpResponse(body, content_type="image/png")
@@ -223,7 +229,7 @@ class AcceptInput(serializers.Serializer):
 
 
 class AcceptPredictionApi(APIView):
-    @extend_schema(request=AcceptInput, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=AcceptInput, responses={201: outputs.StrokeAcceptedOutput, 200: outputs.StrokeAcceptedOutput})
     def post(self, request: Request, volume_id: int) -> Response:
         """Copy the prediction under a brush gesture into the manual layer (one undoable stroke)."""
         volume, role = volume_for_user(request.user, volume_id, min_role=Role.ANNOTATOR)
