@@ -222,6 +222,12 @@ SEGMENT_THREADS = envint("EMPORTAL_SEGMENT_THREADS", 1)
 # A segment block claimed this long ago without a sign of life (claims are touched every few
 # seconds while the block runs) belongs to a dead worker and is taken over.
 SEGMENT_BLOCK_STALE_SECONDS = envint("EMPORTAL_SEGMENT_BLOCK_STALE_SECONDS", 120)
+# Helper tasks a report job queues beside its own to measure its units of cells (0: the job's
+# task measures every cell); a unit claimed this long ago without a sign of life is taken over;
+# a unit holds cells in id order up to about this many voxels of work (see reports/units.py).
+REPORT_HELPERS = envint("EMPORTAL_REPORT_HELPERS", 8)
+REPORT_UNIT_STALE_SECONDS = envint("EMPORTAL_REPORT_UNIT_STALE_SECONDS", 120)
+REPORT_UNIT_VOXELS = envint("EMPORTAL_REPORT_UNIT_VOXELS", 64 * 2**20)
 
 REST_FRAMEWORK = {
     # An API token first: a request that carries one is the token's user (no CSRF check, as
