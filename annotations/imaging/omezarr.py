@@ -553,8 +553,7 @@ def _write_pyramid_into(
 
     group = zarr.open_group(str(root), mode="w-", zarr_format=fmt.zarr_format)
     arrays = [_create_array(group, str(i), s, chunks, dtype, fmt.zarr_format) for i, s in enumerate(shapes)]
-    _write_levels(source, [chunkio.region_io(a) for a in arrays], [a.chunks for a in arrays],
-                  (dtype, offset, scale), sampler, on_progress)
+    _write_levels(source, arrays, (dtype, offset, scale), sampler, on_progress)
     if sampler is not None:
         stored_sample = sampler.values()
     lo, hi = (float(v) for v in np.percentile(stored_sample, [0.1, 99.9]))
@@ -598,8 +597,7 @@ def _write_pyramid_into(
 
 def _write_levels(
     source: Source,
-    levels: Sequence[chunkio.RegionIO],
-    chunks: Sequence[tuple[int, ...]],
+    arrays: Sequence[zarr.Array],
     mapping: tuple[np.dtype, float, float],
     sampler: _GridSampler | None,
     on_progress: ProgressCallback | None,
@@ -609,11 +607,12 @@ def _write_levels(
     Each source region fills whole chunks of level 0 and of the levels below it it still
     covers whole chunks of; coarser levels are then built from the finest of those. The
     work is pipelined on :data:`IMPORT_THREADS` threads: while the main thread downsamples
-    a region, the next one is read and the chunks of the previous one are compressed and
-    written (decoders and compressors release the GIL). Memory is about three regions
-    whatever the slice size.
+    a region, its chunks are compressed and written and the next region is read (decoders
+    and compressors release the GIL). Memory is about two regions whatever the slice size.
     """
+    levels = [chunkio.region_io(a) for a in arrays]
     shapes = [lv.shape for lv in levels]
+    chunks = [tuple(int(c) for c in a.chunks) for a in arrays]
     total = sum(int(np.prod(shape)) for shape in shapes)
     done = 0
 
@@ -648,24 +647,24 @@ def _write_levels(
         box: tuple[int, int, int, int, int, int] | None = first
         while box is not None:
             block = reading.result()
+            for future in writing[0]:  # the previous region is written before the next is read
+                future.result()
+            if writing[1]:
+                progress(writing[1])
             following = next(boxes, None)
             if following is not None:
                 reading = pool.submit(read, following)
             if sampler is not None:
                 sampler.add(box, block)
             z0, z1, y0, y1, x0, x1 = box
-            jobs = writes(levels[0], ((z0, z1), (y0, y1), (x0, x1)), block)
+            submitted = [pool.submit(job) for job in writes(levels[0], ((z0, z1), (y0, y1), (x0, x1)), block)]
             voxels = block.size
             for level in range(1, direct):
                 block = downsample_mean(block)
                 ly0, lx0 = y0 >> level, x0 >> level
-                jobs += writes(levels[level], ((z0, z1), (ly0, ly0 + block.shape[1]), (lx0, lx0 + block.shape[2])), block)
+                jobs = writes(levels[level], ((z0, z1), (ly0, ly0 + block.shape[1]), (lx0, lx0 + block.shape[2])), block)
+                submitted += [pool.submit(job) for job in jobs]
                 voxels += block.size
-            submitted = [pool.submit(job) for job in jobs]
-            for future in writing[0]:  # at most one region's writes wait behind this one's
-                future.result()
-            if writing[1]:
-                progress(writing[1])
             writing, box = (submitted, voxels), following
         for future in writing[0]:
             future.result()
@@ -674,10 +673,11 @@ def _write_levels(
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    for prev, arr, shape, chunk in zip(levels[direct - 1 :], levels[direct:], shapes[direct:], chunks[direct:]):
+    # Read back through zarr: the direct reader's decoded-chunk cache is for strokes, not bulk reads.
+    for prev, arr, shape, chunk in zip(arrays[direct - 1 :], levels[direct:], shapes[direct:], chunks[direct:]):
         cz, cy, cx = chunk
         for z0, z1, y0, y1, x0, x1 in _boxes(shape, (cz, cy * max(1, REGION_PX // (2 * cy)), cx * max(1, REGION_PX // (2 * cx)))):
-            below = prev.read(((z0, z1), (2 * y0, min(prev.shape[1], 2 * y1)), (2 * x0, min(prev.shape[2], 2 * x1))))
+            below = np.asarray(prev[z0:z1, 2 * y0 : min(prev.shape[1], 2 * y1), 2 * x0 : min(prev.shape[2], 2 * x1)])
             block = downsample_mean(below)
             for job in arr.whole_chunk_writes(((z0, z1), (y0, y1), (x0, x1)), block):
                 job()
