@@ -25,7 +25,7 @@ from emportal.jobs.api import QUEUED_RESPONSES
 from emportal.jobs.services import job_payload
 from emportal.query_params import query_int, query_required_int
 from emportal.schema import ErrorOutput, file_response, nullable, with_errors
-from segmentation.modelloop import outputs, retrain, segment, selectors, transfer
+from segmentation.modelloop import outputs, pretrain, retrain, segment, selectors, transfer
 from segmentation.models import ModelVersion, SegmentationRun
 
 
@@ -136,6 +136,9 @@ class RetrainInput(serializers.Serializer):
     from_scratch = serializers.BooleanField(default=False)
     max_steps = serializers.IntegerField(required=False, min_value=1)
     config = serializers.DictField(child=serializers.IntegerField(), required=False)
+    pretrained = serializers.BooleanField(
+        default=retrain.PRETRAINED_BY_DEFAULT,
+        help_text="a model trained from scratch starts its encoder from the project's latest pretrained one")
 
 
 class RetrainApi(APIView):
@@ -146,6 +149,24 @@ class RetrainApi(APIView):
         data = RetrainInput(data=request.data)
         data.is_valid(raise_exception=True)
         job = retrain.model_retrain(volume, request.user, **data.validated_data)
+        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+
+
+class PretrainInput(serializers.Serializer):
+    minutes = serializers.FloatField(default=10.0, min_value=0.01, max_value=pretrain.MAX_MINUTES)
+    max_steps = serializers.IntegerField(required=False, min_value=1)
+    config = serializers.DictField(child=serializers.IntegerField(), required=False,
+                                   help_text="network and patch settings over the defaults, as for a retrain")
+
+
+class PretrainApi(APIView):
+    @extend_schema(request=PretrainInput, responses=QUEUED_RESPONSES)
+    def post(self, request: Request, project_id: int) -> Response:
+        """Queue a pretraining of the project's encoder on the unlabeled voxels of all its ready volumes."""
+        project, _ = project_for_user(request.user, project_id, min_role=Role.ANNOTATOR)
+        data = PretrainInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = pretrain.encoder_pretrain(project, request.user, **data.validated_data)
         return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
 
 

@@ -9,6 +9,9 @@ only claims the job and calls `model_retrain_run`. The science is segmentation.c
   failed run leaves the previous one active.
 * approved review items used are recorded in the version's config["trusted"] and covered
   by its labels hash.
+* a retrain from scratch starts its encoder from the project's latest pretrained one
+  (modelloop/pretrain.py) when the request asks (``pretrained``, default
+  PRETRAINED_BY_DEFAULT) and it fits; the version's config["encoder"] records it.
 * a retrain writes its weights as models/job-<job id>.pt before the transaction that
   creates the version row; weights of a job that died first are deleted by the reaper.
 """
@@ -34,6 +37,7 @@ from emportal.realtime import broadcast, volume_group
 from segmentation.core.training_labels import labels_hash
 from segmentation.job_kinds import RETRAIN
 from segmentation.modelloop.labels import training_labels_for
+from segmentation.modelloop.pretrain import retrain_encoder
 from segmentation.modelloop.selectors import finite, model_payload
 from segmentation.modelloop.storage import model_weights_path, retrain_weights_path
 from segmentation.models import ModelVersion
@@ -45,6 +49,9 @@ CONFIG_LIMITS: dict[str, tuple[int, int]] = {
     "in_slices": (1, 7),
 }
 MAX_MINUTES = 240.0
+#: Whether a Retrain from scratch starts from the project's pretrained encoder unless told
+#: otherwise: off, since on the SBEM crop it did not clearly raise Dice (docs/ACCURACY.md).
+PRETRAINED_BY_DEFAULT = False
 
 
 # ---------------------------------------------------------------- leftovers
@@ -93,12 +100,12 @@ def _config(config: Mapping[str, Any] | None) -> dict[str, int]:
 # ---------------------------------------------------------------- retrain
 def model_retrain(volume: Volume, user: Any, *, minutes: float = 5.0, from_scratch: bool = False,
                   max_steps: int | None = None, config: Mapping[str, Any] | None = None,
-                  enqueue: Any = None) -> Job:
+                  pretrained: bool = PRETRAINED_BY_DEFAULT, enqueue: Any = None) -> Job:
     """Queue a retrain of the project's model on this volume's labels (a `retrain` job)."""
     require_ready(volume)
     require_not_running(volume, RETRAIN)
     params: dict[str, Any] = {"minutes": _minutes(minutes), "from_scratch": bool(from_scratch),
-                              "config": _config(config)}
+                              "config": _config(config), "pretrained": bool(pretrained)}
     if max_steps is not None:
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
             raise ApplicationError(f"max_steps {max_steps!r} is not a positive integer", code="invalid")
@@ -141,6 +148,8 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
     # under any settings the request named (a fine-tune keeps its parent's scale and input slices)
     defaults = training_defaults(volume.voxel_size_nm, resolve_device("auto"))
     config = defaults.config(max_steps=params.get("max_steps"), **params.get("config", {}))
+    encoder, encoder_record = (retrain_encoder(volume.project_id, config) if parent is None and params.get("pretrained")
+                               else (None, None))
     minutes = float(params["minutes"])
     budget = minutes * 60.0
     curve: list[dict[str, Any]] = []
@@ -172,7 +181,7 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
     store_result(ctx, state("reading"))
     result = train(image, labels, classes=values, hierarchy=parents, minutes=minutes, device="auto",
                    init=model_weights_path(parent) if parent else None, complete_slices=complete,
-                   config=config, on_progress=on_progress, should_stop=should_stop)
+                   config=config, on_progress=on_progress, should_stop=should_stop, encoder=encoder)
     if result.stopped == "cancelled" or ctx.cancel_requested():
         raise JobCancelled()
     ctx.progress(0.96, "saving the model")
@@ -188,7 +197,7 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
         save_model(path, result.model)
         model = _model_version_create(job, volume, parent, path, result=result, values=values, parents=parents,
                                       digest=digest, curve_rows=curve_rows, minutes=minutes, cell_name=cell_name,
-                                      trusted=trusted, params=params)
+                                      trusted=trusted, params=params, encoder=encoder_record)
     except BaseException:
         retrain_leftovers_remove(job)
         raise
@@ -204,7 +213,8 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
 def _model_version_create(job: Job, volume: Volume, parent: ModelVersion | None, path: Path, *, result: Any,
                           values: dict[str, int], parents: dict[str, str | None], digest: str,
                           curve_rows: list[dict[str, Any]], minutes: float, cell_name: str | None,
-                          trusted: list[dict[str, Any]], params: Mapping[str, Any]) -> ModelVersion:
+                          trusted: list[dict[str, Any]], params: Mapping[str, Any],
+                          encoder: dict[str, Any] | None = None) -> ModelVersion:
     """The row of a trained version whose weights are at `path`, made the active one."""
     with transaction.atomic():
         if not Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).exists():
@@ -219,7 +229,7 @@ def _model_version_create(job: Job, volume: Volume, parent: ModelVersion | None,
             config={"minutes": minutes, "steps": result.steps, "stopped": result.stopped,
                     "seconds": round(result.seconds, 2), "device": result.meta.get("device"),
                     "train_slices": result.train_slices, "val_slices": result.val_slices,
-                    "from_scratch": parent is None, "interior_class": cell_name,
+                    "from_scratch": parent is None, "interior_class": cell_name, "encoder": encoder,
                     "scale": result.meta.get("scale", 1), "trusted": trusted,
                     # what training used and prediction applies (TTA), and why: the defaults for the voxel size
                     "patch": result.meta.get("patch"), "batch": result.meta.get("batch"),

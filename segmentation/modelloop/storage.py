@@ -1,4 +1,4 @@
-"""Where model versions keep their weights: MEDIA_ROOT/models/, one file per version."""
+"""Where model versions keep their weights: MEDIA_ROOT/models/, one file per version (and one per pretrained encoder)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,3 +25,8 @@ def retrain_weights_path(job: Job) -> Path:
     """Where a retrain job writes its weights: named after the job, not the version row,
     so that weights whose row never committed (the worker died first) can be found."""
     return models_dir() / f"job-{int(job.pk)}.pt"
+
+
+def pretrain_encoder_path(job: Job) -> Path:
+    """Where a pretrain job writes the project's encoder, named after the job (see retrain_weights_path)."""
+    return models_dir() / f"encoder-job-{int(job.pk)}.pt"

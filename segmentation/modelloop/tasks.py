@@ -23,6 +23,17 @@ def retrain_task(job_id: int) -> None:
         return
 
 
+@shared_task(name="segmentation.tasks.pretrain")
+def pretrain_task(job_id: int) -> None:
+    from segmentation.modelloop.pretrain import encoder_pretrain_run
+
+    try:
+        with job_running(job_id) as ctx:
+            encoder_pretrain_run(ctx)
+    except JobNotClaimed:
+        return
+
+
 @shared_task(name="segmentation.tasks.segment")
 def segment_task(job_id: int) -> None:
     from segmentation.modelloop.segment import volume_segment_run

@@ -12,6 +12,7 @@ api_urlpatterns = [
     path("models/<int:model_id>/model.onnx", api.ModelDownloadApi.as_view(fmt="onnx"), name="api-model-onnx"),
     path("projects/<int:project_id>/models/import/", api.ModelImportApi.as_view(), name="api-model-import"),
     path("volumes/<int:volume_id>/retrain/", api.RetrainApi.as_view(), name="api-retrain"),
+    path("projects/<int:project_id>/pretrain/", api.PretrainApi.as_view(), name="api-pretrain"),
     path("volumes/<int:volume_id>/segment/", api.SegmentApi.as_view(), name="api-segment"),
     path("volumes/<int:volume_id>/suggestions/", api.SuggestionListApi.as_view(), name="api-suggestions"),
     path("runs/<int:run_id>/suggestions/<int:index>/dismiss/", api.SuggestionDismissApi.as_view(),
