@@ -22,13 +22,9 @@ database can run any block.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +34,7 @@ from django.conf import settings
 
 from annotations.defaults import MANUAL_LAYER, PREDICTION_LAYER
 from annotations.imaging import omezarr
+from emportal.jobs.claims import UnitClaims, worker_name
 from segmentation.core.active import Suggestion, TileSums, rank_tiles, tile_grid
 from segmentation.core.blocks import Block, BlockPlan, block_plan
 from segmentation.core.blockwise import Lattice, segment_block
@@ -63,65 +60,23 @@ def segment_threads() -> int:
     return value
 
 
-def _stale_seconds() -> float:
-    """A block claimed longer ago than this without a sign of life is taken over
-    (settings.SEGMENT_BLOCK_STALE_SECONDS, default 120; claims are touched every few seconds)."""
-    return float(getattr(settings, "SEGMENT_BLOCK_STALE_SECONDS", 120))
+def _claims(job_id: int) -> UnitClaims:
+    """A job's blocks as units claimed through files beside their results (emportal.jobs.claims).
 
-
-def _worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    A claim untouched for settings.SEGMENT_BLOCK_STALE_SECONDS (default 120; claims are touched
+    every few seconds while a block runs) belongs to a worker that died and is taken over.
+    """
+    return UnitClaims(segment_dir(job_id), "block", ".npz",
+                      stale_seconds=float(getattr(settings, "SEGMENT_BLOCK_STALE_SECONDS", 120)))
 
 
 def block_claim(job_id: int, index: int) -> bool:
     """Claim a block of a job for this process: True when it is ours to run.
 
-    A claim is a file created exclusively beside the block's result (atomic on a local
-    filesystem and on NFS v3+), holding the claimer's host:pid and touched while the block
-    runs. A block that is done is never claimed; a claim whose file has not been touched for
-    :func:`_stale_seconds` belongs to a worker that died, and is taken over. Two workers taking
+    A block that is done is never claimed; a claim gone stale is taken over. Two workers taking
     over the same stale claim both run the block, which is harmless: a block is idempotent.
     """
-    if block_done_path(job_id, index).is_file():
-        return False
-    path = segment_dir(job_id) / f"block-{int(index)}.claim"
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileNotFoundError:  # the job's folder is gone: the job is over
-        return False
-    except FileExistsError:
-        try:
-            age = time.time() - path.stat().st_mtime
-        except FileNotFoundError:
-            return False
-        if age < _stale_seconds() or block_done_path(job_id, index).is_file():
-            return False
-        path.write_text(_worker_name())  # taken over: the file now names us and is fresh
-        return True
-    with os.fdopen(fd, "w") as handle:
-        handle.write(_worker_name())
-    return True
-
-
-@contextmanager
-def _alive(job_id: int, index: int) -> Iterator[None]:
-    """Touch the block's claim every few seconds while it runs, so nobody takes it over."""
-    path = segment_dir(job_id) / f"block-{int(index)}.claim"
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(min(5.0, _stale_seconds() / 4)):
-            try:
-                os.utime(path)
-            except OSError:
-                return
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
+    return _claims(job_id).claim(index)
 
 
 def segment_blocks_work(job_id: int, dest: Path, plan: BlockPlan, model: TrainedModel, *, tile: int, tta: bool,
@@ -133,18 +88,14 @@ def segment_blocks_work(job_id: int, dest: Path, plan: BlockPlan, model: Trained
     the blocks spread over whoever is free. ``should_stop()`` is asked before each block
     (cancel, or the job is no longer running).
     """
-    ran = 0
-    for block in plan:
-        if should_stop():
-            break
-        if not block_claim(job_id, block.index):
-            continue
-        with _alive(job_id, block.index):
-            done = segment_block_run(job_id, dest, plan, block, model, tile=tile, tta=tta, device=device)
-        ran += 1
+    blocks = {block.index: block for block in plan}
+
+    def work(index: int) -> None:
+        done = segment_block_run(job_id, dest, plan, blocks[index], model, tile=tile, tta=tta, device=device)
         if on_block is not None:
             on_block(done)
-    return ran
+
+    return _claims(job_id).run(list(blocks), work, should_stop=should_stop)
 
 
 def segment_plan(dest: Path, shape: tuple[int, int, int], *, block: tuple[int, int, int] | None = None,
@@ -163,16 +114,12 @@ def segment_dir(job_id: int) -> Path:
 
 
 def block_done_path(job_id: int, index: int) -> Path:
-    return segment_dir(job_id) / f"block-{int(index)}.npz"
+    return _claims(job_id).done_path(index)
 
 
 def blocks_done(job_id: int, total: int) -> list[int]:
     """Indexes of the blocks of a job that finished (their result file exists)."""
-    folder = segment_dir(job_id)
-    if not folder.is_dir():
-        return []
-    names = {entry.name for entry in os.scandir(folder)}  # one listing, not a stat per block
-    return [i for i in range(total) if f"block-{i}.npz" in names]
+    return _claims(job_id).done(total)  # one listing, not a stat per block
 
 
 def _whole_levels(box: Any, shape: tuple[int, int, int], level_chunks: list[tuple[int, ...]]) -> int:
@@ -218,18 +165,19 @@ class BlockDone:
     worker: str = ""
 
 
-def _save(path: Path, done: BlockDone) -> None:
+def _save(job_id: int, done: BlockDone) -> None:
     # No mkdir: the job's task made the folder and removes it when the job ends, so a helper
     # still finishing a block of an ended job fails here instead of leaving files behind.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     values = np.array(sorted(done.class_voxels), np.int64)
-    with open(tmp, "wb") as handle:
+
+    def write(handle: Any) -> None:
         np.savez(handle, index=done.index, values=values,
                  counts=np.array([done.class_voxels[int(v)] for v in values], np.int64),
                  origin=np.array([done.tiles.z0, done.tiles.ty0, done.tiles.tx0], np.int64),
                  sums=done.tiles.sums, tile_counts=done.tiles.counts, areas=done.tiles.areas,
                  stats=np.array([done.stats.get(k, 0.0) for k in _STATS], np.float64), worker=np.array(done.worker))
-    os.replace(tmp, path)
+
+    _claims(job_id).done_write(done.index, write)
 
 
 _STATS = ("load_s", "forward_s", "postprocess_s", "write_s", "voxels")
@@ -270,8 +218,8 @@ def segment_block_run(job_id: int, dest: Path, plan: BlockPlan, block: Block, mo
     stats.write_s += time.perf_counter() - t
     assert result.tiles is not None
     done = BlockDone(index=block.index, class_voxels=result.class_voxels, tiles=result.tiles,
-                     stats={k: float(getattr(stats, k)) for k in _STATS}, worker=_worker_name())
-    _save(block_done_path(job_id, block.index), done)
+                     stats={k: float(getattr(stats, k)) for k in _STATS}, worker=worker_name())
+    _save(job_id, done)
     return done
 
 
