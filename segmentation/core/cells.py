@@ -31,10 +31,11 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.measure import label as sk_label
 from skimage.segmentation import watershed
 
 from segmentation.core.propagation import FLOW_METHODS, FlowMethod, normalise_slice, propagate_labels
-from segmentation.core.tracking import UnlinkedRegion, link_slices, slice_regions
+from segmentation.core.tracking import UnlinkedRegion
 
 __all__ = [
     "CELL_METHODS",
@@ -170,6 +171,19 @@ def fuse_slice(
     return out
 
 
+def _open_regions(unreached: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """4-connected regions of every slice's mask, ids unique across the volume, and each id's slice (id 0: -1)."""
+    regions = np.zeros(unreached.shape, np.int32)
+    zs: list[np.ndarray] = [np.array([-1])]
+    offset = 0
+    for z in np.flatnonzero(unreached.any(axis=(1, 2))).tolist():
+        lab, k = sk_label(unreached[z], background=0, connectivity=1, return_num=True)
+        regions[z] = np.where(lab > 0, lab + offset, 0)
+        zs.append(np.full(k, z))
+        offset += k
+    return regions, np.concatenate(zs)
+
+
 def _region_depth(regions: np.ndarray, unreached: np.ndarray, n: int) -> np.ndarray:
     """For every region id < ``n``: how deep its deepest pixel lies in the unreached mask (0 if reached).
 
@@ -253,10 +267,11 @@ def resolve_by_tracking(
     if not unreached.any():
         return cells, 0, ()
     sentinel = max(int(cells.max()) + 1, first_new_id or 0)
-    regions, region_z, value = slice_regions(np.where(unreached, sentinel, cells).astype(np.int64))
+    # Only the unreached regions are labelled; the cells they meet are read from ``cells``.
+    regions, region_z = _open_regions(unreached)
     n = region_z.shape[0]
-    is_open = value == sentinel
-    open_ids = np.flatnonzero(is_open)
+    open_ids = np.arange(1, n)
+    area = np.bincount(regions.ravel(), minlength=n)
     depth = _region_depth(regions, unreached, n)
     thin = depth <= 1.0
     parent = np.arange(n)
@@ -267,25 +282,33 @@ def resolve_by_tracking(
             i = int(parent[i])
         return i
 
+    open_slices = np.flatnonzero(unreached.any(axis=(1, 2)))
+    pairs = sorted({int(z) for z in open_slices if z + 1 < unreached.shape[0]} | {int(z) - 1 for z in open_slices if z > 0})
+    for z in pairs:
+        a, b = regions[z], regions[z + 1]
+        both = (a > 0) & (b > 0)
+        if not both.any():
+            continue
+        keys, inter = np.unique(a[both].astype(np.int64) * n + b[both], return_counts=True)
+        ia, ib = np.divmod(keys, n)
+        iou = inter / (area[ia] + area[ib] - inter)
+        cov = inter / np.minimum(area[ia], area[ib])
+        link = (iou >= min_iou) | (cov >= min_coverage) | thin[ia] | thin[ib]
+        for x, y in zip(ia[link].tolist(), ib[link].tolist()):
+            rx, ry = find(x), find(y)
+            if rx != ry:
+                parent[max(rx, ry)] = min(rx, ry)
+    # A track's votes: every pixel where one of its regions overlaps a cell in the next or previous slice.
     votes: dict[int, dict[int, int]] = {}
-    pairs = []
-    open_slices = set(np.unique(region_z[is_open]).tolist())
-    for z in range(regions.shape[0] - 1):
-        if z not in open_slices and z + 1 not in open_slices:
-            continue  # only links that touch an unreached region matter here
-        ia, ib, inter, iou, cov = link_slices(regions[z], regions[z + 1])
-        pairs.append((ia, ib, inter, iou, cov))
-        for a, b, u, c in zip(ia.tolist(), ib.tolist(), iou.tolist(), cov.tolist()):
-            if is_open[a] and is_open[b] and (u >= min_iou or c >= min_coverage or thin[a] or thin[b]):
-                ra, rb = find(a), find(b)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
-    for ia, ib, inter, _iou, _cov in pairs:
-        for a, b, i in zip(ia.tolist(), ib.tolist(), inter.tolist()):
-            for o, other in ((a, b), (b, a)):
-                if is_open[o] and not is_open[other]:
-                    track = votes.setdefault(find(o), {})
-                    track[int(value[other])] = track.get(int(value[other]), 0) + i
+    for z in pairs:
+        for r, c in ((regions[z], cells[z + 1]), (regions[z + 1], cells[z])):
+            hit = (r > 0) & (c > 0)
+            if not hit.any():
+                continue
+            keys, count = np.unique(r[hit].astype(np.int64) * sentinel + c[hit], return_counts=True)
+            for k, i in zip(keys.tolist(), count.tolist()):
+                track = votes.setdefault(find(k // sentinel), {})
+                track[k % sentinel] = track.get(k % sentinel, 0) + i
     lookup = np.zeros(n, np.int64)
     members: dict[int, list[int]] = {}
     tracked = 0
