@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -33,6 +34,13 @@ def error_body(exc: ApplicationError) -> dict[str, Any]:
 def error_response(exc: ApplicationError) -> JsonResponse:
     """An application error as a plain Django response, for middleware that answers before DRF."""
     return JsonResponse(error_body(exc), status=exc.status_code)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 404 handler: the API's JSON error under /api/, the HTML page elsewhere."""
+    if request.path_info.startswith("/api/"):
+        return error_response(ApplicationError("Not found.", code="not_found", status_code=404))
+    return page_not_found(request, exception or Http404())
 
 
 def body_too_large(limit: int) -> ApplicationError:

@@ -38,3 +38,87 @@ def with_errors(responses: Any, *codes: int) -> dict[Any, Any]:
     out = dict(responses) if isinstance(responses, dict) else {200: responses}
     out.update({code: ErrorOutput for code in codes})
     return out
+
+
+# ------------------------------------------------------------------ files outside DRF
+# Tiles and store files are plain Django views (bytes on a short path, no DRF): drf-spectacular
+# does not see them, so this hook writes their operations into the schema by hand.
+
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorOutput"}
+_ID = {"type": "integer", "format": "int64", "minimum": 1}
+_TILE_PARAMS = [
+    ("volume_id", _ID, "the volume"),
+    ("axis", {"type": "string", "enum": ["z", "y", "x"]}, "the plane's normal: z for XY, y for XZ, x for YZ"),
+    ("index", {"type": "integer", "minimum": 0}, "the plane's index along the axis, at level 0"),
+    ("level", {"type": "integer", "minimum": 0}, "pyramid level (0: full resolution)"),
+    ("ty", {"type": "integer", "minimum": 0}, "tile row"),
+    ("tx", {"type": "integer", "minimum": 0}, "tile column"),
+]
+
+
+def _path_params(params: list[tuple[str, dict[str, Any], str]]) -> list[dict[str, Any]]:
+    return [{"name": n, "in": "path", "required": True, "schema": s, "description": d} for n, s, d in params]
+
+
+def _query(name: str, description: str, *, pattern: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if pattern is not None:
+        schema["pattern"] = pattern
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _binary(*content_types: str) -> dict[str, Any]:
+    return {t: {"schema": {"type": "string", "format": "binary"}} for t in content_types}
+
+
+def _tile_get(summary: str, tag: str, fmt_types: list[str], extra: list[dict[str, Any]],
+              params: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
+    return {"get": {
+        "operationId": summary.lower().replace(" ", "_"), "summary": summary, "tags": [tag],
+        "parameters": _path_params(params) + extra,
+        "responses": {
+            "200": {"description": "the tile (cached by ETag)", "content": _binary(*fmt_types)},
+            "304": {"description": "the client's copy (If-None-Match) is current"},
+            "400": {"description": "a query parameter is malformed", "content": {"application/json": {"schema": _ERROR_REF}}},
+            "404": {"description": "no such volume, layer, level, plane or tile, or not a member",
+                    "content": {"application/json": {"schema": _ERROR_REF}}},
+        },
+        "security": [{"cookieAuth": []}, {"tokenAuth": []}, {}],
+    }}
+
+
+def file_endpoints(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the tile, diff-tile and store-file operations."""
+    fmt = ("fmt", {"type": "string", "enum": ["png", "webp"]}, "image format")
+    tile = "{axis}/{index}/{level}/{ty}/{tx}.{fmt}"
+    window = _query("window", "display window lo,hi of the image's values (default: the volume's)",
+                    pattern=r"^-?[0-9.eE+-]+,-?[0-9.eE+-]+$")
+    layer = ("layer", {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}, "label layer name")
+    paths = result.setdefault("paths", {})
+    paths[f"/api/volumes/{{volume_id}}/tiles/{tile}"] = _tile_get(
+        "Image tile", "tiles", ["image/png", "image/webp"], [window], [*_TILE_PARAMS, fmt])
+    paths[f"/api/volumes/{{volume_id}}/layers/{{layer}}/tiles/{tile}"] = _tile_get(
+        "Label tile", "tiles", ["image/png", "image/webp"], [], [_TILE_PARAMS[0], layer, *_TILE_PARAMS[1:], fmt])
+    paths["/api/volumes/{volume_id}/diff/tiles/{axis}/{index}/{level}/{ty}/{tx}.png"] = _tile_get(
+        "Diff tile", "reviews", ["image/png"],
+        [_query("a", "the first label layer"), _query("b", "the second label layer (its colours)")], _TILE_PARAMS)
+    store_responses = {
+        "200": {"description": "the whole file", "content": _binary("application/octet-stream", "application/json")},
+        "206": {"description": "the byte range asked by Range", "content": _binary("application/octet-stream",
+                                                                                    "application/json")},
+        "304": {"description": "the client's copy (If-None-Match) is current"},
+        "403": {"description": "an unknown or revoked token", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "404": {"description": "no such file in the store, or not a member",
+                "content": {"text/plain": {"schema": {"type": "string"}}}},
+        "416": {"description": "the Range lies outside the file"},
+    }
+    paths["/api/volumes/{volume_id}/store/{path}"] = {"get": {
+        "operationId": "volume_store_file", "summary": "A file of the volume's OME-Zarr store",
+        "description": "Range requests, ETag, CORS for EMPORTAL_CORS_ORIGINS; the path of a chunk or metadata "
+                       "file inside the store (e.g. 0/.zarray, labels/manual/0/0.0.0).",
+        "tags": ["stores"],
+        "parameters": _path_params([_TILE_PARAMS[0], ("path", {"type": "string", "pattern": "^[^/].*$"},
+                                                      "a file inside the store")]),
+        "responses": store_responses, "security": [{"cookieAuth": []}, {"tokenAuth": []}, {}],
+    }}
+    return result

@@ -261,6 +261,7 @@ SPECTACULAR_SETTINGS = {
         "NotificationKindEnum": "annotations.reviews.models.Notification.Kind",
         "LayerWriteStateEnum": ["complete", "writing", "partial"],
     },
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "emportal.schema.file_endpoints"],
 }
 
 SESSION_COOKIE_HTTPONLY = True

@@ -31,3 +31,5 @@ urlpatterns = [
     path("", include(review_pages)),
     path("", include(token_urls.page_urlpatterns)),
 ]
+
+handler404 = "emportal.errors.not_found"
