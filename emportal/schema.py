@@ -44,9 +44,10 @@ def with_errors(responses: Any, *codes: int) -> dict[Any, Any]:
 # Tiles and store files are plain Django views (bytes on a short path, no DRF): drf-spectacular
 # does not see them, so this hook writes their operations into the schema by hand.
 
-_ERROR_REF = {"$ref": "#/components/schemas/ErrorOutput"}
-_ID = {"type": "integer", "format": "int64", "minimum": 1}
-_TILE_PARAMS = [
+_ERROR_REF: dict[str, Any] = {"$ref": "#/components/schemas/ErrorOutput"}
+_ID: dict[str, Any] = {"type": "integer", "format": "int64", "minimum": 1}
+_PathParam = tuple[str, dict[str, Any], str]
+_TILE_PARAMS: list[_PathParam] = [
     ("volume_id", _ID, "the volume"),
     ("axis", {"type": "string", "enum": ["z", "y", "x"]}, "the plane's normal: z for XY, y for XZ, x for YZ"),
     ("index", {"type": "integer", "minimum": 0}, "the plane's index along the axis, at level 0"),
@@ -56,7 +57,7 @@ _TILE_PARAMS = [
 ]
 
 
-def _path_params(params: list[tuple[str, dict[str, Any], str]]) -> list[dict[str, Any]]:
+def _path_params(params: list[_PathParam]) -> list[dict[str, Any]]:
     return [{"name": n, "in": "path", "required": True, "schema": s, "description": d} for n, s, d in params]
 
 
@@ -72,7 +73,7 @@ def _binary(*content_types: str) -> dict[str, Any]:
 
 
 def _tile_get(summary: str, tag: str, fmt_types: list[str], extra: list[dict[str, Any]],
-              params: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
+              params: list[_PathParam]) -> dict[str, Any]:
     return {"get": {
         "operationId": summary.lower().replace(" ", "_"), "summary": summary, "tags": [tag],
         "parameters": _path_params(params) + extra,
@@ -89,11 +90,11 @@ def _tile_get(summary: str, tag: str, fmt_types: list[str], extra: list[dict[str
 
 def file_endpoints(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: the tile, diff-tile and store-file operations."""
-    fmt = ("fmt", {"type": "string", "enum": ["png", "webp"]}, "image format")
+    fmt: _PathParam = ("fmt", {"type": "string", "enum": ["png", "webp"]}, "image format")
     tile = "{axis}/{index}/{level}/{ty}/{tx}.{fmt}"
     window = _query("window", "display window lo,hi of the image's values (default: the volume's)",
                     pattern=r"^-?[0-9.eE+-]+,-?[0-9.eE+-]+$")
-    layer = ("layer", {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}, "label layer name")
+    layer: _PathParam = ("layer", {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}, "label layer name")
     paths = result.setdefault("paths", {})
     paths[f"/api/volumes/{{volume_id}}/tiles/{tile}"] = _tile_get(
         "Image tile", "tiles", ["image/png", "image/webp"], [window], [*_TILE_PARAMS, fmt])
