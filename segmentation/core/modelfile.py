@@ -51,33 +51,22 @@ class Normalization:
     high: float = 99.0
 
     @classmethod
-    def measure(cls, image: Any, *, low: float = 1.0, high: float = 99.0, max_samples: int = 2_000_000, seed: int = 0,
-                max_chunks: int = 64) -> Normalization:
+    def measure(cls, image: Any, *, low: float = 1.0, high: float = 99.0, max_samples: int = 2_000_000, seed: int = 0) -> Normalization:
         """Measure percentiles on (a sample of) an array-like ZYX image.
 
-        Reads a bounded number of voxels, so a large volume is never loaded whole. A chunked
-        array (zarr) is sampled in up to ``max_chunks`` whole chunks spread over the volume
-        (:func:`_chunk_boxes`): a strided plane of it would decode every chunk the plane
-        crosses, all their slices, to keep one. Other arrays: whole slices spread over Z,
-        each strided in YX.
+        Reads at most a bounded number of voxels: whole slices spread over Z, each
+        strided in YX, so a large zarr volume is never loaded whole.
         """
         shape = tuple(image.shape)
         if len(shape) == 2:
             shape = (1, *shape)
             image = np.asarray(image)[None]
         z, y, x = shape
-        chunks = getattr(image, "chunks", None)
-        if isinstance(chunks, tuple) and len(chunks) == 3:
-            boxes = _chunk_boxes(shape, tuple(int(c) for c in chunks), max_chunks)
-            stride = max(1, sum(int(np.prod([b - a for a, b in box])) for box in boxes) // max_samples)
-            values = np.concatenate([np.asarray(image[tuple(slice(a, b) for a, b in box)], np.float32).ravel()[::stride]
-                                     for box in boxes])
-        else:
-            n_slices = min(z, 16)
-            zs = np.unique(np.linspace(0, z - 1, n_slices).round().astype(int))
-            per_slice = max(1, max_samples // len(zs))
-            step = max(1, int(np.sqrt(y * x / per_slice)))
-            values = np.concatenate([np.asarray(image[int(k), ::step, ::step], np.float32).ravel() for k in zs])
+        n_slices = min(z, 16)
+        zs = np.unique(np.linspace(0, z - 1, n_slices).round().astype(int))
+        per_slice = max(1, max_samples // len(zs))
+        step = max(1, int(np.sqrt(y * x / per_slice)))
+        values = np.concatenate([np.asarray(image[int(k), ::step, ::step], np.float32).ravel() for k in zs])
         lo, hi = np.percentile(values, [low, high])
         if not np.isfinite(lo) or not np.isfinite(hi):
             raise ValueError(f"image holds non-finite values (percentiles {lo}, {hi})")
@@ -89,32 +78,6 @@ class Normalization:
         """Normalised float32 copy of ``array`` (any shape)."""
         a = (np.asarray(array, np.float32) - self.lo) / (self.hi - self.lo) - 0.5
         return np.clip(a, -1.5, 1.5, out=a)
-
-
-
-def _chunk_boxes(shape: tuple[int, ...], chunks: tuple[int, ...], max_chunks: int) -> list[tuple[tuple[int, int], ...]]:
-    """At most ``max_chunks`` whole chunks of a ZYX array, spread evenly: up to 16 layers of
-    chunks over Z and, in each, a grid of chunks over Y and X (every chunk of a small array).
-
-    Examples
-    --------
-    >>> len(_chunk_boxes((512, 4096, 4096), (16, 256, 256), 64))
-    64
-    >>> _chunk_boxes((20, 300, 300), (16, 256, 256), 64)[-1]
-    ((16, 20), (256, 300), (256, 300))
-    """
-    counts = [-(-n // c) for n, c in zip(shape, chunks)]
-    kz = min(counts[0], 16, max_chunks)
-    per_layer = max(1, max_chunks // kz)
-    ky = min(counts[1], max(1, int(np.sqrt(per_layer * counts[1] / counts[2]))))
-    kx = min(counts[2], max(1, per_layer // ky))
-
-    def spread(count: int, k: int) -> list[int]:
-        return sorted(set(np.linspace(0, count - 1, k).round().astype(int).tolist()))
-
-    return [tuple((i * c, min(n, (i + 1) * c)) for i, c, n in zip(index, chunks, shape))
-            for index in ((iz, iy, ix) for iz in spread(counts[0], kz) for iy in spread(counts[1], ky)
-                          for ix in spread(counts[2], kx))]
 
 
 @dataclass
