@@ -9,7 +9,9 @@ column is recorded in the report's summary), meshes every cell at a coarse level
 ``MEDIA_ROOT/reports/<id>/``: ``cells.csv``, ``cells.xlsx`` (with the ``columns`` sheet),
 ``cells.parquet`` and ``meshes/cell_<id>.glb``. The files are written into a hidden
 folder first and renamed into place together with the FeatureReport row, so a failed or
-cancelled job leaves neither a row nor a half-written folder behind.
+cancelled job leaves neither a row nor a half-written folder behind. The cells are measured
+and meshed in units spread over the job's task and its helper tasks
+(:mod:`segmentation.reports.units`); the units' files live in that hidden folder too.
 """
 from __future__ import annotations
 
@@ -34,8 +36,9 @@ from annotations.models import LabelClass, LabelLayer, Project, Volume
 from annotations.storage import volume_zarr_path
 from annotations.strokes import layer_lock
 from emportal.errors import ApplicationError
+from emportal.jobs.claims import worker_name
 from emportal.jobs.models import Job
-from emportal.jobs.services import JobContext, job_create, job_running
+from emportal.jobs.services import JobCancelled, JobContext, job_create, job_running
 from segmentation.core.classes import default_parents
 from segmentation.core.features import DEFAULT_CLASSES, describe_columns, intensity_range_of, write_report
 from segmentation.core.features.pyramid import (
@@ -50,6 +53,21 @@ from segmentation.core.features.pyramid import (
 from segmentation.core.meshes import cell_meshes, mesh_bytes, scene_glb
 from segmentation.job_kinds import REPORT
 from segmentation.models import FeatureReport
+from segmentation.reports.units import (
+    UNITS_DIR,
+    ReportPlan,
+    UnitResult,
+    partial_file_write,
+    partial_find,
+    partial_prefix,
+    plan_read,
+    plan_write,
+    unit_read,
+    units_done_cells,
+    units_merge,
+    units_split,
+    units_work,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +84,7 @@ __all__ = [
     "report_mesh_full_resolution",
     "report_leftovers_remove",
     "report_run",
+    "report_unit_help",
 ]
 
 # The feature classes, named as in the paper and in every project's default classes.
@@ -95,23 +114,20 @@ def report_dir(report: FeatureReport) -> Path:
     return Path(settings.MEDIA_ROOT) / "reports" / str(report.pk)
 
 
-def _partial_prefix(job_id: int) -> str:
-    return f".partial-{int(job_id)}-"
-
-
 def report_leftovers_remove(job: Job) -> list[Path]:
     """Delete the hidden ``reports/.partial-<job>-*`` folders a report job left behind.
 
     A job that raises or is cancelled removes its own folder; a worker killed outright
     (SIGKILL, power loss) cannot, so the reaper calls this when it fails the job
     (segmentation/jobs.py ``_after_failure``). Only that job's folders are touched, so a
-    report still being written by another job is safe. Returns the paths removed.
+    report still being written by another job is safe; the folder holds the job's unit files
+    too (plan, claims, rows). Returns the paths removed.
     """
     root = Path(settings.MEDIA_ROOT) / "reports"
     if not root.is_dir():
         return []
     removed = []
-    for path in root.glob(_partial_prefix(job.pk) + "*"):
+    for path in root.glob(partial_prefix(job.pk) + "*"):
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
@@ -189,7 +205,18 @@ class _Progress:
 
 
 def report_run(ctx: JobContext) -> FeatureReport:
-    """The body of a report job: measure, mesh, write files, create the FeatureReport row."""
+    """The body of a report job: plan, measure and mesh the cells in units, write files, create
+    the FeatureReport row.
+
+    The cells are cut into units (:func:`segmentation.reports.units.units_split`) measured by
+    whoever claims them: this task and up to settings.REPORT_HELPERS helper tasks
+    (:func:`report_unit_help`) on any worker sharing the database and MEDIA_ROOT. Progress is
+    the share of cells in finished units; a cancel stops every task before its next unit; a
+    unit whose worker died is taken over once its claim is stale. The rows are merged in cell
+    id order, so the report is the same whoever measured which unit.
+    """
+    from segmentation.reports.tasks import report_unit_task
+
     job = ctx.job
     assert job.volume_id is not None  # report jobs are created with their volume (deleted with it)
     volume = Volume.objects.select_related("project").get(pk=job.volume_id)
@@ -202,68 +229,79 @@ def report_run(ctx: JobContext) -> FeatureReport:
         classes = report_classes(volume.project)
     except ApplicationError as exc:
         raise ValueError(exc.message) from None
-    image, labels, cells = _pyramids(volume_zarr_path(volume), labels_name, cells_name)
+    dest = volume_zarr_path(volume)
+    image, labels, cells = _pyramids(dest, labels_name, cells_name)
     progress = _Progress(ctx)
     voxel = _voxel(volume)
 
     progress(0.01, "finding cells", force=True)
-    plan = level_plan(describe_columns(classes), classes, voxel_size_nm=voxel, n_levels=len(image))
-    finest = min(plan.values(), key=lambda rl: (rl.level, rl.z_step))
+    levels = level_plan(describe_columns(classes), classes, voxel_size_nm=voxel, n_levels=len(image))
+    finest = min(levels.values(), key=lambda rl: (rl.level, rl.z_step))
     boxes = pyramid_cell_boxes(cells, finest.level)
     if not boxes:
         raise ValueError(f"layer {cells_name!r} holds no cells: paint cells or run the cells job first")
-    intensity_range = intensity_range_of(image[finest.level])
+    lo, hi = intensity_range_of(image[finest.level])
     n = len(boxes)
-    started = time.monotonic()
-    measured = cell_features_pyramid(
-        image, labels, cells, voxel_size_nm=voxel, classes=classes, fenestration_closing_nm=closing,
-        intensity_range=intensity_range, boxes=boxes, max_box_voxels=CELL_BOX_MAX_VOXELS,
-        on_progress=lambda done, total: progress(0.02 + 0.68 * done / total, f"measured {done} of {total} cells"))
-    table, plan = measured.table, measured.plan
-    seconds_features = time.monotonic() - started
+    shape = tuple(int(s) for s in cells[finest.level].shape)
+    work = {cid: min(CELL_BOX_MAX_VOXELS, math.prod(s.stop - s.start for s in box_at_level(box, finest, shape)))
+            for cid, box in boxes.items()}
+    plan = ReportPlan(labels_layer=labels_name, cells_layer=cells_name, classes=classes, voxel_size_nm=voxel,
+                      fenestration_closing_nm=closing, intensity_range=(float(lo), float(hi)),
+                      meshes=bool(params.get("meshes", True)), boxes=boxes,
+                      units=units_split(work, int(getattr(settings, "REPORT_UNIT_VOXELS", 64 * 2**20))))
 
     root = Path(settings.MEDIA_ROOT) / "reports"
     root.mkdir(parents=True, exist_ok=True)
-    partial = root / f"{_partial_prefix(job.pk)}{uuid.uuid4().hex[:8]}"
+    partial = root / f"{partial_prefix(job.pk)}{uuid.uuid4().hex[:8]}"
     partial.mkdir()
     try:
-        progress(0.7, "writing tables", force=True)
+        if plan.meshes:
+            (partial / MESH_DIR).mkdir()
+        plan_write(partial, plan)
+        for _ in range(min(len(plan.units) - 1, int(getattr(settings, "REPORT_HELPERS", 8)))):
+            report_unit_task.delay(job.pk)
+
+        def landed(_: int | None = None) -> int:
+            done = units_done_cells(partial, plan)
+            progress(0.02 + 0.93 * done / n, f"measured {done} of {n} cells")
+            return done
+
+        compute = _unit_compute(dest, partial, plan)
+        while True:
+            units_work(partial, plan, compute, should_stop=ctx.cancel_requested, on_unit=landed)
+            if ctx.cancel_requested():
+                raise JobCancelled()
+            if landed() == n:
+                break
+            time.sleep(0.5)  # units still measured elsewhere; their claims are taken over if they go stale
+        merged = units_merge([unit_read(partial, i) for i in range(len(plan.units))], describe_columns(classes))
+        table = merged.table
+        shutil.rmtree(partial / UNITS_DIR)
+        progress(0.96, "writing tables", force=True)
         columns = describe_columns(classes)
         for name in REPORT_FORMATS.values():
             write_report(table, partial / name, columns=columns)
-        started = time.monotonic()
-        mesh_cells: list[int] = []
-        mesh_levels: dict[str, int] = {}
-        if params.get("meshes", True):
-            (partial / MESH_DIR).mkdir()
-            for done, (cid, box) in enumerate(boxes.items(), start=1):
-                rl = _mesh_level(box, voxel, len(image))
-                meshes = _cell_meshes_at(labels, cells, cid, box, rl, voxel=voxel, classes=classes,
-                                         max_faces=MESH_MAX_FACES)
-                if meshes is not None:
-                    (partial / MESH_DIR / f"cell_{cid}.glb").write_bytes(scene_glb(meshes))
-                    mesh_cells.append(int(cid))
-                    mesh_levels[str(cid)] = rl.level
-                progress(0.72 + 0.26 * done / n, f"meshed {done} of {n} cells")
-        seconds_meshes = time.monotonic() - started
+        mesh_cells = [cid for cid in plan.boxes if cid in merged.mesh_levels]
         progress(0.99, "saving", force=True)
         summary = {
             "voxel_size_nm": list(volume.voxel_size_nm),
             "fenestration_closing_nm": closing,
-            "intensity_range": [float(v) for v in intensity_range],
+            "intensity_range": list(plan.intensity_range),
             "hierarchy": {k: v for k, v in default_parents(list(classes)).items() if v in classes},
             "layer_versions": {labels_name: labels_layer.version, cells_name: cells_layer.version},
             "mesh_cells": mesh_cells,
             # Which pyramid level each column was measured at, and what a voxel was there.
-            "measure_levels": {column: rl.level for column, rl in plan.items()},
-            "level_voxel_nm": {str(rl.level): list(rl.spacing_nm) for rl in sorted(set(plan.values()),
+            "measure_levels": {column: rl.level for column, rl in levels.items()},
+            "level_voxel_nm": {str(rl.level): list(rl.spacing_nm) for rl in sorted(set(levels.values()),
                                                                                    key=lambda r: r.level)},
-            "mesh_levels": mesh_levels,
+            "mesh_levels": {str(cid): merged.mesh_levels[cid] for cid in mesh_cells},
             # Cells whose box was over CELL_BOX_MAX_VOXELS at a planned level: {cell: {planned: read}}.
-            "raised_levels": {str(cid): {str(a): b for a, b in r.items()} for cid, r in measured.raised.items()},
+            "raised_levels": {str(cid): {str(a): b for a, b in merged.raised[cid].items()}
+                              for cid in plan.boxes if cid in merged.raised},
             "cell_boxes": {str(cid): [b[0].start, b[0].stop, b[1].start, b[1].stop, b[2].start, b[2].stop]
                            for cid, b in boxes.items()},
-            "seconds": {"features": round(seconds_features, 3), "meshes": round(seconds_meshes, 3)},
+            # Seconds summed over the units (each unit's own time, whichever task measured it).
+            "seconds": {"features": round(merged.seconds_features, 3), "meshes": round(merged.seconds_meshes, 3)},
             "means": {col: _finite_mean(table[col]) for col in table.columns
                       if col.endswith(("_volume_um3", "_pct_of_cell", "_solidity", "_fenestrated_pct"))},
         }
@@ -286,6 +324,66 @@ def report_run(ctx: JobContext) -> FeatureReport:
     job.result = {"report": report.pk, "n_cells": report.n_cells}
     job.message = f"measured {report.n_cells} cells"
     return report
+
+
+def report_unit_help(job_id: int) -> int:
+    """A helper task of a report job: measure units nobody has claimed while the job runs.
+
+    Returns how many it measured (0 when the job already finished, was cancelled, or its task
+    measured every unit first). It reports nothing on the job: the job's task counts the cells
+    of finished units.
+    """
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.state != Job.State.RUNNING or job.cancel_requested or job.volume_id is None:
+        return 0
+    partial = partial_find(job_id)
+    if partial is None:
+        return 0
+    try:
+        plan = plan_read(partial)
+    except FileNotFoundError:  # the job ended between the two looks
+        return 0
+    volume = Volume.objects.get(pk=job.volume_id)
+
+    def should_stop() -> bool:
+        return not Job.objects.filter(pk=job_id, state=Job.State.RUNNING, cancel_requested=False).exists()
+
+    try:
+        return units_work(partial, plan, _unit_compute(volume_zarr_path(volume), partial, plan),
+                          should_stop=should_stop)
+    except FileNotFoundError:
+        if partial.is_dir():
+            raise
+        return 0  # the job ended (its folder went) while this helper measured a unit
+
+
+def _unit_compute(dest: Path, partial: Path, plan: ReportPlan) -> Callable[[int], UnitResult]:
+    """Measure and mesh one unit of ``plan``: rows from the plan's boxes and intensity range,
+    each cell's meshes written into ``partial``'s meshes folder."""
+    image, labels, cells = _pyramids(dest, plan.labels_layer, plan.cells_layer)
+
+    def compute(index: int) -> UnitResult:
+        boxes = plan.cells_of(index)
+        started = time.monotonic()
+        measured = cell_features_pyramid(
+            image, labels, cells, voxel_size_nm=plan.voxel_size_nm, classes=plan.classes,
+            fenestration_closing_nm=plan.fenestration_closing_nm, intensity_range=plan.intensity_range,
+            boxes=boxes, max_box_voxels=CELL_BOX_MAX_VOXELS)
+        features_s = time.monotonic() - started
+        mesh_levels: dict[int, int] = {}
+        if plan.meshes:
+            for cid, box in boxes.items():
+                rl = _mesh_level(box, plan.voxel_size_nm, len(image))
+                meshes = _cell_meshes_at(labels, cells, cid, box, rl, voxel=plan.voxel_size_nm, classes=plan.classes,
+                                         max_faces=MESH_MAX_FACES)
+                if meshes is not None:
+                    partial_file_write(partial, f"{MESH_DIR}/cell_{cid}.glb", scene_glb(meshes))
+                    mesh_levels[cid] = rl.level
+        return UnitResult(table=measured.table, raised=measured.raised, mesh_levels=mesh_levels,
+                          seconds_features=features_s, seconds_meshes=time.monotonic() - started - features_s,
+                          worker=worker_name())
+
+    return compute
 
 
 def _pyramids(dest: Path, labels_name: str, cells_name: str) -> tuple[list[Any], list[Any], list[Any]]:

@@ -19,3 +19,11 @@ def report_task(job_id: int) -> None:
             report_run(ctx)
     except JobNotClaimed:
         return
+
+
+@shared_task(name="segmentation.tasks.report_unit")
+def report_unit_task(job_id: int) -> None:
+    """A helper of a report job: measures units of cells nobody has claimed (not a job of its own)."""
+    from segmentation.reports.services import report_unit_help
+
+    report_unit_help(job_id)
