@@ -35,7 +35,7 @@ from segmentation.core.modelfile import Normalization, TrainedModel, load_model,
 from segmentation.core.resunet import ResUNet, ResUNetConfig
 from segmentation.core.sampling import LabeledSlices, PatchSampler
 
-__all__ = ["TrainConfig", "TrainProgress", "TrainResult", "train", "masked_loss", "labeled_slices", "lr_factor",
+__all__ = ["TrainConfig", "TrainProgress", "TrainResult", "train", "masked_loss", "hard_example_weight", "labeled_slices", "lr_factor",
            "smallest_objects", "context_slices", "calibrate", "THRESHOLDS", "Z_BLENDS"]
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,11 @@ class TrainConfig:
         False trains the whole budget and keeps the last weights, validating only to report
         and calibrate: one held-out slice is a noisy judge of a few newly painted tiles, and in
         the correction loop its gate kept rounds from learning them (docs/notes/accuracy-2026-11-26.md).
+    hard_weight : when fine-tuning from ``init``, the loss weight of labeled voxels that ``init``
+        gets wrong (background it calls foreground at p > 0.5, foreground it misses), per head,
+        so a correction round removes the confident errors that were painted over
+        (:func:`hard_example_weight`); 1 weighs every labeled voxel alike. Only where ``init``
+        has the same heads; costs one more forward pass a step.
     """
 
     patch: int | None = None
@@ -112,6 +117,7 @@ class TrainConfig:
     calibrate: bool = True
     select_best: bool = True
     ema: float = 0.99
+    hard_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,14 @@ def masked_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     present = weight.sum(dims) > 0
     dice = 1.0 - (2.0 * inter + smooth) / (denom + smooth)
     return bce + dice[present].mean()
+
+
+def hard_example_weight(weight: torch.Tensor, target: torch.Tensor, reference_logits: torch.Tensor,
+                        factor: float) -> torch.Tensor:
+    """``weight`` times ``factor`` where a reference model's prediction (logit > 0, i.e. p > 0.5)
+    disagrees with ``target``; unlabeled voxels (weight 0) stay 0. All (N, C, H, W)."""
+    wrong = (reference_logits.float() > 0) != (target > 0.5)
+    return weight * torch.where(wrong, torch.full_like(weight, factor), torch.ones_like(weight))
 
 
 def context_slices(voxel_size_nm: Sequence[float], *, max_ratio: float = 2.0) -> int:
@@ -615,6 +629,10 @@ def train(
     lr = config.lr * (config.finetune_lr_factor if init_model is not None else 1.0)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    reference = None  # the starting weights, frozen: which labeled voxels they get wrong (hard_weight)
+    if init_model is not None and config.hard_weight != 1.0 and list(init_model.classes.heads) == list(spec.heads):
+        reference = copy.deepcopy(init_model.net).to(dev).eval()
+        reference.requires_grad_(False)
 
     val_pass = finish = 0.0  # seconds of one validation pass, and of the work after the loop (deadline only)
     if deadline is not None and val_data is not None:
@@ -677,6 +695,9 @@ def train(
         xt, tt, wt = (torch.from_numpy(a).to(dev, non_blocking=True) for a in (x, t, w))
         with torch.autocast(dev.type, dtype=torch.float16, enabled=cuda):
             logits = net(xt)
+            if reference is not None:
+                with torch.no_grad():
+                    wt = hard_example_weight(wt, tt, reference(xt), config.hard_weight)
         loss = masked_loss(logits, tt, wt)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -721,7 +742,7 @@ def train(
     model.meta = {
         "seed": seed, "minutes": minutes, "steps": step, "stopped": stopped, "device": str(dev),
         "patch": patch, "batch": batch, "scale": scale, "in_slices": net_config.in_slices, "augment": config.augment,
-        "elastic": config.elastic, "ema": config.ema, "train_slices": train_z, "val_slices": val_z,
+        "elastic": config.elastic, "ema": config.ema, "hard_weight": config.hard_weight, "train_slices": train_z, "val_slices": val_z,
         "curve": [list(c) for c in curve], "val_dice": best_per_class,
         "labeled_voxels": int(sum(int((lab != 0).sum()) for lab in data.labels)),
         "min_object_px": smallest_objects(train_data, spec, scale), "thresholds": thresholds, "z_blend": z_blend,
