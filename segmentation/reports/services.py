@@ -84,6 +84,8 @@ __all__ = [
     "report_mesh_full_resolution",
     "report_leftovers_remove",
     "report_run",
+    "report_plan",
+    "report_unit_compute",
     "report_unit_help",
 ]
 
@@ -230,25 +232,12 @@ def report_run(ctx: JobContext) -> FeatureReport:
     except ApplicationError as exc:
         raise ValueError(exc.message) from None
     dest = volume_zarr_path(volume)
-    image, labels, cells = _pyramids(dest, labels_name, cells_name)
     progress = _Progress(ctx)
-    voxel = _voxel(volume)
-
     progress(0.01, "finding cells", force=True)
-    levels = level_plan(describe_columns(classes), classes, voxel_size_nm=voxel, n_levels=len(image))
-    finest = min(levels.values(), key=lambda rl: (rl.level, rl.z_step))
-    boxes = pyramid_cell_boxes(cells, finest.level)
-    if not boxes:
-        raise ValueError(f"layer {cells_name!r} holds no cells: paint cells or run the cells job first")
-    lo, hi = intensity_range_of(image[finest.level])
-    n = len(boxes)
-    shape = tuple(int(s) for s in cells[finest.level].shape)
-    work = {cid: min(CELL_BOX_MAX_VOXELS, math.prod(s.stop - s.start for s in box_at_level(box, finest, shape)))
-            for cid, box in boxes.items()}
-    plan = ReportPlan(labels_layer=labels_name, cells_layer=cells_name, classes=classes, voxel_size_nm=voxel,
-                      fenestration_closing_nm=closing, intensity_range=(float(lo), float(hi)),
-                      meshes=bool(params.get("meshes", True)), boxes=boxes,
-                      units=units_split(work, int(getattr(settings, "REPORT_UNIT_VOXELS", 64 * 2**20))))
+    plan, levels = report_plan(dest, labels_layer=labels_name, cells_layer=cells_name, classes=classes,
+                               voxel_size_nm=_voxel(volume), fenestration_closing_nm=closing,
+                               meshes=bool(params.get("meshes", True)))
+    boxes, n = plan.boxes, len(plan.boxes)
 
     root = Path(settings.MEDIA_ROOT) / "reports"
     root.mkdir(parents=True, exist_ok=True)
@@ -266,7 +255,7 @@ def report_run(ctx: JobContext) -> FeatureReport:
             progress(0.02 + 0.93 * done / n, f"measured {done} of {n} cells")
             return done
 
-        compute = _unit_compute(dest, partial, plan)
+        compute = report_unit_compute(dest, partial, plan)
         while True:
             units_work(partial, plan, compute, should_stop=ctx.cancel_requested, on_unit=landed)
             if ctx.cancel_requested():
@@ -326,6 +315,33 @@ def report_run(ctx: JobContext) -> FeatureReport:
     return report
 
 
+def report_plan(dest: Path, *, labels_layer: str, cells_layer: str, classes: dict[str, int],
+                voxel_size_nm: tuple[float, float, float], fenestration_closing_nm: float = 0.0,
+                meshes: bool = True) -> tuple[ReportPlan, dict[str, ReadLevel]]:
+    """What every unit of a report over the store at ``dest`` is measured with, and the level
+    each column is read at: cell boxes found at the finest level any measure needs, the
+    intensity range there, and the cells cut into units of about settings.REPORT_UNIT_VOXELS
+    voxels of work (a cell's box at that level, at most CELL_BOX_MAX_VOXELS).
+
+    Raises ValueError when the cells layer holds no cells.
+    """
+    image, _, cells = _pyramids(dest, labels_layer, cells_layer)
+    levels = level_plan(describe_columns(classes), classes, voxel_size_nm=voxel_size_nm, n_levels=len(image))
+    finest = min(levels.values(), key=lambda rl: (rl.level, rl.z_step))
+    boxes = pyramid_cell_boxes(cells, finest.level)
+    if not boxes:
+        raise ValueError(f"layer {cells_layer!r} holds no cells: paint cells or run the cells job first")
+    lo, hi = intensity_range_of(image[finest.level])
+    shape = tuple(int(s) for s in cells[finest.level].shape)
+    work = {cid: min(CELL_BOX_MAX_VOXELS, math.prod(s.stop - s.start for s in box_at_level(box, finest, shape)))
+            for cid, box in boxes.items()}
+    plan = ReportPlan(labels_layer=labels_layer, cells_layer=cells_layer, classes=dict(classes),
+                      voxel_size_nm=voxel_size_nm, fenestration_closing_nm=float(fenestration_closing_nm),
+                      intensity_range=(float(lo), float(hi)), meshes=meshes, boxes=boxes,
+                      units=units_split(work, int(getattr(settings, "REPORT_UNIT_VOXELS", 64 * 2**20))))
+    return plan, levels
+
+
 def report_unit_help(job_id: int) -> int:
     """A helper task of a report job: measure units nobody has claimed while the job runs.
 
@@ -349,7 +365,7 @@ def report_unit_help(job_id: int) -> int:
         return not Job.objects.filter(pk=job_id, state=Job.State.RUNNING, cancel_requested=False).exists()
 
     try:
-        return units_work(partial, plan, _unit_compute(volume_zarr_path(volume), partial, plan),
+        return units_work(partial, plan, report_unit_compute(volume_zarr_path(volume), partial, plan),
                           should_stop=should_stop)
     except FileNotFoundError:
         if partial.is_dir():
@@ -357,7 +373,7 @@ def report_unit_help(job_id: int) -> int:
         return 0  # the job ended (its folder went) while this helper measured a unit
 
 
-def _unit_compute(dest: Path, partial: Path, plan: ReportPlan) -> Callable[[int], UnitResult]:
+def report_unit_compute(dest: Path, partial: Path, plan: ReportPlan) -> Callable[[int], UnitResult]:
     """Measure and mesh one unit of ``plan``: rows from the plan's boxes and intensity range,
     each cell's meshes written into ``partial``'s meshes folder."""
     image, labels, cells = _pyramids(dest, plan.labels_layer, plan.cells_layer)
