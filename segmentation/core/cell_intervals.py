@@ -7,22 +7,21 @@ but the image, interior and keys of that stretch. :func:`fuse_interval` reads th
 slice at a time from any array-like (numpy, zarr) and hands each fused slice to a
 sink as soon as it is made, holding a few slices; intervals can run in any order, in
 any process. :func:`stitch` then gives the interior regions no propagated cell reached
-(protrusions cut by the plane) their cells by tracking, band by band: only slices that
-hold such regions, with a margin, are read.
+(protrusions cut by the plane) their cells by tracking, again a few slices at a time.
 
-The result equals ``segment_cells(..., method="fusion").cells`` voxel for voxel; the
-reported unresolved regions carry band-local region ids.
+The result equals ``segment_cells(..., method="fusion")`` voxel for voxel, the
+unresolved regions included.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from segmentation.core.cells import fuse_slice, interior_mask, resolve_by_tracking
+from segmentation.core.cell_tracking import Resolution, resolve_unreached
+from segmentation.core.cells import fuse_slice, interior_mask
 from segmentation.core.propagation import (
     FlowMethod,
     compute_flow,
@@ -32,9 +31,8 @@ from segmentation.core.propagation import (
     normalise_slice,
     warp_labels,
 )
-from segmentation.core.tracking import UnlinkedRegion
 
-__all__ = ["Interval", "StitchResult", "fuse_interval", "key_intervals", "segment_cells_by_intervals", "stitch"]
+__all__ = ["Interval", "fuse_interval", "key_intervals", "segment_cells_by_intervals", "stitch"]
 
 SliceSink = Callable[[int, np.ndarray], None]
 
@@ -141,26 +139,14 @@ def fuse_interval(
     return top
 
 
-@dataclass(frozen=True)
-class StitchResult:
-    """What :func:`stitch` did: regions placed by tracking, those left with new ids, slices read."""
+class _Mask:
+    """An interior given as a mask, integers or probabilities, read as a bool mask a slice at a time."""
 
-    tracked_regions: int
-    unresolved: tuple[UnlinkedRegion, ...]
-    slices_read: int
+    def __init__(self, interior: Any, threshold: float) -> None:
+        self.interior, self.threshold, self.shape = interior, threshold, interior.shape
 
-
-def _bands(has_open: np.ndarray, margin: int) -> list[tuple[int, int]]:
-    """Runs of slices with open regions, grown by ``margin`` and merged where they meet."""
-    zs = np.flatnonzero(has_open)
-    bands: list[tuple[int, int]] = []
-    for z in zs.tolist():
-        a, b = max(0, z - margin), min(has_open.size, z + margin + 1)
-        if bands and a <= bands[-1][1]:
-            bands[-1] = (bands[-1][0], max(bands[-1][1], b))
-        else:
-            bands.append((a, b))
-    return bands
+    def __getitem__(self, z: int) -> np.ndarray:
+        return interior_mask(np.asarray(self.interior[z])[None], threshold=self.threshold)[0]
 
 
 def stitch(
@@ -172,37 +158,18 @@ def stitch(
     min_iou: float = 0.2,
     min_coverage: float = 0.5,
     max_gap: float = 5.0,
-) -> StitchResult:
-    """Place the interior regions no propagated cell reached, in place in ``cells``, band by band.
+) -> Resolution:
+    """Place the interior regions no propagated cell reached, in place in ``cells``, slice by slice.
 
     ``cells`` (Z, Y, X) is what the intervals wrote (any array-like that takes slice
-    assignment); ``first_new_id`` is one above the largest id any interval wrote. A
-    band is a run of slices holding unreached interior with ``ceil(max_gap) + 2``
-    slices on each side (tracks link neighbouring slices, gaps are bridged within
-    ``max_gap``), so bands are independent and memory is set by the largest band.
+    assignment); ``first_new_id`` is one above the largest id any interval wrote. See
+    :func:`segmentation.core.cell_tracking.resolve_unreached`: a few slices in memory
+    at a time, whatever the depth.
     """
-    n = int(cells.shape[0])
-    has_open = np.zeros(n, bool)
-    for z in range(n):
-        mask = interior_mask(np.asarray(interior[z])[None], threshold=threshold)[0]
-        has_open[z] = bool(np.any(mask & (np.asarray(cells[z]) == 0)))
-    next_id = int(first_new_id)
-    tracked = 0
-    unresolved: list[UnlinkedRegion] = []
-    read = 0
-    for a, b in _bands(has_open, int(math.ceil(max_gap)) + 2):
-        band = np.asarray(cells[a:b]).astype(np.uint32)
-        mask = interior_mask(np.asarray(interior[a:b]), threshold=threshold)
-        out, placed, left = resolve_by_tracking(
-            band, mask & (band == 0), min_iou=min_iou, min_coverage=min_coverage, max_gap=max_gap,
-            first_new_id=next_id,
-        )
-        cells[a:b] = out
-        read += b - a
-        tracked += placed
-        unresolved.extend(UnlinkedRegion(u.region, u.z + a, u.area, u.centroid, u.best_iou) for u in left)
-        next_id = max(next_id, int(out.max(initial=0)) + 1)
-    return StitchResult(tracked, tuple(unresolved), read)
+    return resolve_unreached(
+        cells, _Mask(interior, threshold), first_new_id=first_new_id, min_iou=min_iou, min_coverage=min_coverage,
+        max_gap=max_gap,
+    )
 
 
 def segment_cells_by_intervals(
@@ -216,7 +183,7 @@ def segment_cells_by_intervals(
     threshold: float = 0.5,
     shrink: int = 2,
     max_gap: float = 5.0,
-) -> StitchResult:
+) -> Resolution:
     """The fusion of :func:`segmentation.core.cells.segment_cells` written into ``cells``, interval by interval.
 
     ``cells`` is any (Z, Y, X) array-like taking slice assignment (numpy, zarr); the

@@ -31,9 +31,9 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.measure import label as sk_label
 from skimage.segmentation import watershed
 
+from segmentation.core.cell_tracking import resolve_unreached
 from segmentation.core.propagation import FLOW_METHODS, FlowMethod, normalise_slice, propagate_labels
 from segmentation.core.tracking import UnlinkedRegion
 
@@ -42,15 +42,12 @@ __all__ = [
     "CellSegmentation",
     "fuse_slice",
     "interior_mask",
-    "resolve_by_tracking",
     "segment_cells",
     "split_interior",
 ]
 
 CellMethod = Literal["fusion", "flow", "interior"]
 CELL_METHODS: tuple[str, ...] = ("fusion", "flow", "interior")
-NARROW_DEPTH = 2.0
-"""Unreached regions at most this many pixels deep are protrusion pieces that may bridge a gap."""
 
 
 @dataclass(frozen=True)
@@ -171,187 +168,6 @@ def fuse_slice(
     return out
 
 
-def _open_regions(unreached: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """4-connected regions of every slice's mask, ids unique across the volume, and each id's slice (id 0: -1)."""
-    regions = np.zeros(unreached.shape, np.int32)
-    zs: list[np.ndarray] = [np.array([-1])]
-    offset = 0
-    for z in np.flatnonzero(unreached.any(axis=(1, 2))).tolist():
-        lab, k = sk_label(unreached[z], background=0, connectivity=1, return_num=True)
-        regions[z] = np.where(lab > 0, lab + offset, 0)
-        zs.append(np.full(k, z))
-        offset += k
-    return regions, np.concatenate(zs)
-
-
-def _region_depth(regions: np.ndarray, unreached: np.ndarray, n: int) -> np.ndarray:
-    """For every region id < ``n``: how deep its deepest pixel lies in the unreached mask (0 if reached).
-
-    1 means every pixel touches the outside (a one-voxel protrusion), 2 a tube up to
-    about three pixels wide; cell bodies lie far deeper.
-    """
-    depth = np.zeros(n, np.float32)
-    for z in np.flatnonzero(unreached.any(axis=(1, 2))).tolist():
-        sel = unreached[z]
-        d = ndi.distance_transform_edt(sel)
-        np.maximum.at(depth, regions[z][sel], d[sel].astype(np.float32))
-    return depth
-
-
-def _bridge_gaps(
-    out: np.ndarray, tracks: list[np.ndarray], max_gap: float
-) -> tuple[list[int], list[int]]:
-    """Give unplaced tracks the id of the nearest placed voxel within ``max_gap`` voxels, nearest first.
-
-    ``tracks`` are voxel index arrays (K, 3) of tracks with no id yet (0 in ``out``).
-    A track placed joins the placed voxels, so a protrusion broken into pieces by
-    holes in the interior mask is joined piece by piece from its cell outwards.
-    Returns the indices of the tracks placed and of those left.
-    """
-    left = list(range(len(tracks)))
-    placed: list[int] = []
-    margin = int(np.ceil(max_gap)) + 1
-    while left:
-        best: tuple[float, int, int] | None = None
-        for t in left:
-            vox = tracks[t]
-            lo = np.maximum(vox.min(axis=0) - margin, 0)
-            hi = np.minimum(vox.max(axis=0) + margin + 1, out.shape)
-            box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
-            sub = out[box]
-            if not sub.any():
-                continue
-            dist, idx = ndi.distance_transform_edt(sub == 0, return_indices=True)
-            local = tuple((vox - lo).T)
-            d = dist[local]
-            k = int(np.argmin(d))
-            if d[k] > max_gap:
-                continue
-            near = tuple(int(i[local][k]) for i in idx)
-            if best is None or d[k] < best[0]:
-                best = (float(d[k]), t, int(sub[near]))
-        if best is None:
-            break
-        _d, t, value = best
-        out[tuple(tracks[t].T)] = value
-        left.remove(t)
-        placed.append(t)
-    return placed, left
-
-
-def resolve_by_tracking(
-    cells: np.ndarray,
-    unreached: np.ndarray,
-    *,
-    min_iou: float,
-    min_coverage: float,
-    max_gap: float,
-    first_new_id: int | None = None,
-) -> tuple[np.ndarray, int, tuple[UnlinkedRegion, ...]]:
-    """Give each unreached interior region the cell of the regions it is tracked to.
-
-    Unreached 2D regions linked to each other across slices (IoU or coverage above the
-    thresholds, or any overlap when one of them is one pixel deep, as a one-voxel
-    protrusion overlaps its next cross-section by a single pixel) form one track, e.g.
-    the cross-sections of one protrusion. A track joins the cell it overlaps most in
-    the neighbouring slices, counting every overlap, because a cross-section that
-    enters its cell body has a tiny IoU with the body. A narrow track that overlaps no
-    cell (a piece of protrusion cut off by a hole in the interior mask) joins the
-    nearest cell or placed track within ``max_gap`` voxels in 3D; a wider or farther
-    one keeps a new id and is reported.
-
-    New ids start at ``first_new_id`` (by default one above the largest id in
-    ``cells``), so a volume resolved band by band numbers them as a whole one would.
-    Returns the resolved ids, the number of regions placed, and the unresolved regions.
-    """
-    if not unreached.any():
-        return cells, 0, ()
-    sentinel = max(int(cells.max()) + 1, first_new_id or 0)
-    # Only the unreached regions are labelled; the cells they meet are read from ``cells``.
-    regions, region_z = _open_regions(unreached)
-    n = region_z.shape[0]
-    open_ids = np.arange(1, n)
-    area = np.bincount(regions.ravel(), minlength=n)
-    depth = _region_depth(regions, unreached, n)
-    thin = depth <= 1.0
-    parent = np.arange(n)
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = int(parent[i])
-        return i
-
-    open_slices = np.flatnonzero(unreached.any(axis=(1, 2)))
-    pairs = sorted({int(z) for z in open_slices if z + 1 < unreached.shape[0]} | {int(z) - 1 for z in open_slices if z > 0})
-    for z in pairs:
-        a, b = regions[z], regions[z + 1]
-        both = (a > 0) & (b > 0)
-        if not both.any():
-            continue
-        keys, inter = np.unique(a[both].astype(np.int64) * n + b[both], return_counts=True)
-        ia, ib = np.divmod(keys, n)
-        iou = inter / (area[ia] + area[ib] - inter)
-        cov = inter / np.minimum(area[ia], area[ib])
-        link = (iou >= min_iou) | (cov >= min_coverage) | thin[ia] | thin[ib]
-        for x, y in zip(ia[link].tolist(), ib[link].tolist()):
-            rx, ry = find(x), find(y)
-            if rx != ry:
-                parent[max(rx, ry)] = min(rx, ry)
-    # A track's votes: every pixel where one of its regions overlaps a cell in the next or previous slice.
-    votes: dict[int, dict[int, int]] = {}
-    for z in pairs:
-        for r, c in ((regions[z], cells[z + 1]), (regions[z + 1], cells[z])):
-            hit = (r > 0) & (c > 0)
-            if not hit.any():
-                continue
-            keys, count = np.unique(r[hit].astype(np.int64) * sentinel + c[hit], return_counts=True)
-            for k, i in zip(keys.tolist(), count.tolist()):
-                track = votes.setdefault(find(k // sentinel), {})
-                track[k % sentinel] = track.get(k % sentinel, 0) + i
-    lookup = np.zeros(n, np.int64)
-    members: dict[int, list[int]] = {}
-    tracked = 0
-    for r in open_ids.tolist():
-        root = find(r)
-        if root in votes:
-            lookup[r] = max(votes[root].items(), key=lambda kv: (kv[1], -kv[0]))[0]
-            tracked += 1
-        else:
-            members.setdefault(root, []).append(r)
-    out = cells.copy()
-    sel = unreached & (regions > 0)
-    out[sel] = lookup[regions[sel]].astype(out.dtype)
-    roots = list(members)
-    unresolved: list[UnlinkedRegion] = []
-    if roots:
-        track_of = np.zeros(n, np.int64)
-        for k, root in enumerate(roots, start=1):
-            track_of[members[root]] = k
-        vox = np.argwhere(sel & (track_of[regions] > 0))
-        order = np.argsort(track_of[regions[tuple(vox.T)]], kind="stable")
-        vox = vox[order]
-        bounds = np.cumsum(np.bincount(track_of[regions[tuple(vox.T)]], minlength=len(roots) + 1))
-        tracks = [vox[bounds[k - 1] : bounds[k]] for k in range(1, len(roots) + 1)]
-        # Only narrow tracks (pieces of protrusions) bridge: a wide one is a cell of its own.
-        narrow = [t for t, root in enumerate(roots) if depth[members[root]].max() <= NARROW_DEPTH]
-        wide = [t for t in range(len(roots)) if t not in set(narrow)]
-        placed, left = ([], narrow)
-        if max_gap > 0 and narrow:
-            got, rest = _bridge_gaps(out, [tracks[t] for t in narrow], max_gap)
-            placed, left = [narrow[i] for i in got], [narrow[i] for i in rest]
-        left = sorted(left + wide)
-        tracked += sum(len(members[roots[t]]) for t in placed)
-        for new_id, t in enumerate(left, start=sentinel):
-            for r in members[roots[t]]:
-                z = int(region_z[r])
-                yx = np.argwhere(regions[z] == r)
-                out[z][regions[z] == r] = new_id
-                cy, cx = yx.mean(axis=0)
-                unresolved.append(UnlinkedRegion(r, z, int(yx.shape[0]), (float(cy), float(cx)), 0.0))
-    return out, tracked, tuple(unresolved)
-
-
 def segment_cells(
     image: Any,
     interior: Any,
@@ -449,9 +265,8 @@ def segment_cells(
         is_key = z in painted if painted is not None else bool(key.any())
         fused[z] = fuse_slice(np.asarray(image[z]), mask[z], propagated[z], key if is_key else None, shrink=shrink)
         report(0.75 + 0.2 * (z + 1) / shape[0])
-    unreached = mask & (fused == 0)
-    fused, tracked, unresolved = resolve_by_tracking(
-        fused, unreached, min_iou=min_iou, min_coverage=min_coverage, max_gap=max_gap
+    res = resolve_unreached(
+        fused, mask, first_new_id=int(fused.max()) + 1, min_iou=min_iou, min_coverage=min_coverage, max_gap=max_gap
     )
     report(1.0)
-    return CellSegmentation(fused, method, tracked, unresolved)
+    return CellSegmentation(fused, method, res.tracked_regions, res.unresolved)
