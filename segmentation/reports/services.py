@@ -206,13 +206,13 @@ class _Progress:
             self.ctx.progress(fraction, message)
 
 
-def report_run(ctx: JobContext) -> FeatureReport:
+def report_run(ctx: JobContext, *, helpers: int | None = None) -> FeatureReport:
     """The body of a report job: plan, measure and mesh the cells in units, write files, create
     the FeatureReport row.
 
     The cells are cut into units (:func:`segmentation.reports.units.units_split`) measured by
-    whoever claims them: this task and up to settings.REPORT_HELPERS helper tasks
-    (:func:`report_unit_help`) on any worker sharing the database and MEDIA_ROOT. Progress is
+    whoever claims them: this task and up to ``helpers`` (settings.REPORT_HELPERS when None)
+    helper tasks (:func:`report_unit_help`) on any worker sharing the database and MEDIA_ROOT. Progress is
     the share of cells in finished units; a cancel stops every task before its next unit; a
     unit whose worker died is taken over once its claim is stale. The rows are merged in cell
     id order, so the report is the same whoever measured which unit.
@@ -247,7 +247,9 @@ def report_run(ctx: JobContext) -> FeatureReport:
         if plan.meshes:
             (partial / MESH_DIR).mkdir()
         plan_write(partial, plan)
-        for _ in range(min(len(plan.units) - 1, int(getattr(settings, "REPORT_HELPERS", 8)))):
+        if helpers is None:
+            helpers = int(getattr(settings, "REPORT_HELPERS", 8))
+        for _ in range(min(len(plan.units) - 1, helpers)):
             report_unit_task.delay(job.pk)
 
         def landed(_: int | None = None) -> int:
@@ -496,8 +498,11 @@ def _finite_mean(series: Any) -> float | None:
 
 
 def report_compute(volume: Volume, *, labels_layer: str, cells_layer: str, user: Any = None,
-                   fenestration_closing_nm: float = 0.0, meshes: bool = True) -> FeatureReport:
+                   fenestration_closing_nm: float = 0.0, meshes: bool = True, helpers: int = 0) -> FeatureReport:
     """Create and run a report job in this process (demo loader, commands, tests).
+
+    Every unit of cells is measured here unless ``helpers`` helper tasks are queued beside it
+    (they need a Celery broker and workers).
 
     Raises
     ------
@@ -508,7 +513,7 @@ def report_compute(volume: Volume, *, labels_layer: str, cells_layer: str, user:
                         fenestration_closing_nm=fenestration_closing_nm, meshes=meshes,
                         enqueue=lambda job_id: None)
     with job_running(job.pk) as ctx:
-        report_run(ctx)
+        report_run(ctx, helpers=helpers)
     job.refresh_from_db()
     if job.state != Job.State.SUCCEEDED:
         raise ApplicationError(f"report job {job.pk} {job.state}: {job.message}", code="report_failed",

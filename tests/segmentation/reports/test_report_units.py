@@ -59,7 +59,6 @@ def test_a_report_in_one_unit_per_cell_equals_one_unit_and_the_cores_table(
         phantom_volume: Any, settings: Any) -> None:
     one = report_compute(phantom_volume, labels_layer="truth", cells_layer="cells_truth")
     settings.REPORT_UNIT_VOXELS = 1  # every cell its own unit
-    settings.REPORT_HELPERS = 0
     per_cell = report_compute(phantom_volume, labels_layer="truth", cells_layer="cells_truth")
     assert per_cell.n_cells == phantom_volume.phantom.cells.max() > 2
     _same_report(one, per_cell)
@@ -77,7 +76,6 @@ def test_a_report_in_one_unit_per_cell_equals_one_unit_and_the_cores_table(
 def test_a_cancel_stops_the_units_and_leaves_no_report_nor_files(
         phantom_volume: Any, settings: Any, monkeypatch: Any) -> None:
     settings.REPORT_UNIT_VOXELS = 1
-    settings.REPORT_HELPERS = 0
     job = report_create(phantom_volume, None, labels_layer="truth", cells_layer="cells_truth",
                         enqueue=lambda job_id: None)
     measured: list[int] = []
@@ -90,7 +88,7 @@ def test_a_cancel_stops_the_units_and_leaves_no_report_nor_files(
 
     monkeypatch.setattr(units, "unit_write", write_then_cancel)
     with job_running(job.pk) as ctx:
-        services.report_run(ctx)
+        services.report_run(ctx, helpers=0)
     job.refresh_from_db()
     assert job.state == Job.State.CANCELLED
     assert measured == [0]  # no unit after the cancel
@@ -124,11 +122,9 @@ def two_workers(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterato
 @pytest.mark.slow
 def test_units_on_a_two_process_worker_give_the_report_of_one_worker_and_a_dead_workers_unit_is_taken_over(
         phantom_volume: Any, settings: Any, monkeypatch: Any, two_workers: Any) -> None:
-    settings.REPORT_HELPERS = 0
     alone = report_compute(phantom_volume, labels_layer="truth", cells_layer="cells_truth")
 
     settings.REPORT_UNIT_VOXELS = 1
-    settings.REPORT_HELPERS = 2
     real_plan_write, real_read = units.plan_write, services.unit_read
     who: dict[int, str] = {}
 
@@ -146,7 +142,7 @@ def test_units_on_a_two_process_worker_give_the_report_of_one_worker_and_a_dead_
 
     monkeypatch.setattr(services, "plan_write", plan_then_dead_claim)
     monkeypatch.setattr(services, "unit_read", read)
-    spread = report_compute(phantom_volume, labels_layer="truth", cells_layer="cells_truth")
+    spread = report_compute(phantom_volume, labels_layer="truth", cells_layer="cells_truth", helpers=2)
     _same_report(alone, spread)
     assert len(who) == spread.n_cells and not any(w.startswith("dead-host") for w in who.values())
     here = f":{os.getpid()}"
