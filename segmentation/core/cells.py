@@ -16,9 +16,9 @@ instance labels painted on a few key slices, as compared in the paper (Fig 2F):
        image darkness (membranes are dark in FIB-SEM), so boundaries snap to the
        membranes instead of drifting with the flow;
     4. interior regions no seed reached (protrusions cut by the plane) take the cell
-       of the region they are linked to by IoU tracking across slices
-       (:mod:`segmentation.core.tracking`), repeated until nothing changes;
-       regions that link to no cell get new ids and are reported.
+       they are tracked to across slices, one-voxel protrusions and pieces cut off by
+       holes in the interior mask included (:mod:`segmentation.core.cell_tracking`);
+       regions that reach no cell get new ids and are reported.
 
 Ids are the painted ids, so they are stable across slices. All arrays are ZYX.
 """
