@@ -224,7 +224,11 @@ class ClassSpec:
 
     def check_labels(self, labels: np.ndarray) -> None:
         """Raise ValueError when ``labels`` holds values that are neither 0 nor a class."""
-        present = np.unique(np.asarray(labels))
+        labels = np.asarray(labels)
+        if labels.dtype.kind == "u" and labels.dtype.itemsize <= 2 and labels.size:
+            present = np.flatnonzero(np.bincount(labels.ravel()))  # linear, not a sort
+        else:
+            present = np.unique(labels)
         unknown = sorted(set(present.tolist()) - set(self.values.values()) - {0})
         if unknown:
             raise ValueError(

@@ -261,16 +261,17 @@ Box = tuple[int, int, int, int]
 REGION_CELL = 256
 
 
-def _label_regions(lab: np.ndarray, margin: int, scale: int) -> list[tuple[Box, np.ndarray | None]]:
-    """The parts of a plane to train on: each group of labels (labels closer than about two
-    margins, on a grid of :data:`REGION_CELL` cells) as ``(box, keep)`` where ``box`` is
-    ``(y0, y1, x0, x1)`` around the group, ``margin`` wider each side (clipped; ``y0``/``x0``
-    on multiples of ``scale``) and ``keep`` marks the group's voxels in the box (None: all of
-    them), so labels of a neighbouring group inside a box are not counted twice."""
+def _label_regions(shape: tuple[int, int], ys: np.ndarray, xs: np.ndarray, margin: int, scale: int
+                   ) -> list[tuple[Box, np.ndarray | None]]:
+    """The parts of a plane of ``shape`` with labels at ``(ys, xs)`` to train on: each group of
+    labels (labels closer than about two margins, on a grid of :data:`REGION_CELL` cells) as
+    ``(box, keep)`` where ``box`` is ``(y0, y1, x0, x1)`` around the group, ``margin`` wider each
+    side (clipped; ``y0``/``x0`` on multiples of ``scale``) and ``keep`` marks the group's voxels
+    in the box (None: all of them), so labels of a neighbouring group inside a box are not
+    counted twice."""
     from scipy import ndimage
 
-    h, w = lab.shape
-    ys, xs = np.nonzero(lab)
+    h, w = shape
     if ys.size == 0:
         return [((0, h, 0, w), None)]
     cell = REGION_CELL
@@ -303,18 +304,19 @@ def _gather(image: Any, labels: Any, zs: list[int], halo: int, norm: Normalizati
             margin: int, check: Callable[[np.ndarray], None] | None = None) -> LabeledSlices:
     """The labeled ones of slices ``zs`` as regions around their groups of labels, ``margin``
     pixels wider (complete slices whole), so memory follows what was painted, not the slice
-    size; slices without a label and not complete give nothing. ``check`` sees each label
-    plane as it is read (each is read once)."""
+    size; slices without a label and not complete give nothing. ``check`` sees the labeled
+    values of each plane as it is read (each plane is read and scanned once)."""
     imgs, labs, boxes, zz = [], [], [], []
     c = scale // 2  # label of the centre voxel of each scale x scale square
     for z in zs:
         plane = np.asarray(labels[z])
-        if z not in complete and not plane.any():
+        ys, xs = np.nonzero(plane)
+        if z not in complete and ys.size == 0:
             continue
         if check is not None:
-            check(plane)
+            check(plane[ys, xs])
         whole = ((0, plane.shape[0], 0, plane.shape[1]), None)
-        for box, keep in [whole] if z in complete else _label_regions(plane, margin, scale):
+        for box, keep in [whole] if z in complete else _label_regions(plane.shape, ys, xs, margin, scale):
             lab = plane[box[0] : box[1], box[2] : box[3]]
             lab = np.where(keep, lab, 0) if keep is not None else lab.copy()  # a view would keep the plane
             if scale > 1:
