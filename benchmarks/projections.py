@@ -4,12 +4,12 @@ Each rate is one a benchmark measured on this machine (its command is in docs/BE
 this script only does the arithmetic, so the table can be remade when a figure changes:
 
     .venv/bin/python benchmarks/projections.py --import-mib-s 40 --segment-mvox-s 0.067 \
-        --segment-speedup-2 2 --cells-mvox-s 5.0 --report-s-per-cell 35 --cell-um 10
+        --segment-speedup-2 2 --cells-mvox-s 5.0 --report-s-per-cell 35 --report-speedup-2 2 --cell-um 10
 
-Segment blocks spread over workers; scaling past the workers measured assumes each added worker
+Segment blocks and report units spread over workers (reports only when --report-speedup-2 is given); scaling past the workers measured assumes each added worker
 keeps the efficiency of the second (`speedup_2 / 2` per worker), and a shared filesystem or
 database that saturates first would make the real figure worse, so those projections are a lower
-bound on time. Import, cells and reports run as one task per volume today, so more workers do not
+bound on time. Import and cells run as one task per volume today, so more workers do not
 shorten them (shown once). Volumes are uint8 (one byte per voxel). Prints a markdown table and writes benchmarks/results/projections-<time>.json.
 """
 from __future__ import annotations
@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--segment-speedup-2", type=float, required=True, help="segment speed-up with 2 workers")
     parser.add_argument("--cells-mvox-s", type=float, required=True, help="cell propagation, one task (Mvoxel/s)")
     parser.add_argument("--report-s-per-cell", type=float, required=True, help="report seconds per real-size cell")
+    parser.add_argument("--report-speedup-2", type=float, default=None,
+                        help="report speed-up with 2 workers (its cells are units spread over workers)")
     parser.add_argument("--cell-um", type=float, default=10.0, help="cell diameter (µm) to count cells per volume")
     parser.add_argument("--voxel-nm", type=float, default=4.0, help="isotropic voxel size (nm)")
     args = parser.parse_args()
@@ -55,16 +57,16 @@ def main() -> None:
         voxels = size_gb * 1e9
         cube_um3 = voxels * (args.voxel_nm / 1000) ** 3
         cells = cube_um3 / (args.cell_um ** 3)  # packed cubes: an upper bound on cells per volume
-        stages = {  # work units, rate on one worker (units/s), spread over workers
-            "import": (voxels / 2**20, args.import_mib_s, False),
-            "segment": (voxels / 1e6, args.segment_mvox_s, True),
-            "cells": (voxels / 1e6, args.cells_mvox_s, False),
-            "report": (cells, 1.0 / args.report_s_per_cell, False),
+        stages = {  # work units, rate on one worker (units/s), speed-up with 2 workers (None: one task)
+            "import": (voxels / 2**20, args.import_mib_s, None),
+            "segment": (voxels / 1e6, args.segment_mvox_s, args.segment_speedup_2),
+            "cells": (voxels / 1e6, args.cells_mvox_s, None),
+            "report": (cells, 1.0 / args.report_s_per_cell, args.report_speedup_2),
         }
-        for stage, (work, rate, spread) in stages.items():
-            for workers in WORKERS if spread else (1,):
+        for stage, (work, rate, speedup_2) in stages.items():
+            for workers in WORKERS if speedup_2 is not None else (1,):
                 rows.append({"size_gb": size_gb, "stage": stage, "workers": workers, "cells": round(cells),
-                             "seconds": projected_seconds(work, rate, workers, args.segment_speedup_2)})
+                             "seconds": projected_seconds(work, rate, workers, speedup_2 or 1.0)})
 
     print(f"| stage | workers | {' | '.join(f'{s} GB' for s in SIZES_GB)} |")
     print("|---|---|" + "---|" * len(SIZES_GB))
