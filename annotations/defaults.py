@@ -24,10 +24,6 @@ PAPER_CLASSES: tuple[ClassDefault, ...] = (
     ClassDefault("cell", 7, "#2bd9c0", "instance", None),
 )
 
-# Layers every volume gets at import; "prediction" and "cells" appear when jobs make them.
-MANUAL_LAYER = "manual"
-PREDICTION_LAYER = "prediction"
-CELLS_LAYER = "cells"
 
 
 def hex_to_rgba(color: str, alpha: int = 255) -> tuple[int, int, int, int]:

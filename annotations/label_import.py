@@ -27,6 +27,7 @@ from django.conf import settings
 from annotations import layers, signals, strokes
 from annotations.imaging import omezarr, readers, validation
 from annotations.job_kinds import LABELS
+from annotations.layer_names import LayerName
 from annotations.models import LabelClass, LabelLayer, Stroke, Volume
 from annotations.services import upload_store
 from annotations.storage import volume_zarr_path
@@ -251,7 +252,7 @@ def _start(volume: Volume, path: Path, *, user: Any, layer: str, kind: str | Non
                       params=params, enqueue=(lambda job_id: label_import_task.delay(job_id)) if enqueue else None)
 
 
-def label_import_from_path(volume: Volume, user_path: str, *, user: Any = None, layer: str = "manual",
+def label_import_from_path(volume: Volume, user_path: str, *, user: Any = None, layer: str = LayerName.MANUAL,
                            kind: str | None = None, mapping: Any = None, dataset: str | None = None,
                            mode: str = "merge") -> Job:
     """Queue the import of a label file or folder inside DATA_ROOT; anything outside is refused."""
@@ -266,7 +267,7 @@ def label_import_from_path(volume: Volume, user_path: str, *, user: Any = None, 
                   remove_source=False, shown_as=user_path, root=root, enqueue=True)
 
 
-def label_import_from_upload(volume: Volume, upload: Any, *, user: Any = None, layer: str = "manual",
+def label_import_from_upload(volume: Volume, upload: Any, *, user: Any = None, layer: str = LayerName.MANUAL,
                              kind: str | None = None, mapping: Any = None, dataset: str | None = None,
                              mode: str = "merge") -> Job:
     """Move an uploaded label file (streamed to disk by Django) aside and queue its import;
@@ -276,7 +277,7 @@ def label_import_from_upload(volume: Volume, upload: Any, *, user: Any = None, l
                   remove_source=True, shown_as=original, root=None, enqueue=True)
 
 
-def label_import_local(volume: Volume, path: Path, *, user: Any = None, layer: str = "manual",
+def label_import_local(volume: Volume, path: Path, *, user: Any = None, layer: str = LayerName.MANUAL,
                        kind: str | None = None, mapping: Any = None, dataset: str | None = None,
                        mode: str = "merge", on_progress: Callable[[float], None] | None = None) -> Job:
     """Import `path` in this process (the import_labels command), recorded as a job."""

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from annotations.layer_names import LayerName
 from annotations.models import LabelLayer, Project, Role, Volume
 
 
@@ -19,7 +20,7 @@ def volume_list_for_project(project: Project) -> QuerySet[Volume]:
 def volume_detail(volume: Volume, role: Role) -> dict[str, Any]:
     """The metadata the viewer needs to draw a volume, as the REST API returns it."""
     layers = list(volume.layers.all())
-    complete = [[c.axis, c.index] for layer in layers if layer.name == "manual"
+    complete = [[c.axis, c.index] for layer in layers if layer.name == LayerName.MANUAL
                 for c in layer.complete_slices.all()]
     return {
         "id": volume.pk,

@@ -14,9 +14,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from annotations.defaults import MANUAL_LAYER, PAPER_CLASSES
+from annotations.defaults import PAPER_CLASSES
 from annotations.imaging import omezarr, readers, validation
 from annotations.job_kinds import IMPORT
+from annotations.layer_names import LayerName
 from annotations.layers import layer_create, layers_describe_classes
 from annotations.models import LabelClass, Membership, Project, Role, Volume
 from annotations.storage import upload_dir, volume_zarr_path
@@ -348,7 +349,7 @@ def volume_finish_import(volume: Volume, *, info: Any, voxel_size_nm: tuple[floa
                          source_format: str = "") -> Volume:
     """Record the pyramid on the volume, create its manual label layer, mark it ready."""
     dest = volume_zarr_path(volume)
-    layer_create(volume, MANUAL_LAYER)
+    layer_create(volume, LayerName.MANUAL)
     z, y, x = info.levels[0].shape
     volume.shape_z, volume.shape_y, volume.shape_x = int(z), int(y), int(x)
     volume.voxel_z_nm, volume.voxel_y_nm, volume.voxel_x_nm = (float(v) for v in voxel_size_nm)

@@ -14,22 +14,19 @@ out after the ack when the caller asks for that.
 """
 from __future__ import annotations
 
-import fcntl
 import uuid as uuidlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
 
 from annotations import pyramid_updates, raster, signals
 from annotations.imaging import chunkio, omezarr
+from annotations.layer_names import LayerName
+from annotations.layers import layer_bump, layer_get, layer_lock, store_lock
 from annotations.models import CompleteSlice, LabelClass, LabelLayer, Role, Stroke, StrokeBlock, Volume
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
@@ -50,23 +47,6 @@ def _refuse(message: str, code: str = "invalid_stroke", status: int = 400) -> Ap
     return ApplicationError(message, code=code, status_code=status)
 
 
-def layer_lock(volume: Volume, layer: str) -> Any:
-    """Hold the write lock of one label layer (a file lock, so it spans processes)."""
-    return _store_lock(volume_zarr_path(volume), layer)
-
-
-@contextmanager
-def _store_lock(dest: Path, layer: str) -> Iterator[None]:
-    folder = dest / ".locks"
-    folder.mkdir(exist_ok=True)
-    with open(folder / f"{layer}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 # The hot path's SQL. Through the ORM each of these statements costs ~1 ms of query
 # compilation on this machine against ~0.1 ms to run, and a stroke needs five of them.
 _STROKES, _LAYERS, _CLASSES = Stroke._meta.db_table, LabelLayer._meta.db_table, LabelClass._meta.db_table
@@ -74,8 +54,6 @@ _SEEN_SQL = (f"SELECT s.id, l.volume_id, s.version, s.active FROM {_STROKES} s "
              f"JOIN {_LAYERS} l ON l.id = s.layer_id WHERE s.uuid = %s")
 _LAYER_SQL = f"SELECT id, kind, editable, version, max_value FROM {_LAYERS} WHERE volume_id = %s AND name = %s"
 _CLASS_SQL = f"SELECT 1 FROM {_CLASSES} WHERE project_id = %s AND value = %s AND kind = %s"
-_BUMP_SQL = (f"UPDATE {_LAYERS} SET version = version + %s, "
-             "max_value = CASE WHEN max_value < %s THEN %s ELSE max_value END WHERE id = %s")
 _STROKE_FIELDS = [f for f in Stroke._meta.concrete_fields if not f.primary_key]
 _INSERT_SQL = (f"INSERT INTO {_STROKES} ({', '.join(connection.ops.quote_name(str(f.column)) for f in _STROKE_FIELDS)}) "
                f"VALUES ({', '.join(['%s'] * len(_STROKE_FIELDS))})")
@@ -133,20 +111,6 @@ def _shape(box: raster.Box) -> tuple[int, int, int]:
     return tuple(hi - lo for lo, hi in box)  # type: ignore[return-value]
 
 
-def _bump(layer: LabelLayer, *, max_value: int = 0, count: int = 1) -> int:
-    """Add `count` to the layer's version (one per stroke); returns the new version."""
-    if connection.vendor in ("sqlite", "postgresql"):  # both know UPDATE ... RETURNING
-        row = _fetchone(_BUMP_SQL + " RETURNING version, max_value", [count, max_value, max_value, layer.pk])
-        if row is None:
-            raise LabelLayer.DoesNotExist(f"layer {layer.pk} is gone")
-        layer.version, layer.max_value = row
-        return layer.version
-    LabelLayer.objects.filter(pk=layer.pk).update(version=F("version") + count,
-                                                  max_value=Greatest(F("max_value"), max_value))
-    layer.refresh_from_db(fields=["version", "max_value"])
-    return layer.version
-
-
 def _region_io(volume: Volume, layer: str) -> chunkio.RegionIO:
     # Strokes touch one or two chunks: read and write them without zarr's async bridge.
     return omezarr.label_regions(volume_zarr_path(volume), layer)[0]
@@ -159,7 +123,7 @@ def _write(volume: Volume, layer: LabelLayer, patches: Sequence[Patch], *, defer
     """Write `patches` (box, block), in order, to level 0; then bring the coarser levels up to date."""
     _region_io(volume, layer.name).write_many(patches)
     dest = volume_zarr_path(volume)
-    pyramid_lock = partial(_store_lock, dest, f"{layer.name}.pyramid")  # the coarser levels' own lock
+    pyramid_lock = partial(store_lock, dest, f"{layer.name}.pyramid")  # the coarser levels' own lock
     for box, _ in patches:
         if defer_pyramid:
             pyramid_updates.submit(dest, layer.name, box, pyramid_lock)
@@ -217,7 +181,7 @@ def _record(volume: Volume, layer: LabelLayer, effects: Sequence[_Effect], *,
     top = max(int(e.value if e.after is None else e.after.max(initial=0)) for e in effects)
     try:
         with transaction.atomic():
-            version = _bump(layer, max_value=top, count=len(rows)) - len(rows)
+            version = layer_bump(layer, max_value=top, count=len(rows)) - len(rows)
             for row in rows:
                 version += 1
                 row.version = version
@@ -295,7 +259,7 @@ def _plan(volume: Volume, user: Any, role: Role, data: Mapping[str, Any], slot: 
     uid, seen = _claim_uuid(volume, role, data)
     if seen is not None:
         return uid, seen
-    name = str(data.get("layer", "manual"))
+    name = str(data.get("layer", LayerName.MANUAL))
     if name not in layers:
         layers[name] = _editable_layer(volume, name)
     layer = layers[name]
@@ -471,7 +435,7 @@ def _toggle(volume: Volume, user: Any, role: Role, uid: str, *, active: bool) ->
         box = _box_of(stroke)
         with transaction.atomic():
             Stroke.objects.filter(pk=stroke.pk).update(active=active)
-            version = _bump(layer)
+            version = layer_bump(layer)
         for part in _parts(box):
             _write(volume, layer, [(part, layer_replay(volume, layer.name, part))])
     broadcast(volume_group(volume.pk), {"type": "redo" if active else "undo", "uuid": uid, "layer": layer.name,
@@ -540,7 +504,7 @@ def layer_replace_blocks(volume: Volume, layer: LabelLayer, blocks: Iterable[tup
             stroke.delete()
             raise
         with transaction.atomic():
-            version = _bump(layer, max_value=top)
+            version = layer_bump(layer, max_value=top)
             Stroke.objects.filter(pk=stroke.pk).update(active=True, version=version)
         for block in stroke.blocks.iterator():
             box = _box_of(block)  # type: ignore[arg-type]
@@ -555,7 +519,7 @@ def layer_replace_blocks(volume: Volume, layer: LabelLayer, blocks: Iterable[tup
     return StrokeOutcome(uuid=uid, version=version)
 
 
-def slice_mark_complete(volume: Volume, user: Any, role: Role, *, layer: str = "manual", axis: Any, index: Any,
+def slice_mark_complete(volume: Volume, user: Any, role: Role, *, layer: str = LayerName.MANUAL, axis: Any, index: Any,
                         complete: bool) -> None:
     """Mark (or unmark) a slice whose unpainted voxels count as background in training."""
     if role < Role.ANNOTATOR:
@@ -575,7 +539,7 @@ def slice_mark_complete(volume: Volume, user: Any, role: Role, *, layer: str = "
 
 def layer_value_at(volume: Volume, layer_name: str, z: int, y: int, x: int) -> int:
     """The label at one voxel (the viewer's picker)."""
-    if volume.layers.filter(name=layer_name).first() is None:
+    if layer_get(volume, layer_name) is None:
         raise _refuse(f"this volume has no layer {layer_name!r}", code="unknown_layer", status=404)
     if not all(0 <= v < n for v, n in zip((z, y, x), volume.shape)):
         raise _refuse(f"voxel ({z}, {y}, {x}) is off the volume", code="off_volume")
@@ -583,7 +547,7 @@ def layer_value_at(volume: Volume, layer_name: str, z: int, y: int, x: int) -> i
 
 
 def stroke_accept_prediction(volume: Volume, user: Any, role: Role, data: Mapping[str, Any], *,
-                             source: str = "prediction") -> StrokeOutcome:
+                             source: str = LayerName.PREDICTION) -> StrokeOutcome:
     """Copy the labels of layer `source` under a brush gesture into an editable layer.
 
     `data` is a stroke payload (uuid, layer (default "manual"), axis, index, points,
@@ -594,8 +558,8 @@ def stroke_accept_prediction(volume: Volume, user: Any, role: Role, data: Mappin
     uid, seen = _claim_uuid(volume, role, data)
     if seen is not None:
         return seen
-    layer = _editable_layer(volume, data.get("layer", "manual"))
-    if volume.layers.filter(name=source).first() is None:
+    layer = _editable_layer(volume, data.get("layer", LayerName.MANUAL))
+    if layer_get(volume, source) is None:
         raise _refuse(f"this volume has no layer {source!r}", code="unknown_layer", status=404)
     gesture = _gesture({**data, "mode": Stroke.Mode.PAINT})
     _validate(gesture, volume)
@@ -617,6 +581,6 @@ def stroke_accept_prediction(volume: Volume, user: Any, role: Role, data: Mappin
     return outcome
 
 
-__all__ = ["StrokeOutcome", "layer_lock", "layer_replace_blocks", "layer_replay", "layer_value_at",
+__all__ = ["StrokeOutcome", "layer_replace_blocks", "layer_replay", "layer_value_at",
            "layer_write_slices", "slice_mark_complete", "stroke_accept_prediction", "stroke_apply", "stroke_redo",
            "stroke_undo", "strokes_apply"]

@@ -20,7 +20,8 @@ from django.views.decorators.http import require_GET
 from annotations import pyramid_updates
 from annotations.access import ready_volume_row_for_request
 from annotations.imaging import omezarr, tiles
-from annotations.models import LabelClass, LabelLayer
+from annotations.layers import class_colors
+from annotations.models import LabelLayer
 
 CONTENT_TYPES = {"png": "image/png", "webp": "image/webp"}
 
@@ -119,7 +120,7 @@ def label_tile(request: HttpRequest, volume_id: int, layer: str, axis: str, inde
     etag = f'"lab-{volume_id}-{layer}-v{label_layer["version"]}-{axis}{index}-{level}-{ty}-{tx}-{fmt}"'
 
     def render() -> bytes:
-        colors = ({c.value: c.rgba for c in LabelClass.objects.filter(project_id=volume["project_id"])}
+        colors = (class_colors(volume["project_id"])
                   if label_layer["kind"] == LabelLayer.Kind.LABELS else {})
         return tiles.render_label_tile(label_level(volume["zarr_path"], layer, level), axis=axis, index=index,
                                        ty=ty, tx=tx, colors=colors, fmt=fmt)

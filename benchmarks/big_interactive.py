@@ -41,8 +41,8 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 def _retrain(volumes: dict[str, object], steps: int) -> dict[str, dict[str, list[float]]]:
     """Setup and per-step seconds of ``train()`` on each volume, labels painted alike."""
-    from annotations.defaults import MANUAL_LAYER
     from annotations.imaging import omezarr
+    from annotations.layer_names import LayerName
     from annotations.storage import volume_zarr_path
     from segmentation.core.training import TrainConfig, train
     from segmentation.modelloop.labels import training_labels_for
@@ -51,7 +51,7 @@ def _retrain(volumes: dict[str, object], steps: int) -> dict[str, dict[str, list
     for name, volume in volumes.items():
         dest = volume_zarr_path(volume)
         image = omezarr.open_level(dest, 0)
-        manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0, mode="r+")
+        manual = omezarr.open_label_level(dest, LayerName.MANUAL, 0, mode="r+")
         labels, values, parents, *_ = training_labels_for(volume)
         for z in (volume.shape_z // 3, 2 * volume.shape_z // 3):  # type: ignore[attr-defined]
             patch = np.asarray(image[z, 200:584, 200:584])

@@ -14,7 +14,7 @@ import numpy as np
 import tifffile
 from django.conf import settings
 
-from annotations.defaults import CELLS_LAYER, MANUAL_LAYER
+from annotations.layer_names import LayerName
 from annotations.layers import layer_create
 from annotations.models import Project, Volume
 from annotations.services import project_member_add, volume_import_local
@@ -68,9 +68,9 @@ def demo_load(password: str, *, note: Callable[[str], None] = log.info) -> Proje
         volume = _import_array(project, PHANTOM_NAME, phantom.image, phantom.voxel_size_nm, note)
         truth = _phantom_to_project_values(project, phantom.labels)
         key = [PHANTOM_SHAPE[0] // 4, 3 * PHANTOM_SHAPE[0] // 4]
-        layer_write_slices(volume, MANUAL_LAYER, {z: truth[z] for z in key})
-        layer_create(volume, CELLS_LAYER, kind="instances")
-        layer_write_slices(volume, CELLS_LAYER, {z: phantom.cells[z] for z in (0, 20, 40)})
+        layer_write_slices(volume, LayerName.MANUAL, {z: truth[z] for z in key})
+        layer_create(volume, LayerName.CELLS, kind="instances")
+        layer_write_slices(volume, LayerName.CELLS, {z: phantom.cells[z] for z in (0, 20, 40)})
     volume = project.volumes.get(name=PHANTOM_NAME, state=Volume.State.READY)
     if not volume.feature_reports.exists():
         # The full truth as read-only layers, and a report on it, so the results pages have
@@ -88,7 +88,7 @@ def demo_load(password: str, *, note: Callable[[str], None] = log.info) -> Proje
             values = {c.name: c.value for c in project.label_classes.all()}
             painted = {z: np.where(mito[z] > 0, values["mitochondrion"], values["background"]).astype(np.uint16)
                        for z in (0, 10)}
-            layer_write_slices(volume, MANUAL_LAYER, painted)
+            layer_write_slices(volume, LayerName.MANUAL, painted)
         else:
             note(f"note: {crop} is not here, so the demo holds the phantom only")
     return project

@@ -21,8 +21,8 @@ import pytest
 from django.test import Client
 
 from annotations import raster
-from annotations.defaults import MANUAL_LAYER
 from annotations.imaging import omezarr
+from annotations.layer_names import LayerName
 from annotations.models import Role, Stroke
 from annotations.storage import volume_zarr_path
 from annotations.strokes import layer_replay, stroke_apply
@@ -152,14 +152,14 @@ def _acks(proc: subprocess.Popen[str], count: int, seconds: float = 90) -> list[
 
 
 def _level(volume: Any, level: int) -> np.ndarray:
-    return np.asarray(omezarr.open_label_level(volume_zarr_path(volume), MANUAL_LAYER, level)[:])
+    return np.asarray(omezarr.open_label_level(volume_zarr_path(volume), LayerName.MANUAL, level)[:])
 
 
 def _replay_without(volume: Any, stroke: Stroke) -> np.ndarray:
     """The replay as it was before `stroke` (the log minus that one row)."""
     Stroke.objects.filter(pk=stroke.pk).update(active=False)
     try:
-        return layer_replay(volume, MANUAL_LAYER)
+        return layer_replay(volume, LayerName.MANUAL)
     finally:
         Stroke.objects.filter(pk=stroke.pk).update(active=True)
 
@@ -177,15 +177,15 @@ def _check_old_or_new(volume: Any, layer: np.ndarray) -> tuple[Stroke, np.ndarra
     """Assert the layer equals the replay of the log except inside the last stroke's box, where
     each chunk holds the replay with or without that stroke; returns (last, full replay,
     chunks holding the new content)."""
-    last = Stroke.objects.filter(layer__volume=volume, layer__name=MANUAL_LAYER).order_by("-id").first()
+    last = Stroke.objects.filter(layer__volume=volume, layer__name=LayerName.MANUAL).order_by("-id").first()
     assert last is not None, "the log holds no stroke"
-    full = layer_replay(volume, MANUAL_LAYER)
+    full = layer_replay(volume, LayerName.MANUAL)
     before = _replay_without(volume, last)
     box = ((last.z0, last.z1), (last.y0, last.y1), (last.x0, last.x1))
     outside = np.ones(layer.shape, bool)
     outside[raster.box_slices(box)] = False
     np.testing.assert_array_equal(layer[outside], full[outside])
-    chunks = omezarr.open_label_level(volume_zarr_path(volume), MANUAL_LAYER, 0).chunks
+    chunks = omezarr.open_label_level(volume_zarr_path(volume), LayerName.MANUAL, 0).chunks
     new = 0
     for part in _chunks(box, tuple(chunks)):
         is_new, is_old = np.array_equal(layer[part], full[part]), np.array_equal(layer[part], before[part])
@@ -197,8 +197,8 @@ def _check_old_or_new(volume: Any, layer: np.ndarray) -> tuple[Stroke, np.ndarra
 def _repair_by_replay(volume: Any, full: np.ndarray, box: raster.Box) -> None:
     """What a repair has to do (the app has no such step): write the replay over the box."""
     dest = volume_zarr_path(volume)
-    omezarr.open_label_level(dest, MANUAL_LAYER, 0, mode="r+")[raster.box_slices(box)] = full[raster.box_slices(box)]
-    omezarr.update_label_pyramid(dest, MANUAL_LAYER, z=box[0], y=box[1], x=box[2])
+    omezarr.open_label_level(dest, LayerName.MANUAL, 0, mode="r+")[raster.box_slices(box)] = full[raster.box_slices(box)]
+    omezarr.update_label_pyramid(dest, LayerName.MANUAL, z=box[0], y=box[1], x=box[2])
 
 
 def _pyramid_agrees(volume: Any) -> bool:
@@ -250,7 +250,7 @@ def test_a_writer_killed_inside_a_stroke_leaves_old_or_new_chunks_and_the_log_ho
         assert len(acked) in (3, 4)
     else:  # no ack before level 0 is written
         assert len(acked) == 3 and str(last.uuid) not in acked
-    partials = list((volume_zarr_path(painted) / "labels" / MANUAL_LAYER / "0").rglob("*.partial"))
+    partials = list((volume_zarr_path(painted) / "labels" / LayerName.MANUAL / "0").rglob("*.partial"))
     if point == "after_commit":
         assert new == 0 and not np.array_equal(layer, full)  # the log is ahead of the layer
     elif point == "mid_chunk":
@@ -274,7 +274,7 @@ def test_a_stroke_resent_after_its_writer_died_before_the_chunks_reaches_the_lay
     # The client never got its ack, so it sends the same stroke again (the viewer's resend).
     # Its row is in the log but its chunks never landed: the resend paints it from the log.
     stroke_apply(painted, cast.annotator, Role.ANNOTATOR, {**BIG, "uuid": str(lost.uuid)})
-    np.testing.assert_array_equal(_level(painted, 0), layer_replay(painted, MANUAL_LAYER))
+    np.testing.assert_array_equal(_level(painted, 0), layer_replay(painted, LayerName.MANUAL))
 
 
 def test_the_volume_still_serves_tiles_after_a_writer_died_mid_chunk(
@@ -285,5 +285,5 @@ def test_the_volume_still_serves_tiles_after_a_writer_died_mid_chunk(
     client.force_login(cast.viewer)
     for ty in (0, 1):
         for tx in (0, 1):
-            response = client.get(f"/api/volumes/{painted.pk}/layers/{MANUAL_LAYER}/tiles/z/1/0/{ty}/{tx}.png")
+            response = client.get(f"/api/volumes/{painted.pk}/layers/{LayerName.MANUAL}/tiles/z/1/0/{ty}/{tx}.png")
             assert response.status_code == 200, response.content[:300]

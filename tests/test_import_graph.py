@@ -14,6 +14,7 @@ TYPE_CHECKING blocks): those are the circles that break an import order.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,6 +232,44 @@ def test_models_in_a_segmentation_module_name_means_django_models(graph: tuple[d
     bad = sorted(m for m in mods if _within(m, "segmentation") and not _within(m, "segmentation.models")
                  and any("models" in part for part in m.split(".")))
     assert not bad, f"module names that say models but hold no Django models: {bad}"
+
+
+#: How code bumps a label layer's version: an ORM increment of the field (F("version") + n), a
+#: LabelLayer update that sets it, or SQL that sets it. (A stroke's version is a value it is given.)
+LAYER_VERSION_WRITES = re.compile(
+    r"""version\s*=\s*F\(\s*["']version|LabelLayer\.objects\.[\w().=, ]*update\([^)]*\bversion\s*="""
+    r"|\bSET\s+version\s*=", re.IGNORECASE)
+LAYER_STORAGE_OWNER = "annotations.layers"
+
+
+def layer_version_writes(mods: dict[str, Path]) -> list[str]:
+    """Each line outside annotations.layers that writes a layer's version (module:line)."""
+    found = []
+    for name, path in mods.items():
+        text = path.read_text()
+        if name != LAYER_STORAGE_OWNER:
+            found += [f"{name}:{text.count(chr(10), 0, m.start()) + 1}" for m in LAYER_VERSION_WRITES.finditer(text)]
+    return found
+
+
+def test_only_the_layer_module_bumps_a_layer_version(graph: tuple[dict[str, Path], list[Edge]]) -> None:
+    """Label tiles are cached by layer version: one function (annotations.layers.layer_bump) bumps it."""
+    mods, _ = graph
+    found = layer_version_writes(mods)
+    assert not found, f"a layer's version is written outside {LAYER_STORAGE_OWNER}: {found}"
+    assert LAYER_VERSION_WRITES.search(mods[LAYER_STORAGE_OWNER].read_text())  # the pattern sees the real bump
+
+
+def test_the_version_write_pattern_sees_every_layer_bump_and_not_a_strokes_version(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "orm.py").write_text('LabelLayer.objects.filter(pk=1).update(\n    version=F("version") + 1)\n'
+                                'layers.filter(pk=1).update(max_value=2, version=F("version") + 1)\n'
+                                'LabelLayer.objects.filter(pk=1).update(version=7)\n'
+                                'Stroke.objects.filter(pk=1).update(active=True, version=version)\n')
+    (app / "sql.py").write_text('SQL = "UPDATE layer SET version = version + %s WHERE id = %s"\n')
+    assert layer_version_writes(modules_of(tmp_path, ["app"])) == ["app.orm:1", "app.orm:3", "app.orm:4", "app.sql:1"]
 
 
 def test_no_module_level_import_circles(graph: tuple[dict[str, Path], list[Edge]]) -> None:

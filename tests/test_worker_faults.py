@@ -141,7 +141,7 @@ def _run_here(job: Job, work: Any) -> Job:
 
 def _phantom(cast: Any, tmp_path: Path, *, shape: tuple[int, int, int] = SHAPE, labeled: tuple[int, ...] = (),
              keys: tuple[int, ...] = ()) -> Any:
-    from annotations.defaults import CELLS_LAYER, MANUAL_LAYER
+    from annotations.layer_names import LayerName
     from annotations.layers import layer_create
     from annotations.strokes import layer_write_slices
     from segmentation.core.phantom import make_phantom
@@ -152,10 +152,10 @@ def _phantom(cast: Any, tmp_path: Path, *, shape: tuple[int, int, int] = SHAPE, 
     volume: Any = make_volume(cast.project, tmp_path, data=ph.image, name="phantom", voxel_size_nm=(4.0, 4.0, 4.0))  # a Volume carrying .phantom
     if labeled:
         truth = project_truth(cast.project, ph.labels)
-        layer_write_slices(volume, MANUAL_LAYER, {z: truth[z] for z in labeled})
+        layer_write_slices(volume, LayerName.MANUAL, {z: truth[z] for z in labeled})
     if keys:
-        layer_create(volume, CELLS_LAYER, kind="instances")
-        layer_write_slices(volume, CELLS_LAYER, {z: ph.cells[z].astype(np.uint32) for z in keys})
+        layer_create(volume, LayerName.CELLS, kind="instances")
+        layer_write_slices(volume, LayerName.CELLS, {z: ph.cells[z].astype(np.uint32) for z in keys})
     volume.refresh_from_db()
     volume.phantom = ph
     return volume

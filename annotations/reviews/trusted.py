@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from annotations.defaults import MANUAL_LAYER
+from annotations.layer_names import LayerName
 from annotations.models import Volume
 from annotations.reviews.models import ReviewItem
 
@@ -24,7 +24,7 @@ def trusted_sources(volume: Volume) -> list[dict[str, Any]]:
         and reviews of the manual layer itself (already training data) are left out.
     """
     rows = (ReviewItem.objects.filter(assignment__volume=volume, state=ReviewItem.State.APPROVED)
-            .exclude(assignment__layer__name=MANUAL_LAYER)
+            .exclude(assignment__layer__name=LayerName.MANUAL)
             .values_list("assignment_id", "assignment__layer__name", "assignment__layer__kind", "kind", "key")
             .order_by("assignment_id", "kind", "key"))
     out: dict[int, dict[str, Any]] = {}

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations.access import volume_for_user
+from annotations.layer_names import LayerName
 from annotations.models import Role
 from emportal.jobs.api import QUEUED_RESPONSES
 from emportal.jobs.services import job_payload
@@ -39,5 +40,5 @@ class CellsApi(APIView):
     def get(self, request: Request, volume_id: int) -> HttpResponse:
         """The latest cells run: the cell list and, with ground truth, per-cell Dice (null when none)."""
         volume, _ = volume_for_user(request.user, volume_id)
-        run = latest_run(volume, services.CELLS_AUTO_LAYER)
+        run = latest_run(volume, LayerName.CELLS_AUTO)
         return run_or_null(run)

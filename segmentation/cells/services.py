@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from annotations.defaults import CELLS_LAYER, PREDICTION_LAYER
 from annotations.imaging import omezarr
-from annotations.layers import layer_bump, layer_create
+from annotations.layer_names import LayerName
+from annotations.layers import layer_bump, layer_create, layer_get
 from annotations.models import LabelLayer, Volume
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
@@ -36,8 +36,6 @@ from segmentation.modelloop.selectors import latest_run, run_payload
 from segmentation.models import SegmentationRun
 from segmentation.volume_jobs import require_not_running, require_ready, store_result
 
-CELLS_AUTO_LAYER = "cells_auto"
-TRUTH_LAYER = "cells_truth"
 METHODS = ("fusion", "flow", "interior")
 FLOWS = ("dis", "farneback")
 SLAB = 16  # z slices written per pyramid update (the chunk depth)
@@ -52,7 +50,7 @@ def volume_cells(volume: Volume, user: Any, *, method: str = "fusion", flow: str
         raise ApplicationError(f"method {method!r} is not one of {', '.join(METHODS)}", code="invalid")
     if flow not in FLOWS:
         raise ApplicationError(f"flow {flow!r} is not one of {', '.join(FLOWS)}", code="invalid")
-    keys = volume.layers.filter(name=CELLS_LAYER).first()
+    keys = layer_get(volume, LayerName.CELLS)
     if method != "interior" and (keys is None or keys.max_value == 0):
         raise ApplicationError("paint cells on a few key slices first (the \"cells\" layer is empty)",
                                code="no_keys", status_code=409)
@@ -118,14 +116,14 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
     flow = job.params.get("flow", "dis")
     ctx.progress(0.01, "reading the volume")
     image = np.asarray(omezarr.open_level(dest, 0)[:])
-    keys_layer = volume.layers.filter(name=CELLS_LAYER).first()
-    keys = (np.asarray(omezarr.open_label_level(dest, CELLS_LAYER, 0)[:]) if keys_layer is not None
+    keys_layer = layer_get(volume, LayerName.CELLS)
+    keys = (np.asarray(omezarr.open_label_level(dest, LayerName.CELLS, 0)[:]) if keys_layer is not None
             else np.zeros(image.shape, np.uint32))
-    prediction_run = latest_run(volume, PREDICTION_LAYER)
-    values = interior_values(prediction_run) if volume.layers.filter(name=PREDICTION_LAYER).exists() else []
+    prediction_run = latest_run(volume, LayerName.PREDICTION)
+    values = interior_values(prediction_run) if layer_get(volume, LayerName.PREDICTION) is not None else []
     note = ""
     if values:
-        interior = np.isin(np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, 0)[:]), values)
+        interior = np.isin(np.asarray(omezarr.open_label_level(dest, LayerName.PREDICTION, 0)[:]), values)
     else:
         interior = None
         if method != "flow":
@@ -136,8 +134,8 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
     interior_arg = interior if interior is not None else np.zeros(image.shape, bool)
     key_z = [z for z in range(keys.shape[0]) if keys[z].any()]
     compare = bool(job.params.get("compare"))
-    truth_layer = volume.layers.filter(name=TRUTH_LAYER).first()
-    truth = np.asarray(omezarr.open_label_level(dest, TRUTH_LAYER, 0)[:]) if truth_layer is not None else None
+    truth_layer = layer_get(volume, LayerName.CELLS_TRUTH)
+    truth = np.asarray(omezarr.open_label_level(dest, LayerName.CELLS_TRUTH, 0)[:]) if truth_layer is not None else None
     methods = [method] + ([m for m in METHODS if m != method and (interior is not None or m == "flow")]
                           if compare and truth is not None else [])
     share = 0.85 / len(methods)
@@ -154,8 +152,8 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
             tracked, unresolved = seg.tracked_regions, len(seg.unresolved)
     cells = results[method]
     ctx.progress(0.88, "writing the cells layer")
-    layer = layer_create(volume, CELLS_AUTO_LAYER, kind=LabelLayer.Kind.INSTANCES, editable=False)
-    out = omezarr.open_label_level(dest, CELLS_AUTO_LAYER, 0, mode="r+")
+    layer = layer_create(volume, LayerName.CELLS_AUTO, kind=LabelLayer.Kind.INSTANCES, editable=False)
+    out = omezarr.open_label_level(dest, LayerName.CELLS_AUTO, 0, mode="r+")
     n_slabs = -(-cells.shape[0] // SLAB)
     top = int(cells.max(initial=0))
     # The version is bumped before each slab is written and once after the last: label
@@ -165,10 +163,10 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
     for i, z0 in enumerate(range(0, cells.shape[0], SLAB)):
         z1 = min(z0 + SLAB, cells.shape[0])
         version = layer_bump(layer, max_value=top)
-        store_result(ctx, {"phase": "writing", "writes": CELLS_AUTO_LAYER, "layer": CELLS_AUTO_LAYER,
+        store_result(ctx, {"phase": "writing", "writes": LayerName.CELLS_AUTO, "layer": LayerName.CELLS_AUTO,
                             "version": version, "blocks": [i, n_slabs]})
         out[z0:z1] = cells[z0:z1].astype(out.dtype, copy=False)
-        omezarr.update_label_pyramid(dest, CELLS_AUTO_LAYER, z=(z0, z1))
+        omezarr.update_label_pyramid(dest, LayerName.CELLS_AUTO, z=(z0, z1))
     version = layer_bump(layer, max_value=top)
     table = cell_table(cells, volume.voxel_size_nm)
     dice: dict[str, Any] = {}
@@ -181,11 +179,11 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
     outputs = {"kind": "cells", "method": method, "flow": flow, "version": version, "key_slices": key_z,
                "interior_from": prediction_run.pk if values and prediction_run else None,
                "tracked_regions": tracked, "unresolved": unresolved, "cells": table, "dice": dice,
-               "truth_layer": TRUTH_LAYER if truth is not None else None}
-    run = SegmentationRun.objects.create(volume=volume, job_id=job.pk, layer=CELLS_AUTO_LAYER, outputs=outputs,
+               "truth_layer": LayerName.CELLS_TRUTH if truth is not None else None}
+    run = SegmentationRun.objects.create(volume=volume, job_id=job.pk, layer=LayerName.CELLS_AUTO, outputs=outputs,
                                          model_version=prediction_run.model_version if values and prediction_run
                                          else None)
-    job.result = {"phase": "done", "run": run.pk, "writes": CELLS_AUTO_LAYER, "layer": CELLS_AUTO_LAYER,
+    job.result = {"phase": "done", "run": run.pk, "writes": LayerName.CELLS_AUTO, "layer": LayerName.CELLS_AUTO,
                   "version": version, "cells": len(table), "method": method}
     mean = f", mean per-cell Dice {dice[method]['mean']:.3f}" if method in dice else ""
     job.message = f"{len(table)} cells by {method}{mean}{note}"
@@ -193,4 +191,4 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
     return run
 
 
-__all__ = ["CELLS_AUTO_LAYER", "TRUTH_LAYER", "cell_table", "interior_values", "volume_cells", "volume_cells_run"]
+__all__ = ["cell_table", "interior_values", "volume_cells", "volume_cells_run"]

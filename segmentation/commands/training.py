@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from annotations.layer_names import LayerName
+
 __all__ = ["register"]
 
 
@@ -206,9 +208,6 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-PREDICTION_LAYER = "prediction"
-
-
 def _predict_to_ome_zarr(dest: Path, image_path: str, model: Any, voxel_size: tuple[float, ...],
                          predict_into: Any) -> None:
     """The image as an OME-Zarr (NGFF 0.4) pyramid with the prediction as its label layer
@@ -227,10 +226,10 @@ def _predict_to_ome_zarr(dest: Path, image_path: str, model: Any, voxel_size: tu
         with open_source(Path(image_path)) as source:
             omezarr.write_pyramid(source, tmp, voxel_size_nm=voxel_size, name=Path(image_path).name)
         values = model.classes.values
-        omezarr.create_label_layer(tmp, PREDICTION_LAYER, dtype="uint8" if max(values.values()) < 256 else "uint16",
+        omezarr.create_label_layer(tmp, LayerName.PREDICTION, dtype="uint8" if max(values.values()) < 256 else "uint16",
                                    properties={v: {"name": name} for name, v in values.items()})
-        predict_into(omezarr.open_label_level(tmp, PREDICTION_LAYER, 0, mode="r+"))
-        _label_pyramid_blockwise(tmp, PREDICTION_LAYER)
+        predict_into(omezarr.open_label_level(tmp, LayerName.PREDICTION, 0, mode="r+"))
+        _label_pyramid_blockwise(tmp, LayerName.PREDICTION)
         if dest.exists():
             old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:12]}"
             dest.rename(old)

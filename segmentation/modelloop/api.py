@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations.access import project_for_user, volume_for_user
-from annotations.defaults import PREDICTION_LAYER
+from annotations.layer_names import LayerName
 from annotations.models import Role
 from emportal.errors import ApplicationError
 from emportal.jobs.api import QUEUED_RESPONSES
@@ -202,7 +202,7 @@ class SuggestionListApi(APIView):
     def get(self, request: Request, volume_id: int) -> HttpResponse:
         """The latest prediction run with its regions to label next (null before any Segment)."""
         volume, _ = volume_for_user(request.user, volume_id)
-        run = selectors.latest_run(volume, PREDICTION_LAYER)
+        run = selectors.latest_run(volume, LayerName.PREDICTION)
         return run_or_null(run)
 
 

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 
-from annotations.defaults import MANUAL_LAYER, PREDICTION_LAYER
 from annotations.imaging import omezarr
+from annotations.layer_names import LayerName
 from emportal.jobs.claims import UnitClaims, worker_name
 from segmentation.core.active import Suggestion, TileSums, rank_tiles, tile_grid
 from segmentation.core.blocks import Block, BlockPlan, block_plan
@@ -103,7 +103,7 @@ def segment_plan(dest: Path, shape: tuple[int, int, int], *, block: tuple[int, i
     """The blocks of the volume stored at ``dest`` (its prediction layer must exist): cores in
     whole chunks of the layer's level 0 and whole lattice cells (SEGMENT_BLOCK by default,
     which also reads whole image chunks)."""
-    label_chunks = tuple(int(c) for c in omezarr.open_label_level(dest, PREDICTION_LAYER, 0).chunks)
+    label_chunks = tuple(int(c) for c in omezarr.open_label_level(dest, LayerName.PREDICTION, 0).chunks)
     return block_plan(shape, block=block or SEGMENT_BLOCK, align=[label_chunks, (1, lattice.cell, lattice.cell)],
                       halo=(0, lattice.context, lattice.context))
 
@@ -201,8 +201,8 @@ def segment_block_run(job_id: int, dest: Path, plan: BlockPlan, block: Block, mo
 
     stats = PredictStats()
     image = omezarr.open_level(dest, 0)
-    manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0)
-    out = omezarr.open_label_level(dest, PREDICTION_LAYER, 0, mode="r+")
+    manual = omezarr.open_label_level(dest, LayerName.MANUAL, 0)
+    out = omezarr.open_label_level(dest, LayerName.PREDICTION, 0, mode="r+")
     threads = torch.get_num_threads()
     torch.set_num_threads(segment_threads())
     try:
@@ -212,9 +212,9 @@ def segment_block_run(job_id: int, dest: Path, plan: BlockPlan, block: Block, mo
         torch.set_num_threads(threads)
     t = time.perf_counter()
     out[block.core] = result.labels
-    label_chunks = [tuple(int(c) for c in omezarr.open_label_level(dest, PREDICTION_LAYER, level).chunks)
-                    for level in range(len(omezarr.label_regions(dest, PREDICTION_LAYER)))]
-    _pyramid(dest, PREDICTION_LAYER, block.box, range(1, _whole_levels(block.box, plan.shape, label_chunks) + 1))
+    label_chunks = [tuple(int(c) for c in omezarr.open_label_level(dest, LayerName.PREDICTION, level).chunks)
+                    for level in range(len(omezarr.label_regions(dest, LayerName.PREDICTION)))]
+    _pyramid(dest, LayerName.PREDICTION, block.box, range(1, _whole_levels(block.box, plan.shape, label_chunks) + 1))
     stats.write_s += time.perf_counter() - t
     assert result.tiles is not None
     done = BlockDone(index=block.index, class_voxels=result.class_voxels, tiles=result.tiles,
@@ -233,12 +233,12 @@ def segment_finish(job_id: int, dest: Path, plan: BlockPlan, *, tile: int, k: in
     missing = sorted(set(range(len(plan))) - set(blocks_done(job_id, len(plan))))
     if missing:
         raise ValueError(f"{len(missing)} of {len(plan)} blocks have not finished (first: {missing[0]})")
-    label_chunks = [tuple(int(c) for c in omezarr.open_label_level(dest, PREDICTION_LAYER, level).chunks)
-                    for level in range(len(omezarr.label_regions(dest, PREDICTION_LAYER)))]
+    label_chunks = [tuple(int(c) for c in omezarr.open_label_level(dest, LayerName.PREDICTION, level).chunks)
+                    for level in range(len(omezarr.label_regions(dest, LayerName.PREDICTION)))]
     done_levels = min(_whole_levels(b.box, plan.shape, label_chunks) for b in plan)
     if done_levels + 1 < len(label_chunks):
         Z, Y, X = plan.shape
-        _pyramid(dest, PREDICTION_LAYER, ((0, Z), (0, Y), (0, X)), range(done_levels + 1, len(label_chunks)))
+        _pyramid(dest, LayerName.PREDICTION, ((0, Z), (0, Y), (0, X)), range(done_levels + 1, len(label_chunks)))
     parts = [_load(block_done_path(job_id, b.index)) for b in plan]  # in block order: the same sums every run
     counts: dict[int, int] = {}
     stats: dict[str, float] = dict.fromkeys(_STATS, 0.0)

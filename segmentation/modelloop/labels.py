@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from annotations.defaults import CELLS_LAYER, MANUAL_LAYER
 from annotations.imaging import omezarr
+from annotations.layer_names import LayerName
+from annotations.layers import layer_get
 from annotations.models import LabelClass, LabelLayer, Volume
 from annotations.storage import volume_zarr_path
 from segmentation.core.training_labels import TrainingLabels, TrustedLabels
@@ -35,7 +36,7 @@ def training_classes(volume: Volume, *, with_cells: bool) -> tuple[dict[str, int
 
 
 def _cells_painted(volume: Volume) -> bool:
-    layer = volume.layers.filter(name=CELLS_LAYER).first()
+    layer = layer_get(volume, LayerName.CELLS)
     return layer is not None and layer.max_value > 0
 
 
@@ -53,9 +54,9 @@ def training_labels_for(volume: Volume) -> tuple[TrainingLabels, dict[str, int],
     with_cells = _cells_painted(volume) or any(t["kind"] == LabelLayer.Kind.INSTANCES and (t["cells"] or t["slices"])
                                                for t in trusted)
     values, parents, cell_name = training_classes(volume, with_cells=with_cells)
-    manual = omezarr.open_label_level(dest, MANUAL_LAYER, 0)
-    has_cells_layer = volume.layers.filter(name=CELLS_LAYER).exists()
-    cells = omezarr.open_label_level(dest, CELLS_LAYER, 0) if cell_name and has_cells_layer else None
+    manual = omezarr.open_label_level(dest, LayerName.MANUAL, 0)
+    has_cells_layer = layer_get(volume, LayerName.CELLS) is not None
+    cells = omezarr.open_label_level(dest, LayerName.CELLS, 0) if cell_name and has_cells_layer else None
     sources = [TrustedLabels(omezarr.open_label_level(dest, t["layer"], 0), kind=t["kind"],
                              slices=frozenset(t["slices"]), cells=frozenset(t["cells"])) for t in trusted]
     labels = TrainingLabels(manual, cells, cell_value=values.get(cell_name or "", 0),

@@ -26,8 +26,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from annotations.defaults import MANUAL_LAYER
 from annotations.imaging import omezarr
+from annotations.layer_names import LayerName
 from annotations.models import CompleteSlice, Volume
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
@@ -135,7 +135,7 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
     dest = volume_zarr_path(volume)
     image = omezarr.open_level(dest, 0)
     labels, values, parents, cell_name, trusted = training_labels_for(volume)
-    complete = sorted(CompleteSlice.objects.filter(layer__volume=volume, layer__name=MANUAL_LAYER, axis="z")
+    complete = sorted(CompleteSlice.objects.filter(layer__volume=volume, layer__name=LayerName.MANUAL, axis="z")
                       .values_list("index", flat=True))
     parent = None
     if not params.get("from_scratch"):

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from django.db import transaction
 
-from annotations.defaults import PREDICTION_LAYER
 from annotations.imaging import omezarr
-from annotations.layers import layer_bump, layer_create
+from annotations.layer_names import LayerName
+from annotations.layers import class_colors, layer_bump, layer_create, layer_get, layer_lock
 from annotations.models import LabelClass, LabelLayer, Role, Volume
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
@@ -127,13 +127,12 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
     is stale. Progress is the share of finished blocks; a cancel stops every task before its
     next block. The regions to label next are ranked from the scores the blocks kept.
     """
-    from annotations.strokes import layer_lock
     from segmentation.modelloop.tasks import segment_block_task
 
     job = ctx.job
     ctx.progress(0.01, f"loading model v{job.params.get('model_version')}")
     assert job.volume_id is not None
-    layer = layer_create(Volume.objects.select_related("project").get(pk=job.volume_id), PREDICTION_LAYER,
+    layer = layer_create(Volume.objects.select_related("project").get(pk=job.volume_id), LayerName.PREDICTION,
                          kind=LabelLayer.Kind.LABELS, editable=False)  # before the plan, which reads its chunks
     volume, model_row, model, device, plan, tile = _segment_setup(job)
     dest = volume_zarr_path(volume)
@@ -143,7 +142,7 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
 
     def predicting(done: int) -> dict[str, Any]:
         # "writes" marks the layer as being written until this job succeeds (layer_write_state).
-        return {"phase": "predicting", "writes": PREDICTION_LAYER, "layer": PREDICTION_LAYER,
+        return {"phase": "predicting", "writes": LayerName.PREDICTION, "layer": LayerName.PREDICTION,
                 "version": version[0], "blocks": [done, len(plan)], "model_version": model_row.pk}
 
     def landed() -> int:
@@ -162,7 +161,7 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
 
     try:
         segment_dir(job.pk).mkdir(parents=True, exist_ok=True)
-        with layer_lock(volume, PREDICTION_LAYER):
+        with layer_lock(volume, LayerName.PREDICTION):
             store_result(ctx, predicting(0))
             # A version no cached tile carries before the first write: a kill between a block's
             # write and its bump must not leave tiles cached before the job looking current.
@@ -197,8 +196,8 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
         "suggestions": [{**s.to_dict(), "score": round(s.score, 6), "dismissed": False} for s in suggestions],
     }
     run = SegmentationRun.objects.create(volume=volume, model_version=model_row, job_id=job.pk,
-                                         layer=PREDICTION_LAYER, outputs=outputs)
-    job.result = {"phase": "done", "run": run.pk, "writes": PREDICTION_LAYER, "layer": PREDICTION_LAYER,
+                                         layer=LayerName.PREDICTION, outputs=outputs)
+    job.result = {"phase": "done", "run": run.pk, "writes": LayerName.PREDICTION, "layer": LayerName.PREDICTION,
                   "version": version[0], "model_version": model_row.pk, "suggestions": len(suggestions)}
     job.message = (f"segmented with model v{model_row.pk} by {len(workers)} worker(s); {len(suggestions)} regions "
                    "to label next")
@@ -268,9 +267,9 @@ def region_thumbnail_png(volume: Volume, *, z: int, y0: int, x0: int, y1: int, x
     lo, hi = (volume.window or [float(plane.min()), float(plane.max())])[:2]
     grey = np.clip((plane - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
     rgb = np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
-    if overlay is not None and volume.layers.filter(name=overlay).exists():
+    if overlay is not None and layer_get(volume, overlay) is not None:
         labels = np.asarray(omezarr.open_label_level(dest, overlay, level)[z, ys, xs])
-        colors = {c.value: c.rgba[:3] for c in LabelClass.objects.filter(project_id=volume.project_id)}
+        colors = {value: rgba[:3] for value, rgba in class_colors(volume.project_id).items()}
         background = LabelClass.objects.filter(project_id=volume.project_id, name="background").values_list(
             "value", flat=True).first()
         for value, color in colors.items():
@@ -293,7 +292,7 @@ def prediction_accept(volume: Volume, user: Any, role: Role, data: Mapping[str, 
     logged stroke (so undo, redo and replay treat it like painting)."""
     from annotations.strokes import stroke_accept_prediction
 
-    if not volume.layers.filter(name=PREDICTION_LAYER).exists():
+    if layer_get(volume, LayerName.PREDICTION) is None:
         raise ApplicationError("this volume has no prediction yet: press Segment first", code="no_prediction",
                                status_code=409)
     return stroke_accept_prediction(volume, user, role, data)

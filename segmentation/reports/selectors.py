@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from annotations.access import volume_for_user
+from annotations.layer_names import LayerName
 from annotations.models import LabelLayer, Project, Role, Volume
 from emportal.jobs.models import Job
 from segmentation.core.features import describe_columns
@@ -32,8 +33,8 @@ __all__ = [
 
 # Layer names preferred as defaults, best first: complete truth (the demo phantom's), then
 # computed outputs, then the hand-painted layers.
-_LABEL_PREFERENCE = ("truth", "prediction", "manual")
-_CELL_PREFERENCE = ("cells_truth", "cells_auto", "cells")
+_LABEL_PREFERENCE = (LayerName.TRUTH, LayerName.PREDICTION, LayerName.MANUAL)
+_CELL_PREFERENCE = (LayerName.CELLS_TRUTH, LayerName.CELLS_AUTO, LayerName.CELLS)
 
 
 def report_for_user(user: Any, report_id: int, *, min_role: Role = Role.VIEWER) -> tuple[FeatureReport, Role]:

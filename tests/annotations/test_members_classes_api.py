@@ -10,7 +10,7 @@ import pytest
 import zarr
 from django.test import Client
 
-from annotations.defaults import MANUAL_LAYER
+from annotations.layer_names import LayerName
 from annotations.models import LabelClass, Membership, Role
 from annotations.storage import volume_zarr_path
 from tests.factories import UserFactory, make_volume
@@ -137,7 +137,7 @@ def test_a_renamed_or_recoloured_class_reaches_the_layers_metadata_other_viewers
     mito = LabelClass.objects.get(project=cast.project, name="mitochondrion")
     _send(cast.manager, "patch", f"{_classes(cast)}{mito.pk}/", {"name": "mito", "color": "#123456"})
     added = _send(cast.manager, "post", _classes(cast), {"name": "vesicle", "color": "#00ff00"}).json()
-    group = zarr.open_group(str(volume_zarr_path(volume) / "labels" / MANUAL_LAYER), mode="r")
+    group = zarr.open_group(str(volume_zarr_path(volume) / "labels" / LayerName.MANUAL), mode="r")
     meta = typing.cast(dict[str, Any], group.attrs["image-label"])  # an NGFF image-label object
     names = {p["label-value"]: p["name"] for p in meta["properties"]}
     colours = {c["label-value"]: c["rgba"] for c in meta["colors"]}

@@ -12,7 +12,7 @@ import requests
 from django.conf import settings
 from django.test import Client
 
-from annotations.defaults import MANUAL_LAYER
+from annotations.layer_names import LayerName
 from annotations.models import Membership
 from annotations.store_http import LINK_SECONDS, _Unsatisfiable, byte_range
 from annotations.strokes import layer_write_slices
@@ -73,8 +73,8 @@ def test_metadata_is_json_and_names_the_image_and_its_label_layers(cast: Any, vo
     assert root["Content-Type"] == "application/json"
     assert json.loads(_body(root))["multiscales"][0]["name"] == volume.name
     labels = json.loads(_body(client.get(f"/api/volumes/{volume.pk}/store/labels/.zattrs")))
-    assert MANUAL_LAYER in labels["labels"]
-    array = json.loads(_body(client.get(f"/api/volumes/{volume.pk}/store/labels/{MANUAL_LAYER}/0/.zarray")))
+    assert LayerName.MANUAL in labels["labels"]
+    array = json.loads(_body(client.get(f"/api/volumes/{volume.pk}/store/labels/{LayerName.MANUAL}/0/.zarray")))
     assert array["shape"] == [4, 300, 520]
 
 
@@ -82,14 +82,14 @@ def test_a_painted_label_chunk_is_served_as_written_and_its_etag_changes(cast: A
     import numpy as np
 
     client = _client(cast.viewer)
-    url = f"/api/volumes/{volume.pk}/store/labels/{MANUAL_LAYER}/0/0/0/0"
+    url = f"/api/volumes/{volume.pk}/store/labels/{LayerName.MANUAL}/0/0/0/0"
     assert client.get(url).status_code == 404  # an all-zero chunk is not stored: readers take the fill value
-    layer_write_slices(volume, MANUAL_LAYER, {0: np.full((300, 520), 4, np.uint16)}, user=cast.manager)
+    layer_write_slices(volume, LayerName.MANUAL, {0: np.full((300, 520), 4, np.uint16)}, user=cast.manager)
     first = client.get(url)
     assert first.status_code == 200
-    assert _body(first) == (_store(volume) / f"labels/{MANUAL_LAYER}/0/0/0/0").read_bytes()
+    assert _body(first) == (_store(volume) / f"labels/{LayerName.MANUAL}/0/0/0/0").read_bytes()
     assert client.get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304
-    layer_write_slices(volume, MANUAL_LAYER, {0: np.full((300, 520), 5, np.uint16)}, user=cast.manager)
+    layer_write_slices(volume, LayerName.MANUAL, {0: np.full((300, 520), 5, np.uint16)}, user=cast.manager)
     assert client.get(url, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
 
 
@@ -197,14 +197,14 @@ def test_a_signed_link_reads_the_store_without_cookie_or_header(cast: Any, volum
     response = Client().get(base + CHUNK, HTTP_RANGE="bytes=3-20", HTTP_ORIGIN=NEUROGLANCER)
     assert response.status_code == 206 and _body(response) == raw[3:21]
     assert response["Access-Control-Allow-Origin"] == NEUROGLANCER
-    labels = Client().get(base + f"labels/{MANUAL_LAYER}/.zattrs")
+    labels = Client().get(base + f"labels/{LayerName.MANUAL}/.zattrs")
     assert json.loads(_body(labels))["image-label"]["source"] == {"image": "../../"}
 
 
 def test_the_store_link_describes_the_store(cast: Any, volume: Any) -> None:
     body = _client(cast.viewer).get(f"/api/volumes/{volume.pk}/store-link/").json()
     assert body["zarr_format"] == 2 and body["ngff_version"] == "0.4"
-    assert MANUAL_LAYER in body["layers"]
+    assert LayerName.MANUAL in body["layers"]
     assert body["neuroglancer"] == "https://neuroglancer-demo.appspot.com/"
 
 

@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
-from annotations.defaults import MANUAL_LAYER
+from annotations.layer_names import LayerName
 from annotations.models import Membership
 from annotations.strokes import layer_write_slices
 from tests.factories import PASSWORD, gradient_volume, make_volume
@@ -85,13 +85,13 @@ def test_tiles_are_cacheable_and_revalidate_with_etag(viewer_client: Client, vol
 
 def test_label_tiles_paint_class_colours_and_change_with_the_layer(viewer_client: Client, cast: Any,
                                                                    volume: Any) -> None:
-    url = f"/api/volumes/{volume.pk}/layers/{MANUAL_LAYER}/tiles/z/1/0/0/0.png"
+    url = f"/api/volumes/{volume.pk}/layers/{LayerName.MANUAL}/tiles/z/1/0/0/0.png"
     before = viewer_client.get(url)
     assert _pixels(before)[..., 3].max() == 0  # nothing painted: transparent
     nucleus = cast.project.label_classes.get(name="nucleus")
     plane = np.zeros((300, 520), np.uint16)
     plane[10:20, 30:40] = nucleus.value
-    layer_write_slices(volume, MANUAL_LAYER, {1: plane})
+    layer_write_slices(volume, LayerName.MANUAL, {1: plane})
     after = viewer_client.get(url, HTTP_IF_NONE_MATCH=before["ETag"])
     pixels = _pixels(after)
     assert tuple(pixels[15, 35]) == nucleus.rgba

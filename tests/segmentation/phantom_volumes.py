@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from annotations.defaults import CELLS_LAYER, MANUAL_LAYER
+from annotations.layer_names import LayerName
 from annotations.layers import layer_create
 from annotations.strokes import layer_write_slices
 from segmentation.core.phantom import CLASS_VALUES, Phantom, make_phantom
@@ -43,10 +43,10 @@ def phantom_volume(project: Any, tmp_path: Path, *, labeled: tuple[int, ...] = L
     volume = make_volume(project, tmp_path, data=ph.image, name=name, voxel_size_nm=(4.0, 4.0, 4.0))
     truth = project_truth(project, ph.labels)
     if labeled:
-        layer_write_slices(volume, MANUAL_LAYER, {z: truth[z] for z in labeled})
+        layer_write_slices(volume, LayerName.MANUAL, {z: truth[z] for z in labeled})
     if cells:
-        layer_create(volume, CELLS_LAYER, kind="instances")
-        layer_write_slices(volume, CELLS_LAYER, {z: ph.cells[z].astype(np.uint32) for z in KEYS})
+        layer_create(volume, LayerName.CELLS, kind="instances")
+        layer_write_slices(volume, LayerName.CELLS, {z: ph.cells[z].astype(np.uint32) for z in KEYS})
     if truth_cells:
         layer_create(volume, "cells_truth", kind="instances", editable=False)
         layer_write_slices(volume, "cells_truth", {z: ph.cells[z].astype(np.uint32) for z in range(SHAPE[0])})

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from annotations.defaults import PREDICTION_LAYER
 from annotations.imaging import omezarr
+from annotations.layer_names import LayerName
 from annotations.layers import layer_create
 from annotations.storage import volume_zarr_path
 from annotations.strokes import layer_write_slices
@@ -37,11 +37,11 @@ def _fake_cell_prediction(pv: Any) -> None:
     model = ModelVersion.objects.create(project=pv.volume.project, volume=pv.volume, weights="models/none.pt",
                                         classes=classes, hierarchy={"nucleus": "cell", "nucleolus": "nucleus"},
                                         config={"interior_class": "cell"})
-    layer_create(pv.volume, PREDICTION_LAYER, editable=False)
+    layer_create(pv.volume, LayerName.PREDICTION, editable=False)
     pred = np.where(pv.phantom.cells > 0, classes["cell"], classes["background"]).astype(np.uint16)
     pred[(pv.phantom.cells > 0) & (pv.truth == classes["nucleus"])] = classes["nucleus"]
-    layer_write_slices(pv.volume, PREDICTION_LAYER, {z: pred[z] for z in range(pred.shape[0])})
-    SegmentationRun.objects.create(volume=pv.volume, model_version=model, layer=PREDICTION_LAYER)
+    layer_write_slices(pv.volume, LayerName.PREDICTION, {z: pred[z] for z in range(pred.shape[0])})
+    SegmentationRun.objects.create(volume=pv.volume, model_version=model, layer=LayerName.PREDICTION)
 
 
 def test_it_propagates_the_painted_cells_into_a_read_only_layer_and_lists_them(cast: Any, tmp_path: Path) -> None:
@@ -49,12 +49,12 @@ def test_it_propagates_the_painted_cells_into_a_read_only_layer_and_lists_them(c
     job = _run(pv.volume, cast.annotator)
     assert job.state == Job.State.SUCCEEDED, job.message
     assert "no cell-interior prediction" in job.message and job.result["method"] == "flow"
-    layer = pv.volume.layers.get(name=cells.CELLS_AUTO_LAYER)
+    layer = pv.volume.layers.get(name=LayerName.CELLS_AUTO)
     assert not layer.editable and layer.kind == "instances" and layer.max_value == pv.phantom.cells.max()
-    out = np.asarray(omezarr.open_label_level(volume_zarr_path(pv.volume), cells.CELLS_AUTO_LAYER, 0)[:])
+    out = np.asarray(omezarr.open_label_level(volume_zarr_path(pv.volume), LayerName.CELLS_AUTO, 0)[:])
     for z in KEYS:
         assert np.array_equal(out[z], pv.phantom.cells[z])  # key slices kept as painted
-    run = SegmentationRun.objects.get(layer=cells.CELLS_AUTO_LAYER)
+    run = SegmentationRun.objects.get(layer=LayerName.CELLS_AUTO)
     table = {row["id"]: row for row in run.outputs["cells"]}
     ids = set(np.unique(out[out > 0]).tolist())
     assert set(table) == ids
@@ -73,7 +73,7 @@ def test_fusion_takes_the_interior_from_a_prediction_with_a_cell_head_and_compar
     _fake_cell_prediction(pv)
     job = _run(pv.volume, cast.annotator, method="fusion", compare=True)
     assert job.state == Job.State.SUCCEEDED, job.message
-    run = SegmentationRun.objects.get(layer=cells.CELLS_AUTO_LAYER)
+    run = SegmentationRun.objects.get(layer=LayerName.CELLS_AUTO)
     assert run.outputs["method"] == "fusion" and run.outputs["interior_from"] is not None
     assert set(run.outputs["dice"]) == {"fusion", "flow", "interior"}
     # With the true interior the fusion is near perfect, and at least as good as flow alone.
@@ -106,15 +106,15 @@ def test_the_cells_layer_version_is_bumped_before_every_slab_it_writes(
     from annotations.models import LabelLayer
 
     pv = phantom_volume(cast.project, tmp_path, labeled=(), cells=True)
-    layer_create(pv.volume, cells.CELLS_AUTO_LAYER, kind="instances", editable=False)
-    before = LabelLayer.objects.get(volume=pv.volume, name=cells.CELLS_AUTO_LAYER).version
+    layer_create(pv.volume, LayerName.CELLS_AUTO, kind="instances", editable=False)
+    before = LabelLayer.objects.get(volume=pv.volume, name=LayerName.CELLS_AUTO).version
     monkeypatch.setattr(cells, "SLAB", 4)  # three slabs of the 12 slices
     seen: list[int] = []
     real = omezarr.update_label_pyramid
 
     def record(dest: Any, name: str, **kwargs: Any) -> None:
         real(dest, name, **kwargs)
-        if name == cells.CELLS_AUTO_LAYER:  # the slab is in level 0 and the pyramid: what version covers it?
+        if name == LayerName.CELLS_AUTO:  # the slab is in level 0 and the pyramid: what version covers it?
             seen.append(LabelLayer.objects.get(volume=pv.volume, name=name).version)
 
     monkeypatch.setattr(omezarr, "update_label_pyramid", record)
@@ -134,7 +134,7 @@ def test_a_cells_job_that_dies_after_a_slab_leaves_the_layer_partial_and_its_til
     client = Client()
     client.force_login(cast.viewer)
     assert client.get(f"/api/volumes/{pv.volume.pk}/cells/").json()["layer_state"]["state"] == "complete"
-    version = LabelLayer.objects.get(volume=pv.volume, name=cells.CELLS_AUTO_LAYER).version
+    version = LabelLayer.objects.get(volume=pv.volume, name=LayerName.CELLS_AUTO).version
     real = omezarr.update_label_pyramid
 
     def dies(*args: Any, **kwargs: Any) -> None:
@@ -147,7 +147,7 @@ def test_a_cells_job_that_dies_after_a_slab_leaves_the_layer_partial_and_its_til
     shown = client.get(f"/api/volumes/{pv.volume.pk}/cells/").json()
     assert shown["id"] == first.result["run"]
     assert shown["layer_state"]["state"] == "partial" and shown["layer_state"]["job"] == failed.pk
-    assert LabelLayer.objects.get(volume=pv.volume, name=cells.CELLS_AUTO_LAYER).version > version
+    assert LabelLayer.objects.get(volume=pv.volume, name=LayerName.CELLS_AUTO).version > version
 
     monkeypatch.setattr(omezarr, "update_label_pyramid", real)
     again = _run(pv.volume, cast.annotator, method="flow")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from django.test import Client
 
-from annotations.defaults import PREDICTION_LAYER
 from annotations.job_kinds import IMPORT
+from annotations.layer_names import LayerName
 from annotations.layers import layer_create
 from annotations.strokes import layer_write_slices
 from emportal.jobs.models import Job
@@ -34,8 +34,8 @@ def loop(cast: Any, tmp_path: Path, settings: Any) -> dict[str, Any]:
             project=cast.project, volume=pv.volume, weights=f"models/w{i}.pt", active=i == 1,
             classes={"background": 1, "nucleus": 2}, val_dice={"nucleus": dice}, labels_hash="ab" * 32,
             parent=versions[-1] if versions else None, curve=[{"step": 1, "loss": 0.5, "val_dice": dice}]))
-    layer_create(pv.volume, PREDICTION_LAYER, editable=False)
-    layer_write_slices(pv.volume, PREDICTION_LAYER, {4: np.full((96, 96), 2, np.uint16)})
+    layer_create(pv.volume, LayerName.PREDICTION, editable=False)
+    layer_write_slices(pv.volume, LayerName.PREDICTION, {4: np.full((96, 96), 2, np.uint16)})
     run = SegmentationRun.objects.create(volume=pv.volume, model_version=versions[1], outputs={"suggestions": [
         {"z": 1, "y0": 0, "x0": 0, "y1": 48, "x1": 48, "score": 0.9, "dismissed": False},
         {"z": 5, "y0": 48, "x0": 0, "y1": 96, "x1": 48, "score": 0.4, "dismissed": False}]})

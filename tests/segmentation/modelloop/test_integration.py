@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from django.test import Client
 
-from annotations.defaults import PREDICTION_LAYER
 from annotations.imaging import omezarr
+from annotations.layer_names import LayerName
 from annotations.storage import volume_zarr_path
 from emportal.jobs.models import Job
 from segmentation.models import ModelVersion, SegmentationRun
@@ -62,7 +62,7 @@ def test_retrain_then_segment_on_the_worker_beats_chance_and_cancel_keeps_the_ve
     assert job.state == Job.State.SUCCEEDED, (job.message, job.log[-2000:])
     run = SegmentationRun.objects.get(job=job)
     assert run.model_version_id == model.pk and len(run.outputs["suggestions"]) == 4
-    pred = np.asarray(omezarr.open_label_level(volume_zarr_path(v), PREDICTION_LAYER, 0)[:])
+    pred = np.asarray(omezarr.open_label_level(volume_zarr_path(v), LayerName.PREDICTION, 0)[:])
     unseen = [z for z in range(pred.shape[0]) if z not in LABELED]
     background = cast.project.label_classes.get(name="background").value
     truth_fg, pred_fg = pv.truth[unseen] != background, pred[unseen] != background

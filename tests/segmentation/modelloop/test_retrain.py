@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import torch
 
-from annotations.defaults import MANUAL_LAYER
 from annotations.imaging import omezarr
+from annotations.layer_names import LayerName
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
 from emportal.jobs.models import Job
@@ -93,7 +93,7 @@ def test_the_labels_hash_changes_when_the_labels_do(cast: Any, pv: Any) -> None:
     _retrain(pv.volume, cast.annotator)
     from annotations.strokes import layer_write_slices
 
-    layer_write_slices(pv.volume, MANUAL_LAYER, {4: pv.truth[4]})
+    layer_write_slices(pv.volume, LayerName.MANUAL, {4: pv.truth[4]})
     _retrain(pv.volume, cast.annotator)
     hashes = set(ModelVersion.objects.values_list("labels_hash", flat=True))
     assert len(hashes) == 2
@@ -101,7 +101,7 @@ def test_the_labels_hash_changes_when_the_labels_do(cast: Any, pv: Any) -> None:
 
 def test_training_labels_name_only_slices_inside_written_chunks_as_candidates(cast: Any, pv: Any) -> None:
     labels, *_ = training_labels_for(pv.volume)
-    depth = omezarr.open_label_level(volume_zarr_path(pv.volume), MANUAL_LAYER, 0).chunks[0]
+    depth = omezarr.open_label_level(volume_zarr_path(pv.volume), LayerName.MANUAL, 0).chunks[0]
     expected = {z for painted in LABELED for z in range(painted // depth * depth, (painted // depth + 1) * depth)}
     assert labels.candidate_slices() == expected
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from annotations.defaults import MANUAL_LAYER, PREDICTION_LAYER
 from annotations.imaging import omezarr
+from annotations.layer_names import LayerName
 from annotations.models import Role, Stroke
 from annotations.storage import volume_zarr_path
 from annotations.strokes import stroke_undo
@@ -51,14 +51,14 @@ def test_segment_writes_a_read_only_prediction_layer_and_ranks_unlabeled_regions
     _retrain(pv.volume, cast.annotator, max_steps=6)
     job = _segment(pv.volume, cast.annotator, k=4)
     assert job.state == Job.State.SUCCEEDED, job.message
-    layer = pv.volume.layers.get(name=PREDICTION_LAYER)
+    layer = pv.volume.layers.get(name=LayerName.PREDICTION)
     assert not layer.editable and layer.version >= 1 and job.result["version"] == layer.version
     dest = volume_zarr_path(pv.volume)
-    pred = np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, 0)[:])
+    pred = np.asarray(omezarr.open_label_level(dest, LayerName.PREDICTION, 0)[:])
     classes = set(ModelVersion.objects.get().classes.values())
     assert pred.all() and set(np.unique(pred).tolist()) <= classes  # every voxel got a class
     run = SegmentationRun.objects.get()
-    assert run.job_id == job.pk and run.layer == PREDICTION_LAYER and run.model_version.active
+    assert run.job_id == job.pk and run.layer == LayerName.PREDICTION and run.model_version.active
     suggestions = run.outputs["suggestions"]
     assert len(suggestions) == 4 and all(s["z"] not in LABELED for s in suggestions)
     # the best tile first; on a volume this small later picks may be fill-ups near earlier ones,
@@ -81,7 +81,7 @@ def test_a_segment_that_dies_mid_write_marks_the_prediction_partial_until_a_segm
     _retrain(pv.volume, cast.annotator)
     first = _segment(pv.volume, cast.annotator, k=2)
     assert shown()["id"] == first.result["run"] and shown()["layer_state"]["state"] == "complete"
-    layer = pv.volume.layers.get(name=PREDICTION_LAYER)
+    layer = pv.volume.layers.get(name=LayerName.PREDICTION)
     before = layer.version
     seen: list[dict[str, Any]] = []
     real = blocks._save
@@ -133,17 +133,17 @@ def test_accepting_the_prediction_under_a_brush_copies_it_into_the_manual_layer_
     _retrain(pv.volume, cast.annotator)
     _segment(pv.volume, cast.annotator)
     dest = volume_zarr_path(pv.volume)
-    pred = np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, 0)[4])
+    pred = np.asarray(omezarr.open_label_level(dest, LayerName.PREDICTION, 0)[4])
     uid = str(uuid.uuid4())
     outcome = segment.prediction_accept(pv.volume, cast.annotator, Role.ANNOTATOR, {
         "uuid": uid, "axis": "z", "index": 4, "points": [[30, 20], [30, 60]], "radius": 5})
-    manual = np.asarray(omezarr.open_label_level(dest, MANUAL_LAYER, 0)[4])
+    manual = np.asarray(omezarr.open_label_level(dest, LayerName.MANUAL, 0)[4])
     assert np.array_equal(manual[27:34, 25:56], pred[27:34, 25:56])  # inside the brush: the prediction
     assert not manual[:20].any() and not manual[45:].any()  # outside: untouched
     stroke = Stroke.objects.get(uuid=uid)
     assert stroke.mode == Stroke.Mode.REPLACE and stroke.version == outcome.version
     stroke_undo(pv.volume, cast.annotator, Role.ANNOTATOR, uid)
-    assert not np.asarray(omezarr.open_label_level(dest, MANUAL_LAYER, 0)[4]).any()
+    assert not np.asarray(omezarr.open_label_level(dest, LayerName.MANUAL, 0)[4]).any()
 
 
 def test_viewers_cannot_accept_the_prediction(cast: Any, pv: Any) -> None:
@@ -167,8 +167,8 @@ def test_a_thumbnail_shows_the_region_at_the_asked_size(cast: Any, pv: Any) -> N
 
 def _prediction_levels(volume: Any) -> list[np.ndarray]:
     dest = volume_zarr_path(volume)
-    levels = len(omezarr.label_regions(dest, PREDICTION_LAYER))
-    return [np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, level)[:]) for level in range(levels)]
+    levels = len(omezarr.label_regions(dest, LayerName.PREDICTION))
+    return [np.asarray(omezarr.open_label_level(dest, LayerName.PREDICTION, level)[:]) for level in range(levels)]
 
 
 def test_a_segment_cut_into_blocks_writes_the_bytes_and_ranks_the_regions_of_one_block(
@@ -205,19 +205,19 @@ def test_block_pyramids_and_the_finish_equal_a_pyramid_built_from_the_whole_laye
 
     data = np.random.default_rng(0).integers(0, 255, (8, 1100, 600), dtype=np.uint8)
     volume = make_volume(cast.project, tmp_path, data=data, name="wide")
-    layer_create(volume, PREDICTION_LAYER, kind="labels", editable=False)
+    layer_create(volume, LayerName.PREDICTION, kind="labels", editable=False)
     dest = volume_zarr_path(volume)
     labels = np.random.default_rng(1).integers(0, 4, data.shape, dtype=np.uint16)
-    omezarr.open_label_level(dest, PREDICTION_LAYER, 0, mode="r+")[:] = labels
-    levels = len(omezarr.label_regions(dest, PREDICTION_LAYER))
-    chunks = [tuple(omezarr.open_label_level(dest, PREDICTION_LAYER, lv).chunks) for lv in range(levels)]
+    omezarr.open_label_level(dest, LayerName.PREDICTION, 0, mode="r+")[:] = labels
+    levels = len(omezarr.label_regions(dest, LayerName.PREDICTION))
+    chunks = [tuple(omezarr.open_label_level(dest, LayerName.PREDICTION, lv).chunks) for lv in range(levels)]
     plan = segment_plan(dest, volume.shape, block=(4, 512, 512))
     whole = [_whole_levels(b.box, plan.shape, chunks) for b in plan]
     assert levels == 3 and len(plan) == 12 and min(whole) == 1  # blocks fill level 1; level 2 is the finish's
     for b, n in zip(plan, whole):
-        _pyramid(dest, PREDICTION_LAYER, b.box, range(1, n + 1))
-    _pyramid(dest, PREDICTION_LAYER, ((0, 8), (0, 1100), (0, 600)), range(min(whole) + 1, levels))
-    blockwise = [np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, lv)[:]) for lv in range(levels)]
-    omezarr.update_label_pyramid(dest, PREDICTION_LAYER)
+        _pyramid(dest, LayerName.PREDICTION, b.box, range(1, n + 1))
+    _pyramid(dest, LayerName.PREDICTION, ((0, 8), (0, 1100), (0, 600)), range(min(whole) + 1, levels))
+    blockwise = [np.asarray(omezarr.open_label_level(dest, LayerName.PREDICTION, lv)[:]) for lv in range(levels)]
+    omezarr.update_label_pyramid(dest, LayerName.PREDICTION)
     for lv in range(levels):
-        assert np.array_equal(blockwise[lv], np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, lv)[:]))
+        assert np.array_equal(blockwise[lv], np.asarray(omezarr.open_label_level(dest, LayerName.PREDICTION, lv)[:]))

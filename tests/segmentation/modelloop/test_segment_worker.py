@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from annotations.defaults import PREDICTION_LAYER
 from annotations.imaging import omezarr
+from annotations.layer_names import LayerName
 from annotations.storage import volume_zarr_path
 from emportal.jobs.models import Job
 from emportal.jobs.services import job_cancel
@@ -39,8 +39,8 @@ def two_workers(transactional_db: Any, settings: Any, tmp_path: Path) -> Iterato
 
 def _levels(volume: Any) -> list[np.ndarray]:
     dest = volume_zarr_path(volume)
-    return [np.asarray(omezarr.open_label_level(dest, PREDICTION_LAYER, level)[:])
-            for level in range(len(omezarr.label_regions(dest, PREDICTION_LAYER)))]
+    return [np.asarray(omezarr.open_label_level(dest, LayerName.PREDICTION, level)[:])
+            for level in range(len(omezarr.label_regions(dest, LayerName.PREDICTION)))]
 
 
 def _wait(job: Job, seconds: float, states: tuple[str, ...] = tuple(Job.FINISHED), **touch: Path) -> Job:
@@ -89,7 +89,7 @@ def test_blocks_on_two_worker_processes_write_the_bytes_of_one_process_and_a_dea
     for a, b in zip(expected, _levels(pv.volume)):
         assert np.array_equal(a, b)  # bit for bit, the taken-over block too, at every level
     assert run.outputs["suggestions"] == first.outputs["suggestions"]
-    assert pv.volume.layers.get(name=PREDICTION_LAYER).version == job.result["version"]
+    assert pv.volume.layers.get(name=LayerName.PREDICTION).version == job.result["version"]
     assert not blocks.segment_dir(job.pk).exists()  # the block files go once the run is recorded
 
 
@@ -117,6 +117,6 @@ def test_a_cancel_stops_the_blocks_left_and_the_layer_says_it_is_partial(
     assert job.state == Job.State.CANCELLED
     assert job.result["blocks"] == [2, 3]  # block 2 never ran
     assert not blocks.segment_dir(job.pk).exists()  # nor are block files left behind
-    state = selectors.layer_write_state(pv.volume.pk, PREDICTION_LAYER)
+    state = selectors.layer_write_state(pv.volume.pk, LayerName.PREDICTION)
     assert state["state"] == "partial" and state["job"] == job.pk
     assert not SegmentationRun.objects.filter(job_id=job.pk).exists()

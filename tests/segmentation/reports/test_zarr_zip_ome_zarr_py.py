@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from django.test import Client
 
-from annotations.defaults import MANUAL_LAYER
+from annotations.layer_names import LayerName
 from annotations.strokes import layer_write_slices
 from tests.factories import make_volume
 
@@ -25,10 +25,10 @@ def test_ome_zarr_py_reads_the_downloaded_zip_with_class_names(cast: Any, tmp_pa
     nucleus = cast.project.label_classes.get(name="nucleus")
     plane = np.zeros((300, 520), np.uint16)
     plane[100:140, 200:260] = nucleus.value
-    layer_write_slices(volume, MANUAL_LAYER, {1: plane}, user=cast.manager)
+    layer_write_slices(volume, LayerName.MANUAL, {1: plane}, user=cast.manager)
     client = Client()
     client.force_login(cast.viewer)
-    response = client.get(f"/api/volumes/{volume.pk}/layers/{MANUAL_LAYER}/export.ome.zarr.zip")
+    response = client.get(f"/api/volumes/{volume.pk}/layers/{LayerName.MANUAL}/export.ome.zarr.zip")
     assert response.status_code == 200
     path = tmp_path / "manual.ome.zarr.zip"
     path.write_bytes(response.getvalue())  # the streamed body, joined
