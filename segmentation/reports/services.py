@@ -27,14 +27,12 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
 
 from annotations.imaging import omezarr
-from annotations.layers import layer_create
+from annotations.layer_names import LayerName
+from annotations.layers import layer_create, layer_get, layer_write_whole
 from annotations.models import LabelClass, LabelLayer, Project, Volume
 from annotations.storage import volume_zarr_path
-from annotations.strokes import layer_lock
 from emportal.errors import ApplicationError
 from emportal.jobs.claims import worker_name
 from emportal.jobs.models import Job
@@ -72,10 +70,8 @@ from segmentation.reports.units import (
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CELLS_TRUTH_LAYER",
     "MESH_MAX_FACES",
     "REPORT_FORMATS",
-    "TRUTH_LAYER",
     "phantom_truth_write",
     "report_classes",
     "report_compute",
@@ -106,8 +102,6 @@ CELL_BOX_MAX_VOXELS = 128 * 2**20
 # A full-resolution mesh is made on request from level 0 of a cell box up to this size
 # (the smoothing and marching cubes hold ~12 bytes per voxel).
 FULL_MESH_MAX_VOXELS = 96 * 2**20
-TRUTH_LAYER = "truth"
-CELLS_TRUTH_LAYER = "cells_truth"
 _PROGRESS_EVERY_S = 0.5
 
 
@@ -151,7 +145,7 @@ def report_classes(project: Project) -> dict[str, int]:
 
 
 def _layer(volume: Volume, name: str, kind: str) -> LabelLayer:
-    layer = volume.layers.filter(name=name).first()
+    layer = layer_get(volume, name)
     if layer is None:
         raise ApplicationError(f"this volume has no layer {name!r}", code="unknown_layer", status_code=404)
     if layer.kind != kind:
@@ -534,19 +528,6 @@ def _phantom_to_project(project: Project, phantom_labels: np.ndarray) -> np.ndar
     return lut[phantom_labels]
 
 
-def _write_whole_layer(volume: Volume, layer: LabelLayer, data: np.ndarray) -> None:
-    dest = volume_zarr_path(volume)
-    with layer_lock(volume, layer.name):
-        level0 = omezarr.open_label_level(dest, layer.name, 0, mode="r+")
-        step = int(level0.chunks[0])
-        for z0 in range(0, data.shape[0], step):
-            level0[z0:z0 + step] = data[z0:z0 + step].astype(level0.dtype, copy=False)
-        omezarr.update_label_pyramid(dest, layer.name)
-        LabelLayer.objects.filter(pk=layer.pk).update(version=F("version") + 1,
-                                                      max_value=Greatest(F("max_value"), int(data.max(initial=0))))
-    layer.refresh_from_db(fields=["version", "max_value"])
-
-
 def phantom_truth_write(volume: Volume, *, seed: int = 7, phantom: Any = None) -> tuple[LabelLayer, LabelLayer]:
     """Write the phantom's full ground truth into read-only layers ``truth`` and ``cells_truth``.
 
@@ -564,18 +545,18 @@ def phantom_truth_write(volume: Volume, *, seed: int = 7, phantom: Any = None) -
     """
     from segmentation.core.phantom import make_phantom
 
-    existing = {layer.name: layer for layer in volume.layers.filter(name__in=(TRUTH_LAYER, CELLS_TRUTH_LAYER))}
+    existing = {layer.name: layer for layer in volume.layers.filter(name__in=(LayerName.TRUTH, LayerName.CELLS_TRUTH))}
     if len(existing) == 2 and all(layer.version > 0 for layer in existing.values()):
-        return existing[TRUTH_LAYER], existing[CELLS_TRUTH_LAYER]
+        return existing[LayerName.TRUTH], existing[LayerName.CELLS_TRUTH]
     if phantom is None:
         phantom = make_phantom(volume.shape, seed=seed)
     first = np.asarray(omezarr.open_level(volume_zarr_path(volume), 0)[0])
     if tuple(phantom.image.shape) != tuple(volume.shape) or not np.array_equal(first, phantom.image[0]):
         raise ValueError(f"volume {volume.name!r} is not the phantom of shape {volume.shape} and seed {seed}")
-    truth = layer_create(volume, TRUTH_LAYER, kind=LabelLayer.Kind.LABELS, editable=False)
-    cells = layer_create(volume, CELLS_TRUTH_LAYER, kind=LabelLayer.Kind.INSTANCES, editable=False)
-    _write_whole_layer(volume, truth, _phantom_to_project(volume.project, phantom.labels))
-    _write_whole_layer(volume, cells, phantom.cells)
+    truth = layer_create(volume, LayerName.TRUTH, kind=LabelLayer.Kind.LABELS, editable=False)
+    cells = layer_create(volume, LayerName.CELLS_TRUTH, kind=LabelLayer.Kind.INSTANCES, editable=False)
+    layer_write_whole(volume, truth, _phantom_to_project(volume.project, phantom.labels))
+    layer_write_whole(volume, cells, phantom.cells)
     return truth, cells
 
 
