@@ -43,7 +43,8 @@ def test_retrain_then_segment_on_the_worker_beats_chance_and_cancel_keeps_the_ve
     assert job.state == Job.State.SUCCEEDED, (job.message, job.log[-2000:])
     model = ModelVersion.objects.get()
     assert model.active and model.job_id == job.pk
-    assert model.config["steps"] == 100 or model.config["stopped"] == "budget"  # a loaded machine may run out of time
+    # The step cap holds; a loaded machine may run out of time, and a stalled validation stops it early.
+    assert model.config["steps"] <= 100 and model.config["stopped"] in {"max_steps", "budget", "early_stop"}
     assert job.result["curve"] and job.result["model_version"] == model.pk
 
     # A retrain cancelled while it trains leaves the first version active and adds none.
