@@ -15,7 +15,10 @@ Usage (from the project root)::
 
     .venv/bin/python benchmarks/loop_summary.py benchmarks/results/loop-A.json loop-B.json ... [--random-from loop-C.json ...] [--tag T]
 
-Prints the table; writes benchmarks/results/loop-summary-<time>[-TAG].json and a plot beside it (.svg).
+Runs of ``benchmarks/loop_unseen.py`` (the loop on a region the labels never came from) also give,
+per round, the share of the error in the tiles just painted that the fine-tune removed, per arm.
+
+Prints the table (with those shares as suggested/random); writes benchmarks/results/loop-summary-<time>[-TAG].json and a plot beside it (.svg).
 """
 from __future__ import annotations
 
@@ -62,6 +65,19 @@ def merge_by_seed(runs: list[dict], random_from: Sequence[dict] = ()) -> list[di
     return list(by_seed.values())
 
 
+def _corrected(arms: list[dict], r: int) -> dict[str, float]:
+    """Mean share of the error in round ``r``'s painted tiles that its fine-tune removed ("gone")
+    and of the voxels wrong before that are right after ("fixed"), per arm kind, over seeds and
+    draws: runs of ``benchmarks/loop_unseen.py`` record them; others give nothing."""
+    out: dict[str, float] = {}
+    for kind in ("suggested", "random"):
+        rows = [rows[r] for a in arms for name, rows in a.items() if (name == "suggested") == (kind == "suggested")]
+        if r and rows and all("corrected" in row for row in rows):
+            for what in ("gone", "fixed"):
+                out[f"{what}_{kind}"] = float(np.nanmean([row["corrected"][what] for row in rows]))
+    return out
+
+
 def summarize(runs: list[dict], random_from: Sequence[dict] = ()) -> list[dict]:
     """Per dataset and round: each arm's Dice over the seeds and the paired suggested-minus-random gap."""
     runs = merge_by_seed(runs, random_from)
@@ -90,6 +106,7 @@ def summarize(runs: list[dict], random_from: Sequence[dict] = ()) -> list[dict]:
                 "wins": int(sum(s > d for s, x in zip(suggested, random) for d in x)),
                 "comparisons": sum(len(x) for x in random),
                 "labeled_voxels": arms[0]["suggested"][r]["labeled_voxels"],
+                **_corrected(arms, r),
             })
         out.append({"dataset": result["dataset"], "runs": len(runs), "seeds": [run["args"]["seed"] for run in runs],
                     "ranking": ranking, "rounds": rounds})
@@ -152,7 +169,9 @@ def main() -> int:
         print(f"{'round':>5s} {'suggested':>10s} {'random':>10s} {'gap':>16s} {'wins':>8s} {'labeled':>10s}")
         for r in s["rounds"]:
             print(f"{r['round']:5d} {r['suggested_mean']:10.4f} {r['random_mean']:10.4f} "
-                  f"{r['gap_mean']:+8.4f} ± {r['gap_se']:.4f} {r['wins']:3d}/{r['comparisons']:<4d} {r['labeled_voxels']:10d}")
+                  f"{r['gap_mean']:+8.4f} ± {r['gap_se']:.4f} {r['wins']:3d}/{r['comparisons']:<4d} {r['labeled_voxels']:10d}"
+                  + ("".join(f"  {w} {r[f'{w}_suggested']:.2f}/{r[f'{w}_random']:.2f}" for w in ("gone", "fixed"))
+                     if "gone_suggested" in r else ""))
         (out / f"loop-summary-{stamp}-{s['dataset']}.svg").write_text(plot_svg(s))
     path = out / f"loop-summary-{stamp}.json"
     path.write_text(json.dumps({"runs": args.runs, "random_from": args.random_from, "summaries": summaries}, indent=1))
