@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from annotations import layer_mesh, selectors, services, strokes
 from annotations.access import project_for_user, volume_for_user
+from annotations.layers import layer_get
 from annotations.models import LabelClass, LabelLayer, Role, Stroke, Volume
 from annotations.serializers import AXES, CompleteSliceInput, StrokeInput, stroke_input_validated, validated
 from emportal.errors import ApplicationError
@@ -376,7 +377,7 @@ class LayerMeshApi(APIView):
         """The layer's surfaces as a GLB (nm, one node per class, or the cell `value`) for the
         viewer's 3D view; the ETag follows the layer version and the class colours."""
         volume, _ = volume_for_user(request.user, volume_id)
-        label_layer = selectors.layer_for_volume(volume, layer)
+        label_layer = layer_get(volume, layer)
         if label_layer is None:
             raise ApplicationError(f"there is no layer {layer!r}", code="not_found", status_code=status.HTTP_404_NOT_FOUND)
         value = query_int(request.query_params, "value", None, maximum=INT64_MAX)

@@ -6,7 +6,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from annotations.layer_names import LayerName
-from annotations.models import LabelLayer, Project, Role, Volume
+from annotations.models import Project, Role, Volume
 
 
 def project_list_for_user(user: Any) -> QuerySet[Project]:
@@ -44,5 +44,3 @@ def volume_detail(volume: Volume, role: Role) -> dict[str, Any]:
     }
 
 
-def layer_for_volume(volume: Volume, name: str) -> LabelLayer | None:
-    return volume.layers.filter(name=name).first()

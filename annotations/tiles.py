@@ -7,6 +7,7 @@ tiles carry the layer version so a stroke invalidates them.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,7 @@ from annotations.access import ready_volume_row_for_request
 from annotations.imaging import omezarr, tiles
 from annotations.layers import class_colors
 from annotations.models import LabelLayer
+from emportal.errors import ApplicationError, error_response
 
 CONTENT_TYPES = {"png": "image/png", "webp": "image/webp"}
 
@@ -54,15 +56,16 @@ def label_level(zarr_path: str, layer: str, level: int) -> Any:
 
 
 def _window(request: HttpRequest) -> tuple[float, float] | None:
+    """The ``?window=lo,hi`` display window; ApplicationError (400) when it is malformed."""
     raw = request.GET.get("window")
     if not raw:
         return None
     try:
         lo, hi = (float(v) for v in raw.split(","))
     except ValueError:
-        raise Http404("window must be lo,hi") from None
-    if not hi > lo:
-        raise Http404("window must have hi > lo")
+        raise ApplicationError("window must be lo,hi", code="invalid", detail={"parameter": "window"}) from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        raise ApplicationError("window must be finite with hi > lo", code="invalid", detail={"parameter": "window"})
     return lo, hi
 
 
@@ -100,7 +103,10 @@ def tile_response(request: HttpRequest, etag: str, render: Callable[[], bytes], 
 def image_tile(request: HttpRequest, volume_id: int, axis: str, index: int, level: int, ty: int, tx: int,
                fmt: str) -> HttpResponse:
     volume = tile_volume(request, volume_id, level)
-    window = _window(request)
+    try:
+        window = _window(request)
+    except ApplicationError as exc:
+        return error_response(exc)
     etag = f'"img-{volume_id}-{axis}{index}-{level}-{ty}-{tx}-{window}-{fmt}"'
 
     def render() -> bytes:

@@ -16,7 +16,8 @@ from rest_framework.views import APIView
 
 from annotations import tiles as tile_views
 from annotations.access import project_for_user, volume_for_user
-from annotations.models import LabelClass, LabelLayer, Role
+from annotations.layers import class_colors
+from annotations.models import LabelLayer, Role
 from annotations.reviews import assignments, audit, comments, diff, notifications, outputs
 from annotations.reviews.models import Comment, ReviewAssignment
 from emportal.errors import ApplicationError, error_response
@@ -206,7 +207,7 @@ def diff_tile(request: HttpRequest, volume_id: int, axis: str, index: int, level
             f'-{axis}{index}-{level}-{ty}-{tx}"')
 
     def render() -> bytes:
-        colors = {c.value: c.rgba for c in LabelClass.objects.filter(project_id=volume["project_id"])}
+        colors = class_colors(volume["project_id"])
         return diff.render_diff_tile(volume, layer_a, layer_b, axis=axis, index=index, level=level, ty=ty, tx=tx,
                                      colors=colors)
 

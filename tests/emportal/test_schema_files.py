@@ -74,3 +74,11 @@ def test_store_files_answer_with_declared_types(cast: Any, volume: Any) -> None:
     assert chunk["Content-Type"] in _declared(STORE_FILE, 200) and meta["Content-Type"] in _declared(STORE_FILE, 200)
     assert part.status_code == 206 and part["Content-Type"] in _declared(STORE_FILE, 206)
     assert missing.status_code == 404 and missing["Content-Type"].split(";")[0] in _declared(STORE_FILE, 404)
+
+
+@pytest.mark.parametrize("window", ["5", "a,b", "9,2", "0,inf", "nan,1"])
+def test_a_malformed_window_is_the_declared_400_naming_the_parameter(cast: Any, volume: Any, window: str) -> None:
+    response = _client(cast.viewer).get(f"/api/volumes/{volume.pk}/tiles/z/0/0/0/0.png", {"window": window})
+    assert response.status_code == 400
+    assert response.json()["error"]["detail"] == {"parameter": "window"}
+    assert_answer_matches_schema(response, "get", IMAGE_TILE)
