@@ -211,6 +211,14 @@ def _target(volume: Volume, layer: str, kind: str | None, mapping: Any) -> _Targ
             raise _refuse(f"layer {layer!r} holds {_KIND_WORDS[existing.kind]}, not {_KIND_WORDS.get(kind, kind)}",
                           code="invalid_layer")
         kind = existing.kind
+    else:
+        known_kind, known_editable = layers.layer_defaults(layer)
+        if known_editable is False:
+            raise _refuse(f"layer {layer!r} is written by the app only", code="read_only_layer", status=409)
+        if kind and known_kind and kind != known_kind:
+            raise _refuse(f"layer {layer!r} holds {_KIND_WORDS[known_kind]}, not {_KIND_WORDS.get(kind, kind)}",
+                          code="invalid_layer")
+        kind = kind or known_kind
     kind = kind or LabelLayer.Kind.LABELS
     if kind not in KINDS:
         raise _refuse(f"kind {kind!r} is not one of {', '.join(KINDS)}", code="invalid_layer")

@@ -20,6 +20,7 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 
 from annotations.imaging import omezarr
+from annotations.layer_names import LayerName
 from annotations.models import LabelClass, LabelLayer, Project, Volume
 from annotations.storage import volume_zarr_path
 
@@ -32,12 +33,35 @@ def layer_get(volume: Volume, name: str) -> LabelLayer | None:
     return volume.layers.filter(name=name).first()
 
 
-def layer_create(volume: Volume, name: str, *, kind: str = LabelLayer.Kind.LABELS,
-                 editable: bool = True) -> LabelLayer:
+#: Kind and editability of the layers code makes, decided once per name: the app's outputs
+#: and the phantom's truth are read-only; cell layers hold instance ids.
+_KNOWN: dict[str, tuple[str, bool]] = {
+    LayerName.MANUAL: (LabelLayer.Kind.LABELS, True),
+    LayerName.CELLS: (LabelLayer.Kind.INSTANCES, True),
+    LayerName.PREDICTION: (LabelLayer.Kind.LABELS, False),
+    LayerName.CELLS_AUTO: (LabelLayer.Kind.INSTANCES, False),
+    LayerName.TRUTH: (LabelLayer.Kind.LABELS, False),
+    LayerName.CELLS_TRUTH: (LabelLayer.Kind.INSTANCES, False),
+}
+
+
+def layer_defaults(name: str) -> tuple[str | None, bool | None]:
+    """(kind, editable) decided for a :class:`LayerName` name; (None, None) for any other name."""
+    return _KNOWN.get(name, (None, None))
+
+
+def layer_create(volume: Volume, name: str, *, kind: str | None = None, editable: bool | None = None) -> LabelLayer:
     """Create an empty label layer (zarr and row); returns the existing one if present.
 
-    A class layer's NGFF metadata names and colours the project's classes, so napari and
-    webKnossos show "mitochondrion", not 4."""
+    A name of :class:`LayerName` has its kind and editability decided here (ValueError when
+    `kind` says otherwise); another name is a class layer unless `kind` says instances, and
+    editable unless `editable` says not. A class layer's NGFF metadata names and colours the
+    project's classes, so napari and webKnossos show "mitochondrion", not 4."""
+    known_kind, known_editable = layer_defaults(name)
+    if kind is not None and known_kind is not None and kind != known_kind:
+        raise ValueError(f"layer {name!r} holds {known_kind}, not {kind}")
+    kind = kind or known_kind or LabelLayer.Kind.LABELS
+    editable = editable if editable is not None else known_editable if known_editable is not None else True
     layer = layer_get(volume, name)
     if layer is not None:
         return layer

@@ -69,7 +69,7 @@ def demo_load(password: str, *, note: Callable[[str], None] = log.info) -> Proje
         truth = _phantom_to_project_values(project, phantom.labels)
         key = [PHANTOM_SHAPE[0] // 4, 3 * PHANTOM_SHAPE[0] // 4]
         layer_write_slices(volume, LayerName.MANUAL, {z: truth[z] for z in key})
-        layer_create(volume, LayerName.CELLS, kind="instances")
+        layer_create(volume, LayerName.CELLS)
         layer_write_slices(volume, LayerName.CELLS, {z: phantom.cells[z] for z in (0, 20, 40)})
     volume = project.volumes.get(name=PHANTOM_NAME, state=Volume.State.READY)
     if not volume.feature_reports.exists():

@@ -25,7 +25,7 @@ from scipy import ndimage as ndi
 from annotations.imaging import omezarr
 from annotations.layer_names import LayerName
 from annotations.layers import layer_bump, layer_create, layer_get
-from annotations.models import LabelLayer, Volume
+from annotations.models import Volume
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
 from emportal.jobs.models import Job
@@ -152,7 +152,7 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
             tracked, unresolved = seg.tracked_regions, len(seg.unresolved)
     cells = results[method]
     ctx.progress(0.88, "writing the cells layer")
-    layer = layer_create(volume, LayerName.CELLS_AUTO, kind=LabelLayer.Kind.INSTANCES, editable=False)
+    layer = layer_create(volume, LayerName.CELLS_AUTO)
     out = omezarr.open_label_level(dest, LayerName.CELLS_AUTO, 0, mode="r+")
     n_slabs = -(-cells.shape[0] // SLAB)
     top = int(cells.max(initial=0))

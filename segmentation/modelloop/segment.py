@@ -25,7 +25,7 @@ from django.db import transaction
 from annotations.imaging import omezarr
 from annotations.layer_names import LayerName
 from annotations.layers import class_colors, layer_bump, layer_create, layer_get, layer_lock
-from annotations.models import LabelClass, LabelLayer, Role, Volume
+from annotations.models import LabelClass, Role, Volume
 from annotations.storage import volume_zarr_path
 from emportal.errors import ApplicationError
 from emportal.jobs.models import Job
@@ -132,8 +132,8 @@ def volume_segment_run(ctx: JobContext) -> SegmentationRun:
     job = ctx.job
     ctx.progress(0.01, f"loading model v{job.params.get('model_version')}")
     assert job.volume_id is not None
-    layer = layer_create(Volume.objects.select_related("project").get(pk=job.volume_id), LayerName.PREDICTION,
-                         kind=LabelLayer.Kind.LABELS, editable=False)  # before the plan, which reads its chunks
+    # before the plan, which reads its chunks
+    layer = layer_create(Volume.objects.select_related("project").get(pk=job.volume_id), LayerName.PREDICTION)
     volume, model_row, model, device, plan, tile = _segment_setup(job)
     dest = volume_zarr_path(volume)
     k = int(job.params.get("k", 6))

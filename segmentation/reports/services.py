@@ -553,8 +553,8 @@ def phantom_truth_write(volume: Volume, *, seed: int = 7, phantom: Any = None) -
     first = np.asarray(omezarr.open_level(volume_zarr_path(volume), 0)[0])
     if tuple(phantom.image.shape) != tuple(volume.shape) or not np.array_equal(first, phantom.image[0]):
         raise ValueError(f"volume {volume.name!r} is not the phantom of shape {volume.shape} and seed {seed}")
-    truth = layer_create(volume, LayerName.TRUTH, kind=LabelLayer.Kind.LABELS, editable=False)
-    cells = layer_create(volume, LayerName.CELLS_TRUTH, kind=LabelLayer.Kind.INSTANCES, editable=False)
+    truth = layer_create(volume, LayerName.TRUTH)
+    cells = layer_create(volume, LayerName.CELLS_TRUTH)
     layer_write_whole(volume, truth, _phantom_to_project(volume.project, phantom.labels))
     layer_write_whole(volume, cells, phantom.cells)
     return truth, cells

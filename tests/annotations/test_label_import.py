@@ -338,9 +338,14 @@ def test_the_endpoint_refuses_bad_files_paths_shapes_and_classes_with_a_message(
     assert status == 400 and err["code"] == "unknown_class"
     status, err = error({}, content_type="application/json")
     assert status == 400 and "either a file or a path" in json.dumps(err)
-    layers.layer_create(volume, "prediction", editable=False)
+    for layer in ("prediction", "cells_truth"):  # the app's outputs, whether made yet or not
+        status, err = error({"path": "small.tif", "layer": layer}, content_type="application/json")
+        assert status == 409 and err["code"] == "read_only_layer", layer
+    layers.layer_create(volume, "prediction")
     status, err = error({"path": "small.tif", "layer": "prediction"}, content_type="application/json")
     assert status == 409 and err["code"] == "read_only_layer"
+    status, err = error({"path": "small.tif", "layer": "cells", "kind": "labels"}, content_type="application/json")
+    assert status == 400 and err["code"] == "invalid_layer" and "cell ids" in err["message"]
     assert not Job.objects.filter(kind=LABELS).exists()
 
 

@@ -37,6 +37,19 @@ def test_creating_a_layer_twice_returns_the_first_and_keeps_its_contents(volume:
 
 
 @pytest.mark.django_db
+def test_the_layers_code_names_have_their_kind_and_editability_decided_once(volume: Any) -> None:
+    made = {name: layer_create(volume, name) for name in LayerName}
+    assert {n for n, layer in made.items() if layer.kind == LabelLayer.Kind.INSTANCES} == {
+        LayerName.CELLS, LayerName.CELLS_AUTO, LayerName.CELLS_TRUTH}
+    assert {n for n, layer in made.items() if layer.editable} == {LayerName.MANUAL, LayerName.CELLS}
+    assert omezarr.open_label_level(volume_zarr_path(volume), LayerName.CELLS_TRUTH, 0).dtype == np.uint32
+    with pytest.raises(ValueError, match="instances"):
+        layer_create(volume, LayerName.CELLS_AUTO, kind=LabelLayer.Kind.LABELS)
+    other = layer_create(volume, "imported")
+    assert other.kind == LabelLayer.Kind.LABELS and other.editable
+
+
+@pytest.mark.django_db
 def test_a_bump_adds_its_count_from_the_database_not_from_a_stale_copy(volume: Any) -> None:
     layer = layer_create(volume, LayerName.PREDICTION, editable=False)
     stale = LabelLayer.objects.get(pk=layer.pk)  # read before the other copy bumps
