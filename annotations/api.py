@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from annotations import layer_mesh, selectors, services, strokes
 from annotations.access import project_for_user, volume_for_user
+from annotations.layer_names import LayerName
 from annotations.layers import layer_get
 from annotations.models import LabelClass, LabelLayer, Role, Stroke, Volume
 from annotations.serializers import AXES, CompleteSliceInput, StrokeInput, stroke_input_validated, validated
@@ -301,12 +302,12 @@ class StrokeListApi(APIView):
         return Response({"uuid": outcome.uuid, "version": outcome.version, "duplicate": outcome.duplicate},
                         status=status.HTTP_200_OK if outcome.duplicate else status.HTTP_201_CREATED)
 
-    @extend_schema(parameters=[OpenApiParameter("layer", str, default="manual", description="layer name")],
+    @extend_schema(parameters=[OpenApiParameter("layer", str, default=LayerName.MANUAL.value, description="layer name")],
                    responses=StrokeRowOutput(many=True))
     def get(self, request: Request, volume_id: int) -> Response:
         """The latest strokes of a layer (history panel, audit)."""
         volume, _ = volume_for_user(request.user, volume_id)
-        rows = (Stroke.objects.filter(layer__volume=volume, layer__name=request.query_params.get("layer", "manual"))
+        rows = (Stroke.objects.filter(layer__volume=volume, layer__name=request.query_params.get("layer", LayerName.MANUAL))
                 .select_related("user").order_by("-id")[:200])
         return Response([{"uuid": str(s.uuid), "user": s.user.username if s.user else None, "mode": s.mode,
                           "axis": s.axis, "index": s.index, "value": s.value, "active": s.active,

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from annotations import label_import
 from annotations.access import volume_for_user
+from annotations.layer_names import LayerName
 from annotations.models import Role
 from emportal.jobs.api import QUEUED_RESPONSES
 from emportal.jobs.services import job_payload
@@ -48,7 +49,7 @@ class LabelImportInput(serializers.Serializer):
     path = serializers.CharField(max_length=1000, required=False, help_text="relative to the server's data root")
     dataset = serializers.CharField(max_length=200, required=False, allow_blank=True,
                                     help_text="HDF5 dataset, Zarr array or NGFF label group, TIFF image number")
-    layer = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,49}$", required=False, default="manual")
+    layer = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,49}$", required=False, default=LayerName.MANUAL.value)
     kind = serializers.ChoiceField(choices=[k.value for k in label_import.KINDS], required=False,
                                    help_text="for a new layer: labels (classes, mapped) or instances (cell ids)")
     mapping = MappingField(required=False, help_text="file value -> class name or value; 0 ignores a value")

@@ -15,6 +15,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotations.layer_names import LayerName
 from annotations.raster import MAX_POINTS
 from emportal.errors import ApplicationError
 
@@ -113,7 +114,7 @@ class StrokeInput(serializers.Serializer):
     """Shape only; the stroke service checks geometry, classes and roles."""
 
     uuid = StrictUUIDField()
-    layer = StrictCharField(max_length=50, default="manual")
+    layer = StrictCharField(max_length=50, default=LayerName.MANUAL.value)
     axis = serializers.ChoiceField(choices=AXES)
     index = StrictIntegerField(min_value=0, max_value=MAX_INDEX)
     points = PointsField()
@@ -129,7 +130,7 @@ class StrokeRefInput(serializers.Serializer):
 
 
 class CompleteSliceInput(serializers.Serializer):
-    layer = StrictCharField(max_length=50, default="manual")
+    layer = StrictCharField(max_length=50, default=LayerName.MANUAL.value)
     axis = serializers.ChoiceField(choices=AXES)
     index = StrictIntegerField(min_value=0, max_value=MAX_INDEX)
     complete = StrictBooleanField(default=True)

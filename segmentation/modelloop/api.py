@@ -241,7 +241,7 @@ class ThumbnailApi(APIView):
 # ---------------------------------------------------------------- accept prediction
 class AcceptInput(serializers.Serializer):
     uuid = serializers.UUIDField()
-    layer = serializers.CharField(max_length=50, default="manual")
+    layer = serializers.CharField(max_length=50, default=LayerName.MANUAL.value)
     axis = serializers.ChoiceField(choices=["z", "y", "x"])
     index = serializers.IntegerField(min_value=0)
     points = serializers.ListField(child=serializers.ListField(child=serializers.FloatField(), min_length=2,

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from annotations.label_import import KINDS, MODES, label_import_local
+from annotations.layer_names import LayerName
 from annotations.models import Volume
 from emportal.errors import ApplicationError
 
@@ -19,7 +20,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", type=Path)
         parser.add_argument("--volume", type=int, required=True, help="the volume's id")
-        parser.add_argument("--layer", default="manual", help="an editable layer, or a new one (default: manual)")
+        parser.add_argument("--layer", default=LayerName.MANUAL.value, help="an editable layer, or a new one (default: manual)")
         parser.add_argument("--map", dest="mapping", default="",
                             help="file value=class, e.g. 1=mitochondrion,2=nucleus,3=0 (0 ignores a value)")
         parser.add_argument("--kind", choices=[str(k) for k in KINDS],
