@@ -42,8 +42,12 @@ SLAB = 16  # z slices written per pyramid update (the chunk depth)
 
 
 def volume_cells(volume: Volume, user: Any, *, method: str = "fusion", flow: str = "dis", compare: bool = False,
-                 enqueue: Any = None) -> Job:
-    """Queue a `cells` job on the volume's painted key slices."""
+                 helpers: int | None = None, enqueue: Any = None) -> Job:
+    """Queue a `cells` job on the volume's painted key slices.
+
+    `helpers`: how many helper tasks share the fusion's key-slice intervals with the job's
+    own task (segmentation.cells.intervals; default CELLS_HELPERS).
+    """
     require_ready(volume)
     require_not_running(volume, CELLS)
     if method not in METHODS:
@@ -59,8 +63,13 @@ def volume_cells(volume: Volume, user: Any, *, method: str = "fusion", flow: str
 
         def enqueue(job_id: int) -> None:
             cells_task.delay(job_id)
+    params: dict[str, Any] = {"method": method, "flow": flow, "compare": bool(compare)}
+    if helpers is not None:
+        if isinstance(helpers, bool) or not isinstance(helpers, int) or not 0 <= helpers <= 256:
+            raise ApplicationError(f"helpers {helpers!r} is not an integer in 0..256", code="invalid")
+        params["helpers"] = helpers
     return job_create(kind=CELLS, project_id=volume.project_id, volume_id=volume.pk, user=user,
-                      params={"method": method, "flow": flow, "compare": bool(compare)}, enqueue=enqueue)
+                      params=params, enqueue=enqueue)
 
 
 def interior_values(run: SegmentationRun | None) -> list[int]:
@@ -145,11 +154,14 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
         def report(f: float, i: int = i, m: str = m) -> None:
             ctx.progress(0.02 + share * (i + f), f"{m}: {int(100 * f)} %")
 
-        seg = segment_cells(image, interior_arg, keys, method=m, flow=flow, key_indices=key_z or None,
-                            on_progress=report)
-        results[m] = seg.cells
+        if m == "fusion" and values:  # interval by interval, shared with helper tasks
+            results[m], tracked_m, unresolved_m = _fusion_by_intervals(ctx, volume, flow, key_z, values, report)
+        else:
+            seg = segment_cells(image, interior_arg, keys, method=m, flow=flow, key_indices=key_z or None,
+                                on_progress=report)
+            results[m], tracked_m, unresolved_m = seg.cells, seg.tracked_regions, len(seg.unresolved)
         if m == method:
-            tracked, unresolved = seg.tracked_regions, len(seg.unresolved)
+            tracked, unresolved = tracked_m, unresolved_m
     cells = results[method]
     ctx.progress(0.88, "writing the cells layer")
     layer = layer_create(volume, LayerName.CELLS_AUTO)
@@ -189,6 +201,27 @@ def volume_cells_run(ctx: JobContext) -> SegmentationRun:
     job.message = f"{len(table)} cells by {method}{mean}{note}"
     broadcast(volume_group(volume.pk), {"type": "run", "run": run_payload(run)})
     return run
+
+
+def _fusion_by_intervals(ctx: JobContext, volume: Volume, flow: str, key_z: list[int], values: list[int],
+                         report: Any) -> tuple[np.ndarray, int, int]:
+    """The fusion run as key-slice intervals by this task and its helpers, then stitched here."""
+    from segmentation.cells.intervals import PredictionInterior, cells_intervals_cleanup, cells_intervals_run
+    from segmentation.cells.tasks import cells_interval_task
+    from segmentation.core.cell_intervals import stitch
+
+    job = ctx.job
+    try:
+        scratch, first_new_id = cells_intervals_run(
+            job, volume, flow=flow, key_z=key_z, values=values,
+            on_progress=lambda done, total: report(0.9 * done / total), should_stop=ctx.cancel_requested,
+            enqueue_helper=lambda job_id: cells_interval_task.delay(job_id))
+        prediction = omezarr.open_label_level(volume_zarr_path(volume), LayerName.PREDICTION, 0)
+        res = stitch(scratch, PredictionInterior(prediction, values), first_new_id=first_new_id)
+        report(1.0)
+        return np.asarray(scratch[:]), res.tracked_regions, len(res.unresolved)
+    finally:  # done, failed or cancelled: the interval files go; a helper stops at its next interval
+        cells_intervals_cleanup(job.pk)
 
 
 __all__ = ["cell_table", "interior_values", "volume_cells", "volume_cells_run"]

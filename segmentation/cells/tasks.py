@@ -18,3 +18,11 @@ def cells_task(job_id: int) -> None:
             volume_cells_run(ctx)
     except JobNotClaimed:
         return
+
+
+@shared_task(name="segmentation.tasks.cells_interval")
+def cells_interval_task(job_id: int) -> None:
+    """A helper of a cells job: runs key-slice intervals nobody has claimed (not a job of its own)."""
+    from segmentation.cells.intervals import cells_interval_help
+
+    cells_interval_help(job_id)
