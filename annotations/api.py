@@ -20,8 +20,7 @@ from annotations.layers import layer_get
 from annotations.models import LabelClass, LabelLayer, Role, Stroke, Volume
 from annotations.serializers import AXES, CompleteSliceInput, StrokeInput, stroke_input_validated, validated
 from emportal.errors import ApplicationError
-from emportal.jobs.api import JobOutput
-from emportal.jobs.services import job_payload
+from emportal.jobs.api import JobOutput, queued
 from emportal.parsers import JSONParser
 from emportal.query_params import INT64_MAX, query_int, query_required_int
 from emportal.schema import ErrorOutput, with_errors
@@ -197,7 +196,7 @@ class VolumeListApi(APIView):
         job = services.volume_import_from_upload(
             project, data.validated_data["file"], user=request.user, name=data.validated_data.get("name"),
             voxel_size_nm=_voxel_size(data.validated_data.get("voxel_size_nm")))
-        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+        return queued(job)
 
 
 class PathImportInput(serializers.Serializer):
@@ -218,7 +217,7 @@ class VolumeImportPathApi(APIView):
             project, data.validated_data["path"], user=request.user, name=data.validated_data.get("name"),
             voxel_size_nm=_voxel_size(data.validated_data.get("voxel_size_nm")),
             dataset=data.validated_data.get("dataset"))
-        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+        return queued(job)
 
 
 class PyramidLevelOutput(serializers.Serializer):

@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,8 +15,7 @@ from annotations import label_import
 from annotations.access import volume_for_user
 from annotations.layer_names import LayerName
 from annotations.models import Role
-from emportal.jobs.api import QUEUED_RESPONSES
-from emportal.jobs.services import job_payload
+from emportal.jobs.api import QUEUED_RESPONSES, queued
 from emportal.parsers import JSONParser
 
 
@@ -79,4 +78,4 @@ class LabelImportApi(APIView):
             job = label_import.label_import_from_upload(volume, v["file"], **options)
         else:
             job = label_import.label_import_from_path(volume, v["path"], **options)
-        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+        return queued(job)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,6 +35,11 @@ class JobOutput(serializers.Serializer):
 
 # What an endpoint that queues a job answers: the job, or 409 naming the one already active.
 QUEUED_RESPONSES = {202: JobOutput, 409: ErrorOutput}
+
+
+def queued(job: Job) -> Response:
+    """The 202 answer of an endpoint that queued `job` (see QUEUED_RESPONSES)."""
+    return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
 
 
 def _job_for_user(request: Request, job_id: int, *, min_role: Role = Role.VIEWER) -> Job:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,8 +11,7 @@ from rest_framework.views import APIView
 from annotations.access import volume_for_user
 from annotations.layer_names import LayerName
 from annotations.models import Role
-from emportal.jobs.api import QUEUED_RESPONSES
-from emportal.jobs.services import job_payload
+from emportal.jobs.api import QUEUED_RESPONSES, queued
 from emportal.schema import nullable
 from segmentation.cells import services
 from segmentation.modelloop.api import run_or_null
@@ -34,7 +33,7 @@ class CellsApi(APIView):
         data = CellsInput(data=request.data)
         data.is_valid(raise_exception=True)
         job = services.volume_cells(volume, request.user, **data.validated_data)
-        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+        return queued(job)
 
     @extend_schema(responses={200: nullable(RunOutput)})
     def get(self, request: Request, volume_id: int) -> HttpResponse:

@@ -21,8 +21,7 @@ from annotations.access import project_for_user, volume_for_user
 from annotations.layer_names import LayerName
 from annotations.models import Role
 from emportal.errors import ApplicationError
-from emportal.jobs.api import QUEUED_RESPONSES
-from emportal.jobs.services import job_payload
+from emportal.jobs.api import QUEUED_RESPONSES, queued
 from emportal.query_params import query_int, query_required_int
 from emportal.schema import ErrorOutput, file_response, nullable, with_errors
 from segmentation.modelloop import outputs, pretrain, retrain, segment, selectors, transfer
@@ -149,7 +148,7 @@ class RetrainApi(APIView):
         data = RetrainInput(data=request.data)
         data.is_valid(raise_exception=True)
         job = retrain.model_retrain(volume, request.user, **data.validated_data)
-        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+        return queued(job)
 
 
 class PretrainInput(serializers.Serializer):
@@ -167,7 +166,7 @@ class PretrainApi(APIView):
         data = PretrainInput(data=request.data)
         data.is_valid(raise_exception=True)
         job = pretrain.encoder_pretrain(project, request.user, **data.validated_data)
-        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+        return queued(job)
 
 
 class SegmentInput(serializers.Serializer):
@@ -193,7 +192,7 @@ class SegmentApi(APIView):
                 raise ApplicationError("no such model version in this project", code="not_found", status_code=404)
         job = segment.volume_segment(volume, request.user, model_version=model, k=data.validated_data["k"],
                                               tile=data.validated_data.get("tile"), tta=data.validated_data["tta"])
-        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+        return queued(job)
 
 
 # ---------------------------------------------------------------- suggestions

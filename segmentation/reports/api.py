@@ -8,7 +8,7 @@ import trimesh
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.utils.text import slugify
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from annotations.access import project_for_user, volume_for_user
 from annotations.models import Role, Volume
 from emportal.errors import ApplicationError
-from emportal.jobs.api import JobOutput
+from emportal.jobs.api import JobOutput, queued
 from emportal.jobs.services import job_payload
 from emportal.query_params import query_bool, query_choice
 from emportal.schema import ErrorOutput, file_response
@@ -70,7 +70,7 @@ class VolumeReportsApi(APIView):
         job = services.report_create(volume, request.user, labels_layer=labels_layer, cells_layer=cells_layer,
                                      fenestration_closing_nm=data.validated_data["fenestration_closing_nm"],
                                      meshes=data.validated_data["meshes"])
-        return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
+        return queued(job)
 
 
 class ProjectReportsApi(APIView):
