@@ -24,7 +24,7 @@ from emportal.errors import ApplicationError
 from emportal.jobs.models import Job
 from emportal.jobs.services import JobBusy, JobCancelled, JobContext, job_create
 from segmentation.job_kinds import PRETRAIN
-from segmentation.modelloop.storage import pretrain_encoder_path
+from segmentation.modelloop.storage import job_weights_remove, pretrain_encoder_path
 from segmentation.volume_jobs import store_result
 
 if TYPE_CHECKING:
@@ -40,13 +40,7 @@ def pretrain_leftovers_remove(job: Job) -> list[Path]:
     does the same. Returns the paths removed."""
     if Job.objects.filter(pk=job.pk, state=Job.State.SUCCEEDED).exists():
         return []
-    final = pretrain_encoder_path(job)
-    removed = []
-    for path in (final, final.with_name(final.name + ".tmp")):
-        if path.exists():
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+    return job_weights_remove(pretrain_encoder_path(job))
 
 
 def encoder_pretrain(project: Project, user: Any, *, minutes: float = 10.0, max_steps: int | None = None,

@@ -39,7 +39,7 @@ from segmentation.job_kinds import RETRAIN
 from segmentation.modelloop.labels import training_labels_for
 from segmentation.modelloop.pretrain import retrain_encoder
 from segmentation.modelloop.selectors import finite, model_payload
-from segmentation.modelloop.storage import model_weights_path, retrain_weights_path
+from segmentation.modelloop.storage import job_weights_remove, model_weights_path, retrain_weights_path
 from segmentation.models import ModelVersion
 from segmentation.volume_jobs import require_not_running, require_ready, store_result
 
@@ -65,13 +65,7 @@ def retrain_leftovers_remove(job: Job) -> list[Path]:
     """
     if ModelVersion.objects.filter(job_id=job.pk).exists():
         return []
-    final = retrain_weights_path(job)
-    removed = []
-    for path in (final, final.with_name(final.name + ".tmp")):
-        if path.exists():
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+    return job_weights_remove(retrain_weights_path(job))
 
 
 # ---------------------------------------------------------------- request checks

@@ -30,3 +30,14 @@ def retrain_weights_path(job: Job) -> Path:
 def pretrain_encoder_path(job: Job) -> Path:
     """Where a pretrain job writes the project's encoder, named after the job (see retrain_weights_path)."""
     return models_dir() / f"encoder-job-{int(job.pk)}.pt"
+
+
+def job_weights_remove(final: Path) -> list[Path]:
+    """Delete a job's weights file `final` and its ``.tmp`` sibling (written first, then
+    renamed); returns the paths removed."""
+    removed = []
+    for path in (final, final.with_name(final.name + ".tmp")):
+        if path.exists():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
