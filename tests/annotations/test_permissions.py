@@ -68,6 +68,7 @@ ROUTES: dict[str, Route] = {
     "api-model-onnx": Route("get", {"model_id": "m"}, "viewer", may_404=True),
     "api-model-import": Route("post", {"project_id": "p"}, "annotator", {}),
     "api-retrain": Route("post", {"volume_id": "v"}, "annotator", {"minutes": "not a number"}),
+    "api-pretrain": Route("post", {"project_id": "p"}, "annotator", {"minutes": "not a number"}),
     "api-segment": Route("post", {"volume_id": "v"}, "annotator", {"model": "not a number"}),
     "api-cells": Route("post", {"volume_id": "v"}, "annotator", {"flow": "bogus"}),
     "api-suggestions": Route("get", {"volume_id": "v"}, "viewer"),
