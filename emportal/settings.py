@@ -228,6 +228,11 @@ SEGMENT_BLOCK_STALE_SECONDS = envint("EMPORTAL_SEGMENT_BLOCK_STALE_SECONDS", 120
 REPORT_HELPERS = envint("EMPORTAL_REPORT_HELPERS", 8)
 REPORT_UNIT_STALE_SECONDS = envint("EMPORTAL_REPORT_UNIT_STALE_SECONDS", 120)
 REPORT_UNIT_VOXELS = envint("EMPORTAL_REPORT_UNIT_VOXELS", 64 * 2**20)
+# Helper tasks a cells job queues beside its own to run its fusion's key-slice intervals (0: the
+# job's task runs them all). The cells job's methods that hold the volume whole (interior, flow,
+# compare against truth) are refused above this many voxels; the default fusion runs slab by slab.
+CELLS_HELPERS = envint("EMPORTAL_CELLS_HELPERS", 8)
+CELLS_WHOLE_MAX_VOXELS = envint("EMPORTAL_CELLS_WHOLE_MAX_VOXELS", 512 * 2**20)
 
 REST_FRAMEWORK = {
     # An API token first: a request that carries one is the token's user (no CSRF check, as
