@@ -14,6 +14,7 @@ only (the unseen region's grey values, never its labels).
 Usage (from the project root)::
 
     .venv/bin/python benchmarks/pretrain.py --pretrain-minutes 4 --minutes 4 --threads 2 --seeds 0 1
+    .venv/bin/python benchmarks/pretrain.py --encoder E.pt --steps 100 --minutes 30 --threads 2 --seeds 1  # equal steps
 
 Prints each arm's Dice and the ratio pretrained / baseline, and writes
 benchmarks/results/pretrain-<time>.json.
@@ -40,7 +41,7 @@ from benchmarks._training import add_training_flags, defaults_config  # noqa: E4
 from benchmarks.accuracy import CLASSES, DATA, VOXEL_NM  # noqa: E402
 from benchmarks.unseen import _dice, split  # noqa: E402
 from segmentation.core.defaults import defaults_meta  # noqa: E402
-from segmentation.core.encoder import PretrainedEncoder  # noqa: E402
+from segmentation.core.encoder import PretrainedEncoder, load_encoder, save_encoder  # noqa: E402
 from segmentation.core.inference import predict_volume  # noqa: E402
 from segmentation.core.modelfile import prediction_tta  # noqa: E402
 from segmentation.core.pretrain import PretrainConfig, pretrain  # noqa: E402
@@ -73,6 +74,10 @@ def main() -> int:
     p.add_argument("--objective", choices=["masked", "denoise"], default="masked")
     p.add_argument("--mask-ratio", type=float, default=PretrainConfig.mask_ratio)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--steps", type=int, help="train each arm exactly this many steps (minutes then only cap it): "
+                   "on a loaded machine equal minutes give the arms unequal steps")
+    p.add_argument("--encoder", type=Path, help="an encoder file to use instead of pretraining")
+    p.add_argument("--save-encoder", type=Path, help="keep the pretrained encoder here")
     p.add_argument("--hela-margin", type=int, default=100)
     add_training_flags(p, scale=None, in_slices=None)
     args = p.parse_args()
@@ -83,12 +88,18 @@ def main() -> int:
     mito = tifffile.imread(DATA / name / "mito.tif") > 0
     truth = np.where(mito, 2, 1).astype(np.uint8)
     s = split(name, truth, mito, hela_margin=args.hela_margin)
-    defaults, config, overrides = defaults_config(args, VOXEL_NM[name])
+    defaults, config, overrides = defaults_config(args, VOXEL_NM[name], max_steps=args.steps)
     meta = defaults_meta(defaults, overrides=overrides)
 
     load_before = os.getloadavg()
-    encoder = pretrain([image], names=[name], minutes=args.pretrain_minutes, device=args.device, seed=args.seeds[0],
-                       config=PretrainConfig.like(config, objective=args.objective, mask_ratio=args.mask_ratio))
+    if args.encoder is not None:
+        encoder = load_encoder(args.encoder)
+    else:
+        encoder = pretrain([image], names=[name], minutes=args.pretrain_minutes, device=args.device, seed=args.seeds[0],
+                           config=PretrainConfig.like(config, objective=args.objective, mask_ratio=args.mask_ratio,
+                                                      max_steps=None))
+    if args.save_encoder is not None:
+        save_encoder(args.save_encoder, encoder)
     pre = {k: v for k, v in encoder.meta.items() if k != "sources"}
     pre.update(load_before=load_before, load_after=os.getloadavg())
     print(f"pretrained {encoder.meta['steps']} steps ({args.objective}) loss {encoder.meta['loss_first']:.4f} -> "
