@@ -29,12 +29,8 @@ from emportal.jobs.claims import UnitClaims, worker_name
 from emportal.jobs.models import Job
 from segmentation.core.cell_intervals import Interval, fuse_interval, key_intervals
 
-__all__ = ["CELLS_HELPERS", "PredictionInterior", "cells_dir", "cells_interval_help", "cells_intervals_cleanup",
+__all__ = ["PredictionInterior", "cells_dir", "cells_interval_help", "cells_intervals_cleanup",
            "cells_intervals_run", "cells_leftovers_remove", "scratch_path"]
-
-CELLS_HELPERS = 1
-"""Helper tasks a cells job queues by default; each runs intervals until none is left."""
-
 
 class PredictionInterior:
     """The prediction's cell interior (its values in ``values``), one slice at a time."""
@@ -113,7 +109,8 @@ def cells_intervals_run(job: Job, volume: Volume, *, flow: str, key_z: list[int]
     (cells_dir(job.pk) / "plan.json").write_text(json.dumps(params))
     zarr.create_array(store=str(scratch_path(job.pk)), shape=shape, chunks=(1, *shape[1:]), dtype="uint32",
                       overwrite=True)
-    helpers = min(len(intervals) - 1, int(job.params.get("helpers", CELLS_HELPERS)))
+    # Each helper runs intervals until none is left; settings.CELLS_HELPERS unless the job says.
+    helpers = min(len(intervals) - 1, int(job.params.get("helpers", settings.CELLS_HELPERS)))
     for _ in range(max(0, helpers)):
         if enqueue_helper is not None:
             enqueue_helper(job.pk)
