@@ -130,7 +130,7 @@ def main() -> int:
         "mean": {arm: {w: mean(arm, w) for w in ("near", "unseen")} for arm in ("baseline", "pretrained")},
     }
     path = out_dir / f"pretrain-{time.strftime('%Y%m%d-%H%M%S')}{'-' + args.tag if args.tag else ''}.json"
-    path.write_text(json.dumps(info, indent=1))
+    path.write_text(json.dumps(info, indent=1, default=str))
     print(f"wrote {path}")
     return 0
 
