@@ -75,9 +75,10 @@ def _worker(job_id: int, dest: str, block: list[int], model_path: str, media: st
             todo: Any, done: Any, paired: bool) -> None:
     _settings(Path(media))
     from segmentation.core.modelfile import load_model
-    from segmentation.modelloop.blocks import segment_block_run, segment_plan
+    from segmentation.modelloop.blocks import segment_block_run, segment_dir, segment_plan
 
     torch.set_num_threads(1)
+    segment_dir(job_id).mkdir(parents=True, exist_ok=True)  # the job makes it; a missing one means cancelled
     model = load_model(model_path, device="cpu")
     plan = segment_plan(Path(dest), _shape(Path(dest)), block=(block[0], block[1], block[2]))
     done.put(("ready", 0.0, None))
