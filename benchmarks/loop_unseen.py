@@ -206,6 +206,7 @@ def main() -> int:
         val_z = [z - box[0].start for z in base.meta["val_slices"] if box[0].start <= z < box[0].stop]
         if val_z:  # a validation slice inside the crop would be scored: the split never allows that
             raise RuntimeError(f"validation slices {val_z} lie in the target's crop")
+        # the last weights, as the app's fine-tune (TrainingDefaults.config(finetune=True))
         tune_cfg = dataclasses.replace(config, max_steps=args.round_steps, select_best=False, hard_weight=args.hard_weight)
 
         def predict(model: TrainedModel) -> np.ndarray:

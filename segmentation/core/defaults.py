@@ -26,6 +26,7 @@ Where each choice comes from (docs/ACCURACY.md):
 * **Augmentation**: flips, rotations and intensity on; elastic off (it did not help on the SBEM crop or the phantom).
 * **Weight average** (EMA 0.99): on; every headline figure uses it.
 * **TTA** at prediction: on; every headline figure averages the four flips.
+* **Fine-tunes keep their last weights** (no validation gate): see :meth:`TrainingDefaults.config`.
 
 Without a known voxel size the scale stays 1 and the input one slice (nothing is assumed
 about the sample); the device still sizes patch and batch.
@@ -75,10 +76,17 @@ class TrainingDefaults:
     device: str
     reason: str
 
-    def config(self, **overrides: Any) -> TrainConfig:
-        """The :class:`TrainConfig` of these settings, with ``overrides`` (explicit choices) on top."""
+    def config(self, *, finetune: bool = False, **overrides: Any) -> TrainConfig:
+        """The :class:`TrainConfig` of these settings, with ``overrides`` (explicit choices) on top.
+
+        ``finetune``: the config of a fine-tune (training from an earlier model on its labels
+        plus newly painted ones), which keeps its last weights instead of the ones that scored best
+        on the held-out slice (``select_best=False``): one held-out slice cannot judge a few new
+        tiles, and with the gate most correction rounds returned the model they started from
+        (docs/ACCURACY.md, "What each training and prediction option bought").
+        """
         base = TrainConfig(patch=self.patch, batch=self.batch, in_slices=self.context_slices, scale=self.scale,
-                           augment=self.augment, elastic=self.elastic, ema=self.ema)
+                           augment=self.augment, elastic=self.elastic, ema=self.ema, select_best=not finetune)
         return replace(base, **overrides)
 
     def to_dict(self) -> dict[str, Any]:

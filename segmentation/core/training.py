@@ -746,7 +746,8 @@ def train(
     model.meta = {
         "seed": seed, "minutes": minutes, "steps": step, "stopped": stopped, "device": str(dev),
         "patch": patch, "batch": batch, "scale": scale, "in_slices": net_config.in_slices, "augment": config.augment,
-        "elastic": config.elastic, "ema": config.ema, "hard_weight": config.hard_weight, "train_slices": train_z, "val_slices": val_z,
+        "elastic": config.elastic, "ema": config.ema, "hard_weight": config.hard_weight, "select_best": config.select_best,
+        "train_slices": train_z, "val_slices": val_z,
         "curve": [list(c) for c in curve], "val_dice": best_per_class,
         "labeled_voxels": int(sum(int((lab != 0).sum()) for lab in data.labels)),
         "min_object_px": smallest_objects(train_data, spec, scale), "thresholds": thresholds, "z_blend": z_blend,

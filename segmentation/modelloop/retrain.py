@@ -141,7 +141,7 @@ def model_retrain_run(ctx: JobContext) -> ModelVersion:
     # what a user gets: the measured best for this volume's voxel size and this worker's device,
     # under any settings the request named (a fine-tune keeps its parent's scale and input slices)
     defaults = training_defaults(volume.voxel_size_nm, resolve_device("auto"))
-    config = defaults.config(max_steps=params.get("max_steps"), **params.get("config", {}))
+    config = defaults.config(finetune=parent is not None, max_steps=params.get("max_steps"), **params.get("config", {}))
     encoder, encoder_record = (retrain_encoder(volume.project_id, config) if parent is None and params.get("pretrained")
                                else (None, None))
     minutes = float(params["minutes"])
@@ -228,6 +228,7 @@ def _model_version_create(job: Job, volume: Volume, parent: ModelVersion | None,
                     # what training used and prediction applies (TTA), and why: the defaults for the voxel size
                     "patch": result.meta.get("patch"), "batch": result.meta.get("batch"),
                     "in_slices": result.model.config.in_slices, "ema": result.meta.get("ema"),
+                    "select_best": result.meta.get("select_best"),
                     "tta": bool(result.model.meta.get("tta")), "defaults": result.model.meta.get("defaults"),
                     # what prediction uses per head, chosen on the held-out slices (shown beside the Dice)
                     "thresholds": result.model.meta.get("thresholds") or {}, "z_blend": result.model.meta.get("z_blend") or {},

@@ -55,6 +55,12 @@ def test_explicit_choices_override_the_defaults_in_the_train_config():
     assert config.elastic == 0.0 and config.augment
 
 
+def test_a_fine_tune_keeps_its_last_weights_and_a_first_model_its_best_on_validation():
+    d = training_defaults((40.0, 5.9, 5.9), "cpu")
+    assert d.config().select_best and not d.config(finetune=True).select_best
+    assert d.config(finetune=True, select_best=True).select_best  # an explicit choice still wins
+
+
 def test_the_choice_is_stored_in_the_model_file_and_read_back_for_prediction(tmp_path):
     d = training_defaults((40.0, 5.9, 5.9), "cpu")
     cfg = ResUNetConfig(1, 2, 4, 2)

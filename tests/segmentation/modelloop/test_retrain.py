@@ -85,6 +85,8 @@ def test_a_retrain_fine_tunes_the_active_version_and_records_it_as_parent(cast: 
     assert job.params["parent"] == first.pk and second.parent_id == first.pk
     assert second.active and not first.active
     assert second.labels_hash == first.labels_hash  # same labels, same hash
+    # a first model keeps its best weights on validation; a fine-tune its last (no gate)
+    assert first.config["select_best"] is True and second.config["select_best"] is False
     scratch = _retrain(pv.volume, cast.annotator, from_scratch=True)
     assert ModelVersion.objects.get(job_id=scratch.pk).parent is None
 
