@@ -11,6 +11,12 @@ the power ``balance`` (per class for the centred patches). With ``balance=1`` ev
 labeled voxel is equally likely, so four painted 256² tiles beside one fully painted
 1024² slice get a fifth of the patches; with the default ``0.5`` (square root) they get
 about half, so a few corrective strokes are seen often enough to matter.
+
+Intensity augmentation comes in two strengths (``intensity``): ``"basic"`` jitters contrast and
+brightness a little and adds faint noise; ``"em"`` (:func:`em_intensity`) imitates what differs
+between EM acquisitions and regions of one: staining and detector gamma, wider contrast and
+brightness, defocus blur, stronger detector noise, and smooth brightness ramps (charging,
+uneven illumination or section thickness).
 """
 from __future__ import annotations
 
@@ -23,7 +29,10 @@ from scipy import ndimage
 
 from segmentation.core.classes import ClassSpec
 
-__all__ = ["LabeledSlices", "PatchSampler", "augment", "elastic"]
+__all__ = ["INTENSITIES", "LabeledSlices", "PatchSampler", "augment", "elastic", "em_intensity"]
+
+#: Strengths of the intensity augmentation: ``"basic"`` (mild jitter) or ``"em"`` (:func:`em_intensity`).
+INTENSITIES = ("basic", "em")
 
 
 @dataclass
@@ -75,18 +84,21 @@ class PatchSampler:
     balance : exponent of a slice's labeled voxel count in its sampling weight, in [0, 1]:
         1 = every labeled voxel equally likely, 0 = every labeled slice equally likely.
     elastic : probability that an augmented patch is also deformed by :func:`elastic`.
+    intensity : strength of the intensity augmentation of :func:`augment`, one of :data:`INTENSITIES`.
     """
 
     def __init__(
         self, data: LabeledSlices, spec: ClassSpec, *, patch: int, rng: np.random.Generator, label_bias: float = 0.9,
-        balance: float = 0.5, elastic: float = 0.0,
+        balance: float = 0.5, elastic: float = 0.0, intensity: str = "basic",
     ) -> None:
         if len(data.z) == 0:
             raise ValueError("no labeled slices to sample from")
         if not 0.0 <= balance <= 1.0:
             raise ValueError(f"balance must lie in [0, 1], got {balance}")
+        if intensity not in INTENSITIES:
+            raise ValueError(f"intensity must be one of {INTENSITIES}, got {intensity!r}")
         self.data, self.spec, self.patch, self.rng, self.label_bias, self.balance = data, spec, patch, rng, label_bias, balance
-        self.elastic = elastic
+        self.elastic, self.intensity = elastic, intensity
         self.t_lut, self.w_lut = spec.lookup_tables()
         # coordinates of labeled voxels per class value, subsampled to bound memory
         self.coords: dict[int, np.ndarray] = {}
@@ -148,18 +160,20 @@ class PatchSampler:
         """``n`` patches stacked: (n, in_slices, P, P), (n, C, P, P), (n, C, P, P)."""
         items = [self.sample() for _ in range(n)]
         if augment_data:
-            items = [augment(*it, rng=self.rng) for it in items]
+            items = [augment(*it, rng=self.rng, intensity=self.intensity) for it in items]
             if self.elastic > 0:  # no draw otherwise: the patches of a seed stay what they were
                 items = [elastic(*it, rng=self.rng) if self.rng.random() < self.elastic else it for it in items]
         return tuple(np.stack([np.ascontiguousarray(it[k]) for it in items]) for k in range(3))  # type: ignore[return-value]
 
 
 def augment(
-    image: np.ndarray, target: np.ndarray, weight: np.ndarray, *, rng: np.random.Generator
+    image: np.ndarray, target: np.ndarray, weight: np.ndarray, *, rng: np.random.Generator, intensity: str = "basic",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random 90° rotation, flips, Z-order flip (2.5D), contrast/brightness jitter and noise.
+    """Random 90° rotation, flips, Z-order flip (2.5D), then intensity: with ``"basic"``
+    contrast/brightness jitter and faint noise, with ``"em"`` :func:`em_intensity`.
 
-    image : (in_slices, P, P) normalised float32; target, weight : (C, P, P). Returns new arrays.
+    image : (in_slices, P, P) normalised float32; target, weight : (C, P, P). Returns new arrays;
+    targets and weights only turn with the image.
     """
     k = int(rng.integers(4))
     arrays = [np.rot90(a, k, axes=(-2, -1)) for a in (image, target, weight)]
@@ -170,12 +184,49 @@ def augment(
     img = arrays[0]
     if img.shape[0] > 1 and rng.random() < 0.5:
         img = img[::-1]
+    if intensity == "em":
+        return em_intensity(np.ascontiguousarray(img), rng=rng), arrays[1], arrays[2]
+    if intensity != "basic":
+        raise ValueError(f"intensity must be one of {INTENSITIES}, got {intensity!r}")
     contrast = float(np.exp(rng.uniform(-0.25, 0.25)))
     brightness = float(rng.uniform(-0.15, 0.15))
     img = img * contrast + brightness
     if rng.random() < 0.3:
         img = img + rng.normal(0.0, 0.03, img.shape).astype(np.float32)
     return img.astype(np.float32), arrays[1], arrays[2]
+
+
+def em_intensity(image: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
+    """The image of a patch as another EM acquisition, or another part of the same one, might show it.
+
+    On an image normalised to about [-0.5, 0.5] (1st to 99th percentile), each with its own chance:
+
+    * gamma 0.67-1.5 (p 0.5): staining and detector response are not linear;
+    * defocus blur, Gaussian sigma 0.5-1.5 pixels in Y and X (p 0.3);
+    * a smooth brightness ramp (p 0.5), up to ±0.2 across the patch: a random 3 x 3 grid
+      interpolated cubically, for charging, uneven illumination and section thickness;
+    * contrast x exp(U(-0.4, 0.4)) and brightness U(-0.25, 0.25) (always): wider than ``"basic"``;
+    * Gaussian noise of sigma 0.01-0.1 (p 0.5), a short dwell time's detector noise.
+
+    image : (in_slices, P, P); every slice gets the same change. Returns a new float32 array.
+    """
+    img: np.ndarray = np.asarray(image, np.float32)
+    if rng.random() < 0.5:
+        gamma = float(np.exp(rng.uniform(-0.4, 0.4)))
+        img = np.clip(img + 0.5, 0.0, 1.0) ** gamma - 0.5
+    if rng.random() < 0.3:
+        sigma = float(rng.uniform(0.5, 1.5))
+        img = ndimage.gaussian_filter(img, (0.0,) + (sigma,) * 2, mode="reflect")
+    if rng.random() < 0.5:
+        h, w = img.shape[-2:]
+        coarse = rng.uniform(-1.0, 1.0, (3, 3))
+        field = ndimage.zoom(coarse, (h / 3, w / 3), order=3, mode="nearest", grid_mode=True)[:h, :w]
+        peak = float(np.abs(field).max())
+        img = img + (rng.uniform(0.0, 0.2) / peak if peak > 0 else 0.0) * field
+    img = img * float(np.exp(rng.uniform(-0.4, 0.4))) + float(rng.uniform(-0.25, 0.25))
+    if rng.random() < 0.5:
+        img = img + rng.normal(0.0, rng.uniform(0.01, 0.1), img.shape)
+    return np.ascontiguousarray(img, dtype=np.float32)
 
 
 def elastic(

@@ -75,6 +75,10 @@ class TrainConfig:
         on the SBEM crop.
     elastic : share of the augmented patches also deformed elastically
         (:func:`~segmentation.core.sampling.elastic`); 0 turns it off.
+    intensity : strength of the intensity augmentation (with ``augment``): ``"basic"`` (mild
+        contrast, brightness and noise jitter) or ``"em"`` (also gamma, blur, stronger noise and
+        smooth brightness ramps: :func:`~segmentation.core.sampling.em_intensity`), for regions
+        and volumes imaged unlike the labeled slices.
     calibrate : after training, pick each head's threshold and neighbour-slice weight on the
         held-out voxels (:func:`calibrate`, kept in ``meta["thresholds"]`` and ``meta["z_blend"]``
         and used by prediction); without held-out slices a fine-tuned model keeps those of ``init``.
@@ -112,6 +116,7 @@ class TrainConfig:
     max_steps: int | None = None
     augment: bool = True
     elastic: float = 0.0
+    intensity: str = "basic"
     scale: int = 1
     finetune_lr_factor: float = 0.25
     finetune_freeze_norm: bool = True
@@ -623,7 +628,7 @@ def train(
         train_data = data.subset([i for i, z in enumerate(data.z) if z not in held])
         val_data = data.subset([i for i, z in enumerate(data.z) if z in held]) if val_z else None
     sampler = PatchSampler(train_data, spec, patch=patch, rng=rng, label_bias=config.label_bias, balance=config.slice_balance,
-                           elastic=config.elastic)
+                           elastic=config.elastic, intensity=config.intensity)
     net = _init_net(net_config, spec, init_model, pretrained).to(dev)
     freeze_norm = init_model is not None and config.finetune_freeze_norm
     _train_mode(net, freeze_norm=freeze_norm)
@@ -746,7 +751,7 @@ def train(
     model.meta = {
         "seed": seed, "minutes": minutes, "steps": step, "stopped": stopped, "device": str(dev),
         "patch": patch, "batch": batch, "scale": scale, "in_slices": net_config.in_slices, "augment": config.augment,
-        "elastic": config.elastic, "ema": config.ema, "hard_weight": config.hard_weight, "select_best": config.select_best,
+        "elastic": config.elastic, "intensity": config.intensity, "ema": config.ema, "hard_weight": config.hard_weight, "select_best": config.select_best,
         "train_slices": train_z, "val_slices": val_z,
         "curve": [list(c) for c in curve], "val_dice": best_per_class,
         "labeled_voxels": int(sum(int((lab != 0).sum()) for lab in data.labels)),
