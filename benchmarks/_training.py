@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from segmentation.core.defaults import TrainingDefaults, training_defaults
+from segmentation.core.sampling import INTENSITIES
 from segmentation.core.training import TrainConfig
 
 
@@ -30,6 +31,8 @@ def add_training_flags(p: argparse.ArgumentParser, *, scale: int | None, in_slic
                    help="XY downsampling the network works at" + (" (default: from the voxel size)" if scale is None else ""))
     p.add_argument("--no-calibrate", action="store_true", help="TrainConfig.calibrate off: every threshold 0.5")
     p.add_argument("--elastic", type=float, help="TrainConfig.elastic (share of patches deformed; default: the defaults', 0)")
+    p.add_argument("--intensity", choices=list(INTENSITIES),
+                   help="TrainConfig.intensity (intensity augmentation; default: the defaults', basic)")
     p.add_argument("--ema", type=float, help="TrainConfig.ema (decay of the weight average; 0: off; default: the defaults', 0.99)")
     p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
 
@@ -60,7 +63,8 @@ def _threads(args: argparse.Namespace) -> None:
 
 def _given(args: argparse.Namespace, **more: Any) -> dict[str, Any]:
     """The TrainConfig fields the flags (and ``more``) set explicitly."""
-    given = {"scale": args.scale, "in_slices": args.in_slices, "elastic": args.elastic, "ema": args.ema, **more}
+    given = {"scale": args.scale, "in_slices": args.in_slices, "elastic": args.elastic, "intensity": args.intensity,
+             "ema": args.ema, **more}
     return {k: v for k, v in given.items() if v is not None}
 
 

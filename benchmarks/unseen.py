@@ -24,9 +24,11 @@ Splits (:func:`split`):
 Usage (from the project root)::
 
     .venv/bin/python benchmarks/unseen.py --minutes 4 --threads 1 --datasets cdeep3m_sbem_mito
+    .venv/bin/python benchmarks/unseen.py --steps 700 --minutes 30 --threads 1 --datasets cdeep3m_sbem_mito --intensity em
 
-Prints both figures with the voxel counts behind them and the load average, and writes
-benchmarks/results/unseen-<time>.json.
+``--steps`` caps training at a number of steps, so that options compare at equal steps whatever
+the machine's load. Prints both figures with the voxel counts behind them and the load average,
+and writes benchmarks/results/unseen-<time>.json.
 """
 from __future__ import annotations
 
@@ -145,6 +147,8 @@ def _dice(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, fl
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_dataset_run_flags(p, minutes=4.0, saved_as="unseen")
+    p.add_argument("--steps", type=int, help="train at most this many steps (minutes then only cap it): on a loaded "
+                   "machine equal minutes give runs unequal steps, so compare options at equal steps")
     args = p.parse_args()
     out_dir = ROOT / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +160,7 @@ def main() -> int:
         mito = tifffile.imread(DATA / name / "mito.tif") > 0
         truth = np.where(mito, 2, 1).astype(np.uint8)
         s = split(name, truth, mito, hela_margin=args.hela_margin)
-        defaults, config, overrides = defaults_config(args, VOXEL_NM[name], patch=args.patch)
+        defaults, config, overrides = defaults_config(args, VOXEL_NM[name], patch=args.patch, max_steps=args.steps)
         load_before = os.getloadavg()
         t0 = time.perf_counter()
         res = train(image, s.sparse, classes=CLASSES, minutes=args.minutes, device=args.device, seed=args.seed,
