@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -24,3 +25,18 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, seconds: floa
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{what} did not listen on {port}")
+
+
+def redis_start(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A private Redis on a free port, its files and log in ``folder``; returns it and its URL.
+
+    Benchmarks that start Celery workers need a broker no other run uses (never the tests'
+    or the app's port); the caller terminates the process.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(folder.resolve())],
+                            stdout=(folder / "redis.log").open("wb"), stderr=subprocess.STDOUT)
+    wait_port(port, proc, "redis")
+    return proc, f"redis://127.0.0.1:{port}/0"
