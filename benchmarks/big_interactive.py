@@ -13,15 +13,23 @@ project. Then, interleaved request by request so the machine's load weighs on bo
   seconds to set up (finding the labeled slices, normalisation, gathering) and per step.
 
 The figures are p50/p95 on the big volume as a ratio of the crop's (aim: within 10 %,
-i.e. ratio <= 1.10). Writes benchmarks/results/big_interactive.json.
+i.e. ratio <= 1.10). Writes benchmarks/results/big_interactive.json (or ``--out``).
+
+The retrain setup grows with the labeled planes x their area, and most labeled planes are the
+strokes' (one plane each, ~200 on the big volume): ``--tiles 0`` skips the tiles and keeps the
+strokes, so the setup can be measured alone. ``--keep DIR`` generates each volume's image once
+into DIR (``bigvolume-<Z>x<Y>x<X>.ome.zarr``, 8 GiB for the default big shape, 6-8 minutes)
+and links it into the run's store on later runs; labels are always the run's own.
 
     .venv/bin/python benchmarks/big_interactive.py                       # 8 GiB: 512 x 4096 x 4096
     .venv/bin/python benchmarks/big_interactive.py --big-shape 64 2048 2048 --tiles 100   # a quick look
+    .venv/bin/python benchmarks/big_interactive.py --tiles 0 --keep /tmp/bigvol   # retrain setup alone
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -34,9 +42,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._django import django_scratch  # noqa: E402
 
 
+def _patch_slices(volume: object) -> tuple[int, int]:
+    """The two slices the retrain's 384² patches are painted on."""
+    z = int(volume.shape_z)  # type: ignore[attr-defined]
+    return z // 3, 2 * z // 3
+
+
 def _stats(values: list[float]) -> dict[str, float]:
     ms = np.asarray(values) * 1000
     return {"n": len(values), "p50_ms": float(statistics.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
+
+
+def _image_store(shape: tuple[int, int, int], dest: Path, keep: Path | None) -> dict[str, float]:
+    """Generate the image (no truth) into ``dest``, or with ``keep`` once into ``keep`` and link its
+    pyramid levels into ``dest`` (read only in this benchmark; the labels are written beside them)."""
+    from benchmarks.bigvolume import generate
+
+    t = time.perf_counter()
+    if keep is None:
+        report = generate(shape, out=dest, fmt="ome-zarr", voxel_nm=(4.0, 4.0, 4.0), labels=False, quiet=True)
+        return {"seconds": time.perf_counter() - t, "gib": report.volume_bytes / 2**30, "reused": False}
+    cached = keep / f"bigvolume-{'x'.join(map(str, shape))}.ome.zarr"
+    done = cached.with_name(cached.name + ".json")  # the generator writes it last: without it, a partial store
+    reused = done.is_file()
+    if not reused:
+        shutil.rmtree(cached, ignore_errors=True)
+        keep.mkdir(parents=True, exist_ok=True)
+        generate(shape, out=cached, fmt="ome-zarr", voxel_nm=(4.0, 4.0, 4.0), labels=False, quiet=True)
+    dest.mkdir(parents=True)
+    for entry in cached.iterdir():
+        if entry.is_dir():
+            (dest / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
+        else:
+            shutil.copy2(entry, dest / entry.name)  # group metadata: the label layers are added to it
+    gib = json.loads(done.read_text())["volume_bytes"] / 2**30
+    return {"seconds": time.perf_counter() - t, "gib": gib, "reused": reused}
 
 
 def _retrain(volumes: dict[str, object], steps: int) -> dict[str, dict[str, list[float]]]:
@@ -53,7 +93,7 @@ def _retrain(volumes: dict[str, object], steps: int) -> dict[str, dict[str, list
         image = omezarr.open_level(dest, 0)
         manual = omezarr.open_label_level(dest, LayerName.MANUAL, 0, mode="r+")
         labels, values, parents, *_ = training_labels_for(volume)
-        for z in (volume.shape_z // 3, 2 * volume.shape_z // 3):  # type: ignore[attr-defined]
+        for z in _patch_slices(volume):
             patch = np.asarray(image[z, 200:584, 200:584])
             dark = np.where(patch < np.median(patch), values["mitochondrion"], values["background"])
             manual[z, 200:584, 200:584] = dark.astype(manual.dtype)
@@ -80,6 +120,9 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=400, help="tiles per volume")
     parser.add_argument("--strokes", type=int, default=200, help="strokes per volume")
     parser.add_argument("--train-steps", type=int, default=30, help="retrain steps per volume (0: skip)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="generate each image once into this folder and reuse it on later runs")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "big_interactive.json")
     args = parser.parse_args()
     _scratch = django_scratch()  # kept alive for the whole run
 
@@ -92,8 +135,6 @@ def main() -> None:
     from annotations.models import Role, Volume
     from annotations.services import project_member_add, volume_finish_import
     from annotations.storage import volume_zarr_path
-    from benchmarks.bigvolume import generate
-
     membership = project_member_add("Bench", "bench", "annotator")
     project, user = membership.project, membership.user
     value = project.label_classes.get(name="mitochondrion").value
@@ -102,10 +143,9 @@ def main() -> None:
     for name, shape in (("crop", args.crop_shape), ("big", args.big_shape)):
         volume = Volume.objects.create(project=project, name=name, source={"file": "bigvolume.py"})
         dest = volume_zarr_path(volume)
-        t = time.perf_counter()
-        report = generate(shape, out=dest, fmt="ome-zarr", voxel_nm=(4.0, 4.0, 4.0), labels=False, quiet=True)
-        generated[name] = {"seconds": time.perf_counter() - t, "gib": report.volume_bytes / 2**30}
-        print(f"{name}: {' x '.join(map(str, shape))} ({generated[name]['gib']:.2f} GiB) generated in "
+        generated[name] = _image_store(tuple(shape), dest, args.keep)
+        print(f"{name}: {' x '.join(map(str, shape))} ({generated[name]['gib']:.2f} GiB) "
+              f"{'reused from ' + str(args.keep) if generated[name]['reused'] else 'generated'} in "
               f"{generated[name]['seconds']:.0f} s", flush=True)
         volumes[name] = volume_finish_import(volume, info=omezarr.read_info(dest), voxel_size_nm=(4.0, 4.0, 4.0),
                                              source_format="ome-zarr")
@@ -127,10 +167,14 @@ def main() -> None:
         b"".join(handler(RequestFactory().get(url, HTTP_COOKIE=cookie).environ, lambda s, h: status.append(s)))
         assert status[0].startswith("200"), (url, status)
 
+    painted: dict[int, set[int]] = {volume.pk: set(_patch_slices(volume)) for volume in volumes.values()}
+
     def stroke(volume: Volume) -> None:
         y, x = (int(v) for v in rng.integers(40, min(volume.shape_y, volume.shape_x) - 60, 2))
+        z = int(rng.integers(volume.shape_z))
+        painted[volume.pk].add(z)  # the retrain's labeled planes: every stroke's and the two patches'
         strokes.stroke_apply(volume, user, Role.ANNOTATOR, {
-            "uuid": str(uuid.uuid4()), "layer": "manual", "axis": "z", "index": int(rng.integers(volume.shape_z)),
+            "uuid": str(uuid.uuid4()), "layer": "manual", "axis": "z", "index": z,
             "points": [[y + 3 * i, x + 2 * i] for i in range(10)], "radius": 5, "value": value, "mode": "paint"},
             announce=False)
 
@@ -151,17 +195,20 @@ def main() -> None:
         timings.update(_retrain(volumes, args.train_steps))
 
     results: dict[str, object] = {"generated": generated, "big_shape": list(args.big_shape),
-                                  "crop_shape": list(args.crop_shape)}
+                                  "crop_shape": list(args.crop_shape),
+                                  "labeled_planes": {name: len(painted[v.pk]) for name, v in volumes.items()}}
+    print(f"labeled planes: {results['labeled_planes']}")
     for kind, by_volume in timings.items():
+        if not by_volume["crop"]:
+            continue  # not measured in this run (--tiles 0, --strokes 0)
         crop, big = _stats(by_volume["crop"]), _stats(by_volume["big"])
         ratio = {q: big[q] / crop[q] for q in ("p50_ms", "p95_ms")}
         results[kind] = {"crop": crop, "big": big, "big_over_crop": ratio, "within_10_percent": max(ratio.values()) <= 1.10}
         print(f"{kind:>8}: crop p50 {crop['p50_ms']:.2f} ms p95 {crop['p95_ms']:.2f} ms | big p50 {big['p50_ms']:.2f} ms "
               f"p95 {big['p95_ms']:.2f} ms | big/crop p50 {ratio['p50_ms']:.2f} p95 {ratio['p95_ms']:.2f}")
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "big_interactive.json").write_text(json.dumps(results, indent=2))
-    print(f"-> {out / 'big_interactive.json'}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"-> {args.out}")
 
 
 if __name__ == "__main__":
