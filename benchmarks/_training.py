@@ -34,6 +34,8 @@ def add_training_flags(p: argparse.ArgumentParser, *, scale: int | None, in_slic
     p.add_argument("--intensity", choices=list(INTENSITIES),
                    help="TrainConfig.intensity (intensity augmentation; default: the defaults', basic)")
     p.add_argument("--ema", type=float, help="TrainConfig.ema (decay of the weight average; 0: off; default: the defaults', 0.99)")
+    p.add_argument("--gap-weight", type=float,
+                   help="TrainConfig.gap_weight (extra weight between nearly touching objects; default: the defaults', 0)")
     p.add_argument("--tag", default="", help="added to the result file's name (runs side by side)")
 
 
@@ -64,7 +66,7 @@ def _threads(args: argparse.Namespace) -> None:
 def _given(args: argparse.Namespace, **more: Any) -> dict[str, Any]:
     """The TrainConfig fields the flags (and ``more``) set explicitly."""
     given = {"scale": args.scale, "in_slices": args.in_slices, "elastic": args.elastic, "intensity": args.intensity,
-             "ema": args.ema, **more}
+             "ema": args.ema, "gap_weight": args.gap_weight, **more}
     return {k: v for k, v in given.items() if v is not None}
 
 

@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
+from segmentation.core.border_weights import gap_weights
 from segmentation.core.classes import ClassSpec
 
 __all__ = ["INTENSITIES", "LabeledSlices", "PatchSampler", "augment", "elastic", "em_intensity"]
@@ -85,11 +86,13 @@ class PatchSampler:
         1 = every labeled voxel equally likely, 0 = every labeled slice equally likely.
     elastic : probability that an augmented patch is also deformed by :func:`elastic`.
     intensity : strength of the intensity augmentation of :func:`augment`, one of :data:`INTENSITIES`.
+    gap_weight : height of the extra weight on background between nearly touching objects
+        (:func:`~segmentation.core.border_weights.gap_weights`); 0 adds none.
     """
 
     def __init__(
         self, data: LabeledSlices, spec: ClassSpec, *, patch: int, rng: np.random.Generator, label_bias: float = 0.9,
-        balance: float = 0.5, elastic: float = 0.0, intensity: str = "basic",
+        balance: float = 0.5, elastic: float = 0.0, intensity: str = "basic", gap_weight: float = 0.0,
     ) -> None:
         if len(data.z) == 0:
             raise ValueError("no labeled slices to sample from")
@@ -98,7 +101,7 @@ class PatchSampler:
         if intensity not in INTENSITIES:
             raise ValueError(f"intensity must be one of {INTENSITIES}, got {intensity!r}")
         self.data, self.spec, self.patch, self.rng, self.label_bias, self.balance = data, spec, patch, rng, label_bias, balance
-        self.elastic, self.intensity = elastic, intensity
+        self.elastic, self.intensity, self.gap_weight = elastic, intensity, gap_weight
         self.t_lut, self.w_lut = spec.lookup_tables()
         # coordinates of labeled voxels per class value, subsampled to bound memory
         self.coords: dict[int, np.ndarray] = {}
@@ -154,6 +157,8 @@ class PatchSampler:
         if d.complete[i]:
             fill = lab == 0
             weight = np.where(fill[None], 1.0, weight).astype(np.float32)
+        if self.gap_weight > 0:
+            weight = gap_weights(target, weight, w0=self.gap_weight)
         return img, target, weight
 
     def batch(self, n: int, *, augment_data: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -99,6 +99,9 @@ class TrainConfig:
         has the same heads; costs one more forward pass a step. Off by default: at 4, a round on
         the unseen SBEM block fixed more of the painted error but made as many new errors, and
         Dice on the rest fell by about 0.008 (docs/ACCURACY.md).
+    gap_weight : extra loss weight on painted background between two nearly touching objects,
+        so masks stop bridging the gap between neighbouring mitochondria
+        (:func:`~segmentation.core.border_weights.gap_weights`); 0 (the default) adds none.
     """
 
     patch: int | None = None
@@ -125,6 +128,7 @@ class TrainConfig:
     select_best: bool = True
     ema: float = 0.99
     hard_weight: float = 1.0
+    gap_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -628,7 +632,7 @@ def train(
         train_data = data.subset([i for i, z in enumerate(data.z) if z not in held])
         val_data = data.subset([i for i, z in enumerate(data.z) if z in held]) if val_z else None
     sampler = PatchSampler(train_data, spec, patch=patch, rng=rng, label_bias=config.label_bias, balance=config.slice_balance,
-                           elastic=config.elastic, intensity=config.intensity)
+                           elastic=config.elastic, intensity=config.intensity, gap_weight=config.gap_weight)
     net = _init_net(net_config, spec, init_model, pretrained).to(dev)
     freeze_norm = init_model is not None and config.finetune_freeze_norm
     _train_mode(net, freeze_norm=freeze_norm)
@@ -752,6 +756,7 @@ def train(
         "seed": seed, "minutes": minutes, "steps": step, "stopped": stopped, "device": str(dev),
         "patch": patch, "batch": batch, "scale": scale, "in_slices": net_config.in_slices, "augment": config.augment,
         "elastic": config.elastic, "intensity": config.intensity, "ema": config.ema, "hard_weight": config.hard_weight, "select_best": config.select_best,
+        "gap_weight": config.gap_weight,
         "train_slices": train_z, "val_slices": val_z,
         "curve": [list(c) for c in curve], "val_dice": best_per_class,
         "labeled_voxels": int(sum(int((lab != 0).sum()) for lab in data.labels)),
