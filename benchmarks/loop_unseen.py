@@ -58,7 +58,7 @@ from segmentation.core.corrections import Box, corrected_error, region_tiles  # 
 from segmentation.core.defaults import defaults_meta  # noqa: E402
 from segmentation.core.inference import predict_volume  # noqa: E402
 from segmentation.core.modelfile import TrainedModel, load_model, prediction_tta, save_model  # noqa: E402
-from segmentation.core.training import train  # noqa: E402
+from segmentation.core.training import TrainConfig, train  # noqa: E402
 
 MITO = CLASSES["mitochondrion"]
 
@@ -171,6 +171,8 @@ def main() -> int:
     p.add_argument("--round-steps", type=int, default=110, help="fine-tuning steps per round")
     p.add_argument("--random-seeds", type=int, default=2, help="random arms, each with its own draw of tiles")
     p.add_argument("--hard-weight", type=float, default=1.0, help="TrainConfig.hard_weight of the fine-tunes")
+    p.add_argument("--lr-factor", type=float, default=TrainConfig.finetune_lr_factor,
+                   help="TrainConfig.finetune_lr_factor of the fine-tunes (their rate against a first model's)")
     p.add_argument("--base", default=None, help="round-0 model file: loaded if present, else trained and saved")
     p.add_argument("--arms", nargs="*", choices=arm_names(9), help="run only these arms (default: all); "
                    "--combine scores runs of one seed's arms on the voxels none of them painted")
@@ -207,7 +209,8 @@ def main() -> int:
         if val_z:  # a validation slice inside the crop would be scored: the split never allows that
             raise RuntimeError(f"validation slices {val_z} lie in the target's crop")
         # the last weights, as the app's fine-tune (TrainingDefaults.config(finetune=True))
-        tune_cfg = dataclasses.replace(config, max_steps=args.round_steps, select_best=False, hard_weight=args.hard_weight)
+        tune_cfg = dataclasses.replace(config, max_steps=args.round_steps, select_best=False, hard_weight=args.hard_weight,
+                                       finetune_lr_factor=args.lr_factor)
 
         def predict(model: TrainedModel) -> np.ndarray:
             return predict_volume(model, img, device=args.device, tta=tta)  # noqa: B023
