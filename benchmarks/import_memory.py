@@ -17,6 +17,7 @@ Usage::
 
     .venv/bin/python benchmarks/import_memory.py                      # 1, 2, 4, 8 GiB and one 4 GiB page
     .venv/bin/python benchmarks/import_memory.py --sizes-gib 0.25 --big-page-gib 0.25   # a quick look
+    .venv/bin/python benchmarks/import_memory.py --sizes-gib 1 --big-page-gib 0 --decode-threads 1 2   # TIFF tiles decoded on 1, 2 threads
 
 Results are printed and written to benchmarks/results/import_memory.json.
 """
@@ -34,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -46,16 +48,19 @@ from pathlib import Path
 import numpy as np
 sys.path.insert(0, {root!r})
 from annotations.imaging import ArraySource, open_source, write_pyramid
+from annotations.imaging.readers import tiff
+tiff.DECODE_THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else tiff.DECODE_THREADS
 out = Path({out!r})
 write_pyramid(ArraySource(np.random.default_rng(0).integers(0, 200, (2, 1500, 1500)).astype(np.uint8)),
               out / "warm.ome.zarr", voxel_size_nm=(4, 4, 4))
 with open_source(Path({src!r})) as src:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     info = write_pyramid(src, out / "volume.ome.zarr", voxel_size_nm=(4, 4, 4))
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"seconds": seconds, "peak_kib": peak, "before_kib": before, "levels": len(info.levels)}}))
+print(json.dumps({{"seconds": seconds, "cpu_s": cpu, "peak_kib": peak, "before_kib": before,
+                  "levels": len(info.levels)}}))
 """
 
 _CHILD_TIFFFILE = r"""
@@ -86,22 +91,29 @@ def write_tiled_tiff(path: Path, *, pages: int, side: int) -> None:
                      compression="zlib", compressionargs={"level": 1}, bigtiff=True, photometric="minisblack")
 
 
-def _child(code: str) -> dict[str, float]:
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+def _child(code: str, *args: str) -> dict[str, float]:
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"child failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_case(work: Path, *, pages: int, side: int) -> dict[str, object]:
+def run_case(work: Path, *, pages: int, side: int, decode_threads: tuple[int, ...] = ()) -> dict[str, object]:
+    """One volume: tifffile alone, then an import per count of TIFF decode threads, or one with
+    the reader's own (the row's import figures are the last; ``by_decode_threads`` holds each)."""
     src, out = work / "volume.tif", work / "out"
-    out.mkdir()
     try:
         t = time.perf_counter()
         write_tiled_tiff(src, pages=pages, side=side)
         write_s = time.perf_counter() - t
         baseline = _child(_CHILD_TIFFFILE.format(src=str(src)))
-        imported = _child(_CHILD_IMPORT.format(root=str(ROOT), out=str(out), src=str(src)))
+        by_threads: dict[str, dict[str, float]] = {}
+        for threads in decode_threads or (None,):
+            out.mkdir()
+            by_threads[str(threads or "default")] = _child(
+                _CHILD_IMPORT.format(root=str(ROOT), out=str(out), src=str(src)), *([str(threads)] if threads else []))
+            shutil.rmtree(out, ignore_errors=True)
+        imported = list(by_threads.values())[-1]
         file_bytes = src.stat().st_size
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -109,6 +121,9 @@ def run_case(work: Path, *, pages: int, side: int) -> dict[str, object]:
     mib = 2**20
     volume = pages * side * side
     return {
+        "by_decode_threads": {n: {"import_s": r["seconds"], "import_cpu_s": r["cpu_s"],
+                                       "import_over_tifffile": baseline["seconds"] / r["seconds"]}
+                              for n, r in by_threads.items()},
         "shape": [pages, side, side],
         "volume_gib": volume / 2**30,
         "file_mib": file_bytes / mib,
@@ -132,6 +147,9 @@ def main() -> None:
     parser.add_argument("--budget-mb", type=float, default=200, help="allowed growth over the warm interpreter")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "import_memory.json")
+    parser.add_argument("--decode-threads", type=int, nargs="+", default=[],
+                        help="import once per count of TIFF decode threads, e.g. 1 2 (the row's figures: the last; "
+                             "default: once, with the reader's DECODE_THREADS)")
     args = parser.parse_args()
 
     page = args.page // TILE * TILE
@@ -142,7 +160,7 @@ def main() -> None:
     for pages, side in cases:
         work = Path(tempfile.mkdtemp(prefix="import_memory_", dir=args.workdir))
         try:
-            rows.append(run_case(work, pages=pages, side=side))
+            rows.append(run_case(work, pages=pages, side=side, decode_threads=tuple(args.decode_threads)))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         r = rows[-1]
@@ -151,6 +169,10 @@ def main() -> None:
               f"import {r['import_s']:.1f} s ({r['import_mib_per_s']:.0f} MiB/s), "
               f"tifffile alone {r['tifffile_s']:.1f} s ({r['tifffile_mib_per_s']:.0f} MiB/s): "
               f"ratio {r['import_over_tifffile']:.2f}", flush=True)
+        if len(args.decode_threads) > 1:
+            print("    by TIFF decode threads: " + ", ".join(
+                f"{n}: {v['import_s']:.1f} s ({v['import_cpu_s']:.1f} s CPU), ratio {v['import_over_tifffile']:.2f}"
+                for n, v in cast(dict[str, dict[str, float]], r["by_decode_threads"]).items()), flush=True)
     growth = [float(r["growth_mib"]) for r in rows]
     result = {
         "cases": rows,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,13 @@ from annotations.imaging.validation import Limits, check_declared_size, check_dt
 _TIFF_SUFFIXES = (".tif", ".tiff")
 #: Slice files a folder source keeps open between region reads (an import's slab is 16 deep).
 OPEN_SLICES = 32
+#: Threads that decode the tiles or strips of one region read (zlib and tifffile's codecs
+#: release the GIL); 1 decodes them on the reading thread. One until two are measured faster on
+#: free cores: on the loaded 2-core machine (load 4-7) two were neither faster nor costlier, import
+#: over tifffile 0.25 against 0.24 and 6.6 s CPU per GiB for both (4 runs of
+#: ``benchmarks/import_memory.py --sizes-gib 1 --big-page-gib 0 --decode-threads 1 2``, both orders),
+#: and an import already reads beside its two writing threads.
+DECODE_THREADS = 1
 
 # --------------------------------------------------------------------------- TIFF
 
@@ -103,7 +111,9 @@ class _PageSegments:
     Each segment a region touches is read with ``os.pread`` (no shared file position, so
     any thread may read) and decoded by tifffile's own decoder for the page; the zarr view
     of the file does the same work at about 1.7 times the cost per region (its async
-    bridge and indexing), which an import pays on every tile.
+    bridge and indexing), which an import pays on every tile. With :data:`DECODE_THREADS`
+    above 1 a region's segments are decoded on that many threads (as tifffile's own
+    ``segments(maxworkers=)`` does), each into its own part of the region.
     """
 
     def __init__(self, tif: Any, pages: list[Any]) -> None:
@@ -135,22 +145,32 @@ class _PageSegments:
         """Fill ``out`` (Z, Y, X) with the box starting at slice ``z0``."""
         sh, sw = self.segment_yx
         across = -(-self._width // sw)
-        for k in range(out.shape[0]):
+        todo = [(k, ty, tx) for k in range(out.shape[0]) for ty in range(y0 // sh, (y1 - 1) // sh + 1)
+                for tx in range(x0 // sw, (x1 - 1) // sw + 1)]
+
+        def one(job: tuple[int, int, int]) -> None:
+            k, ty, tx = job
             page = self._pages[z0 + k]
-            offsets, counts = page.dataoffsets, page.databytecounts
-            for ty in range(y0 // sh, (y1 - 1) // sh + 1):
-                for tx in range(x0 // sw, (x1 - 1) // sw + 1):
-                    i = ty * across + tx
-                    data = os.pread(self._fd, int(counts[i]), int(offsets[i])) if counts[i] else None
-                    segment, (_, _, sy, sx, _), _ = self._decode(data, i)
-                    if segment is None:  # a segment never written reads as zeros
-                        out[k, max(y0, ty * sh) - y0 : min(y1, ty * sh + sh) - y0,
-                            max(x0, tx * sw) - x0 : min(x1, tx * sw + sw) - x0] = 0
-                        continue
-                    segment = segment[0, :, :, 0]
-                    a, b = max(y0, sy), min(y1, sy + segment.shape[0])
-                    c, d = max(x0, sx), min(x1, sx + segment.shape[1])
-                    out[k, a - y0 : b - y0, c - x0 : d - x0] = segment[a - sy : b - sy, c - sx : d - sx]
+            i = ty * across + tx
+            count = int(page.databytecounts[i])
+            data = os.pread(self._fd, count, int(page.dataoffsets[i])) if count else None
+            segment, (_, _, sy, sx, _), _ = self._decode(data, i)
+            if segment is None:  # a segment never written reads as zeros
+                out[k, max(y0, ty * sh) - y0 : min(y1, ty * sh + sh) - y0,
+                    max(x0, tx * sw) - x0 : min(x1, tx * sw + sw) - x0] = 0
+                return
+            segment = segment[0, :, :, 0]
+            a, b = max(y0, sy), min(y1, sy + segment.shape[0])
+            c, d = max(x0, sx), min(x1, sx + segment.shape[1])
+            out[k, a - y0 : b - y0, c - x0 : d - x0] = segment[a - sy : b - sy, c - sx : d - sx]
+
+        if DECODE_THREADS < 2 or len(todo) < 2:
+            for job in todo:
+                one(job)
+            return
+        with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="tiff-decode") as pool:
+            for _ in pool.map(one, todo):  # segments fill disjoint parts of out; errors surface here
+                pass
 
 
 def _tiff_page_extent(page: Any) -> tuple[int, int, bool]:

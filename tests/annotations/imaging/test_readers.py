@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import h5py
@@ -369,6 +370,34 @@ def test_random_boxes_read_tile_by_tile_equal_the_whole_decoded_volume(
             z0, y0, x0 = int(rng.integers(0, 4)), int(rng.integers(0, 150)), int(rng.integers(0, 170))
             z1, y1, x1 = int(rng.integers(z0 + 1, 5)), int(rng.integers(y0 + 1, 151)), int(rng.integers(x0 + 1, 171))
             np.testing.assert_array_equal(src.read_region(z0, z1, y0, y1, x0, x1), vol[z0:z1, y0:y1, x0:x1])
+
+
+def test_a_regions_tiles_decode_on_two_threads_into_the_bytes_one_thread_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vol = np.random.default_rng(3).integers(0, 4000, (3, 300, 260)).astype(np.uint16)
+    path = tmp_path / "tiled.tif"
+    tifffile.imwrite(path, vol, photometric="minisblack", tile=(64, 64), compression="zlib", predictor=True)
+    names: list[str] = []
+    with open_source(path) as src:
+        direct = src._direct  # type: ignore[attr-defined]
+        assert direct is not None
+        decode = direct._decode
+
+        def spy(data: bytes | None, index: int) -> object:
+            names.append(threading.current_thread().name)
+            return decode(data, index)
+
+        direct._decode = spy
+        monkeypatch.setattr(tiff_reader, "DECODE_THREADS", 2)
+        two = src.read_region(0, 3, 10, 290, 5, 250)
+        threaded, names[:] = set(names), []
+        monkeypatch.setattr(tiff_reader, "DECODE_THREADS", 1)
+        one = src.read_region(0, 3, 10, 290, 5, 250)
+    assert all(n.startswith("tiff-decode") for n in threaded) and len(threaded) <= 2
+    assert set(names) == {threading.current_thread().name}  # one thread: decoded where it is read
+    np.testing.assert_array_equal(two, vol[:, 10:290, 5:250])
+    np.testing.assert_array_equal(one, two)
 
 
 def test_a_tiled_tiff_reports_its_tile_as_the_read_unit(tmp_path: Path) -> None:
