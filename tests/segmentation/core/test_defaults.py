@@ -55,6 +55,13 @@ def test_explicit_choices_override_the_defaults_in_the_train_config():
     assert config.elastic == 0.0 and config.augment
 
 
+def test_the_em_strength_intensity_augmentation_is_off_unless_asked_for():
+    """It lowered Dice both next to the labels and on the unseen SBEM block (docs/ACCURACY.md)."""
+    d = training_defaults((40.0, 5.9, 5.9), "cpu")
+    assert d.intensity == d.config().intensity == "basic" and d.to_dict()["intensity"] == "basic"
+    assert d.config(intensity="em").intensity == "em"
+
+
 def test_a_fine_tune_keeps_its_last_weights_and_a_first_model_its_best_on_validation():
     d = training_defaults((40.0, 5.9, 5.9), "cpu")
     assert d.config().select_best and not d.config(finetune=True).select_best
