@@ -56,7 +56,7 @@ def test_explicit_choices_override_the_defaults_in_the_train_config():
 
 
 def test_the_em_strength_intensity_augmentation_is_off_unless_asked_for():
-    """It lowered Dice both next to the labels and on the unseen SBEM block (docs/ACCURACY.md)."""
+    """It lowered Dice both next to the labels and on the unseen regions (docs/ACCURACY.md)."""
     d = training_defaults((40.0, 5.9, 5.9), "cpu")
     assert d.intensity == d.config().intensity == "basic" and d.to_dict()["intensity"] == "basic"
     assert d.config(intensity="em").intensity == "em"
