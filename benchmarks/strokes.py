@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks._django import django_scratch  # noqa: E402
-from benchmarks._ports import free_port, wait_port  # noqa: E402
+from benchmarks._ports import free_port, redis_start, wait_port  # noqa: E402
 
 SHAPE = (8, 1024, 1024)
 
@@ -94,11 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        port = free_port()  # before Django reads REDIS_URL
-        procs.append(subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                       "--dir", tempfile.gettempdir()], stdout=subprocess.DEVNULL))
-        wait_port(port, procs[-1], "redis")
-        os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        redis, os.environ["REDIS_URL"] = redis_start(Path(tempfile.mkdtemp(prefix="strokes-redis-")))  # before Django reads it
+        procs.append(redis)
         scratch = django_scratch()
         import tifffile
         from django.conf import settings
