@@ -39,7 +39,15 @@ from segmentation.core.encoder import ENCODER_PREFIX, PretrainedEncoder
 from segmentation.core.modelfile import Normalization, resolve_device
 from segmentation.core.resunet import ResUNet, ResUNetConfig
 from segmentation.core.sampling import _pad_to, augment
-from segmentation.core.training import TrainConfig, TrainProgress, _stack, _train_mode, lr_factor
+from segmentation.core.training import (
+    TrainConfig,
+    TrainProgress,
+    _progress,
+    _stack,
+    _train_mode,
+    lr_factor,
+    optimizer_step,
+)
 
 __all__ = ["PretrainConfig", "pretrain", "image_fingerprint", "corrupt"]
 
@@ -212,11 +220,9 @@ def pretrain(
         if should_stop is not None and should_stop():
             stopped = "cancelled"
             break
-        done = (time.perf_counter() - loop_start) / budget
-        if config.max_steps:
-            done = max(done, step / config.max_steps)
         for group in opt.param_groups:
-            group["lr"] = config.lr * lr_factor(done, config.lr_floor)
+            group["lr"] = config.lr * lr_factor(_progress(step, time.perf_counter() - loop_start, budget, config.max_steps),
+                                                config.lr_floor)
         clean = [patches.sample() for _ in range(batch)]
         if config.augment:
             none = np.zeros((0, patch, patch), np.float32)
@@ -227,12 +233,7 @@ def pretrain(
         t = torch.from_numpy(np.stack([c[halo : halo + 1] for c in clean])).to(dev)
         with torch.autocast(dev.type, dtype=torch.float16, enabled=cuda):
             out = net(x)
-        loss = (w * (out.float() - t) ** 2).sum() / w.sum().clamp_min(1.0)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        losses.append(float(loss.detach()))
+        losses.append(optimizer_step(opt, scaler, (w * (out.float() - t) ** 2).sum() / w.sum().clamp_min(1.0)))
         step += 1
         now = time.perf_counter()
         if config.max_steps is not None and step >= config.max_steps:

@@ -35,7 +35,7 @@ from segmentation.core.modelfile import Normalization, TrainedModel, load_model,
 from segmentation.core.resunet import ResUNet, ResUNetConfig
 from segmentation.core.sampling import LabeledSlices, PatchSampler
 
-__all__ = ["TrainConfig", "TrainProgress", "TrainResult", "train", "masked_loss", "hard_example_weight", "labeled_slices", "lr_factor",
+__all__ = ["TrainConfig", "TrainProgress", "TrainResult", "train", "masked_loss", "hard_example_weight", "labeled_slices", "lr_factor", "optimizer_step",
            "smallest_objects", "context_slices", "calibrate", "THRESHOLDS", "Z_BLENDS"]
 
 log = logging.getLogger(__name__)
@@ -230,6 +230,15 @@ def _progress(step: int, elapsed: float, budget: float, max_steps: int | None) -
     """How far training is, by time or by steps, whichever ends it sooner."""
     done = elapsed / budget
     return max(done, step / max_steps) if max_steps else done
+
+
+def optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor) -> float:
+    """One optimiser step on ``loss`` through the AMP scaler (a pass-through off CUDA); returns the loss."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return float(loss.detach())
 
 
 def smallest_objects(data: LabeledSlices, spec: ClassSpec, scale: int, *, percentile: float = 5.0) -> dict[str, int]:
@@ -712,12 +721,7 @@ def train(
             if reference is not None:
                 with torch.no_grad():
                     wt = hard_example_weight(wt, tt, reference(xt), config.hard_weight)
-        loss = masked_loss(logits, tt, wt)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        losses.append(float(loss.detach()))
+        losses.append(optimizer_step(opt, scaler, masked_loss(logits, tt, wt)))
         if average is not None:
             average.update(net)
         step += 1
