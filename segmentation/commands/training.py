@@ -156,7 +156,8 @@ def _train(args: argparse.Namespace) -> int:
     # explicit flags override the defaults; the rest is what the voxel size and device call for
     chosen = {key: value for key, value in (("patch", args.patch), ("batch", args.batch), ("in_slices", args.context),
                                             ("scale", args.scale)) if value is not None}
-    config = defaults.config(base_width=args.width, depth=args.depth, max_steps=args.max_steps, lr=args.lr, **chosen)
+    config = defaults.config(finetune=args.init is not None,  # keeps its last weights, as the app's Retrain
+                             base_width=args.width, depth=args.depth, max_steps=args.max_steps, lr=args.lr, **chosen)
     if not args.quiet:
         print(f"defaults: {defaults.reason}; patch {config.patch}, batch {config.batch}, input slices {config.in_slices}"
               f"{' (flags: ' + ', '.join(chosen) + ')' if chosen else ''}"

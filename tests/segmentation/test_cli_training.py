@@ -9,6 +9,7 @@ import torch
 import zarr
 
 from segmentation.cli import main
+from segmentation.core.modelfile import load_model
 
 torch.set_num_threads(1)  # tiny tensors: threads only add overhead on the shared 2-core machine
 
@@ -66,6 +67,9 @@ def test_it_trains_predicts_evaluates_and_suggests_from_the_command_line(files, 
     a = torch.load(d / "m.pt", weights_only=True)["state_dict"]
     b = torch.load(d / "m2.pt", weights_only=True)["state_dict"]
     assert torch.equal(a["encoder.0.conv1.weight"], b["encoder.0.conv1.weight"])
+    # a first model keeps its best-validated weights, a fine-tune its last, as the app's Retrain
+    assert load_model(d / "m.pt").meta["select_best"] is True
+    assert load_model(d / "m2.pt").meta["select_best"] is False
 
 
 def test_it_predicts_zarr_to_zarr(files, capsys, tmp_path):
