@@ -7,9 +7,10 @@ Each round the simulated annotator paints the truth in ``--k`` tiles of the targ
 app's ranking puts first (uncertainty of the target's unpainted tiles, :func:`~segmentation.core.active.tile_scores`
 and :func:`~segmentation.core.active.rank_tiles` on the target's slices) in the suggested arm, a
 random draw of the target's unpainted tiles in each random arm. The model is then fine-tuned from
-the previous round on old and new labels for exactly ``--round-steps`` steps, keeping the last
-weights (both arms get the same optimisation whatever the machine's load), validated and
-calibrated on round 0's validation slice, which lies outside the target.
+the previous round on old and new labels for exactly ``--round-steps`` steps (by default about
+what the app's Retrain takes), keeping the last weights (both arms get the same optimisation
+whatever the machine's load), validated and calibrated on round 0's validation slice, which lies
+outside the target.
 
 Scores on the target, per arm and round (mitochondria, predicted through the default path):
 
@@ -23,8 +24,8 @@ Scores on the target, per arm and round (mitochondria, predicted through the def
 Usage (from the project root)::
 
     .venv/bin/python benchmarks/loop_unseen.py --datasets cdeep3m_sbem_mito --minutes 10 --rounds 3 --k 4 --tile 256
-        --round-steps 110 --random-seeds 2 --base benchmarks/results/loop-unseen-base-sbem.pt --threads 2 --seed S
-        [--hard-weight W]
+        --random-seeds 2 --base benchmarks/results/loop-unseen-base-sbem.pt --threads 2 --seed S
+        [--round-steps N] [--lr-factor F] [--hard-weight W]
 
 ``--base`` loads round 0 from the file when it exists, else trains it and saves it there (one data
 set per run then). Writes benchmarks/results/loop-unseen-<time>.json, which
@@ -160,6 +161,9 @@ def combine(files: list[str], hela_margin: int) -> int:
     return 0
 
 
+ROUND_STEPS = 1300  # the app's Retrain fine-tunes for 5 minutes; docs/ACCURACY.md gives the steps it measured
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_dataset_run_flags(p, minutes=10.0, saved_as="loop-unseen")
@@ -168,7 +172,8 @@ def main() -> int:
     p.add_argument("--tile", type=int, default=256)
     p.add_argument("--base-steps", type=int, default=None,
                    help="round 0 stops after this many steps (besides --minutes and early stopping)")
-    p.add_argument("--round-steps", type=int, default=110, help="fine-tuning steps per round")
+    p.add_argument("--round-steps", type=int, default=ROUND_STEPS,
+                   help="fine-tuning steps per round (default: about what the app's 5-minute Retrain takes on the 2-core CPU)")
     p.add_argument("--random-seeds", type=int, default=2, help="random arms, each with its own draw of tiles")
     p.add_argument("--hard-weight", type=float, default=1.0, help="TrainConfig.hard_weight of the fine-tunes")
     p.add_argument("--lr-factor", type=float, default=TrainConfig.finetune_lr_factor,
