@@ -214,7 +214,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--tile", type=int, default=256)
-    p.add_argument("--round-steps", type=int, default=110, help="fine-tuning steps per round (as loop_unseen.py)")
+    p.add_argument("--round-steps", type=int, default=110, help="fine-tuning steps per round (the figures in docs/ACCURACY.md used 110; the app's 5 minutes take about 2200)")
     p.add_argument("--no-within", action="store_true", help="skip the target's own model")
     add_training_flags(p, scale=None, in_slices=None)
     p.add_argument("--patch", type=int, help="patch side in network pixels (default: the defaults')")
