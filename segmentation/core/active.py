@@ -13,9 +13,11 @@ the mean uncertainty of its unlabeled voxels (averaged over classes, or per clas
 skipped. Ranking is greedy with suppression: a tile is passed over while a better one
 lies within ``min_distance`` pixels of it in 3D, slices counted at their thickness
 (``z_spacing`` YX pixels a slice), or while its slice already holds ``max_per_slice``
-picks, so suggestions spread over the volume and over slices; if that leaves fewer than
-``k``, passed-over tiles fill up, first those only held back by the per-slice limit, then
-the rest, each in score order. Counting slices at their thickness matters on serial
+picks, or while a tile someone already painted in lies within ``painted_distance`` of it
+(default: one tile, so the same spot on a nearby slice), so suggestions spread over the
+volume, over slices and away from what was corrected before; if that leaves fewer than
+``k``, passed-over tiles fill up, first those only held back by painted tiles, then those
+held back by the per-slice limit, then the rest, each in score order. Counting slices at their thickness matters on serial
 sections: an organelle runs through many 40 nm sections, so the same spot a few sections
 away is the same lesson (on the SBEM crop, counting slices instead of distance lets most of
 the four picks crowd into one dense corner, and painting them teaches less than four random
@@ -276,9 +278,13 @@ def rank_tiles(
     min_distance: float | None = None,
     z_spacing: float = 1.0,
     max_per_slice: int = 1,
+    painted_distance: float | None = None,
     cls: str | None = None,
 ) -> list[Suggestion]:
-    """Pick ``k`` tiles from a (Z, ny, nx) score grid, best first, spread out (module docstring)."""
+    """Pick ``k`` tiles from a (Z, ny, nx) score grid, best first, spread out (module docstring).
+
+    A tile with any labeled voxel (``labeled_fraction`` > 0) counts as painted; tiles closer
+    than ``painted_distance`` (default ``tile``) to one come after all others."""
     if k < 1:
         raise ValueError(f"k must be positive, got {k}")
     if max_per_slice < 1:
@@ -288,31 +294,51 @@ def rank_tiles(
     s = np.array(scores, np.float64, copy=True)
     if labeled_fraction is not None:
         s[labeled_fraction > max_labeled_fraction] = np.nan
-    order = [tuple(int(v) for v in np.unravel_index(i, s.shape)) for i in np.argsort(-np.nan_to_num(s, nan=-np.inf), axis=None)]
-    order = [o for o in order if np.isfinite(s[o])]
+    ranked = np.unravel_index(np.argsort(-np.nan_to_num(s, nan=-np.inf), axis=None), s.shape)
+    order = [(int(z), int(y), int(x)) for z, y, x in zip(*ranked) if np.isfinite(s[z, y, x])]
     min_d = 1.5 * tile if min_distance is None else float(min_distance)
+    near = _near_painted(labeled_fraction, tile=tile, z_spacing=z_spacing,
+                         distance=tile if painted_distance is None else float(painted_distance))
     picked: list[tuple[int, int, int]] = []
-    passed: list[tuple[int, int, int]] = []
 
     def close(z: int, ty: int, tx: int) -> bool:
         return any(np.sqrt(((z - pz) * z_spacing) ** 2 + ((ty - py) * tile) ** 2 + ((tx - px) * tile) ** 2) < min_d
                    for pz, py, px in picked)
 
-    for z, ty, tx in order:
+    def crowded(z: int, ty: int, tx: int) -> bool:
+        return sum(pz == z for pz, _, _ in picked) >= max_per_slice
+
+    def by_painted(z: int, ty: int, tx: int) -> bool:
+        return near is not None and bool(near[z, ty, tx])
+
+    rules = [close, crowded, by_painted]  # relaxed from the last while fewer than k are picked
+    for n in range(len(rules), -1, -1):
+        held: list[tuple[int, int, int]] = []
+        for t in order:
+            if len(picked) == k:
+                break
+            (held if any(rule(*t) for rule in rules[:n]) else picked).append(t)
         if len(picked) == k:
             break
-        crowded = sum(pz == z for pz, _, _ in picked) >= max_per_slice
-        (passed if crowded or close(z, ty, tx) else picked).append((z, ty, tx))
-    if len(picked) < k:  # every tile was seen: relax the slice limit, then the distance
-        rest: list[tuple[int, int, int]] = []
-        for t in passed:
-            (rest if len(picked) == k or close(*t) else picked).append(t)
-        picked += rest[: k - len(picked)]
+        order = held
     Z, Y, X = shape
     return [
         Suggestion(z, ty * tile, tx * tile, min((ty + 1) * tile, Y), min((tx + 1) * tile, X), float(s[z, ty, tx]), cls)
         for z, ty, tx in picked
     ]
+
+
+def _near_painted(labeled_fraction: np.ndarray | None, *, tile: int, z_spacing: float,
+                  distance: float) -> np.ndarray | None:
+    """True where a tile lies within ``distance`` (YX pixels, slices at ``z_spacing``) of a tile
+    with labeled voxels, itself included; None when nothing is labeled."""
+    if labeled_fraction is None:
+        return None
+    painted = np.asarray(labeled_fraction) > 0
+    if not painted.any():
+        return None
+    gap = ndimage.distance_transform_edt(~painted, sampling=(z_spacing, tile, tile))
+    return gap < distance
 
 
 def suggest_regions(

@@ -93,6 +93,29 @@ def test_it_counts_serial_sections_at_their_thickness_so_one_spot_is_not_suggest
     assert [(p.y0, p.x0) for p in thick] == [(0, 0), (0, 0)] and abs(thick[0].z - thick[1].z) >= 4
 
 
+def test_it_leaves_the_spots_painted_in_earlier_rounds_for_new_ones():
+    scores = np.zeros((5, 4, 4))
+    scores[:, 0, 0] = 1.0           # a hard column, painted on slice 1 last round
+    scores[3, 2, 3] = 0.4           # a weaker spot nobody has looked at
+    painted = np.zeros((5, 4, 4))
+    painted[1, 0, 0] = 1.0
+    picks = rank_tiles(scores, k=1, tile=256, shape=(5, 1024, 1024), labeled_fraction=painted, z_spacing=40 / 5.9)
+    assert [(p.z, p.y0, p.x0) for p in picks] == [(3, 512, 768)]
+    everywhere = np.ones((5, 4, 4)) * 0.01   # strokes in every tile: nothing is new, so the scores decide
+    again = rank_tiles(scores, k=1, tile=256, shape=(5, 1024, 1024), labeled_fraction=everywhere, z_spacing=40 / 5.9)
+    assert (again[0].y0, again[0].x0) == (0, 0)
+
+
+def test_it_counts_a_painted_spot_as_seen_only_within_the_painted_distance():
+    scores = np.zeros((40, 2, 2))
+    scores[:, 0, 0] = 1.0 - 0.001 * np.arange(40)   # a hard column, hardest near slice 0
+    scores[0, 1, 1] = 0.4
+    painted = np.zeros((40, 2, 2))
+    painted[0, 0, 0] = 1.0          # 38 slices of 40 nm at 5.9 nm pixels are 258 px: more than a tile away
+    picks = rank_tiles(scores, k=1, tile=256, shape=(40, 512, 512), labeled_fraction=painted, z_spacing=40 / 5.9)
+    assert (picks[0].z, picks[0].y0, picks[0].x0) == (38, 0, 0)
+
+
 def test_it_refuses_a_slice_spacing_that_is_not_positive():
     with pytest.raises(ValueError, match="z_spacing"):
         rank_tiles(np.ones((2, 2, 2)), k=1, tile=8, shape=(2, 16, 16), z_spacing=0)
