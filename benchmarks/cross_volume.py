@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._training import DATASETS, add_training_flags, defaults_config  # noqa: E402
 from benchmarks.accuracy import CLASSES, DATA, VOXEL_NM  # noqa: E402
 from benchmarks.loop import _paint  # noqa: E402
-from benchmarks.loop_unseen import _shift, crop_around  # noqa: E402
+from benchmarks.loop_unseen import ROUND_STEPS, _shift, crop_around  # noqa: E402
 from benchmarks.unseen import Split, _dice, split  # noqa: E402
 from segmentation.core.corrections import Box, region_tiles  # noqa: E402
 from segmentation.core.defaults import defaults_meta  # noqa: E402
@@ -214,7 +214,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--tile", type=int, default=256)
-    p.add_argument("--round-steps", type=int, default=110, help="fine-tuning steps per round (the figures in docs/ACCURACY.md used 110; the app's 5 minutes take about 2200)")
+    p.add_argument("--round-steps", type=int, default=ROUND_STEPS,
+                   help="fine-tuning steps per round (default: loop_unseen.py's, three fifths of the app's 5 minutes)")
     p.add_argument("--no-within", action="store_true", help="skip the target's own model")
     add_training_flags(p, scale=None, in_slices=None)
     p.add_argument("--patch", type=int, help="patch side in network pixels (default: the defaults')")

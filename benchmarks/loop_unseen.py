@@ -16,6 +16,8 @@ Scores on the target, per arm and round (mitochondria, predicted through the def
 
 * ``dice``: on the target voxels that **no arm of the run** painted in any round, the same voxels
   for every arm and round (the headline);
+* ``dice_alt``: the same voxels against a second annotator's labels (``mito_alt.tif``), where the
+  data set has them (HeLa);
 * ``dice_own``: on the target voxels that arm had not painted by then;
 * ``corrected``: in the tiles painted that round, the model's false positives and negatives before
   the round against after its fine-tune, and the share of that error gone
@@ -98,9 +100,16 @@ def _shift(picks: list[Box], box: tuple[slice, slice, slice]) -> list[Box]:
     return [(pz + z, y0 + y, x0 + x, y1 + y, x1 + x) for pz, y0, x0, y1, x1 in picks]
 
 
+def second_annotator(name: str, box: tuple[slice, slice, slice]) -> np.ndarray | None:
+    """The crop of data set ``name``'s second annotation (1 background / 2 mitochondrion), if it has one."""
+    path = DATA / name / "mito_alt.tif"
+    return np.where(tifffile.imread(path)[box] > 0, MITO, 1).astype(np.uint8) if path.exists() else None
+
+
 def score_on_union(result: dict[str, Any], preds: dict[str, list[np.ndarray]], truth: np.ndarray,
-                   target: np.ndarray) -> None:
-    """Set every arm's and round's ``dice`` on the target voxels (of the crop) no arm painted."""
+                   target: np.ndarray, alt: np.ndarray | None = None) -> None:
+    """Set every arm's and round's ``dice`` on the target voxels (of the crop) no arm painted, and
+    ``dice_alt`` against the second annotation ``alt`` when given."""
     z0, y0, x0 = (c[0] for c in result["crop"])
     scored = target.copy()
     for rows in result["arms"].values():
@@ -110,6 +119,10 @@ def score_on_union(result: dict[str, Any], preds: dict[str, list[np.ndarray]], t
     for arm, rows in result["arms"].items():
         for row, pred in zip(rows, preds[arm]):
             row["dice"] = _dice(pred, truth, scored)["dice"]
+            if alt is not None:
+                row["dice_alt"] = _dice(pred, alt, scored)["dice"]
+    if alt is not None:
+        result["annotators_dice"] = _dice(truth, alt, scored)["dice"]
     result["scored_voxels"] = int(scored.sum())
     result["scored_mito_voxels"] = int(((truth == MITO) & scored).sum())
 
@@ -122,14 +135,23 @@ def _print(result: dict[str, Any]) -> None:
     for r in range(len(next(iter(arms.values())))):
         gone = " ".join(f"{rows[r]['corrected']['gone']:.2f}" if r else "-" for rows in arms.values())
         print(f"{r:5d} " + " ".join(f"{rows[r]['dice']:10.3f}" for rows in arms.values()) + "   " + gone)
+    if "annotators_dice" in result:
+        print(f"against the second annotator (who agrees with the first at {result['annotators_dice']:.3f} there):")
+        for r in range(len(next(iter(arms.values())))):
+            print(f"{r:5d} " + " ".join(f"{rows[r]['dice_alt']:10.3f}" for rows in arms.values()))
 
 
 def combine(files: list[str], hela_margin: int) -> int:
     """Merge runs that ran different arms of the same seeds, scoring every arm on the voxels none
-    painted (the masks saved beside each run); writes one loop-unseen-*-combined-s<seed>.json per seed."""
-    runs = [(json.loads(Path(f).read_text()), np.load(Path(f).with_suffix(".npz"))) for f in files]
+    painted (the masks saved beside each run); writes one loop-unseen-*-combined-s<seed>.json per seed.
+
+    A file given as ``NAME=PATH`` has its arms renamed ``NAME`` (``NAME-arm`` when it ran several),
+    so that two runs of one arm (two rankings, say) can be scored side by side."""
+    names = [f.split("=", 1)[0] if "=" in f else None for f in files]
+    paths = [f.split("=", 1)[-1] for f in files]
+    runs = [(json.loads(Path(f).read_text()), np.load(Path(f).with_suffix(".npz"))) for f in paths]
     for seed in sorted({run["args"]["seed"] for run, _ in runs}):
-        mine = [(run, saved) for run, saved in runs if run["args"]["seed"] == seed]
+        mine = [(run, saved, alias) for (run, saved), alias in zip(runs, names) if run["args"]["seed"] == seed]
         first = mine[0][0]
         results = []
         for i, result in enumerate(first["results"]):
@@ -140,21 +162,23 @@ def combine(files: list[str], hela_margin: int) -> int:
             target = split(name, truth, mito, hela_margin=hela_margin).unseen[box]
             merged = {**result, "arms": {}}
             preds: dict[str, list[np.ndarray]] = {}
-            for run, saved in mine:
-                for arm, rows in run["results"][i]["arms"].items():
-                    if arm in merged["arms"]:
-                        raise ValueError(f"seed {seed}: arm {arm} ran twice")
-                    merged["arms"][arm] = rows
-                    preds[arm] = [np.where(np.unpackbits(saved[f"{name}/{arm}/{r}"], count=target.size).reshape(target.shape)
-                                           > 0, MITO, 1).astype(np.uint8) for r in range(len(rows))]
+            for run, saved, alias in mine:
+                ran = run["results"][i]["arms"]
+                for arm, rows in ran.items():
+                    label = arm if alias is None else alias if len(ran) == 1 else f"{alias}-{arm}"
+                    if label in merged["arms"]:
+                        raise ValueError(f"seed {seed}: arm {label} ran twice")
+                    merged["arms"][label] = rows
+                    preds[label] = [np.where(np.unpackbits(saved[f"{name}/{arm}/{r}"], count=target.size).reshape(target.shape)
+                                             > 0, MITO, 1).astype(np.uint8) for r in range(len(rows))]
             merged["arms"] = {a: merged["arms"][a] for a in sorted(merged["arms"], key=lambda a: (a != "suggested", a))}
-            score_on_union(merged, preds, truth[box], target)
+            score_on_union(merged, preds, truth[box], target, second_annotator(name, box))
             _print(merged)
             results.append(merged)
         info = {**first, "args": {**first["args"], "arms": None}, "combined": [f for f, (run, _) in zip(files, runs)
                                                                               if run["args"]["seed"] == seed],
-                "load_start": [run["load_start"] for run, _ in mine], "load_end": [run["load_end"] for run, _ in mine],
-                "seconds": [run["seconds"] for run, _ in mine], "results": results}
+                "load_start": [run["load_start"] for run, _, _ in mine], "load_end": [run["load_end"] for run, _, _ in mine],
+                "seconds": [run["seconds"] for run, _, _ in mine], "results": results}
         path = ROOT / "benchmarks" / "results" / f"loop-unseen-{time.strftime('%Y%m%d-%H%M%S')}-combined-s{seed}.json"
         path.write_text(json.dumps(info, indent=1))
         print(f"wrote {path}")
@@ -181,7 +205,7 @@ def main() -> int:
     p.add_argument("--base", default=None, help="round-0 model file: loaded if present, else trained and saved")
     p.add_argument("--arms", nargs="*", choices=arm_names(9), help="run only these arms (default: all); "
                    "--combine scores runs of one seed's arms on the voxels none of them painted")
-    p.add_argument("--combine", nargs="*", help="loop-unseen-*.json runs to merge per seed (no training)")
+    p.add_argument("--combine", nargs="*", help="loop-unseen-*.json runs to merge per seed (no training); NAME=PATH renames a run's arm")
     args = p.parse_args()
     if args.base and len(args.datasets) != 1:
         p.error("--base names one model: give one data set")
@@ -262,7 +286,7 @@ def main() -> int:
         result = {"dataset": name, "target": s.unseen_what, "crop": [[b.start, b.stop] for b in box],
                   "target_voxels": int(target.sum()), "val_slices": base.meta["val_slices"],
                   "base_steps": base.meta.get("steps"), "tta": tta, "arms": arms}
-        score_on_union(result, preds, tru, target)
+        score_on_union(result, preds, tru, target, second_annotator(name, box))
         results.append(result)
         masks[name] = {f"{arm}/{r}": np.packbits(p == MITO) for arm, ps in preds.items() for r, p in enumerate(ps)}
         _print(result)

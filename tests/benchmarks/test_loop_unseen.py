@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.loop_summary import summarize
-from benchmarks.loop_unseen import crop_around
+from benchmarks.loop_unseen import crop_around, score_on_union
 from benchmarks.unseen import split
 from segmentation.core.corrections import region_tiles
 
@@ -38,3 +38,20 @@ def test_the_summary_averages_the_share_of_corrected_error_per_arm():
     assert "gone_suggested" not in s[0]
     assert np.isclose(s[1]["gone_suggested"], 0.6) and np.isclose(s[1]["gone_random"], 0.2)
     assert np.isclose(s[1]["fixed_suggested"], 0.7) and s[1]["wins"] == 2
+
+
+def test_every_arm_is_scored_on_the_voxels_no_arm_painted_and_against_a_second_annotator():
+    truth = np.ones((2, 8, 8), np.uint8)
+    truth[:, :4] = 2
+    alt = truth.copy()
+    alt[:, 3] = 1                                   # the second annotator draws the objects a row thinner
+    target = np.ones(truth.shape, bool)
+    right, wrong = truth.copy(), truth.copy()
+    wrong[1, 4:] = 2                                # a false positive, but only in a tile the other arm painted
+    picks = [[11, 4, 0, 8, 8]]                      # volume coordinates: the crop starts at z 10
+    result = {"crop": [[10, 12], [0, 8], [0, 8]],
+              "arms": {"suggested": [{}, {"picks": picks}], "random": [{}, {"picks": []}]}}
+    score_on_union(result, {"suggested": [right, right], "random": [right, wrong]}, truth, target, alt)
+    assert result["scored_voxels"] == 2 * 64 - 32
+    assert result["arms"]["random"][1]["dice"] == 1.0   # its error lies where suggested painted: not scored
+    assert result["arms"]["suggested"][1]["dice_alt"] == result["annotators_dice"] < 1.0
