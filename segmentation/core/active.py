@@ -17,12 +17,13 @@ picks, or while a tile someone already painted in lies within ``painted_distance
 (default: one tile, so the same spot on a nearby slice), so suggestions spread over the
 volume, over slices and away from what was corrected before; if that leaves fewer than
 ``k``, passed-over tiles fill up, first those only held back by painted tiles, then those
-held back by the per-slice limit, then the rest, each in score order. Counting slices at their thickness matters on serial
-sections: an organelle runs through many 40 nm sections, so the same spot a few sections
-away is the same lesson (on the SBEM crop, counting slices instead of distance lets most of
-the four picks crowd into one dense corner, and painting them teaches less than four random
-tiles; counted physically, they beat random ones on average: the loop tables of
-docs/ACCURACY.md).
+held back by the per-slice limit, then the rest, each in score order. Counting slices at
+their thickness matters on serial sections: an organelle runs through many 40 nm sections,
+so the same spot a few sections away is the same lesson (on the SBEM crop, counting slices
+instead of distance lets most of the four picks crowd into one dense corner, and painting
+them teaches less than four random tiles; counted physically, they beat random ones on
+average: the loop tables of docs/ACCURACY.md). The same holds across rounds: without the
+painted rule, later rounds went back to the spots painted before, a slice or two away.
 
 What the score ranks: the tile mean of the entropy follows the tile's real voxel error rate
 (Spearman 0.82 over the 128 pool tiles of the SBEM crop, 0.87 on the ssTEM stack), and the
