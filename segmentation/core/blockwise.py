@@ -249,7 +249,7 @@ def segment_block(
     ----------
     model, image, core, lattice, tta, device, z_blend : see :func:`block_probabilities`.
     postprocess : per-class clean-up, per slice and lattice cell (None: thresholds only);
-        capped by the model's ``meta["min_object_px"]`` as in
+        with the object sizes the model was taught, as in
         :func:`~segmentation.core.inference.predict_volume`.
     thresholds : head -> threshold; None: the model's calibrated ones.
     labels : array-like of the image's shape, 0 = unlabeled (painted voxels do not count in
@@ -272,7 +272,7 @@ def segment_block(
     masks = spec.head_masks(probs, threshold=thresholds)
     zs, ys, xs = core
     if postprocess is not None:
-        post = postprocess.taught(model.meta.get("min_object_px", {}))
+        post = postprocess.taught(model.meta)
         for cy in range(ys.start, ys.stop, lattice.cell):
             for cx in range(xs.start, xs.stop, lattice.cell):
                 cy1, cx1 = min(cy + lattice.cell, Y), min(cx + lattice.cell, X)

@@ -72,11 +72,9 @@ class PostProcess:
 
     fill_holes : classes whose enclosed holes are filled. Nucleolus is left out by default
         because its fenestrations are real holes (paper Fig. 2E).
-    min_size : class -> smallest 2D object kept, in pixels; ``default_min_size`` for the rest,
-        but never more than the model's ``meta["min_object_px"]`` for that class (a small size
-        among the objects painted for its training), so tiny organelles the model was taught
-        are not erased as noise. Objects touching an inner block edge are always kept, since
-        they may continue in the next block.
+    min_size : class -> smallest 2D object kept, in pixels. The rest: what the model was taught
+        (:meth:`taught`), else ``default_min_size``. Objects touching an inner block edge are
+        always kept, since they may continue in the next block.
     Nesting (nucleolus inside nucleus, ...) is applied after both, from the hierarchy.
     """
 
@@ -84,12 +82,20 @@ class PostProcess:
     min_size: dict[str, int] = field(default_factory=dict)
     default_min_size: int = 16
 
-    def taught(self, smallest: Mapping[str, int]) -> PostProcess:
-        """This clean-up with each class's minimum size capped by ``smallest`` (class -> pixels)."""
-        if not smallest:
-            return self
-        sizes = {name: min(self.min_size.get(name, self.default_min_size), int(px)) for name, px in smallest.items()}
-        return replace(self, min_size={**self.min_size, **sizes})
+    def taught(self, meta: Mapping[str, Any]) -> PostProcess:
+        """This clean-up with the object sizes a model's training labels showed (its ``meta``).
+
+        A class with objects painted whole (``meta["object_floor_px"]``) loses the predicted
+        objects smaller than nearly all of those: specks the labels never had, which cost HeLa's
+        unseen pages the most (docs/ACCURACY.md). Otherwise ``default_min_size``, but never more
+        than ``meta["min_object_px"]`` (a small size among the painted objects, strokes included),
+        so tiny organelles the model was taught are not erased as noise. Sizes set in
+        ``min_size`` stay as they are.
+        """
+        floor, smallest = meta.get("object_floor_px") or {}, meta.get("min_object_px") or {}
+        sizes = {name: min(self.default_min_size, int(px)) for name, px in smallest.items()}
+        sizes.update({name: int(px) for name, px in floor.items()})
+        return replace(self, min_size={**sizes, **self.min_size}) if sizes else self
 
 
 def _ramp(n: int, overlap: int) -> np.ndarray:
@@ -457,7 +463,7 @@ def predict_volume(
     stats = stats if stats is not None else PredictStats()
     full = tuple(vol.shape)
     if postprocess is not None:
-        postprocess = postprocess.taught(trained.meta.get("min_object_px", {}))
+        postprocess = postprocess.taught(trained.meta)
     if thresholds is None:
         thresholds = trained.meta.get("thresholds") or {}
     for _, region in _iter_blocks(vol, block, on_progress, progress_bar):

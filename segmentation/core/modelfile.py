@@ -6,7 +6,7 @@ holding the state dict, the :class:`~segmentation.core.resunet.ResUNetConfig`, t
 the training image, and training metadata (curve, validation Dice, seed, budget).
 
 Metadata a prediction reads (``meta``): ``thresholds`` and ``z_blend`` per head (calibration),
-``min_object_px`` (post-processing), ``tta`` (flip averaging by default, :func:`prediction_tta`).
+``min_object_px`` and ``object_floor_px`` (post-processing), ``tta`` (flip averaging by default, :func:`prediction_tta`).
 What training used and why: ``scale``, ``patch``, ``batch``, ``in_slices``, ``augment``,
 ``elastic``, ``ema``, and ``defaults`` / ``overrides`` / ``voxel_size_nm``
 (:func:`segmentation.core.defaults.defaults_meta`). ``provenance`` says what the model saw:

@@ -243,20 +243,32 @@ def optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, los
     return float(loss.detach())
 
 
-def smallest_objects(data: LabeledSlices, spec: ClassSpec, scale: int, *, percentile: float = 5.0) -> dict[str, int]:
+def smallest_objects(data: LabeledSlices, spec: ClassSpec, scale: int, *, percentile: float = 5.0,
+                     whole: bool = False) -> dict[str, int]:
     """Per head, a small 2D object size (pixels of the full-resolution image) painted in ``data``.
 
-    The ``percentile`` of the sizes of the 4-connected painted objects of each head. Post-processing
-    keeps objects this small (:func:`~segmentation.core.inference.predict_volume`), so a model is
-    never cleaned of objects the size of those it was taught (lysosomes a few pixels across).
+    The ``percentile`` of the sizes of the 4-connected painted objects of each head; with
+    ``whole``, only of the objects painted whole: more than one pixel of ``data`` (the network's
+    grid), surrounded by painted voxels, touching neither an unlabeled voxel nor the slice's edge
+    (not a stroke inside an object, not an object cut by the edge of a painted tile). Post-processing keeps objects as small as the first
+    (:func:`~segmentation.core.inference.predict_volume`), so a model is never cleaned of objects
+    the size of those it was taught (lysosomes a few pixels across), and drops those smaller than
+    the second (``meta["object_floor_px"]``, :meth:`~segmentation.core.inference.PostProcess.taught`).
     """
     sizes: dict[str, list[int]] = {name: [] for name in spec.heads}
     for i in range(len(data.z)):
-        target, weight = spec.targets(data.labels[i])
+        target, weight = spec.targets(data.labels[i], complete=data.complete[i])
         for j, name in enumerate(spec.heads):
             lab, n = ndimage.label((target[j] > 0.5) & (weight[j] > 0))
-            if n:
-                sizes[name] += np.bincount(lab.ravel())[1:].tolist()
+            if not n:
+                continue
+            counts = np.bincount(lab.ravel())
+            kept = counts > (1 if whole else 0)  # whole: a lone network pixel is a slip, not an object
+            kept[0] = False
+            if whole:
+                kept[lab[ndimage.binary_dilation(weight[j] == 0)]] = False
+                kept[np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])] = False
+            sizes[name] += counts[kept].tolist()
     return {name: max(1, int(np.percentile(v, percentile, method="lower")) * scale * scale) for name, v in sizes.items() if v}
 
 
@@ -767,7 +779,8 @@ def train(
         "train_slices": train_z, "val_slices": val_z,
         "curve": [list(c) for c in curve], "val_dice": best_per_class,
         "labeled_voxels": int(sum(int((lab != 0).sum()) for lab in data.labels)),
-        "min_object_px": smallest_objects(train_data, spec, scale), "thresholds": thresholds, "z_blend": z_blend,
+        "min_object_px": smallest_objects(train_data, spec, scale),
+        "object_floor_px": smallest_objects(train_data, spec, scale, whole=True), "thresholds": thresholds, "z_blend": z_blend,
         "init": None if init is None else (str(init) if not isinstance(init, TrainedModel) else "model"),
         "encoder": None if pretrained is None else {
             **pretrained.meta, "file": None if isinstance(encoder, PretrainedEncoder) else str(encoder)},

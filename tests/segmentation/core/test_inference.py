@@ -155,11 +155,25 @@ def test_it_keeps_objects_as_small_as_those_the_model_was_taught():
     spec = ClassSpec.build({"background": 1, "mito": 2, "lysosome": 3})
     m = np.zeros((2, 1, 20, 20), bool)
     m[:, 0, 5:8, 5:8] = True  # 9 px of each class
-    taught = PostProcess(default_min_size=16).taught({"lysosome": 4, "mito": 100})
-    assert taught.min_size == {"lysosome": 4, "mito": 16}  # lowered, never raised
+    taught = PostProcess(default_min_size=16).taught({"min_object_px": {"lysosome": 4, "mito": 100}})
+    assert taught.min_size == {"lysosome": 4, "mito": 16}  # strokes and cut objects lower the floor, never raise it
     out = postprocess_masks(m, spec, taught)
     assert out[1].any() and not out[0].any()
     assert PostProcess().taught({}) == PostProcess()
+
+
+def test_it_drops_objects_smaller_than_nearly_all_those_painted_whole():
+    spec = ClassSpec.build({"background": 1, "mito": 2, "lysosome": 3})
+    m = np.zeros((2, 1, 20, 20), bool)
+    m[:, 0, 2:7, 2:7] = True  # 25 px of each class
+    m[:, 0, 10:18, 10:18] = True  # 64 px
+    meta = {"min_object_px": {"mito": 9, "lysosome": 4}, "object_floor_px": {"mito": 40}}
+    taught = PostProcess(default_min_size=16).taught(meta)
+    assert taught.min_size == {"mito": 40, "lysosome": 4}
+    out = postprocess_masks(m, spec, taught)
+    assert not out[0, 0, 4, 4] and out[0, 0, 12, 12]  # the 25-px mitochondrion is gone, the 64-px one stays
+    assert out[1, 0, 4, 4]
+    assert PostProcess(min_size={"mito": 10}).taught(meta).min_size["mito"] == 10  # a size set by hand wins
 
 
 def test_it_keeps_nucleolus_inside_nucleus_after_postprocessing():

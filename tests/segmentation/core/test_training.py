@@ -302,6 +302,25 @@ def test_it_records_how_small_the_painted_objects_were_at_full_resolution():
     assert smallest_objects(data, spec, 1, percentile=50) == {"mito": 36}
 
 
+def test_the_floor_counts_only_objects_painted_whole():
+    labels = np.zeros((1, 40, 40), np.uint8)
+    labels[0, 0:20, 0:20] = 1  # a painted tile of background ...
+    labels[0, 5:10, 5:10] = 2  # ... around a whole 25-px object
+    labels[0, 15:20, 15:18] = 2  # 15 px cut by the tile's edge
+    labels[0, 30:32, 30:32] = 2  # a 4-px stroke with nothing painted around it
+    labels[0, 0:3, 30:40] = 1
+    labels[0, 0:2, 34:36] = 2  # 4 px on the slice's edge
+    labels[0, 12, 12] = 2  # a lone pixel: a slip of the brush
+    data = LabeledSlices(np.zeros((1, 1, 40, 40), np.float32), labels, np.zeros(1, bool), [0])
+    spec = ClassSpec.build(CLASSES)
+    assert smallest_objects(data, spec, 1, percentile=0) == {"mito": 1}
+    assert smallest_objects(data, spec, 1, percentile=0, whole=True) == {"mito": 25}
+    objects = np.where(labels == 2, 2, 0).astype(np.uint8)
+    objects[0, 30:32, 30:32] = 0
+    marked = LabeledSlices(data.images, objects, np.ones(1, bool), [0])  # a slice marked complete: all of it painted
+    assert smallest_objects(marked, spec, 1, percentile=0, whole=True) == {"mito": 15}
+
+
 def test_it_holds_out_columns_of_every_painted_slice_when_asked():
     img, truth = blobs((6, 32, 32))
     cfg = TrainConfig(patch=32, batch=2, base_width=4, depth=3, max_steps=3, val_split="columns", val_fraction=0.25)
