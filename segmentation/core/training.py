@@ -250,10 +250,11 @@ def smallest_objects(data: LabeledSlices, spec: ClassSpec, scale: int, *, percen
     The ``percentile`` of the sizes of the 4-connected painted objects of each head; with
     ``whole``, only of the objects painted whole: more than one pixel of ``data`` (the network's
     grid), surrounded by painted voxels, touching neither an unlabeled voxel nor the slice's edge
-    (not a stroke inside an object, not an object cut by the edge of a painted tile). Post-processing keeps objects as small as the first
-    (:func:`~segmentation.core.inference.predict_volume`), so a model is never cleaned of objects
-    the size of those it was taught (lysosomes a few pixels across), and drops those smaller than
-    the second (``meta["object_floor_px"]``, :meth:`~segmentation.core.inference.PostProcess.taught`).
+    (not a stroke inside an object, not an object cut by the edge of a painted tile).
+    Post-processing (:meth:`~segmentation.core.inference.PostProcess.taught`) keeps objects as
+    small as the first (``meta["min_object_px"]``), so a model is never cleaned of objects the
+    size of those it was taught (lysosomes a few pixels across), and drops those smaller than the
+    second (``meta["object_floor_px"]``).
     """
     sizes: dict[str, list[int]] = {name: [] for name in spec.heads}
     for i in range(len(data.z)):
