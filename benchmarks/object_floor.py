@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import tifffile
-from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,7 +41,7 @@ from benchmarks.phantom_accuracy import CLASSES as PHANTOM_CLASSES  # noqa: E402
 from benchmarks.phantom_accuracy import label_volume, nested_dice  # noqa: E402
 from benchmarks.unseen import _dice, split  # noqa: E402
 from segmentation.core.classes import ClassSpec, default_parents  # noqa: E402
-from segmentation.core.inference import predict_volume  # noqa: E402
+from segmentation.core.inference import PostProcess, postprocess_masks, predict_volume  # noqa: E402
 from segmentation.core.modelfile import load_model  # noqa: E402
 from segmentation.core.sampling import LabeledSlices  # noqa: E402
 from segmentation.core.training import smallest_objects  # noqa: E402
@@ -60,14 +59,10 @@ def floor_of(labels: np.ndarray, spec: ClassSpec, scale: int, skip: Collection[i
     return smallest_objects(data, spec, scale, whole=True)
 
 
-def drop_below(mask: np.ndarray, px: int) -> np.ndarray:
-    """``mask`` without its 4-connected 2D objects smaller than ``px`` (what the clean-up does per slice)."""
-    out = mask.copy()
-    for z in range(mask.shape[0]):
-        lab, n = ndimage.label(mask[z])
-        if n:
-            out[z] = (np.bincount(lab.ravel()) >= px)[lab] & mask[z]
-    return out
+def drop_below(mask: np.ndarray, spec: ClassSpec, px: int) -> np.ndarray:
+    """``mask`` (one head, Z x Y x X) after the prediction's size clean-up at ``px``, holes left as they are."""
+    post = PostProcess(fill_holes=frozenset(), min_size={spec.heads[0]: px})
+    return postprocess_masks(mask[None], spec, post)[0]
 
 
 def loops(files: list[str]) -> list[dict[str, Any]]:
@@ -94,7 +89,7 @@ def loops(files: list[str]) -> list[dict[str, Any]]:
                     px = floor_of(labels, base.classes, base.scale, set(base.meta["val_slices"])).get("mitochondrion", 0)
                     scored = target & ~painted
                     before = _dice(np.where(pred, MITO, 1), tru, scored)["dice"]
-                    after = _dice(np.where(drop_below(pred, px), MITO, 1), tru, scored)["dice"]
+                    after = _dice(np.where(drop_below(pred, base.classes, px), MITO, 1), tru, scored)["dice"]
                     rows.append({"run": Path(f).name, "dataset": name, "arm": arm, "round": r, "floor_px": px,
                                  "dice_own": before, "dice_own_floor": after})
                     print(f"{Path(f).name[12:60]:48s} {name[:8]} {arm:9s} r{r} floor {px:4d} px  "
